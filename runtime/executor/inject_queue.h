@@ -1,0 +1,52 @@
+// inject_queue: the runtime's shared FIFO of tasks scheduled from outside a worker (and of a
+// worker's overflow). Intrusive through task_header::next, so pushing never allocates.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+
+#include "runtime/internal/task_header.h"
+#include "runtime/plain_mutex.h"
+
+namespace shoal::rt::detail {
+
+class inject_queue {
+ public:
+  void push(task_header* t) noexcept { push_batch(t, t, 1); }
+
+  // Pushes the chain first..last (linked through next), n tasks.
+  void push_batch(task_header* first, task_header* last, std::size_t n) noexcept {
+    last->next = nullptr;
+    plain_lock lock(mu_);
+    if (tail_) {
+      tail_->next = first;
+    } else {
+      head_ = first;
+    }
+    tail_ = last;
+    len_.store(len_.load(std::memory_order_relaxed) + n, std::memory_order_release);
+  }
+
+  task_header* pop() noexcept {
+    if (empty()) return nullptr;
+    plain_lock lock(mu_);
+    task_header* t = head_;
+    if (!t) return nullptr;
+    head_ = t->next;
+    if (!head_) tail_ = nullptr;
+    t->next = nullptr;
+    len_.store(len_.load(std::memory_order_relaxed) - 1, std::memory_order_release);
+    return t;
+  }
+
+  bool empty() const noexcept { return len_.load(std::memory_order_acquire) == 0; }
+  std::size_t size() const noexcept { return len_.load(std::memory_order_acquire); }
+
+ private:
+  plain_mutex mu_;
+  task_header* head_ ABSL_GUARDED_BY(mu_) = nullptr;
+  task_header* tail_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::atomic<std::size_t> len_{0};
+};
+
+}  // namespace shoal::rt::detail

@@ -1,0 +1,458 @@
+#include "runtime/executor/runtime_core.h"
+
+#include <pthread.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
+
+#include "runtime/executor/plain_driver.h"
+
+namespace shoal::rt {
+namespace detail {
+namespace {
+
+// Every 61 scheduling ticks a worker looks at the inject queue, timers and its driver even when its
+// own queue is busy, so that none of them starves (the same interval as Tokio's).
+constexpr uint32_t k_maintenance_interval = 61;
+// A LIFO-slot task that keeps waking a partner would otherwise starve the rest of the queue.
+constexpr int k_max_lifo_streak = 3;
+constexpr uint32_t k_max_steal = local_queue::k_capacity / 2;
+
+int worker_count_of(const runtime_options& o) {
+  if (o.kind == runtime_options::flavor::current_thread) return 1;
+  if (o.workers > 0) return o.workers;
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
+}
+
+}  // namespace
+
+task_header* current_task_or_die() noexcept {
+  task_header* t = tls.current_task;
+  if (t == nullptr) {
+    std::fprintf(stderr, "shoal::rt: awaited a runtime primitive outside of a runtime task\n");
+    std::abort();
+  }
+  return t;
+}
+
+void wake(task_header* t) noexcept {
+  uint32_t s = t->state.load(std::memory_order_acquire);
+  uint32_t ns;
+  do {
+    if (s & (k_complete | k_scheduled | k_notified)) return;
+    ns = s | ((s & k_running) ? k_notified : k_scheduled);
+  } while (!t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel,
+                                           std::memory_order_acquire));
+  if (!(s & k_running)) t->sched->schedule(t, false);
+}
+
+void abort_task(task_header* t) noexcept {
+  uint32_t s = t->state.load(std::memory_order_acquire);
+  uint32_t ns;
+  do {
+    if (s & (k_complete | k_cancelled)) return;
+    ns = s | k_cancelled;
+    if (!(s & (k_running | k_scheduled))) ns |= k_scheduled;  // idle: someone must run the cancel
+  } while (!t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel,
+                                           std::memory_order_acquire));
+  if (!(s & (k_running | k_scheduled))) t->sched->schedule(t, false);
+}
+
+void drop_join_handle(task_header* t) noexcept {
+  t->state.fetch_and(~k_join_interest, std::memory_order_acq_rel);
+  t->release();
+}
+
+bool register_join_waiter(task_header* t, task_header* waiter) noexcept {
+  waiter->add_ref();
+  t->join_waiter = waiter;
+  uint32_t s = t->state.load(std::memory_order_acquire);
+  do {
+    if (s & k_complete) {
+      waiter->release();
+      return false;
+    }
+  } while (!t->state.compare_exchange_weak(s, s | k_join_waiter, std::memory_order_acq_rel,
+                                           std::memory_order_acquire));
+  return true;
+}
+
+void unregister_join_waiter(task_header* t) noexcept {
+  uint32_t s = t->state.load(std::memory_order_acquire);
+  do {
+    if (s & k_complete) return;  // the completer wakes the waiter and drops its reference
+  } while (!t->state.compare_exchange_weak(s, s & ~k_join_waiter, std::memory_order_acq_rel,
+                                           std::memory_order_acquire));
+  t->join_waiter->release();
+}
+
+// ---------------------------------------------------------------------------------- owned_tasks
+
+bool owned_tasks::insert(task_header* t) {
+  shard& s = shard_of(t);
+  plain_lock lock(s.mu);
+  t->owned_prev = nullptr;
+  t->owned_next = s.head;
+  if (s.head) s.head->owned_prev = t;
+  s.head = t;
+  return !s.closed;
+}
+
+void owned_tasks::remove(task_header* t) {
+  shard& s = shard_of(t);
+  plain_lock lock(s.mu);
+  if (t->owned_prev) {
+    t->owned_prev->owned_next = t->owned_next;
+  } else {
+    s.head = t->owned_next;
+  }
+  if (t->owned_next) t->owned_next->owned_prev = t->owned_prev;
+  t->owned_prev = t->owned_next = nullptr;
+}
+
+void owned_tasks::close_and_abort_all() {
+  for (shard& s : shards_) {
+    plain_lock lock(s.mu);
+    s.closed = true;
+    // A task stays in its shard until it completes, so every header here is alive.
+    for (task_header* t = s.head; t; t = t->owned_next) abort_task(t);
+  }
+}
+
+// --------------------------------------------------------------------------------------- worker
+
+worker::worker(runtime_core& core, int index, std::unique_ptr<driver> drv)
+    : core_(core),
+      index_(index),
+      driver_(std::move(drv)),
+      rng_(0x9E3779B97F4A7C15ull * static_cast<uint64_t>(index + 1)) {}
+
+void worker::start(const std::string& name) {
+  thread_ = std::thread([this, name] {
+    std::string n = name.substr(0, 11) + "-" + std::to_string(index_);
+    pthread_setname_np(pthread_self(), n.c_str());
+    run();
+  });
+}
+
+void worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void worker::run() {
+  tls.current_worker = this;
+  while (!core_.exiting()) {
+    ++tick_;
+    if (tick_ % k_maintenance_interval == 0) maintenance();
+    if (task_header* t = next_task()) {
+      run_task(t);
+      continue;
+    }
+    core_.timers_.fire_due(core_.clock_.now());
+    if (task_header* t = next_task()) {
+      run_task(t);
+      continue;
+    }
+    if (task_header* t = steal_work()) {
+      run_task(t);
+      continue;
+    }
+    park();
+  }
+  driver_->shutdown();
+  tls.current_worker = nullptr;
+}
+
+void worker::maintenance() {
+  core_.timers_.fire_due(core_.clock_.now());
+  driver_->poll();
+}
+
+task_header* worker::next_task() {
+  if (tick_ % k_maintenance_interval == 0) {
+    if (task_header* t = core_.inject_.pop()) return t;
+  }
+  if (lifo_) {
+    if (lifo_streak_ < k_max_lifo_streak) {
+      ++lifo_streak_;
+      return std::exchange(lifo_, nullptr);
+    }
+    push_back(std::exchange(lifo_, nullptr));
+  }
+  lifo_streak_ = 0;
+  if (task_header* t = queue_.pop()) return t;
+  return core_.inject_.pop();
+}
+
+task_header* worker::steal_work() {
+  const int n = core_.worker_count();
+  if (n > 1) {
+    if (!searching_) {
+      if (!core_.idle_.transition_to_searching()) return nullptr;
+      searching_ = true;
+    }
+    rng_ ^= rng_ << 13;
+    rng_ ^= rng_ >> 7;
+    rng_ ^= rng_ << 17;
+    const int start = static_cast<int>(rng_ % static_cast<uint64_t>(n));
+    task_header* buf[k_max_steal];
+    for (int i = 0; i < n; ++i) {
+      int victim = (start + i) % n;
+      if (victim == index_) continue;
+      uint32_t got = core_.workers_[victim]->queue_.steal(buf, k_max_steal);
+      if (got == 0) continue;
+      for (uint32_t j = 1; j < got; ++j) push_back(buf[j]);
+      return buf[0];
+    }
+  }
+  return core_.inject_.pop();
+}
+
+void worker::push_back(task_header* t) {
+  if (queue_.push(t)) return;
+  // Full: move half of the queue, plus t, to the inject queue in one batch.
+  task_header* buf[k_max_steal];
+  uint32_t n = queue_.steal(buf, k_max_steal);
+  for (uint32_t i = 0; i + 1 < n; ++i) buf[i]->next = buf[i + 1];
+  if (n > 0) {
+    buf[n - 1]->next = t;
+    core_.inject_.push_batch(buf[0], t, n + 1);
+  } else {
+    core_.inject_.push(t);
+  }
+}
+
+void worker::schedule_local(task_header* t, bool yielded) {
+  bool should_notify;
+  if (yielded) {
+    push_back(t);
+    should_notify = true;
+  } else {
+    task_header* prev = std::exchange(lifo_, t);
+    should_notify = prev != nullptr;
+    if (prev) push_back(prev);
+  }
+  if (should_notify && core_.worker_count() > 1) core_.notify_parked();
+}
+
+void worker::run_task(task_header* t) {
+  if (searching_) {
+    searching_ = false;
+    // The last searcher found work: there may be more, so let another worker look.
+    if (core_.idle_.transition_from_searching()) core_.notify_parked();
+  }
+  uint32_t s = t->state.load(std::memory_order_acquire);
+  uint32_t ns;
+  do {
+    ns = (s & ~k_scheduled) | k_running;
+  } while (!t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel,
+                                           std::memory_order_acquire));
+  if (ns & k_cancelled) {
+    cancel(t);
+    return;
+  }
+  tls.current_task = t;
+  resume_chain(t->resume_point);
+  tls.current_task = nullptr;
+  if (tls.finished) {
+    tls.finished = false;
+    core_.complete(t);
+    return;
+  }
+  after_suspend(t, std::exchange(tls.yielded, false));
+}
+
+void worker::after_suspend(task_header* t, bool yielded) {
+  uint32_t s = t->state.load(std::memory_order_acquire);
+  uint32_t ns;
+  do {
+    if (s & k_cancelled) {
+      cancel(t);
+      return;
+    }
+    ns = (s & k_notified) || yielded ? (s & ~(k_running | k_notified)) | k_scheduled
+                                     : s & ~k_running;
+  } while (!t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel,
+                                           std::memory_order_acquire));
+  if (ns & k_scheduled) schedule_local(t, true);
+}
+
+void worker::cancel(task_header* t) {
+  // We own t (it is marked running). A gRPC operation that still holds the frame must finish
+  // first: ask it to, and wait for its completion to wake the task again.
+  if (cancel_hook* hook = t->hook.load(std::memory_order_acquire)) {
+    if (!(t->state.fetch_or(k_cancel_hooked, std::memory_order_acq_rel) & k_cancel_hooked)) {
+      hook->request_cancel(hook);
+    }
+    uint32_t s = t->state.load(std::memory_order_acquire);
+    uint32_t ns;
+    do {
+      ns = (s & k_notified) ? (s & ~(k_running | k_notified)) | k_scheduled : s & ~k_running;
+    } while (!t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel,
+                                             std::memory_order_acquire));
+    if (ns & k_scheduled) schedule_local(t, true);
+    return;
+  }
+  // Destroying the frame runs the destructors of every suspended awaiter: they unregister from
+  // their primitives and give back what they held. The header survives (the runtime's reference).
+  task_header* saved = std::exchange(tls.current_task, t);
+  t->root().destroy();
+  tls.current_task = saved;
+  core_.complete(t);
+}
+
+void worker::park() {
+  // Under load, the driver usually has events ready: take them without the parking protocol.
+  if (driver_->poll() && has_local_work()) return;
+  if (has_local_work()) return;
+  bool last_searcher = core_.idle_.transition_to_parked(index_, searching_);
+  searching_ = false;
+  if (last_searcher) core_.notify_if_work_pending();
+  for (;;) {
+    if (core_.exiting()) {
+      core_.idle_.unpark_self(index_);
+      return;
+    }
+    if (!core_.try_auto_advance()) driver_->park(core_.park_deadline());
+    core_.timers_.fire_due(core_.clock_.now());
+    if (has_local_work()) {
+      if (!core_.idle_.unpark_self(index_)) searching_ = true;
+      return;
+    }
+    if (!core_.idle_.is_parked(index_)) {
+      searching_ = true;  // another worker woke us to look for work
+      return;
+    }
+  }
+}
+
+}  // namespace detail
+
+// --------------------------------------------------------------------------------- runtime_core
+
+runtime_core::runtime_core(runtime_options options)
+    : options_(std::move(options)), idle_(detail::worker_count_of(options_)) {
+  if (options_.start_paused) clock_.pause();
+  const int n = detail::worker_count_of(options_);
+  workers_.reserve(n);
+  for (int i = 0; i < n; ++i) {
+    std::unique_ptr<driver> d =
+        options_.make_driver ? options_.make_driver(i) : std::make_unique<plain_driver>();
+    workers_.push_back(std::make_unique<detail::worker>(*this, i, std::move(d)));
+  }
+}
+
+runtime_core::~runtime_core() { shutdown(); }
+
+void runtime_core::start() {
+  for (auto& w : workers_) w->start(options_.thread_name);
+}
+
+bool runtime_core::is_current() const {
+  return detail::tls.current_worker != nullptr && &detail::tls.current_worker->core() == this;
+}
+
+void runtime_core::spawn(detail::task_header* t) {
+  t->sched = this;
+  t->resume_point = t->root();
+  t->refs.fetch_add(1, std::memory_order_relaxed);  // the join handle's; the creator's is now ours
+  t->state.store(detail::k_scheduled | detail::k_join_interest, std::memory_order_relaxed);
+  live_.fetch_add(1, std::memory_order_relaxed);
+  if (!owned_.insert(t)) t->state.fetch_or(detail::k_cancelled, std::memory_order_relaxed);
+  schedule(t, false);
+}
+
+void runtime_core::schedule(detail::task_header* t, bool yielded) {
+  detail::worker* w = detail::tls.current_worker;
+  if (w != nullptr && &w->core() == this) {
+    w->schedule_local(t, yielded);
+    return;
+  }
+  inject_.push(t);
+  notify_parked();
+}
+
+void runtime_core::complete(detail::task_header* t) {
+  owned_.remove(t);
+  uint32_t s = t->state.load(std::memory_order_acquire);
+  uint32_t ns;
+  do {
+    ns = (s & ~(detail::k_running | detail::k_notified | detail::k_scheduled)) |
+         detail::k_complete;
+  } while (!t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel,
+                                           std::memory_order_acquire));
+  if (s & detail::k_join_waiter) {
+    detail::task_header* waiter = t->join_waiter;
+    detail::wake(waiter);
+    waiter->release();
+  }
+  t->release();  // the runtime's reference; frees the task if the handle is gone
+  if (live_.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
+      shutting_down_.load(std::memory_order_acquire)) {
+    std::lock_guard lock(done_mu_);
+    done_cv_.notify_all();
+  }
+}
+
+void runtime_core::notify_parked() {
+  int id = idle_.worker_to_notify();
+  if (id >= 0) workers_[id]->unpark();
+}
+
+void runtime_core::notify_if_work_pending() {
+  for (auto& w : workers_) {
+    if (!w->queue().empty()) {
+      notify_parked();
+      return;
+    }
+  }
+  if (!inject_.empty()) notify_parked();
+}
+
+std::optional<clock::time_point> runtime_core::park_deadline() const {
+  if (clock_.paused()) return std::nullopt;  // a paused clock moves only by advance()
+  auto next = timers_.next_deadline();
+  if (!next) return std::nullopt;
+  // Timer deadlines are in clock time, which may be offset from the steady clock after a resume.
+  return std::chrono::steady_clock::now() + (*next - clock_.now());
+}
+
+bool runtime_core::try_auto_advance() {
+  if (!clock_.paused() || !options_.auto_advance || idle_.unparked() != 0) return false;
+  auto next = timers_.next_deadline();
+  if (!next || live_.load(std::memory_order_acquire) == 0) return false;
+  clock_.advance_to(*next);
+  return timers_.fire_due(clock_.now()) > 0;
+}
+
+std::size_t runtime_core::advance_clock(clock::duration d) {
+  clock_.advance(d);
+  std::size_t n = timers_.fire_due(clock_.now());
+  return n;
+}
+
+void runtime_core::shutdown() {
+  if (is_current()) {
+    std::fprintf(stderr, "shoal::rt: runtime shutdown called from one of its own workers\n");
+    std::abort();
+  }
+  {
+    std::unique_lock lock(done_mu_);
+    if (stopped_) return;
+    if (!shutting_down_.exchange(true)) {
+      lock.unlock();
+      owned_.close_and_abort_all();
+      lock.lock();
+    }
+    done_cv_.wait(lock, [&] { return live_.load(std::memory_order_acquire) == 0; });
+    if (stopped_) return;
+    stopped_ = true;
+  }
+  exiting_.store(true, std::memory_order_release);
+  for (auto& w : workers_) w->unpark();
+  for (auto& w : workers_) w->join();
+}
+
+}  // namespace shoal::rt

@@ -1,0 +1,165 @@
+// runtime_core: the scheduler behind rt::runtime. Internal; use runtime.h.
+//
+// N workers, each with a bounded local run queue, a LIFO slot (the task it just woke runs next,
+// which keeps request/reply pairs on one core), and a driver to park on. Tasks scheduled from
+// outside a worker go through the shared inject queue. Idle workers steal half of a busy worker's
+// queue; a parked worker is woken only when no other worker is already searching (see idle.h).
+//
+// Task lifecycle (state bits in task_header.h):
+//   spawn            -> scheduled
+//   worker picks it  -> running, resumes task->resume_point through the trampoline
+//   it suspends      -> idle (or scheduled again if it was woken meanwhile or yielded)
+//   it finishes      -> complete; the join waiter is woken
+//   abort            -> cancelled; the worker that next owns it destroys the frame (unless a gRPC
+//                       operation holds it: then the operation is cancelled first)
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/executor/driver.h"
+#include "runtime/executor/idle.h"
+#include "runtime/executor/inject_queue.h"
+#include "runtime/executor/local_queue.h"
+#include "runtime/internal/task_header.h"
+#include "runtime/plain_mutex.h"
+#include "runtime/time/clock.h"
+#include "runtime/time/timer_queue.h"
+
+namespace shoal::rt {
+
+class runtime_core;
+
+namespace detail {
+
+class worker {
+ public:
+  worker(runtime_core& core, int index, std::unique_ptr<driver> drv);
+
+  void start(const std::string& name);
+  void join();
+  void unpark() { driver_->unpark(); }
+
+  // On this worker's thread only.
+  void schedule_local(task_header* t, bool yielded);
+  runtime_core& core() { return core_; }
+  driver& io() { return *driver_; }
+  int index() const { return index_; }
+
+  local_queue& queue() { return queue_; }
+
+ private:
+  void run();
+  void run_task(task_header* t);
+  void after_suspend(task_header* t, bool yielded);
+  void cancel(task_header* t);
+  task_header* next_task();
+  task_header* steal_work();
+  void park();
+  void push_back(task_header* t);
+  void maintenance();
+  bool has_local_work() const { return lifo_ != nullptr || !queue_.empty(); }
+
+  runtime_core& core_;
+  const int index_;
+  std::unique_ptr<driver> driver_;
+  local_queue queue_;
+  task_header* lifo_ = nullptr;
+  int lifo_streak_ = 0;
+  bool searching_ = false;
+  uint32_t tick_ = 0;
+  uint64_t rng_;
+  std::thread thread_;
+};
+
+// Live spawned tasks, so that shutdown can cancel the ones that are idle. Sharded by address.
+class owned_tasks {
+ public:
+  // Returns false if the runtime is shutting down (the task must be cancelled at once).
+  bool insert(task_header* t);
+  void remove(task_header* t);
+  // Closes the registry and aborts every task in it.
+  void close_and_abort_all();
+
+ private:
+  static constexpr int k_shards = 16;
+  struct alignas(64) shard {
+    plain_mutex mu;
+    task_header* head ABSL_GUARDED_BY(mu) = nullptr;
+    bool closed ABSL_GUARDED_BY(mu) = false;
+  };
+  shard& shard_of(task_header* t) {
+    return shards_[(reinterpret_cast<uintptr_t>(t) >> 6) % k_shards];
+  }
+  shard shards_[k_shards];
+};
+
+}  // namespace detail
+
+struct runtime_options {
+  enum class flavor { current_thread, multi_thread };
+  flavor kind = flavor::multi_thread;
+  int workers = 0;                // multi_thread: 0 = one per core; current_thread: always 1
+  driver_factory make_driver;     // default: a plain parker per worker (no I/O)
+  bool start_paused = false;      // the test clock starts paused
+  bool auto_advance = true;       // a paused clock jumps to the next timer when all workers idle
+  std::string thread_name = "shoal-rt";
+};
+
+class runtime_core {
+ public:
+  explicit runtime_core(runtime_options options);
+  ~runtime_core();
+  runtime_core(const runtime_core&) = delete;
+  runtime_core& operator=(const runtime_core&) = delete;
+
+  void start();
+  // Takes a freshly created task (refs = 1, the creator's) and schedules it. Adds the join handle's
+  // reference.
+  void spawn(detail::task_header* t);
+  // `t` moved to scheduled: put it in a run queue.
+  void schedule(detail::task_header* t, bool yielded);
+  // Cancels every task, waits until none is left, stops the workers. Idempotent; not from a worker.
+  void shutdown();
+  bool is_current() const;
+
+  clock& time() { return clock_; }
+  detail::timer_queue& timers() { return timers_; }
+  // Fires due timers; for a paused clock, a manual advance.
+  std::size_t advance_clock(clock::duration d);
+  int worker_count() const { return static_cast<int>(workers_.size()); }
+  detail::worker& worker_at(int i) { return *workers_[i]; }
+  std::size_t live_tasks() const { return live_.load(std::memory_order_acquire); }
+
+ private:
+  friend class detail::worker;
+  void complete(detail::task_header* t);
+  void notify_parked();
+  void notify_if_work_pending();
+  bool exiting() const { return exiting_.load(std::memory_order_acquire); }
+  std::optional<clock::time_point> park_deadline() const;
+  // The last worker to go idle with a paused clock moves time to the next timer.
+  bool try_auto_advance();
+
+  const runtime_options options_;
+  clock clock_;
+  detail::timer_queue timers_;
+  detail::inject_queue inject_;
+  detail::idle idle_;
+  detail::owned_tasks owned_;
+  std::vector<std::unique_ptr<detail::worker>> workers_;
+  std::atomic<std::size_t> live_{0};
+  std::atomic<bool> shutting_down_{false};
+  std::atomic<bool> exiting_{false};
+  std::mutex done_mu_;
+  std::condition_variable done_cv_;
+  bool stopped_ = false;  // guarded by done_mu_
+};
+
+}  // namespace shoal::rt

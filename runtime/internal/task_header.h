@@ -1,0 +1,121 @@
+// The header every task frame carries, and the per-thread context of the executor.
+//
+// Layout of one task allocation (exactly one per spawned task):
+//
+//   [ task_header (64 bytes) | coroutine frame (promise, locals, awaiters) ]
+//
+// The header is a prefix of the frame's own allocation (see promise_base::operator new), so it
+// outlives the frame: a cancelled task's frame is destroyed at once (its destructors release
+// permits and unregister waiters) while the join handle and in-flight wakers still hold the header.
+// The block is freed when the last reference is released and the frame is gone.
+//
+// Internal: callers use task<T>, join_handle<T> and spawn().
+#pragma once
+
+#include <atomic>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+
+namespace shoal::rt {
+
+class runtime_core;
+
+namespace detail {
+
+// Task state bits. A task is "idle" when none of scheduled/running/complete is set: it is suspended
+// and whoever wakes it first moves it to scheduled.
+enum task_state : uint32_t {
+  k_scheduled = 1u << 0,      // in a run queue, or about to be pushed
+  k_running = 1u << 1,        // a worker is resuming it
+  k_notified = 1u << 2,       // woken while running: reschedule when it suspends
+  k_complete = 1u << 3,       // finished, panicked or cancelled; result readable by the join handle
+  k_cancelled = 1u << 4,      // abort requested
+  k_join_interest = 1u << 5,  // a join_handle exists
+  k_join_waiter = 1u << 6,    // join_waiter is registered and owns a reference to the waiter
+  k_frame_gone = 1u << 7,     // the coroutine frame was destroyed (cancelled before finishing)
+  k_cancel_hooked = 1u << 8,  // the cancel hook has been invoked for the current suspension
+};
+
+// A task suspended on an operation that an outside party (gRPC) still references sets a cancel
+// hook: cancelling the task then asks that party to finish early instead of freeing the frame.
+struct cancel_hook {
+  void (*request_cancel)(cancel_hook* self);
+};
+
+struct alignas(16) task_header {
+  std::atomic<uint32_t> state{0};
+  std::atomic<uint32_t> refs{1};  // the creator's reference (task<T> object, then the runtime)
+  task_header* next = nullptr;    // intrusive link: run queues and the inject queue
+  std::coroutine_handle<> resume_point;  // innermost suspended coroutine of this task
+  runtime_core* sched = nullptr;         // set when spawned; null for a task that is awaited inline
+  task_header* owned_prev = nullptr;     // the runtime's list of live tasks (for shutdown)
+  task_header* owned_next = nullptr;
+  union {
+    std::coroutine_handle<> continuation;  // awaited inline: the awaiting coroutine
+    task_header* join_waiter;              // spawned: the task awaiting our join handle
+  };
+  std::atomic<cancel_hook*> hook{nullptr};
+
+  task_header() : continuation(nullptr) {}
+
+  void* frame() noexcept { return reinterpret_cast<char*>(this) + sizeof(task_header); }
+  std::coroutine_handle<> root() noexcept { return std::coroutine_handle<>::from_address(frame()); }
+  static task_header* of_frame(void* frame) noexcept {
+    return reinterpret_cast<task_header*>(static_cast<char*>(frame) - sizeof(task_header));
+  }
+
+  void add_ref() noexcept { refs.fetch_add(1, std::memory_order_relaxed); }
+  // Drops a reference; the last one destroys a frame that is still alive and frees the block.
+  void release() noexcept {
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    if (state.load(std::memory_order_acquire) & k_frame_gone) {
+      free_block();
+    } else {
+      root().destroy();  // promise_base::operator delete sees refs == 0 and frees the block
+    }
+  }
+  void free_block() noexcept {
+    this->~task_header();
+    ::operator delete(static_cast<void*>(this));
+  }
+};
+static_assert(sizeof(task_header) == 64, "keep the task header one cache line");
+
+// Schedules `t` to run (or marks it notified if it is running). The caller holds a reference or a
+// registration that keeps `t` alive for the duration of the call. Defined in executor/worker.cc.
+void wake(task_header* t) noexcept;
+
+// Per-thread executor state. The trampoline (`next`) replaces symmetric transfer: g++ does not turn
+// `await_suspend` returning a handle into a tail call at -O0 or under sanitizers, so chains of
+// immediately completing tasks would grow the stack without it.
+struct thread_context {
+  class worker* current_worker = nullptr;
+  task_header* current_task = nullptr;
+  std::coroutine_handle<> next = nullptr;  // coroutine to resume after the current one suspends
+  bool finished = false;                   // the running spawned task reached its final suspend
+  bool yielded = false;                    // the running task asked to go to the back of the queue
+};
+inline thread_local thread_context tls;
+
+// Resumes `h` and every coroutine it hands control to, iteratively.
+inline void resume_chain(std::coroutine_handle<> h) {
+  h.resume();
+  while (std::coroutine_handle<> n = tls.next) {
+    tls.next = nullptr;
+    n.resume();
+  }
+}
+
+// The task running on this thread; aborts if called outside a task.
+task_header* current_task_or_die() noexcept;
+
+// Records where the current task continues once woken. Leaf awaiters call this in await_suspend.
+inline task_header* suspend_current(std::coroutine_handle<> h) noexcept {
+  task_header* t = current_task_or_die();
+  t->resume_point = h;
+  return t;
+}
+
+}  // namespace detail
+}  // namespace shoal::rt

@@ -1,0 +1,162 @@
+// task<T>: a lazily started coroutine, the unit of asynchronous work in Shoal's runtime.
+//
+// A task does nothing until it is awaited (it then runs inline, on the awaiting task) or spawned
+// (it then runs on the runtime, concurrently, and spawn returns a join_handle). Like a Tokio future:
+// it is a value you can move around, and destroying it before it runs simply frees it.
+//
+//   rt::task<int> add(int a, int b) { co_return a + b; }
+//   rt::task<> caller() {
+//     int x = co_await add(1, 2);            // inline
+//     auto h = rt::spawn(add(3, 4));         // concurrent; one allocation
+//     int y = (co_await h).value();
+//   }
+//
+// Coroutine lambdas that capture must not be spawned directly (the captures live in the lambda
+// object, not in the frame); pass values as parameters of a coroutine function instead.
+#pragma once
+
+#include <cassert>
+#include <coroutine>
+#include <exception>
+#include <new>
+#include <utility>
+#include <variant>
+
+#include "runtime/internal/task_header.h"
+
+namespace shoal::rt {
+
+template <class T = void>
+class task;
+
+namespace detail {
+
+struct promise_base {
+  // The frame and its header are one allocation; see task_header.h.
+  static void* operator new(std::size_t size) {
+    void* block = ::operator new(sizeof(task_header) + size);
+    return static_cast<task_header*>(new (block) task_header())->frame();
+  }
+  // Runs after the frame is destroyed. A cancelled task's frame is destroyed while references to
+  // its header remain: the block is then freed by the last task_header::release().
+  static void operator delete(void* frame, std::size_t) noexcept {
+    task_header* h = task_header::of_frame(frame);
+    if (h->refs.load(std::memory_order_acquire) == 0) {
+      h->free_block();
+    } else {
+      h->state.fetch_or(k_frame_gone, std::memory_order_release);
+    }
+  }
+
+  std::suspend_always initial_suspend() noexcept { return {}; }
+
+  struct final_awaiter {
+    bool await_ready() noexcept { return false; }
+    template <class P>
+    void await_suspend(std::coroutine_handle<P> h) noexcept {
+      task_header* hd = task_header::of_frame(h.address());
+      if (hd->sched == nullptr) {
+        tls.next = hd->continuation;  // awaited inline: continue the awaiting coroutine
+      } else {
+        tls.finished = true;  // spawned: the worker completes it
+      }
+    }
+    void await_resume() noexcept {}
+  };
+  final_awaiter final_suspend() noexcept { return {}; }
+};
+
+template <class T>
+struct promise final : promise_base {
+  std::variant<std::monostate, T, std::exception_ptr> result;
+
+  task<T> get_return_object() noexcept;
+  template <class U>
+  void return_value(U&& v) {
+    result.template emplace<1>(std::forward<U>(v));
+  }
+  void unhandled_exception() noexcept { result.template emplace<2>(std::current_exception()); }
+  bool panicked() const noexcept { return result.index() == 2; }
+  std::exception_ptr exception() const noexcept { return std::get<2>(result); }
+  T take() {
+    if (result.index() == 2) std::rethrow_exception(std::get<2>(result));
+    return std::move(std::get<1>(result));
+  }
+};
+
+template <>
+struct promise<void> final : promise_base {
+  std::exception_ptr error;
+
+  task<void> get_return_object() noexcept;
+  void return_void() noexcept {}
+  void unhandled_exception() noexcept { error = std::current_exception(); }
+  bool panicked() const noexcept { return error != nullptr; }
+  std::exception_ptr exception() const noexcept { return error; }
+  void take() {
+    if (error) std::rethrow_exception(error);
+  }
+};
+
+}  // namespace detail
+
+template <class T>
+class [[nodiscard]] task {
+ public:
+  using promise_type = detail::promise<T>;
+  using value_type = T;
+
+  task() noexcept = default;
+  task(task&& other) noexcept : h_(std::exchange(other.h_, nullptr)) {}
+  task& operator=(task&& other) noexcept {
+    if (this != &other) {
+      reset();
+      h_ = std::exchange(other.h_, nullptr);
+    }
+    return *this;
+  }
+  ~task() { reset(); }
+
+  bool valid() const noexcept { return h_ != nullptr; }
+
+  // Awaiting a task runs it inline on the awaiting task; the result (or exception) is returned.
+  auto operator co_await() && noexcept {
+    struct awaiter {
+      std::coroutine_handle<promise_type> h;
+      bool await_ready() const noexcept { return false; }
+      void await_suspend(std::coroutine_handle<> parent) noexcept {
+        detail::task_header::of_frame(h.address())->continuation = parent;
+        detail::tls.next = h;  // the trampoline starts the child once the parent has suspended
+      }
+      T await_resume() { return h.promise().take(); }
+    };
+    assert(h_ && "awaiting an empty task");
+    return awaiter{h_};
+  }
+
+  // Hands the frame (and the creator's reference to its header) to the caller: used by spawn.
+  detail::task_header* release_header() noexcept {
+    return detail::task_header::of_frame(std::exchange(h_, nullptr).address());
+  }
+
+ private:
+  friend struct detail::promise<T>;
+  explicit task(std::coroutine_handle<promise_type> h) noexcept : h_(h) {}
+  void reset() noexcept {
+    if (h_) detail::task_header::of_frame(std::exchange(h_, nullptr).address())->release();
+  }
+
+  std::coroutine_handle<promise_type> h_ = nullptr;
+};
+
+namespace detail {
+template <class T>
+task<T> promise<T>::get_return_object() noexcept {
+  return task<T>(std::coroutine_handle<promise<T>>::from_promise(*this));
+}
+inline task<void> promise<void>::get_return_object() noexcept {
+  return task<void>(std::coroutine_handle<promise<void>>::from_promise(*this));
+}
+}  // namespace detail
+
+}  // namespace shoal::rt

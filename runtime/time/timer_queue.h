@@ -1,0 +1,55 @@
+// timer_queue: the runtime's pending timers, a binary min-heap of intrusive entries.
+//
+// Entries live in the awaiting coroutine's frame (no allocation per timer); each knows its heap
+// index, so a cancelled sleep removes itself in O(log n). Workers fire due entries between tasks
+// and park no longer than the earliest deadline.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <vector>
+
+#include "runtime/internal/wake_list.h"
+#include "runtime/plain_mutex.h"
+#include "runtime/time/clock.h"
+
+namespace shoal::rt::detail {
+
+struct timer_entry {
+  static constexpr std::size_t k_not_queued = std::numeric_limits<std::size_t>::max();
+
+  clock::time_point deadline;
+  std::size_t index = k_not_queued;  // position in the heap; guarded by the queue's mutex
+  task_header* task = nullptr;       // woken when the deadline passes
+};
+
+class timer_queue {
+ public:
+  void insert(timer_entry* e);
+  // Removes e if it has not fired yet. Returns true if it was still queued.
+  bool remove(timer_entry* e);
+  // Wakes the tasks of every entry due at `now`. Returns how many fired.
+  std::size_t fire_due(clock::time_point now);
+  std::optional<clock::time_point> next_deadline() const noexcept {
+    int64_t ns = next_.load(std::memory_order_acquire);
+    if (ns == k_none) return std::nullopt;
+    return clock::time_point(clock::duration(ns));
+  }
+  std::size_t size() const;
+
+ private:
+  static constexpr int64_t k_none = std::numeric_limits<int64_t>::max();
+  void sift_up(std::size_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void sift_down(std::size_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void erase_at(std::size_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void publish_next() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  mutable plain_mutex mu_;
+  std::vector<timer_entry*> heap_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int64_t> next_{k_none};  // earliest deadline, readable without the lock
+};
+
+}  // namespace shoal::rt::detail
