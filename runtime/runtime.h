@@ -66,14 +66,6 @@ class runtime {
 
 namespace detail {
 
-inline runtime_core& current_core() {
-  task_header* t = tls.current_task;
-  if (t != nullptr && t->sched != nullptr) return *t->sched;
-  if (tls.current_worker != nullptr) return tls.current_worker->core();
-  std::fprintf(stderr, "shoal::rt: spawn() called outside of a runtime; use runtime::spawn\n");
-  std::abort();
-}
-
 struct block_on_latch {
   std::mutex mu;
   std::condition_variable cv;

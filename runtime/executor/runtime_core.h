@@ -16,6 +16,8 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -161,5 +163,16 @@ class runtime_core {
   std::condition_variable done_cv_;
   bool stopped_ = false;  // guarded by done_mu_
 };
+
+namespace detail {
+// The runtime of the calling task (or worker thread); aborts elsewhere.
+inline runtime_core& current_core() {
+  task_header* t = tls.current_task;
+  if (t != nullptr && t->sched != nullptr) return *t->sched;
+  if (tls.current_worker != nullptr) return tls.current_worker->core();
+  std::fprintf(stderr, "shoal::rt: used a runtime facility outside of a runtime task\n");
+  std::abort();
+}
+}  // namespace detail
 
 }  // namespace shoal::rt

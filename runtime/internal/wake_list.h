@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstddef>
+#include <vector>
 
 #include "runtime/internal/task_header.h"
 
@@ -14,6 +15,8 @@ namespace shoal::rt::detail {
 
 class wake_list {
  public:
+  // Batch size: loops that may collect very many waiters stop at full() and wake in batches,
+  // so that their lock is not held for all of them. Beyond it the list still grows.
   static constexpr std::size_t k_capacity = 32;
 
   wake_list() = default;
@@ -21,13 +24,17 @@ class wake_list {
   wake_list& operator=(const wake_list&) = delete;
   ~wake_list() { wake_all(); }
 
-  bool full() const noexcept { return n_ == k_capacity; }
-  bool empty() const noexcept { return n_ == 0; }
+  bool full() const noexcept { return n_ >= k_capacity; }
+  bool empty() const noexcept { return n_ == 0 && overflow_.empty(); }
 
   // Call under the lock that keeps `t` registered.
   void push(task_header* t) noexcept {
     t->add_ref();
-    tasks_[n_++] = t;
+    if (n_ < k_capacity) {
+      tasks_[n_++] = t;
+    } else {
+      overflow_.push_back(t);
+    }
   }
 
   // Call after releasing the lock.
@@ -37,11 +44,17 @@ class wake_list {
       tasks_[i]->release();
     }
     n_ = 0;
+    for (task_header* t : overflow_) {
+      wake(t);
+      t->release();
+    }
+    overflow_.clear();
   }
 
  private:
   std::array<task_header*, k_capacity> tasks_;
   std::size_t n_ = 0;
+  std::vector<task_header*> overflow_;
 };
 
 }  // namespace shoal::rt::detail

@@ -1,0 +1,277 @@
+// broadcast: multi-producer, multi-consumer; every receiver sees every value. Shoal's
+// tokio::sync::broadcast.
+//
+// A ring of `capacity` values (rounded up to a power of two). A receiver that falls more than the
+// capacity behind gets recv_error{lagged, n}: n values were overwritten before it read them, and it
+// continues from the oldest value still retained. Once every sender is gone, receivers drain what
+// is left and then get recv_error{closed}. send() returns how many receivers will see the value (0:
+// nobody is subscribed, and the value is dropped).
+//
+//   auto [tx, rx] = rt::broadcast::channel<event>(1024);
+//   auto rx2 = tx.subscribe();                        // sees values sent from now on
+//   tx.send(ev);
+//   auto r = co_await rx.recv();                      // expected<event, recv_error>
+//   if (!r && r.error().kind == rt::broadcast::recv_error::lagged) { /* resync */ }
+//
+// Values are copied out to each receiver: broadcast something cheap to copy (a shared_ptr to an
+// immutable event), not the event itself.
+#pragma once
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <utility>
+
+#include "runtime/expected.h"
+#include "runtime/internal/task_header.h"
+#include "runtime/internal/wake_list.h"
+#include "runtime/internal/waiter_list.h"
+#include "runtime/plain_mutex.h"
+
+namespace shoal::rt::broadcast {
+
+struct recv_error {
+  enum kind_t { lagged, closed } kind;
+  uint64_t skipped = 0;  // lagged: how many values this receiver missed
+};
+
+namespace detail {
+using rt::detail::task_header;
+
+struct rx_waiter : rt::detail::waiter_link {
+  task_header* task = nullptr;
+};
+
+template <class T>
+class shared {
+ public:
+  explicit shared(std::size_t capacity) {
+    std::size_t n = 1;
+    while (n < capacity) n <<= 1;
+    mask_ = n - 1;
+    slots_ = std::make_unique<slot[]>(n);
+  }
+
+  // Returns the number of receivers, 0 if nobody listens (the value is dropped).
+  std::size_t send(T&& v) {
+    rt::detail::wake_list wakes;
+    plain_lock lock(tail_mu_);
+    std::size_t receivers = receivers_.load(std::memory_order_acquire);
+    if (receivers == 0) return 0;
+    const uint64_t pos = tail_pos_++;
+    slot& s = slots_[pos & mask_];
+    s.write_lock();
+    s.value = std::move(v);
+    s.pos = pos;
+    s.write_unlock();
+    while (rx_waiter* w = waiting_.pop_front()) wakes.push(w->task);
+    return receivers;
+  }
+
+  // Receiver: reads position `next`. nullopt = nothing new yet.
+  std::optional<expected<T, recv_error>> try_recv(uint64_t& next) {
+    slot& s = slots_[next & mask_];
+    s.read_lock();
+    const uint64_t pos = s.pos;
+    if (pos == next) {
+      T v = s.value;
+      s.read_unlock();
+      ++next;
+      return expected<T, recv_error>(std::move(v));
+    }
+    s.read_unlock();
+    if (pos == k_empty || pos < next) {  // nothing new at our position
+      plain_lock lock(tail_mu_);
+      if (tail_pos_ != next) return std::nullopt;  // a sender is between claiming and writing
+      if (closed_) return expected<T, recv_error>(unexpected(recv_error{recv_error::closed}));
+      return std::nullopt;
+    }
+    // Overwritten: skip to the oldest value still in the ring.
+    plain_lock lock(tail_mu_);
+    const uint64_t oldest = tail_pos_ - (mask_ + 1);
+    const uint64_t missed = oldest - next;
+    next = oldest;
+    return expected<T, recv_error>(unexpected(recv_error{recv_error::lagged, missed}));
+  }
+
+  // Receiver about to sleep at `next`: false if it must not (something arrived or closed).
+  bool park(rx_waiter* w, uint64_t next) {
+    plain_lock lock(tail_mu_);
+    if (tail_pos_ != next || closed_) return false;
+    waiting_.push_back(w);
+    return true;
+  }
+  void unpark_cancelled(rx_waiter* w) {
+    plain_lock lock(tail_mu_);
+    if (w->linked) waiting_.remove(w);
+  }
+
+  uint64_t subscribe() {
+    plain_lock lock(tail_mu_);
+    receivers_.fetch_add(1, std::memory_order_acq_rel);
+    refs.fetch_add(1, std::memory_order_relaxed);
+    return tail_pos_;
+  }
+  void unsubscribe() {
+    receivers_.fetch_sub(1, std::memory_order_acq_rel);
+    release();
+  }
+  void close() {
+    rt::detail::wake_list wakes;
+    plain_lock lock(tail_mu_);
+    closed_ = true;
+    while (rx_waiter* w = waiting_.pop_front()) wakes.push(w->task);
+  }
+  std::size_t receiver_count() const { return receivers_.load(std::memory_order_acquire); }
+
+  std::atomic<std::size_t> senders{1};
+  std::atomic<int> refs{1};
+  void release() {
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+ private:
+  static constexpr uint64_t k_empty = ~uint64_t{0};
+
+  // Each slot has a tiny reader-writer lock: readers copy the value out while the single writer
+  // (holding tail_mu_) waits for them to leave before overwriting.
+  struct slot {
+    static constexpr uint32_t k_writer = 1u << 31;
+    std::atomic<uint32_t> guard{0};
+    uint64_t pos = k_empty;
+    T value{};
+
+    void read_lock() {
+      for (int spins = 0;; ++spins) {
+        if (!(guard.fetch_add(1, std::memory_order_acquire) & k_writer)) return;
+        guard.fetch_sub(1, std::memory_order_relaxed);
+        backoff(spins);
+      }
+    }
+    void read_unlock() { guard.fetch_sub(1, std::memory_order_release); }
+    void write_lock() {
+      for (int spins = 0;; ++spins) {
+        uint32_t expected = 0;
+        if (guard.compare_exchange_weak(expected, k_writer, std::memory_order_acquire,
+                                        std::memory_order_relaxed)) {
+          return;
+        }
+        backoff(spins);
+      }
+    }
+    void write_unlock() { guard.fetch_sub(k_writer, std::memory_order_release); }
+    static void backoff(int spins) {
+      if (spins > 64) std::this_thread::yield();
+    }
+  };
+
+  std::unique_ptr<slot[]> slots_;
+  uint64_t mask_;
+  plain_mutex tail_mu_;
+  uint64_t tail_pos_ ABSL_GUARDED_BY(tail_mu_) = 0;
+  bool closed_ ABSL_GUARDED_BY(tail_mu_) = false;
+  rt::detail::waiter_list<rx_waiter> waiting_ ABSL_GUARDED_BY(tail_mu_);
+  std::atomic<std::size_t> receivers_{0};
+};
+}  // namespace detail
+
+template <class T>
+class receiver;
+
+template <class T>
+class sender {
+ public:
+  sender(const sender& o) noexcept : s_(o.s_) {
+    s_->senders.fetch_add(1, std::memory_order_relaxed);
+    s_->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  sender(sender&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  ~sender() {
+    if (!s_) return;
+    if (s_->senders.fetch_sub(1, std::memory_order_acq_rel) == 1) s_->close();
+    s_->release();
+  }
+
+  std::size_t send(T v) { return s_->send(std::move(v)); }
+  receiver<T> subscribe() { return receiver<T>(s_); }
+  std::size_t receiver_count() const { return s_->receiver_count(); }
+
+ private:
+  template <class U>
+  friend std::pair<sender<U>, receiver<U>> channel(std::size_t);
+  explicit sender(detail::shared<T>* s) : s_(s) {}
+  detail::shared<T>* s_;
+};
+
+template <class T>
+class receiver {
+ public:
+  receiver(receiver&& o) noexcept : s_(std::exchange(o.s_, nullptr)), next_(o.next_) {}
+  receiver& operator=(receiver&& o) noexcept {
+    std::swap(s_, o.s_);
+    std::swap(next_, o.next_);
+    return *this;
+  }
+  receiver(const receiver&) = delete;
+  ~receiver() {
+    if (s_) s_->unsubscribe();
+  }
+
+  class recv_awaiter {
+   public:
+    bool await_ready() {
+      result_ = r_->s_->try_recv(r_->next_);
+      return result_.has_value();
+    }
+    bool await_suspend(std::coroutine_handle<> h) {
+      w_.task = rt::detail::suspend_current(h);
+      return r_->s_->park(&w_, r_->next_);
+    }
+    expected<T, recv_error> await_resume() {
+      resumed_ = true;
+      while (!result_) {
+        result_ = r_->s_->try_recv(r_->next_);
+        if (!result_) std::this_thread::yield();  // a sender is mid-write: it takes nanoseconds
+      }
+      return std::move(*result_);
+    }
+    recv_awaiter(recv_awaiter&& o) noexcept : r_(o.r_) {}
+    ~recv_awaiter() {
+      if (w_.task && !resumed_) r_->s_->unpark_cancelled(&w_);
+    }
+
+   private:
+    friend class receiver;
+    explicit recv_awaiter(receiver* r) : r_(r) {}
+    receiver* r_;
+    detail::rx_waiter w_;
+    std::optional<expected<T, recv_error>> result_;
+    bool resumed_ = false;
+  };
+
+  recv_awaiter recv() { return recv_awaiter(this); }
+  // Non-blocking: nullopt if nothing new.
+  std::optional<expected<T, recv_error>> try_recv() { return s_->try_recv(next_); }
+  // A new receiver at the current tail (Tokio's resubscribe).
+  receiver resubscribe() const { return receiver(s_); }
+
+ private:
+  friend class sender<T>;
+  template <class U>
+  friend std::pair<sender<U>, receiver<U>> channel(std::size_t);
+  explicit receiver(detail::shared<T>* s) : s_(s), next_(s->subscribe()) {}
+  detail::shared<T>* s_;
+  uint64_t next_;
+};
+
+template <class T>
+std::pair<sender<T>, receiver<T>> channel(std::size_t capacity) {
+  auto* s = new detail::shared<T>(capacity == 0 ? 1 : capacity);
+  receiver<T> rx(s);
+  return {sender<T>(s), std::move(rx)};
+}
+
+}  // namespace shoal::rt::broadcast
