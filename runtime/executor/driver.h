@@ -26,6 +26,8 @@ class driver {
   virtual bool poll() = 0;
   // Any thread: makes the current or next park() return promptly.
   virtual void unpark() = 0;
+  // Called on the worker thread before it runs any task.
+  virtual void attach() {}
   // Called by the worker thread once no task is left: release what the driver holds.
   virtual void shutdown() {}
 };

@@ -143,6 +143,7 @@ void worker::join() {
 
 void worker::run() {
   tls.current_worker = this;
+  driver_->attach();
   while (!core_.exiting()) {
     ++tick_;
     if (tick_ % k_maintenance_interval == 0) maintenance();
