@@ -188,12 +188,14 @@ task_header* worker::next_task() {
 }
 
 task_header* worker::steal_work() {
+  // Every worker passes through "searching" before it parks, even a lone one: the last searcher
+  // to park re-checks the queues, which is what closes the race with a concurrent inject.
+  if (!searching_) {
+    if (!core_.idle_.transition_to_searching()) return nullptr;
+    searching_ = true;
+  }
   const int n = core_.worker_count();
   if (n > 1) {
-    if (!searching_) {
-      if (!core_.idle_.transition_to_searching()) return nullptr;
-      searching_ = true;
-    }
     rng_ ^= rng_ << 13;
     rng_ ^= rng_ >> 7;
     rng_ ^= rng_ << 17;

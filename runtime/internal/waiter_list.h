@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cassert>
+#include <cstddef>
 
 namespace shoal::rt::detail {
 
@@ -19,6 +20,7 @@ template <class Node>  // Node derives from waiter_link
 class waiter_list {
  public:
   bool empty() const noexcept { return head_ == nullptr; }
+  std::size_t size() const noexcept { return size_; }
   Node* front() const noexcept { return static_cast<Node*>(head_); }
 
   void push_back(Node* n) noexcept {
@@ -32,6 +34,7 @@ class waiter_list {
     }
     tail_ = n;
     n->linked = true;
+    ++size_;
   }
 
   Node* pop_front() noexcept {
@@ -54,11 +57,13 @@ class waiter_list {
     }
     n->prev = n->next = nullptr;
     n->linked = false;
+    --size_;
   }
 
  private:
   waiter_link* head_ = nullptr;
   waiter_link* tail_ = nullptr;
+  std::size_t size_ = 0;
 };
 
 }  // namespace shoal::rt::detail

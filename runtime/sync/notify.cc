@@ -4,6 +4,11 @@
 
 namespace shoal::rt {
 
+std::size_t notify::waiters() {
+  plain_lock lock(mu_);
+  return waiters_.size();
+}
+
 notify::notified_awaiter notify::notified() noexcept {
   return notified_awaiter(this, epoch_.load(std::memory_order_acquire));
 }

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
 
 #include "runtime/internal/task_header.h"
@@ -31,6 +32,8 @@ class notify {
   void notify_waiters();
   // Awaitable; the notify_waiters() epoch is captured here, at creation.
   notified_awaiter notified() noexcept;
+  // How many tasks are waiting now (diagnostics and tests).
+  std::size_t waiters();
 
   class notified_awaiter : private detail::waiter_link {
    public:

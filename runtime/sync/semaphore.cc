@@ -51,6 +51,11 @@ bool semaphore::is_closed() const {
   return closed_;
 }
 
+std::size_t semaphore::waiters() const {
+  plain_lock lock(mu_);
+  return waiters_.size();
+}
+
 std::size_t semaphore::available_permits() const {
   plain_lock lock(mu_);
   return permits_;

@@ -72,6 +72,8 @@ class semaphore {
   void close();
   bool is_closed() const;
   std::size_t available_permits() const;
+  // How many tasks are waiting now (diagnostics and tests).
+  std::size_t waiters() const;
 
   class acquire_awaiter : private detail::waiter_link {
    public:

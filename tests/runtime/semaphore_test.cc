@@ -40,9 +40,9 @@ task<std::vector<std::string>> fifo_order() {
   semaphore s(0);
   std::vector<std::string> order;
   auto big = spawn(take(&s, 2, &order, "big"));
-  for (int i = 0; i < 10; ++i) co_await yield_now();
+  while (s.waiters() < 1) co_await yield_now();
   auto small = spawn(take(&s, 1, &order, "small"));
-  for (int i = 0; i < 10; ++i) co_await yield_now();
+  while (s.waiters() < 2) co_await yield_now();
   s.release(1);  // enough for "small", but "big" is first in line
   for (int i = 0; i < 10; ++i) co_await yield_now();
   EXPECT_TRUE(order.empty());
@@ -79,7 +79,7 @@ task<std::size_t> cancelled_waiters_leak_no_permit() {
   std::vector<join_handle<void>> waiters;
   std::vector<std::string> order;
   for (int i = 0; i < 10; ++i) waiters.push_back(spawn(take(&s, 1, &order, "w")));
-  for (int i = 0; i < 10; ++i) co_await yield_now();
+  while (s.waiters() < 10) co_await yield_now();
   // Release: the first waiter is granted the permit, but is cancelled before it runs.
   { auto drop = std::move(*held); }
   for (auto& w : waiters) w.abort();
@@ -116,7 +116,7 @@ task<bool> notify_waiters_wakes_all_current_waiters() {
   std::atomic<int> woken{0};
   std::vector<join_handle<int>> hs;
   for (int i = 0; i < 100; ++i) hs.push_back(spawn(count_wakes(&n, &woken)));
-  for (int i = 0; i < 20; ++i) co_await yield_now();
+  while (n.waiters() < 100) co_await yield_now();
   auto created_before = n.notified();  // created before the call: also completes
   n.notify_waiters();
   co_await std::move(created_before);
@@ -133,9 +133,9 @@ task<int> cancelled_waiter_passes_notify_one_on() {
   notify n;
   std::atomic<int> woken{0};
   auto first = spawn(count_wakes(&n, &woken));
-  for (int i = 0; i < 10; ++i) co_await yield_now();
+  while (n.waiters() < 1) co_await yield_now();
   auto second = spawn(count_wakes(&n, &woken));
-  for (int i = 0; i < 10; ++i) co_await yield_now();
+  while (n.waiters() < 2) co_await yield_now();
   n.notify_one();   // addressed to `first`...
   first.abort();    // ...which is cancelled before it runs: `second` must get it
   (void)co_await first;

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Shoal's developer entry point.
+#
+#   scripts/dev.sh run     install what is missing, build (Release), start shoald on 127.0.0.1:50051
+#   scripts/dev.sh test    install what is missing, build and run the whole test suite:
+#                          Release, ASan+UBSan, TSan, and clang's thread-safety analysis
+#   scripts/dev.sh build   build the Release tree only
+#
+# Build trees live under build/ (release), build-asan/, build-tsan/ and build-clang/.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+JOBS=${JOBS:-$(nproc)}
+
+log() { printf '\n== %s\n' "$*"; }
+
+deps() {
+  if [ "$(id -u)" -eq 0 ] || command -v sudo >/dev/null; then
+    scripts/install-deps.sh
+  fi
+}
+
+configure() {  # dir, extra cmake args...
+  local dir=$1
+  shift
+  cmake -S "$ROOT" -B "$dir" -G Ninja "$@" >/dev/null
+}
+
+build_release() {
+  configure build -DCMAKE_BUILD_TYPE=Release
+  cmake --build build -j "$JOBS"
+}
+
+test_release() {
+  log "Release: build and run every test"
+  build_release
+  ctest --test-dir build --output-on-failure -j 1
+}
+
+test_asan() {
+  log "ASan+UBSan: runtime and service tests"
+  configure build-asan -DCMAKE_BUILD_TYPE=Debug -DSHOAL_SANITIZE=address -DSHOAL_BUILD_BENCHMARKS=OFF
+  cmake --build build-asan -j "$JOBS"
+  ctest --test-dir build-asan --output-on-failure -j 1
+}
+
+test_tsan() {
+  log "TSan: runtime tests"
+  configure build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHOAL_SANITIZE=thread \
+    -DSHOAL_BUILD_BENCHMARKS=OFF -DSHOAL_BUILD_SERVICE=OFF
+  cmake --build build-tsan -j "$JOBS" --target runtime_tests
+  ctest --test-dir build-tsan --output-on-failure -j 1 -R '^runtime_tests$'
+}
+
+check_thread_safety() {
+  log "clang -Wthread-safety (compile only)"
+  configure build-clang -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ \
+    -DSHOAL_THREAD_SAFETY=ON -DSHOAL_BUILD_BENCHMARKS=OFF
+  cmake --build build-clang -j "$JOBS" --target shoal_thread_safety_check
+}
+
+case "${1:-}" in
+  run)
+    deps
+    build_release
+    log "starting shoald (Ctrl-C stops it)"
+    exec build/runtime/shoal-rt-demo "${@:2}"
+    ;;
+  build)
+    deps
+    build_release
+    ;;
+  test)
+    deps
+    start=$(date +%s)
+    test_release
+    test_asan
+    test_tsan
+    check_thread_safety
+    log "all tests passed in $(( $(date +%s) - start )) s"
+    ;;
+  *)
+    sed -n '2,9p' "$0"
+    exit 2
+    ;;
+esac
