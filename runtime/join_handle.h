@@ -108,13 +108,13 @@ class [[nodiscard]] join_handle {
 
   static result_type take_result(detail::task_header* t) {
     uint32_t s = t->state.load(std::memory_order_acquire);
-    if (s & detail::k_frame_gone) return unexpected(join_error::cancelled());
-    auto& p = std::coroutine_handle<detail::promise<T>>::from_address(t->frame()).promise();
-    if (p.panicked()) return unexpected(join_error::panicked(p.exception()));
+    if (!(s & detail::k_result_stored)) return unexpected(join_error::cancelled());
+    auto& r = static_cast<detail::result_cell<T>*>(t->frame())->result;
+    if (r.index() == 2) return unexpected(join_error::panicked(std::get<2>(r)));
     if constexpr (std::is_void_v<T>) {
       return {};
     } else {
-      return std::move(std::get<1>(p.result));
+      return std::move(std::get<1>(r));
     }
   }
 

@@ -19,6 +19,7 @@
 #include <coroutine>
 #include <exception>
 #include <new>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
@@ -58,7 +59,8 @@ struct promise_base {
       if (hd->sched == nullptr) {
         tls.next = hd->continuation;  // awaited inline: continue the awaiting coroutine
       } else {
-        tls.finished = true;  // spawned: the worker completes it
+        P::store_result_and_destroy(h);  // spawned: the frame goes now, the result stays
+        tls.finished = true;             // the worker completes the task
       }
     }
     void await_resume() noexcept {}
@@ -67,8 +69,39 @@ struct promise_base {
 };
 
 template <class T>
+using result_variant =
+    std::variant<std::monostate, std::conditional_t<std::is_void_v<T>, std::monostate, T>,
+                 std::exception_ptr>;
+
+template <class T>
+struct result_cell final : result_cell_base {
+  result_variant<T> result;
+  explicit result_cell(result_variant<T>&& r)
+      : result_cell_base{&destroy}, result(std::move(r)) {}
+  static void destroy(result_cell_base* c) noexcept { static_cast<result_cell*>(c)->~result_cell(); }
+};
+
+// Runs in the final awaiter of a spawned task: moves the result out of the promise, destroys the
+// frame (the caller must not touch it afterwards), and constructs the result in its memory.
+template <class P, class Result>
+void move_result_into_dead_frame(std::coroutine_handle<P> h, Result&& r) noexcept {
+  // A frame starts with two function pointers, then the promise, which holds the result.
+  static_assert(sizeof(result_cell<typename P::value_type>) <= 2 * sizeof(void*) + sizeof(P));
+  task_header* hd = task_header::of_frame(h.address());
+  Result moved(std::move(r));
+  h.destroy();  // operator delete sees the runtime's reference and only marks the frame gone
+  new (hd->frame()) result_cell<typename P::value_type>(std::move(moved));
+  hd->state.fetch_or(k_result_stored, std::memory_order_release);
+}
+
+template <class T>
 struct promise final : promise_base {
+  using value_type = T;
   std::variant<std::monostate, T, std::exception_ptr> result;
+
+  static void store_result_and_destroy(std::coroutine_handle<promise> h) noexcept {
+    move_result_into_dead_frame(h, std::move(h.promise().result));
+  }
 
   task<T> get_return_object() noexcept;
   template <class U>
@@ -86,7 +119,14 @@ struct promise final : promise_base {
 
 template <>
 struct promise<void> final : promise_base {
+  using value_type = void;
   std::exception_ptr error;
+
+  static void store_result_and_destroy(std::coroutine_handle<promise> h) noexcept {
+    std::variant<std::monostate, std::monostate, std::exception_ptr> r;
+    if (h.promise().error) r.emplace<2>(std::move(h.promise().error));
+    move_result_into_dead_frame(h, std::move(r));
+  }
 
   task<void> get_return_object() noexcept;
   void return_void() noexcept {}

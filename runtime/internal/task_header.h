@@ -33,14 +33,23 @@ enum task_state : uint32_t {
   k_cancelled = 1u << 4,      // abort requested
   k_join_interest = 1u << 5,  // a join_handle exists
   k_join_waiter = 1u << 6,    // join_waiter is registered and owns a reference to the waiter
-  k_frame_gone = 1u << 7,     // the coroutine frame was destroyed (cancelled before finishing)
+  k_frame_gone = 1u << 7,     // the coroutine frame was destroyed (finished, or cancelled)
   k_cancel_hooked = 1u << 8,  // the cancel hook has been invoked for the current suspension
+  k_result_stored = 1u << 9,  // a result_cell sits where the frame was (see result_cell)
 };
 
 // A task suspended on an operation that an outside party (gRPC) still references sets a cancel
 // hook: cancelling the task then asks that party to finish early instead of freeing the frame.
 struct cancel_hook {
   void (*request_cancel)(cancel_hook* self);
+};
+
+// A finished spawned task's outcome. When a spawned task finishes, its frame is destroyed at once
+// (its parameters and everything it owned are released, as when Tokio drops a finished future) and
+// its result moves into the dead frame's memory, which always has room: the frame held the promise,
+// which held the result. `drop` destroys it, since the code that frees the block is untyped.
+struct result_cell_base {
+  void (*drop)(result_cell_base*) noexcept;
 };
 
 struct alignas(16) task_header {
@@ -69,7 +78,12 @@ struct alignas(16) task_header {
   // Drops a reference; the last one destroys a frame that is still alive and frees the block.
   void release() noexcept {
     if (refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-    if (state.load(std::memory_order_acquire) & k_frame_gone) {
+    const uint32_t s = state.load(std::memory_order_acquire);
+    if (s & k_result_stored) {
+      auto* cell = static_cast<result_cell_base*>(frame());
+      cell->drop(cell);
+      free_block();
+    } else if (s & k_frame_gone) {
       free_block();
     } else {
       root().destroy();  // promise_base::operator delete sees refs == 0 and frees the block

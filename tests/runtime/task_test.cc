@@ -190,6 +190,34 @@ TEST_P(task_test, spawn_from_outside_the_runtime_runs_on_a_worker) {
             9);
 }
 
+struct flag_on_destroy {
+  std::atomic<bool>* flag;
+  flag_on_destroy(std::atomic<bool>* f) : flag(f) {}
+  flag_on_destroy(flag_on_destroy&& o) noexcept : flag(std::exchange(o.flag, nullptr)) {}
+  ~flag_on_destroy() {
+    if (flag) flag->store(true);
+  }
+};
+
+task<int> owns_a_resource(flag_on_destroy owned) {
+  (void)owned;
+  co_return 7;
+}
+
+task<bool> finished_task_releases_its_parameters() {
+  std::atomic<bool> released{false};
+  auto h = spawn(owns_a_resource(flag_on_destroy(&released)));
+  while (!h.is_finished()) co_await yield_now();
+  bool released_before_join = released.load();  // the handle is still alive and unawaited
+  auto r = co_await h;
+  co_return released_before_join && r && *r == 7;
+}
+
+// As in Tokio, a task's data is dropped when it finishes, not when its handle goes away.
+TEST_P(task_test, a_finished_task_releases_what_it_owns_before_its_handle_is_awaited) {
+  EXPECT_TRUE(rt_.block_on(finished_task_releases_its_parameters()));
+}
+
 TEST(runtime_shutdown, cancels_pending_tasks_and_reports_it_in_their_handles) {
   std::atomic<bool> stop{false};
   std::atomic<int> polls{0};
