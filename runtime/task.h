@@ -35,8 +35,10 @@ namespace detail {
 struct promise_base {
   // The frame and its header are one allocation; see task_header.h.
   static void* operator new(std::size_t size) {
-    void* block = ::operator new(sizeof(task_header) + size);
-    return static_cast<task_header*>(new (block) task_header())->frame();
+    const std::size_t bytes = sizeof(task_header) + size;
+    const uint32_t size_class = block_class_for(bytes);
+    void* block = allocate_block(bytes, size_class);
+    return static_cast<task_header*>(new (block) task_header(size_class))->frame();
   }
   // Runs after the frame is destroyed. A cancelled task's frame is destroyed while references to
   // its header remain: the block is then freed by the last task_header::release().
@@ -44,7 +46,7 @@ struct promise_base {
     task_header* h = task_header::of_frame(frame);
     if (h->refs.load(std::memory_order_acquire) == 0) {
       h->free_block();
-    } else {
+    } else if (tls.finishing_frame != frame) {  // a finished frame: complete() sets the bits
       h->state.fetch_or(k_frame_gone, std::memory_order_release);
     }
   }
@@ -89,9 +91,10 @@ void move_result_into_dead_frame(std::coroutine_handle<P> h, Result&& r) noexcep
   static_assert(sizeof(result_cell<typename P::value_type>) <= 2 * sizeof(void*) + sizeof(P));
   task_header* hd = task_header::of_frame(h.address());
   Result moved(std::move(r));
-  h.destroy();  // operator delete sees the runtime's reference and only marks the frame gone
+  tls.finishing_frame = h.address();  // complete() sets k_frame_gone | k_result_stored
+  h.destroy();  // operator delete sees the runtime's reference: the block stays
+  tls.finishing_frame = nullptr;
   new (hd->frame()) result_cell<typename P::value_type>(std::move(moved));
-  hd->state.fetch_or(k_result_stored, std::memory_order_release);
 }
 
 template <class T>

@@ -44,6 +44,15 @@ class local_queue {
     }
   }
 
+  // Owner only, when no other worker can steal (a single-worker runtime): no atomic RMW.
+  task_header* pop_unshared() noexcept {
+    const uint32_t head = head_.load(std::memory_order_relaxed);
+    if (head == tail_.load(std::memory_order_relaxed)) return nullptr;
+    task_header* t = slots_[head & k_mask].load(std::memory_order_relaxed);
+    head_.store(head + 1, std::memory_order_release);
+    return t;
+  }
+
   // Any thread: takes up to half of the queue (rounded up), at most `max`, into `out`.
   uint32_t steal(task_header** out, uint32_t max) noexcept {
     uint32_t head = head_.load(std::memory_order_acquire);

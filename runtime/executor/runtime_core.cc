@@ -60,10 +60,7 @@ void abort_task(task_header* t) noexcept {
   if (!(s & (k_running | k_scheduled))) t->sched->schedule(t, false);
 }
 
-void drop_join_handle(task_header* t) noexcept {
-  t->state.fetch_and(~k_join_interest, std::memory_order_acq_rel);
-  t->release();
-}
+void drop_join_handle(task_header* t) noexcept { t->release(); }
 
 bool register_join_waiter(task_header* t, task_header* waiter) noexcept {
   waiter->add_ref();
@@ -92,7 +89,7 @@ void unregister_join_waiter(task_header* t) noexcept {
 
 bool owned_tasks::insert(task_header* t) {
   shard& s = shard_of(t);
-  plain_lock lock(s.mu);
+  spin_guard lock(s.mu);
   t->owned_prev = nullptr;
   t->owned_next = s.head;
   if (s.head) s.head->owned_prev = t;
@@ -100,9 +97,9 @@ bool owned_tasks::insert(task_header* t) {
   return !s.closed;
 }
 
-void owned_tasks::remove(task_header* t) {
+bool owned_tasks::remove(task_header* t) {
   shard& s = shard_of(t);
-  plain_lock lock(s.mu);
+  spin_guard lock(s.mu);
   if (t->owned_prev) {
     t->owned_prev->owned_next = t->owned_next;
   } else {
@@ -110,11 +107,20 @@ void owned_tasks::remove(task_header* t) {
   }
   if (t->owned_next) t->owned_next->owned_prev = t->owned_prev;
   t->owned_prev = t->owned_next = nullptr;
+  return s.closed && s.head == nullptr;
+}
+
+bool owned_tasks::empty() {
+  for (shard& s : shards_) {
+    spin_guard lock(s.mu);
+    if (s.head != nullptr) return false;
+  }
+  return true;
 }
 
 void owned_tasks::close_and_abort_all() {
   for (shard& s : shards_) {
-    plain_lock lock(s.mu);
+    spin_guard lock(s.mu);
     s.closed = true;
     // A task stays in its shard until it completes, so every header here is alive.
     for (task_header* t = s.head; t; t = t->owned_next) abort_task(t);
@@ -183,7 +189,7 @@ task_header* worker::next_task() {
     push_back(std::exchange(lifo_, nullptr));
   }
   lifo_streak_ = 0;
-  if (task_header* t = queue_.pop()) return t;
+  if (task_header* t = core_.worker_count() == 1 ? queue_.pop_unshared() : queue_.pop()) return t;
   return core_.inject_.pop();
 }
 
@@ -261,7 +267,7 @@ void worker::run_task(task_header* t) {
   tls.current_task = nullptr;
   if (tls.finished) {
     tls.finished = false;
-    core_.complete(t);
+    core_.complete(t, k_frame_gone | k_result_stored);
     return;
   }
   after_suspend(t, std::exchange(tls.yielded, false));
@@ -303,7 +309,7 @@ void worker::cancel(task_header* t) {
   task_header* saved = std::exchange(tls.current_task, t);
   t->root().destroy();
   tls.current_task = saved;
-  core_.complete(t);
+  core_.complete(t, 0);
 }
 
 void worker::park() {
@@ -360,9 +366,12 @@ bool runtime_core::is_current() const {
 void runtime_core::spawn(detail::task_header* t) {
   t->sched = this;
   t->resume_point = t->root();
-  t->refs.fetch_add(1, std::memory_order_relaxed);  // the join handle's; the creator's is now ours
-  t->state.store(detail::k_scheduled | detail::k_join_interest, std::memory_order_relaxed);
-  live_.fetch_add(1, std::memory_order_relaxed);
+  // Not yet visible to any other thread: plain stores. The creator's reference becomes the
+  // runtime's; the second is the join handle's.
+  t->refs.store(2, std::memory_order_relaxed);
+  t->state.store((t->state.load(std::memory_order_relaxed) & ~0xffffffu) | detail::k_scheduled |
+                     detail::k_join_interest,
+                 std::memory_order_relaxed);
   if (!owned_.insert(t)) t->state.fetch_or(detail::k_cancelled, std::memory_order_relaxed);
   schedule(t, false);
 }
@@ -377,13 +386,13 @@ void runtime_core::schedule(detail::task_header* t, bool yielded) {
   notify_parked();
 }
 
-void runtime_core::complete(detail::task_header* t) {
-  owned_.remove(t);
+void runtime_core::complete(detail::task_header* t, uint32_t outcome_bits) {
+  const bool last_at_shutdown = owned_.remove(t);
   uint32_t s = t->state.load(std::memory_order_acquire);
   uint32_t ns;
   do {
     ns = (s & ~(detail::k_running | detail::k_notified | detail::k_scheduled)) |
-         detail::k_complete;
+         detail::k_complete | outcome_bits;
   } while (!t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel,
                                            std::memory_order_acquire));
   if (s & detail::k_join_waiter) {
@@ -392,8 +401,7 @@ void runtime_core::complete(detail::task_header* t) {
     waiter->release();
   }
   t->release();  // the runtime's reference; frees the task if the handle is gone
-  if (live_.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
-      shutting_down_.load(std::memory_order_acquire)) {
+  if (last_at_shutdown) {
     std::lock_guard lock(done_mu_);
     done_cv_.notify_all();
   }
@@ -425,7 +433,7 @@ std::optional<clock::time_point> runtime_core::park_deadline() const {
 bool runtime_core::try_auto_advance() {
   if (!clock_.paused() || !options_.auto_advance || idle_.unparked() != 0) return false;
   auto next = timers_.next_deadline();
-  if (!next || live_.load(std::memory_order_acquire) == 0) return false;
+  if (!next) return false;
   clock_.advance_to(*next);
   return timers_.fire_due(clock_.now()) > 0;
 }
@@ -449,7 +457,7 @@ void runtime_core::shutdown() {
       owned_.close_and_abort_all();
       lock.lock();
     }
-    done_cv_.wait(lock, [&] { return live_.load(std::memory_order_acquire) == 0; });
+    done_cv_.wait(lock, [&] { return owned_.empty(); });
     if (stopped_) return;
     stopped_ = true;
   }

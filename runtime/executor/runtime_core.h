@@ -29,6 +29,7 @@
 #include "runtime/executor/idle.h"
 #include "runtime/executor/inject_queue.h"
 #include "runtime/executor/local_queue.h"
+#include "runtime/internal/spin_lock.h"
 #include "runtime/internal/task_header.h"
 #include "runtime/plain_mutex.h"
 #include "runtime/time/clock.h"
@@ -85,14 +86,16 @@ class owned_tasks {
  public:
   // Returns false if the runtime is shutting down (the task must be cancelled at once).
   bool insert(task_header* t);
-  void remove(task_header* t);
+  // Returns true if the registry is closed and now empty (shutdown may finish).
+  bool remove(task_header* t);
   // Closes the registry and aborts every task in it.
   void close_and_abort_all();
+  bool empty();
 
  private:
   static constexpr int k_shards = 16;
   struct alignas(64) shard {
-    plain_mutex mu;
+    spin_lock mu;
     task_header* head ABSL_GUARDED_BY(mu) = nullptr;
     bool closed ABSL_GUARDED_BY(mu) = false;
   };
@@ -137,11 +140,12 @@ class runtime_core {
   std::size_t advance_clock(clock::duration d);
   int worker_count() const { return static_cast<int>(workers_.size()); }
   detail::worker& worker_at(int i) { return *workers_[i]; }
-  std::size_t live_tasks() const { return live_.load(std::memory_order_acquire); }
 
  private:
   friend class detail::worker;
-  void complete(detail::task_header* t);
+  // `outcome_bits`: k_frame_gone | k_result_stored for a finished task, 0 for a cancelled one
+  // (whose frame destruction already set k_frame_gone).
+  void complete(detail::task_header* t, uint32_t outcome_bits);
   void notify_parked();
   void notify_if_work_pending();
   bool exiting() const { return exiting_.load(std::memory_order_acquire); }
@@ -156,7 +160,6 @@ class runtime_core {
   detail::idle idle_;
   detail::owned_tasks owned_;
   std::vector<std::unique_ptr<detail::worker>> workers_;
-  std::atomic<std::size_t> live_{0};
   std::atomic<bool> shutting_down_{false};
   std::atomic<bool> exiting_{false};
   std::mutex done_mu_;

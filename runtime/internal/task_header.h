@@ -17,6 +17,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "runtime/internal/block_cache.h"
+
 namespace shoal::rt {
 
 class runtime_core;
@@ -37,6 +39,8 @@ enum task_state : uint32_t {
   k_cancel_hooked = 1u << 8,  // the cancel hook has been invoked for the current suspension
   k_result_stored = 1u << 9,  // a result_cell sits where the frame was (see result_cell)
 };
+// The block's size class (block_cache.h) lives in the state word's top byte; it never changes.
+constexpr uint32_t k_size_class_shift = 24;
 
 // A task suspended on an operation that an outside party (gRPC) still references sets a cancel
 // hook: cancelling the task then asks that party to finish early instead of freeing the frame.
@@ -66,7 +70,8 @@ struct alignas(16) task_header {
   };
   std::atomic<cancel_hook*> hook{nullptr};
 
-  task_header() : continuation(nullptr) {}
+  explicit task_header(uint32_t size_class)
+      : state(size_class << k_size_class_shift), continuation(nullptr) {}
 
   void* frame() noexcept { return reinterpret_cast<char*>(this) + sizeof(task_header); }
   std::coroutine_handle<> root() noexcept { return std::coroutine_handle<>::from_address(frame()); }
@@ -90,8 +95,9 @@ struct alignas(16) task_header {
     }
   }
   void free_block() noexcept {
+    const uint32_t size_class = state.load(std::memory_order_relaxed) >> k_size_class_shift;
     this->~task_header();
-    ::operator delete(static_cast<void*>(this));
+    detail::free_block(this, size_class);
   }
 };
 static_assert(sizeof(task_header) == 64, "keep the task header one cache line");
@@ -109,6 +115,7 @@ struct thread_context {
   std::coroutine_handle<> next = nullptr;  // coroutine to resume after the current one suspends
   bool finished = false;                   // the running spawned task reached its final suspend
   bool yielded = false;                    // the running task asked to go to the back of the queue
+  void* finishing_frame = nullptr;         // a finished task's frame being replaced by its result
 };
 inline thread_local thread_context tls;
 
