@@ -39,6 +39,27 @@ class inject_queue {
     return t;
   }
 
+  // Takes up to `max` tasks in one lock; returns the first, linked through next (null-terminated).
+  task_header* pop_batch(std::size_t max, std::size_t* taken) noexcept {
+    *taken = 0;
+    if (empty()) return nullptr;
+    plain_lock lock(mu_);
+    task_header* first = head_;
+    task_header* last = nullptr;
+    std::size_t n = 0;
+    for (task_header* t = head_; t != nullptr && n < max; t = t->next) {
+      last = t;
+      ++n;
+    }
+    if (n == 0) return nullptr;
+    head_ = last->next;
+    if (!head_) tail_ = nullptr;
+    last->next = nullptr;
+    len_.store(len_.load(std::memory_order_relaxed) - n, std::memory_order_release);
+    *taken = n;
+    return first;
+  }
+
   bool empty() const noexcept { return len_.load(std::memory_order_acquire) == 0; }
   std::size_t size() const noexcept { return len_.load(std::memory_order_acquire); }
 

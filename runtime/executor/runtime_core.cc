@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <utility>
@@ -190,7 +191,24 @@ task_header* worker::next_task() {
   }
   lifo_streak_ = 0;
   if (task_header* t = core_.worker_count() == 1 ? queue_.pop_unshared() : queue_.pop()) return t;
-  return core_.inject_.pop();
+  return take_from_inject();
+}
+
+task_header* worker::take_from_inject() {
+  // One lock for a batch: the first runs now, the rest go to the local queue (a fair share when
+  // there are several workers).
+  const std::size_t share = core_.inject_.size() / static_cast<std::size_t>(core_.worker_count()) + 1;
+  std::size_t taken = 0;
+  task_header* first = core_.inject_.pop_batch(std::min<std::size_t>(share, k_max_steal), &taken);
+  if (first == nullptr) return nullptr;
+  for (task_header* t = first->next; t != nullptr;) {
+    task_header* next = t->next;
+    t->next = nullptr;
+    push_back(t);
+    t = next;
+  }
+  first->next = nullptr;
+  return first;
 }
 
 task_header* worker::steal_work() {
@@ -216,7 +234,7 @@ task_header* worker::steal_work() {
       return buf[0];
     }
   }
-  return core_.inject_.pop();
+  return take_from_inject();
 }
 
 void worker::push_back(task_header* t) {
@@ -234,6 +252,13 @@ void worker::push_back(task_header* t) {
 }
 
 void worker::schedule_local(task_header* t, bool yielded) {
+  if (core_.worker_count() == 1) {
+    // A lone worker runs strictly in FIFO order, like Tokio's current_thread scheduler: there is
+    // no other core to keep warm, and a LIFO slot would make a joining task ping-pong with every
+    // task it joins.
+    push_back(t);
+    return;
+  }
   bool should_notify;
   if (yielded) {
     push_back(t);

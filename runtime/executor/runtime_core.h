@@ -64,6 +64,7 @@ class worker {
   void cancel(task_header* t);
   task_header* next_task();
   task_header* steal_work();
+  task_header* take_from_inject();
   void park();
   void push_back(task_header* t);
   void maintenance();

@@ -49,37 +49,54 @@ using rt::detail::task_header;
 // parked receiver is never resumed with nothing to receive, and never left parked with something.
 class rx_parking {
  public:
-  void prepare(task_header* self) noexcept {
+  // Receiver: registers `self` and returns how many senders were blocked at that instant (one
+  // read-modify-write does both: the Dekker half for the receiver, and the check that lets blocked
+  // senders in before it sleeps).
+  uint64_t prepare(task_header* self) noexcept {
     self->add_ref();
     task_ = self;
-    waiting_.store(true, std::memory_order_seq_cst);
+    return word_.fetch_or(k_rx_waiting, std::memory_order_seq_cst) >> 1;
   }
   // Receiver, when its re-check found something: true if it took the flag back (do not suspend),
   // false if a producer took it (suspend: that producer wakes it, since something is there).
   bool cancel() noexcept {
-    if (!waiting_.exchange(false, std::memory_order_seq_cst)) return false;
+    if (!(word_.fetch_and(~k_rx_waiting, std::memory_order_seq_cst) & k_rx_waiting)) return false;
     task_->release();
     return true;
   }
   // Producer, after publishing. `can_complete` says whether a parked receiver would find work.
   template <class Pred>
   void wake_if_waiting(Pred can_complete) noexcept {
-    if (!waiting_.load(std::memory_order_seq_cst)) return;
+    if (!(word_.load(std::memory_order_seq_cst) & k_rx_waiting)) return;
     for (;;) {
-      if (!waiting_.exchange(false, std::memory_order_seq_cst)) return;
+      if (!(word_.fetch_and(~k_rx_waiting, std::memory_order_seq_cst) & k_rx_waiting)) return;
       if (can_complete()) {
         task_header* t = task_;
         rt::detail::wake(t);
         t->release();
         return;
       }
-      waiting_.store(true, std::memory_order_seq_cst);
+      word_.fetch_or(k_rx_waiting, std::memory_order_seq_cst);
       if (!can_complete()) return;
     }
   }
 
+  // Blocked senders, counted in the same word.
+  void add_blocked_sender() noexcept { word_.fetch_add(k_one_sender, std::memory_order_seq_cst); }
+  void remove_blocked_sender() noexcept {
+    word_.fetch_sub(k_one_sender, std::memory_order_relaxed);
+  }
+  uint64_t blocked_senders_relaxed() const noexcept {
+    return word_.load(std::memory_order_relaxed) >> 1;
+  }
+  uint64_t blocked_senders_certain() noexcept {
+    return word_.fetch_add(0, std::memory_order_seq_cst) >> 1;
+  }
+
  private:
-  std::atomic<bool> waiting_{false};
+  static constexpr uint64_t k_rx_waiting = 1;
+  static constexpr uint64_t k_one_sender = 2;
+  std::atomic<uint64_t> word_{0};
   task_header* task_ = nullptr;
 };
 
@@ -158,14 +175,11 @@ class bounded_chan {
   void after_pop() {
     if (++pops_since_check_ >= 64) {
       pops_since_check_ = 0;
-      if (senders_waiting_.fetch_add(0, std::memory_order_seq_cst) == 0) return;
-    } else if (senders_waiting_.load(std::memory_order_relaxed) == 0) {
+      if (rx_.blocked_senders_certain() == 0) return;
+    } else if (rx_.blocked_senders_relaxed() == 0) {
       return;
     }
     serve_blocked_senders();
-  }
-  bool blocked_senders_certain() {
-    return senders_waiting_.fetch_add(0, std::memory_order_seq_cst) != 0;
   }
   void serve_blocked_senders();
 
@@ -210,7 +224,6 @@ class bounded_chan {
   alignas(64) rx_parking rx_;
   std::atomic<bool> closed_{false};
   std::atomic<bool> rx_closed_{false};
-  std::atomic<std::size_t> senders_waiting_{0};
   plain_mutex mu_;
   rt::detail::waiter_list<send_waiter<T>> blocked_ ABSL_GUARDED_BY(mu_);
 };
@@ -233,7 +246,7 @@ void bounded_chan<T>::serve_blocked_senders() {
   while (send_waiter<T>* w = blocked_.front()) {
     if (!try_push(*w->value)) break;
     blocked_.pop_front();
-    senders_waiting_.fetch_sub(1, std::memory_order_relaxed);
+    rx_.remove_blocked_sender();
     w->result = send_waiter<T>::outcome::sent;
     wakes.push(w->task);
   }
@@ -242,15 +255,15 @@ void bounded_chan<T>::serve_blocked_senders() {
 template <class T>
 bool bounded_chan<T>::block_sender(send_waiter<T>* w) {
   plain_lock lock(mu_);
-  senders_waiting_.fetch_add(1, std::memory_order_seq_cst);
+  rx_.add_blocked_sender();
   // FIFO among blocked senders: only the first in line may take room that appears now.
   if (blocked_.empty() && !rx_closed() && try_push(*w->value)) {
-    senders_waiting_.fetch_sub(1, std::memory_order_relaxed);
+    rx_.remove_blocked_sender();
     w->result = send_waiter<T>::outcome::sent;
     return false;
   }
   if (rx_closed()) {
-    senders_waiting_.fetch_sub(1, std::memory_order_relaxed);
+    rx_.remove_blocked_sender();
     w->result = send_waiter<T>::outcome::closed;
     return false;
   }
@@ -263,7 +276,7 @@ void bounded_chan<T>::unblock_cancelled_sender(send_waiter<T>* w) {
   plain_lock lock(mu_);
   if (!w->linked) return;  // already sent (or failed) on our behalf
   blocked_.remove(w);
-  senders_waiting_.fetch_sub(1, std::memory_order_relaxed);
+  rx_.remove_blocked_sender();
 }
 
 template <class T>
@@ -272,7 +285,7 @@ void bounded_chan<T>::close_rx() {
   rt::detail::wake_list wakes;
   plain_lock lock(mu_);
   while (send_waiter<T>* w = blocked_.pop_front()) {
-    senders_waiting_.fetch_sub(1, std::memory_order_relaxed);
+    rx_.remove_blocked_sender();
     w->result = send_waiter<T>::outcome::closed;
     wakes.push(w->task);
   }
@@ -384,9 +397,10 @@ class receiver {
       return ch_->tx_closed() && !ch_->ready(std::memory_order_seq_cst);
     }
     bool await_suspend(std::coroutine_handle<> h) {
-      ch_->parking().prepare(rt::detail::suspend_current(h));
       // About to sleep: make sure blocked senders are let in (they may be all that is left).
-      if (ch_->blocked_senders_certain()) ch_->serve_blocked_senders();
+      if (ch_->parking().prepare(rt::detail::suspend_current(h)) != 0) {
+        ch_->serve_blocked_senders();
+      }
       if (ch_->ready(std::memory_order_seq_cst) || ch_->tx_closed()) {
         return !ch_->parking().cancel();  // suspend only if a producer's wake-up is on its way
       }

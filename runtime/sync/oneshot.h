@@ -26,35 +26,38 @@ enum class recv_error { closed };
 namespace detail {
 using rt::detail::task_header;
 
+// One atomic word holds the whole protocol, so that each side usually pays one read-modify-write:
+//  - a waiting receiver's task reference belongs to the sender once the sender has closed while
+//    k_rx_waiting was set (it wakes the receiver); before that, the receiver may take it back;
+//  - the shared state is freed by whichever end finishes second. A sender that closes with no
+//    receiver parked is finished at once; one that must wake a parked receiver still reads
+//    rx_task, and marks k_tx_released when done.
 enum : uint32_t {
-  k_value = 1,       // the value is stored
-  k_tx_closed = 2,   // the sender is gone (after sending, or without)
-  k_rx_closed = 4,   // the receiver is gone
-  k_rx_waiting = 8,  // rx_task is registered; whoever clears this bit owns its reference
+  k_value = 1,        // the value is stored
+  k_tx_closed = 2,    // the sender closed (after sending, or without)
+  k_rx_closed = 4,    // the receiver is gone
+  k_rx_waiting = 8,   // rx_task is registered
+  k_tx_released = 16, // the sender finished waking the parked receiver
 };
 
 template <class T>
 struct shared {
   std::atomic<uint32_t> state{0};
-  std::atomic<int> refs{2};
   task_header* rx_task = nullptr;
   std::optional<T> value;
 
-  void release() {
-    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
-  }
-  // Sets `bits`; wakes a registered receiver.
-  uint32_t set_and_wake(uint32_t bits) {
-    uint32_t prev = state.fetch_or(bits, std::memory_order_acq_rel);
-    if (prev & k_rx_waiting) {
-      uint32_t s = state.fetch_and(~k_rx_waiting, std::memory_order_acq_rel);
-      if (s & k_rx_waiting) {
-        task_header* t = rx_task;
-        rt::detail::wake(t);
-        t->release();
-      }
+  // The sender closes (with or without a value). Frees the state if the receiver is gone.
+  void close_tx(uint32_t bits) {
+    uint32_t prev = state.fetch_or(bits | k_tx_closed, std::memory_order_acq_rel);
+    if (!(prev & k_rx_waiting)) {
+      if (prev & k_rx_closed) delete this;
+      return;
     }
-    return prev;
+    task_header* t = rx_task;
+    rt::detail::wake(t);
+    t->release();
+    prev = state.fetch_or(k_tx_released, std::memory_order_acq_rel);
+    if (prev & k_rx_closed) delete this;
   }
 };
 }  // namespace detail
@@ -72,24 +75,19 @@ class sender {
   }
   sender(const sender&) = delete;
   ~sender() {
-    if (!s_) return;
-    s_->set_and_wake(detail::k_tx_closed);
-    s_->release();
+    if (s_) s_->close_tx(0);
   }
 
   // Stores the value and wakes the receiver. False (value dropped) if the receiver is gone.
   bool send(T v) {
     auto* s = std::exchange(s_, nullptr);
-    bool ok = !(s->state.load(std::memory_order_acquire) & detail::k_rx_closed);
-    if (ok) {
-      s->value.emplace(std::move(v));
-      uint32_t prev = s->set_and_wake(detail::k_value | detail::k_tx_closed);
-      ok = !(prev & detail::k_rx_closed);
-    } else {
-      s->set_and_wake(detail::k_tx_closed);
+    if (s->state.load(std::memory_order_acquire) & detail::k_rx_closed) {
+      s->close_tx(0);
+      return false;
     }
-    s->release();
-    return ok;
+    s->value.emplace(std::move(v));
+    s->close_tx(detail::k_value);  // if the receiver left meanwhile, the value goes with the state
+    return true;
   }
   bool is_closed() const noexcept {
     return s_->state.load(std::memory_order_acquire) & detail::k_rx_closed;
@@ -109,12 +107,23 @@ class receiver {
   receiver(const receiver&) = delete;
   ~receiver() {
     if (!s_) return;
-    uint32_t prev = s_->state.fetch_or(detail::k_rx_closed, std::memory_order_acq_rel);
-    if ((prev & detail::k_rx_waiting) &&
-        (s_->state.fetch_and(~detail::k_rx_waiting) & detail::k_rx_waiting)) {
-      s_->rx_task->release();
+    uint32_t s = s_->state.load(std::memory_order_acquire);
+    for (;;) {
+      // Still registered (cancelled while waiting) and the sender has not taken over: take our
+      // task's reference back. Otherwise the sender wakes us (harmlessly) and drops it.
+      const bool take_back = (s & detail::k_rx_waiting) && !(s & detail::k_tx_closed);
+      const uint32_t ns = (s | detail::k_rx_closed) & ~(take_back ? detail::k_rx_waiting : 0u);
+      if (s_->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel,
+                                          std::memory_order_acquire)) {
+        if (take_back) s_->rx_task->release();
+        break;
+      }
     }
-    s_->release();
+    // Free the state if the sender is finished with it; otherwise it frees it when it is.
+    if ((s & detail::k_tx_closed) &&
+        (!(s & detail::k_rx_waiting) || (s & detail::k_tx_released))) {
+      delete s_;
+    }
   }
 
   bool await_ready() const noexcept {
@@ -133,14 +142,10 @@ class receiver {
     } while (!s_->state.compare_exchange_weak(s, s | detail::k_rx_waiting,
                                               std::memory_order_acq_rel,
                                               std::memory_order_acquire));
-    waiting_ = true;
     return true;
   }
   expected<T, recv_error> await_resume() {
-    waiting_ = false;
-    if (s_->state.load(std::memory_order_acquire) & detail::k_value) {
-      return std::move(*s_->value);
-    }
+    if (s_->state.load(std::memory_order_acquire) & detail::k_value) return std::move(*s_->value);
     return unexpected(recv_error::closed);
   }
 
@@ -155,7 +160,6 @@ class receiver {
   friend std::pair<sender<U>, receiver<U>> channel();
   explicit receiver(detail::shared<T>* s) : s_(s) {}
   detail::shared<T>* s_;
-  bool waiting_ = false;  // a suspension is registered (only read by the destructor)
 };
 
 template <class T>
