@@ -71,30 +71,46 @@ class shared {
     return receivers;
   }
 
-  // Receiver: reads position `next`. nullopt = nothing new yet.
-  std::optional<expected<T, recv_error>> try_recv(uint64_t& next) {
+  enum class read_status { value, empty, lagged, closed };
+
+  // Receiver: reads position `next` into `out`; on lagged, `skipped` says how many were lost.
+  read_status try_read(uint64_t& next, std::optional<T>& out, uint64_t& skipped) {
     slot& s = slots_[next & mask_];
     s.read_lock();
     const uint64_t pos = s.pos;
     if (pos == next) {
-      T v = s.value;
+      out.emplace(s.value);
       s.read_unlock();
       ++next;
-      return expected<T, recv_error>(std::move(v));
+      return read_status::value;
     }
     s.read_unlock();
+    plain_lock lock(tail_mu_);
     if (pos == k_empty || pos < next) {  // nothing new at our position
-      plain_lock lock(tail_mu_);
-      if (tail_pos_ != next) return std::nullopt;  // a sender is between claiming and writing
-      if (closed_) return expected<T, recv_error>(unexpected(recv_error{recv_error::closed}));
-      return std::nullopt;
+      if (tail_pos_ != next) return read_status::empty;  // written since we looked: retry
+      return closed_ ? read_status::closed : read_status::empty;
     }
     // Overwritten: skip to the oldest value still in the ring.
-    plain_lock lock(tail_mu_);
     const uint64_t oldest = tail_pos_ - (mask_ + 1);
-    const uint64_t missed = oldest - next;
+    skipped = oldest - next;
     next = oldest;
-    return expected<T, recv_error>(unexpected(recv_error{recv_error::lagged, missed}));
+    return read_status::lagged;
+  }
+
+  std::optional<expected<T, recv_error>> try_recv(uint64_t& next) {
+    std::optional<T> v;
+    uint64_t skipped = 0;
+    switch (try_read(next, v, skipped)) {
+      case read_status::value:
+        return expected<T, recv_error>(std::move(*v));
+      case read_status::lagged:
+        return expected<T, recv_error>(unexpected(recv_error{recv_error::lagged, skipped}));
+      case read_status::closed:
+        return expected<T, recv_error>(unexpected(recv_error{recv_error::closed}));
+      case read_status::empty:
+        break;
+    }
+    return std::nullopt;
   }
 
   // Receiver about to sleep at `next`: false if it must not (something arrived or closed).
@@ -222,21 +238,24 @@ class receiver {
 
   class recv_awaiter {
    public:
-    bool await_ready() {
-      result_ = r_->s_->try_recv(r_->next_);
-      return result_.has_value();
-    }
+    bool await_ready() { return read() != status::empty; }
     bool await_suspend(std::coroutine_handle<> h) {
       w_.task = rt::detail::suspend_current(h);
       return r_->s_->park(&w_, r_->next_);
     }
     expected<T, recv_error> await_resume() {
       resumed_ = true;
-      while (!result_) {
-        result_ = r_->s_->try_recv(r_->next_);
-        if (!result_) std::this_thread::yield();  // a sender is mid-write: it takes nanoseconds
+      // Woken by a send or by the close: the read succeeds (a sender still inside its critical
+      // section can make it come back empty for an instant).
+      while (status_ == status::empty && read() == status::empty) std::this_thread::yield();
+      switch (status_) {
+        case status::value:
+          return std::move(*value_);
+        case status::lagged:
+          return unexpected(recv_error{recv_error::lagged, skipped_});
+        default:
+          return unexpected(recv_error{recv_error::closed});
       }
-      return std::move(*result_);
     }
     recv_awaiter(recv_awaiter&& o) noexcept : r_(o.r_) {}
     ~recv_awaiter() {
@@ -245,10 +264,14 @@ class receiver {
 
    private:
     friend class receiver;
+    using status = typename detail::shared<T>::read_status;
     explicit recv_awaiter(receiver* r) : r_(r) {}
+    status read() { return status_ = r_->s_->try_read(r_->next_, value_, skipped_); }
     receiver* r_;
     detail::rx_waiter w_;
-    std::optional<expected<T, recv_error>> result_;
+    std::optional<T> value_;
+    uint64_t skipped_ = 0;
+    status status_ = status::empty;
     bool resumed_ = false;
   };
 

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Runs Shoal's runtime benchmark and the Tokio anchor side by side, interleaved, and prints a
+markdown table of medians with the Shoal/Tokio ratio for each metric both report.
+
+    bench/compare_runtime.py --shoal build/bench/shoal-rt-bench \
+        --tokio /tmp/tokio-bench/target/release/tokio-bench --rounds 3 [--filter mpsc]
+
+Each round runs every case of both programs once, each case in a fresh process (the programs'
+own `one <case>`), Tokio first then Shoal, so that both see the same machine weather.
+"""
+import argparse
+import statistics
+import subprocess
+import sys
+
+# Metrics where a larger number is better (the rest: smaller is better).
+HIGHER_IS_BETTER = ("throughput", "rate", "fraction")
+
+
+def run_one(exe, case):
+    out = subprocess.run([exe, "one", case], capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        sys.exit(f"{exe} one {case} failed:\n{out.stderr}")
+    metrics = {}
+    for line in out.stdout.splitlines():
+        name, rest = line.split(": ", 1)
+        value, unit = rest.split(" ", 1)
+        metrics[name] = (float(value), unit)
+    return metrics
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shoal", required=True)
+    ap.add_argument("--tokio", required=True)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--filter", default="")
+    args = ap.parse_args()
+
+    cases = subprocess.run([args.tokio, "list"], capture_output=True, text=True).stdout.split()
+    shoal_cases = set(subprocess.run([args.shoal, "list"], capture_output=True, text=True).stdout.split())
+    cases = [c for c in cases if c in shoal_cases and args.filter in c]
+
+    values = {"tokio": {}, "shoal": {}}
+    units = {}
+    order = []
+    for r in range(args.rounds):
+        for case in cases:
+            for who, exe in (("tokio", args.tokio), ("shoal", args.shoal)):
+                for name, (v, unit) in run_one(exe, case).items():
+                    if name not in units:
+                        units[name] = unit
+                        order.append(name)
+                    values[who].setdefault(name, []).append(v)
+            print(f"round {r + 1}: {case} done", file=sys.stderr)
+
+    print("| metric | Tokio 1.24 | Shoal | unit | Shoal vs Tokio |")
+    print("|---|---:|---:|---|---|")
+    for name in order:
+        t = values["tokio"].get(name)
+        s = values["shoal"].get(name)
+        if not t or not s:
+            continue
+        tm, sm = statistics.median(t), statistics.median(s)
+        unit = units[name]
+        verdict = ""
+        if "c2c" not in name and tm > 0 and sm > 0:
+            better_high = any(k in name for k in HIGHER_IS_BETTER)
+            ratio = sm / tm if better_high else tm / sm
+            verdict = f"{ratio:.2f}x {'faster' if ratio >= 1 else 'slower'}"
+            if "rss" in name or "allocations" in name:
+                verdict = f"{sm / tm:.2f}x of Tokio's"
+        print(f"| {name} | {tm:.4g} | {sm:.4g} | {unit} | {verdict} |")
+
+
+if __name__ == "__main__":
+    main()
