@@ -79,12 +79,15 @@ class [[nodiscard]] join_handle {
   // Detaches the task (same as dropping the handle).
   void detach() noexcept { reset(); }
 
-  auto operator co_await() & noexcept { return awaiter{t_}; }
-  auto operator co_await() && noexcept { return awaiter{t_}; }
+  // Awaiting an lvalue handle leaves it in place (it still owns the result); awaiting an rvalue
+  // consumes it, like `handle.await` in Tokio: the task's memory goes as soon as the value is out.
+  auto operator co_await() & noexcept { return awaiter{t_, false}; }
+  auto operator co_await() && noexcept { return awaiter{std::exchange(t_, nullptr), true}; }
 
  private:
   struct awaiter {
     detail::task_header* t;
+    bool owns;  // holds the handle's reference (awaited as an rvalue)
     bool registered = false;
 
     bool await_ready() const noexcept {
@@ -99,10 +102,12 @@ class [[nodiscard]] join_handle {
       registered = false;
       return take_result(t);
     }
-    awaiter(detail::task_header* target) noexcept : t(target) {}
-    awaiter(awaiter&& o) noexcept : t(o.t), registered(std::exchange(o.registered, false)) {}
+    awaiter(detail::task_header* target, bool owning) noexcept : t(target), owns(owning) {}
+    awaiter(awaiter&& o) noexcept
+        : t(o.t), owns(std::exchange(o.owns, false)), registered(std::exchange(o.registered, false)) {}
     ~awaiter() {
       if (registered) detail::unregister_join_waiter(t);  // our task is being cancelled
+      if (owns) detail::drop_join_handle(t);
     }
   };
 

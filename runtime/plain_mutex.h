@@ -17,8 +17,6 @@
 #pragma once
 
 #include <mutex>
-#include <shared_mutex>
-#include <utility>
 
 #include "absl/base/thread_annotations.h"
 
@@ -51,43 +49,6 @@ class ABSL_SCOPED_LOCKABLE plain_lock {
 
  private:
   plain_mutex& mu_;
-};
-
-// A reader-writer variant, for values read often and replaced rarely (watch channels).
-class ABSL_LOCKABLE plain_shared_mutex {
- public:
-  void lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
-  void unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
-  void lock_shared() ABSL_SHARED_LOCK_FUNCTION() { mu_.lock_shared(); }
-  void unlock_shared() ABSL_UNLOCK_FUNCTION() { mu_.unlock_shared(); }
-
- private:
-  std::shared_mutex mu_;
-};
-
-class ABSL_SCOPED_LOCKABLE plain_shared_lock {
- public:
-  explicit plain_shared_lock(plain_shared_mutex& mu) ABSL_SHARED_LOCK_FUNCTION(mu) : mu_(&mu) {
-    mu_->lock_shared();
-  }
-  plain_shared_lock(plain_shared_lock&& o) noexcept : mu_(std::exchange(o.mu_, nullptr)) {}
-  ~plain_shared_lock() ABSL_UNLOCK_FUNCTION() {
-    if (mu_) mu_->unlock_shared();
-  }
-
- private:
-  plain_shared_mutex* mu_;
-};
-
-class ABSL_SCOPED_LOCKABLE plain_unique_lock {
- public:
-  explicit plain_unique_lock(plain_shared_mutex& mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) {
-    mu_.lock();
-  }
-  ~plain_unique_lock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
-
- private:
-  plain_shared_mutex& mu_;
 };
 
 }  // namespace shoal::rt

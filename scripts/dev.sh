@@ -64,7 +64,7 @@ case "${1:-}" in
   run)
     deps
     build_release
-    log "starting shoald (Ctrl-C stops it)"
+    log "starting the runtime demo (shoald arrives with issue 3; Ctrl-C stops it)"
     exec build/runtime/shoal-rt-demo "${@:2}"
     ;;
   build)

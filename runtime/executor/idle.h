@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "runtime/plain_mutex.h"
+#include "runtime/internal/spin_lock.h"
 
 namespace shoal::rt::detail {
 
@@ -27,7 +27,7 @@ class idle {
     // A seq_cst read-modify-write orders the work just published before this read of the state
     // (a fence would do, but ThreadSanitizer does not model fences).
     if (!should_wake(state_.fetch_add(0, std::memory_order_seq_cst))) return -1;
-    plain_lock lock(mu_);
+    spin_guard lock(mu_);
     if (!should_wake(state_.load(std::memory_order_seq_cst)) || sleepers_.empty()) return -1;
     state_.fetch_add(k_one_searching | k_one_unparked, std::memory_order_seq_cst);
     int id = sleepers_.back();
@@ -51,7 +51,7 @@ class idle {
 
   // True if this was the last searching worker (it must re-check all queues before parking).
   bool transition_to_parked(int id, bool is_searching) {
-    plain_lock lock(mu_);
+    spin_guard lock(mu_);
     uint32_t dec = k_one_unparked | (is_searching ? k_one_searching : 0);
     uint32_t prev = state_.fetch_sub(dec, std::memory_order_seq_cst);
     sleepers_.push_back(id);
@@ -61,7 +61,7 @@ class idle {
   // A parked worker woke by itself (an event or a timer). False if someone notified it (it was
   // removed from the sleepers and counted as searching).
   bool unpark_self(int id) {
-    plain_lock lock(mu_);
+    spin_guard lock(mu_);
     auto it = std::find(sleepers_.begin(), sleepers_.end(), id);
     if (it == sleepers_.end()) return false;
     sleepers_.erase(it);
@@ -70,7 +70,7 @@ class idle {
   }
 
   bool is_parked(int id) {
-    plain_lock lock(mu_);
+    spin_guard lock(mu_);
     return std::find(sleepers_.begin(), sleepers_.end(), id) != sleepers_.end();
   }
 
@@ -87,7 +87,7 @@ class idle {
 
   const int workers_;
   std::atomic<uint32_t> state_{0};
-  plain_mutex mu_;
+  spin_lock mu_;
   std::vector<int> sleepers_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -6,7 +6,7 @@
 #include <cstddef>
 
 #include "runtime/internal/task_header.h"
-#include "runtime/plain_mutex.h"
+#include "runtime/internal/spin_lock.h"
 
 namespace shoal::rt::detail {
 
@@ -17,7 +17,7 @@ class inject_queue {
   // Pushes the chain first..last (linked through next), n tasks.
   void push_batch(task_header* first, task_header* last, std::size_t n) noexcept {
     last->next = nullptr;
-    plain_lock lock(mu_);
+    spin_guard lock(mu_);
     if (tail_) {
       tail_->next = first;
     } else {
@@ -29,7 +29,7 @@ class inject_queue {
 
   task_header* pop() noexcept {
     if (empty()) return nullptr;
-    plain_lock lock(mu_);
+    spin_guard lock(mu_);
     task_header* t = head_;
     if (!t) return nullptr;
     head_ = t->next;
@@ -43,7 +43,7 @@ class inject_queue {
   task_header* pop_batch(std::size_t max, std::size_t* taken) noexcept {
     *taken = 0;
     if (empty()) return nullptr;
-    plain_lock lock(mu_);
+    spin_guard lock(mu_);
     task_header* first = head_;
     task_header* last = nullptr;
     std::size_t n = 0;
@@ -64,7 +64,7 @@ class inject_queue {
   std::size_t size() const noexcept { return len_.load(std::memory_order_acquire); }
 
  private:
-  plain_mutex mu_;
+  spin_lock mu_;
   task_header* head_ ABSL_GUARDED_BY(mu_) = nullptr;
   task_header* tail_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::atomic<std::size_t> len_{0};

@@ -29,7 +29,7 @@
 #include "runtime/internal/task_header.h"
 #include "runtime/internal/wake_list.h"
 #include "runtime/internal/waiter_list.h"
-#include "runtime/plain_mutex.h"
+#include "runtime/internal/spin_lock.h"
 
 namespace shoal::rt::broadcast {
 
@@ -58,7 +58,7 @@ class shared {
   // Returns the number of receivers, 0 if nobody listens (the value is dropped).
   std::size_t send(T&& v) {
     rt::detail::wake_list wakes;
-    plain_lock lock(tail_mu_);
+    rt::detail::spin_guard lock(tail_mu_);
     std::size_t receivers = receivers_.load(std::memory_order_acquire);
     if (receivers == 0) return 0;
     const uint64_t pos = tail_pos_++;
@@ -85,7 +85,7 @@ class shared {
       return read_status::value;
     }
     s.read_unlock();
-    plain_lock lock(tail_mu_);
+    rt::detail::spin_guard lock(tail_mu_);
     if (pos == k_empty || pos < next) {  // nothing new at our position
       if (tail_pos_ != next) return read_status::empty;  // written since we looked: retry
       return closed_ ? read_status::closed : read_status::empty;
@@ -115,18 +115,18 @@ class shared {
 
   // Receiver about to sleep at `next`: false if it must not (something arrived or closed).
   bool park(rx_waiter* w, uint64_t next) {
-    plain_lock lock(tail_mu_);
+    rt::detail::spin_guard lock(tail_mu_);
     if (tail_pos_ != next || closed_) return false;
     waiting_.push_back(w);
     return true;
   }
   void unpark_cancelled(rx_waiter* w) {
-    plain_lock lock(tail_mu_);
+    rt::detail::spin_guard lock(tail_mu_);
     if (w->linked) waiting_.remove(w);
   }
 
   uint64_t subscribe() {
-    plain_lock lock(tail_mu_);
+    rt::detail::spin_guard lock(tail_mu_);
     receivers_.fetch_add(1, std::memory_order_acq_rel);
     refs.fetch_add(1, std::memory_order_relaxed);
     return tail_pos_;
@@ -137,7 +137,7 @@ class shared {
   }
   void close() {
     rt::detail::wake_list wakes;
-    plain_lock lock(tail_mu_);
+    rt::detail::spin_guard lock(tail_mu_);
     closed_ = true;
     while (rx_waiter* w = waiting_.pop_front()) wakes.push(w->task);
   }
@@ -186,7 +186,7 @@ class shared {
 
   std::unique_ptr<slot[]> slots_;
   uint64_t mask_;
-  plain_mutex tail_mu_;
+  rt::detail::spin_lock tail_mu_;
   uint64_t tail_pos_ ABSL_GUARDED_BY(tail_mu_) = 0;
   bool closed_ ABSL_GUARDED_BY(tail_mu_) = false;
   rt::detail::waiter_list<rx_waiter> waiting_ ABSL_GUARDED_BY(tail_mu_);

@@ -27,7 +27,7 @@
 #include "runtime/internal/task_header.h"
 #include "runtime/internal/wake_list.h"
 #include "runtime/internal/waiter_list.h"
-#include "runtime/plain_mutex.h"
+#include "runtime/internal/spin_lock.h"
 
 namespace shoal::rt::mpsc {
 
@@ -224,7 +224,7 @@ class bounded_chan {
   alignas(64) rx_parking rx_;
   std::atomic<bool> closed_{false};
   std::atomic<bool> rx_closed_{false};
-  plain_mutex mu_;
+  rt::detail::spin_lock mu_;
   rt::detail::waiter_list<send_waiter<T>> blocked_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -242,7 +242,7 @@ class send_waiter : public rt::detail::waiter_link {
 template <class T>
 void bounded_chan<T>::serve_blocked_senders() {
   rt::detail::wake_list wakes;
-  plain_lock lock(mu_);
+  rt::detail::spin_guard lock(mu_);
   while (send_waiter<T>* w = blocked_.front()) {
     if (!try_push(*w->value)) break;
     blocked_.pop_front();
@@ -254,7 +254,7 @@ void bounded_chan<T>::serve_blocked_senders() {
 
 template <class T>
 bool bounded_chan<T>::block_sender(send_waiter<T>* w) {
-  plain_lock lock(mu_);
+  rt::detail::spin_guard lock(mu_);
   rx_.add_blocked_sender();
   // FIFO among blocked senders: only the first in line may take room that appears now.
   if (blocked_.empty() && !rx_closed() && try_push(*w->value)) {
@@ -273,7 +273,7 @@ bool bounded_chan<T>::block_sender(send_waiter<T>* w) {
 
 template <class T>
 void bounded_chan<T>::unblock_cancelled_sender(send_waiter<T>* w) {
-  plain_lock lock(mu_);
+  rt::detail::spin_guard lock(mu_);
   if (!w->linked) return;  // already sent (or failed) on our behalf
   blocked_.remove(w);
   rx_.remove_blocked_sender();
@@ -283,7 +283,7 @@ template <class T>
 void bounded_chan<T>::close_rx() {
   rx_closed_.store(true, std::memory_order_seq_cst);
   rt::detail::wake_list wakes;
-  plain_lock lock(mu_);
+  rt::detail::spin_guard lock(mu_);
   while (send_waiter<T>* w = blocked_.pop_front()) {
     rx_.remove_blocked_sender();
     w->result = send_waiter<T>::outcome::closed;
@@ -453,7 +453,7 @@ std::pair<sender<T>, receiver<T>> channel(std::size_t capacity) {
 namespace detail {
 template <class T>
 struct unbounded_chan {
-  plain_mutex mu;
+  rt::detail::spin_lock mu;
   std::deque<T> queue ABSL_GUARDED_BY(mu);
   bool tx_closed ABSL_GUARDED_BY(mu) = false;
   bool rx_closed ABSL_GUARDED_BY(mu) = false;
@@ -489,7 +489,7 @@ class unbounded_sender {
     if (!ch_) return;
     if (ch_->senders.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       rt::detail::wake_list wakes;
-      plain_lock lock(ch_->mu);
+      rt::detail::spin_guard lock(ch_->mu);
       ch_->tx_closed = true;
       ch_->take_rx(wakes);
     }
@@ -498,7 +498,7 @@ class unbounded_sender {
   // Never waits. False if the receiver is gone.
   bool send(T value) {
     rt::detail::wake_list wakes;
-    plain_lock lock(ch_->mu);
+    rt::detail::spin_guard lock(ch_->mu);
     if (ch_->rx_closed) return false;
     ch_->queue.push_back(std::move(value));
     ch_->take_rx(wakes);
@@ -519,7 +519,7 @@ class unbounded_receiver {
   ~unbounded_receiver() {
     if (!ch_) return;
     {
-      plain_lock lock(ch_->mu);
+      rt::detail::spin_guard lock(ch_->mu);
       ch_->rx_closed = true;
     }
     ch_->release();
@@ -529,7 +529,7 @@ class unbounded_receiver {
    public:
     bool await_ready() { return false; }
     bool await_suspend(std::coroutine_handle<> h) {
-      plain_lock lock(ch_->mu);
+      rt::detail::spin_guard lock(ch_->mu);
       if (!ch_->queue.empty() || ch_->tx_closed) return false;
       rt::detail::task_header* t = rt::detail::suspend_current(h);
       t->add_ref();
@@ -539,7 +539,7 @@ class unbounded_receiver {
     }
     std::optional<T> await_resume() {
       registered_ = false;
-      plain_lock lock(ch_->mu);
+      rt::detail::spin_guard lock(ch_->mu);
       if (ch_->queue.empty()) return std::nullopt;
       std::optional<T> v(std::move(ch_->queue.front()));
       ch_->queue.pop_front();
@@ -548,7 +548,7 @@ class unbounded_receiver {
     recv_awaiter(recv_awaiter&& o) noexcept : ch_(o.ch_) {}
     ~recv_awaiter() {
       if (!registered_) return;
-      plain_lock lock(ch_->mu);  // cancelled while waiting: drop the registration if still there
+      rt::detail::spin_guard lock(ch_->mu);  // cancelled while waiting: drop the registration if still there
       if (ch_->rx_task) {
         ch_->rx_task->release();
         ch_->rx_task = nullptr;

@@ -5,7 +5,7 @@
 namespace shoal::rt {
 
 std::size_t notify::waiters() {
-  plain_lock lock(mu_);
+  detail::spin_guard lock(mu_);
   return waiters_.size();
 }
 
@@ -15,7 +15,7 @@ notify::notified_awaiter notify::notified() noexcept {
 
 void notify::notify_one() {
   detail::wake_list wakes;
-  plain_lock lock(mu_);
+  detail::spin_guard lock(mu_);
   if (notified_awaiter* w = waiters_.pop_front()) {
     w->by_one_ = true;
     wakes.push(w->task_);
@@ -27,14 +27,14 @@ void notify::notify_one() {
 void notify::notify_waiters() {
   uint64_t epoch;
   {
-    plain_lock lock(mu_);
+    detail::spin_guard lock(mu_);
     epoch = epoch_.fetch_add(1, std::memory_order_acq_rel) + 1;
   }
   // Waiters that registered before this call carry an older epoch; they sit at the front.
   // Wake them in batches so the lock is never held for a million wake-ups.
   for (;;) {
     detail::wake_list wakes;
-    plain_lock lock(mu_);
+    detail::spin_guard lock(mu_);
     while (!waiters_.empty() && waiters_.front()->epoch_ < epoch && !wakes.full()) {
       wakes.push(waiters_.pop_front()->task_);
     }
@@ -47,7 +47,7 @@ bool notify::notified_awaiter::await_ready() noexcept {
 }
 
 bool notify::notified_awaiter::await_suspend(std::coroutine_handle<> h) noexcept {
-  plain_lock lock(n_->mu_);
+  detail::spin_guard lock(n_->mu_);
   if (n_->epoch_.load(std::memory_order_acquire) != epoch_ || n_->take_permit()) return false;
   task_ = detail::suspend_current(h);
   n_->waiters_.push_back(this);
@@ -58,7 +58,7 @@ notify::notified_awaiter::~notified_awaiter() {
   if (task_ == nullptr || resumed_) return;
   // Destroyed while suspended (the task was cancelled).
   detail::wake_list wakes;  // declared before the lock: it wakes after the unlock
-  plain_lock lock(n_->mu_);
+  detail::spin_guard lock(n_->mu_);
   if (linked) {
     n_->waiters_.remove(this);
   } else if (by_one_) {

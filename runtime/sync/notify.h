@@ -16,7 +16,7 @@
 
 #include "runtime/internal/task_header.h"
 #include "runtime/internal/waiter_list.h"
-#include "runtime/plain_mutex.h"
+#include "runtime/internal/spin_lock.h"
 
 namespace shoal::rt {
 
@@ -61,7 +61,7 @@ class notify {
     return permit_.compare_exchange_strong(expected, false, std::memory_order_acq_rel);
   }
 
-  plain_mutex mu_;
+  detail::spin_lock mu_;
   detail::waiter_list<notified_awaiter> waiters_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> permit_{false};
   std::atomic<uint64_t> epoch_{0};  // notify_waiters() calls so far

@@ -9,7 +9,7 @@ semaphore::acquire_awaiter semaphore::acquire(std::size_t n) noexcept {
 }
 
 expected<semaphore_permit, try_acquire_error> semaphore::try_acquire(std::size_t n) {
-  plain_lock lock(mu_);
+  detail::spin_guard lock(mu_);
   if (closed_) return unexpected(try_acquire_error::closed);
   if (!waiters_.empty() || permits_ < n) return unexpected(try_acquire_error::no_permits);
   permits_ -= n;
@@ -18,7 +18,7 @@ expected<semaphore_permit, try_acquire_error> semaphore::try_acquire(std::size_t
 
 void semaphore::release(std::size_t n) {
   detail::wake_list wakes;
-  plain_lock lock(mu_);
+  detail::spin_guard lock(mu_);
   permits_ += n;
   serve_waiters(wakes);
 }
@@ -35,7 +35,7 @@ void semaphore::serve_waiters(detail::wake_list& wakes) {
 void semaphore::close() {
   for (;;) {
     detail::wake_list wakes;
-    plain_lock lock(mu_);
+    detail::spin_guard lock(mu_);
     closed_ = true;
     while (!waiters_.empty() && !wakes.full()) {
       acquire_awaiter* w = waiters_.pop_front();
@@ -47,22 +47,22 @@ void semaphore::close() {
 }
 
 bool semaphore::is_closed() const {
-  plain_lock lock(mu_);
+  detail::spin_guard lock(mu_);
   return closed_;
 }
 
 std::size_t semaphore::waiters() const {
-  plain_lock lock(mu_);
+  detail::spin_guard lock(mu_);
   return waiters_.size();
 }
 
 std::size_t semaphore::available_permits() const {
-  plain_lock lock(mu_);
+  detail::spin_guard lock(mu_);
   return permits_;
 }
 
 bool semaphore::acquire_awaiter::await_suspend(std::coroutine_handle<> h) noexcept {
-  plain_lock lock(s_->mu_);
+  detail::spin_guard lock(s_->mu_);
   if (s_->closed_) {
     outcome_ = outcome::closed;
     return false;
@@ -88,7 +88,7 @@ semaphore::acquire_awaiter::~acquire_awaiter() {
   if (task_ == nullptr || resumed_) return;
   // Cancelled while suspended: leave the queue, or give back permits granted but never taken.
   detail::wake_list wakes;
-  plain_lock lock(s_->mu_);
+  detail::spin_guard lock(s_->mu_);
   if (linked) {
     bool was_front = s_->waiters_.front() == this;
     s_->waiters_.remove(this);

@@ -19,7 +19,7 @@
 #include "runtime/internal/task_header.h"
 #include "runtime/internal/wake_list.h"
 #include "runtime/internal/waiter_list.h"
-#include "runtime/plain_mutex.h"
+#include "runtime/internal/spin_lock.h"
 
 namespace shoal::rt {
 
@@ -100,7 +100,7 @@ class semaphore {
   // Grants permits to waiters at the front while enough are available.
   void serve_waiters(detail::wake_list& wakes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  mutable plain_mutex mu_;
+  mutable detail::spin_lock mu_;
   std::size_t permits_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   detail::waiter_list<acquire_awaiter> waiters_ ABSL_GUARDED_BY(mu_);

@@ -15,10 +15,10 @@
 #include <cstdint>
 #include <utility>
 
+#include "runtime/internal/spin_lock.h"
 #include "runtime/internal/task_header.h"
 #include "runtime/internal/wake_list.h"
 #include "runtime/internal/waiter_list.h"
-#include "runtime/plain_mutex.h"
 #include "runtime/sync/notify.h"
 
 namespace shoal::rt::watch {
@@ -27,7 +27,7 @@ namespace detail {
 template <class T>
 struct shared {
   explicit shared(T v) : value(std::move(v)) {}
-  plain_shared_mutex mu;
+  rt::detail::rw_spin_lock mu;
   T value ABSL_GUARDED_BY(mu);
   std::atomic<uint64_t> version{0};
   std::atomic<bool> closed{false};
@@ -43,12 +43,12 @@ struct shared {
     rt::detail::task_header* task = nullptr;
     uint64_t seen = 0;
   };
-  plain_mutex waiters_mu;
+  rt::detail::spin_lock waiters_mu;
   rt::detail::waiter_list<waiter> waiters ABSL_GUARDED_BY(waiters_mu);
 
   void wake_all() {
     rt::detail::wake_list wakes;
-    plain_lock lock(waiters_mu);
+    rt::detail::spin_guard lock(waiters_mu);
     const uint64_t v = version.load(std::memory_order_acquire);
     const bool is_closed = closed.load(std::memory_order_acquire);
     rt::detail::waiter_list<waiter> keep;
@@ -83,7 +83,7 @@ class ref {
   friend class sender;
   ref(detail::shared<T>* s, bool changed) : s_(s), lock_(s->mu), changed_(changed) {}
   detail::shared<T>* s_;
-  plain_shared_lock lock_;
+  rt::detail::read_guard lock_;
   bool changed_;
 };
 
@@ -111,7 +111,7 @@ class sender {
   // Replaces the value whether or not anyone listens; returns the previous one.
   T send_replace(T v) {
     {
-      plain_unique_lock lock(s_->mu);
+      rt::detail::write_guard lock(s_->mu);
       std::swap(s_->value, v);
       s_->version.fetch_add(1, std::memory_order_release);
     }
@@ -122,7 +122,7 @@ class sender {
   template <class F>
   void send_modify(F&& modify) {
     {
-      plain_unique_lock lock(s_->mu);
+      rt::detail::write_guard lock(s_->mu);
       modify(s_->value);
       s_->version.fetch_add(1, std::memory_order_release);
     }
@@ -188,7 +188,7 @@ class receiver {
    public:
     bool await_ready() { return ready(); }
     bool await_suspend(std::coroutine_handle<> h) {
-      plain_lock lock(r_->s_->waiters_mu);
+      rt::detail::spin_guard lock(r_->s_->waiters_mu);
       if (ready()) return false;
       w_.task = rt::detail::suspend_current(h);
       w_.seen = r_->seen_;
@@ -207,7 +207,7 @@ class receiver {
     changed_awaiter(changed_awaiter&& o) noexcept : r_(o.r_) {}
     ~changed_awaiter() {
       if (w_.task == nullptr || resumed_) return;
-      plain_lock lock(r_->s_->waiters_mu);  // cancelled while waiting
+      rt::detail::spin_guard lock(r_->s_->waiters_mu);  // cancelled while waiting
       if (w_.linked) r_->s_->waiters.remove(&w_);
     }
 

@@ -5,7 +5,7 @@
 namespace shoal::rt::detail {
 
 void timer_queue::insert(timer_entry* e) {
-  plain_lock lock(mu_);
+  spin_guard lock(mu_);
   e->index = heap_.size();
   heap_.push_back(e);
   sift_up(e->index);
@@ -13,7 +13,7 @@ void timer_queue::insert(timer_entry* e) {
 }
 
 bool timer_queue::remove(timer_entry* e) {
-  plain_lock lock(mu_);
+  spin_guard lock(mu_);
   if (e->index == timer_entry::k_not_queued) return false;
   erase_at(e->index);
   publish_next();
@@ -26,7 +26,7 @@ std::size_t timer_queue::fire_due(clock::time_point now) {
   for (;;) {
     wake_list wakes;
     {
-      plain_lock lock(mu_);
+      spin_guard lock(mu_);
       while (!heap_.empty() && heap_.front()->deadline <= now && !wakes.full()) {
         timer_entry* e = heap_.front();
         erase_at(0);
@@ -42,7 +42,7 @@ std::size_t timer_queue::fire_due(clock::time_point now) {
 }
 
 std::size_t timer_queue::size() const {
-  plain_lock lock(mu_);
+  spin_guard lock(mu_);
   return heap_.size();
 }
 

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "runtime/internal/wake_list.h"
-#include "runtime/plain_mutex.h"
+#include "runtime/internal/spin_lock.h"
 #include "runtime/time/clock.h"
 
 namespace shoal::rt::detail {
@@ -47,7 +47,7 @@ class timer_queue {
   void erase_at(std::size_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void publish_next() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  mutable plain_mutex mu_;
+  mutable spin_lock mu_;
   std::vector<timer_entry*> heap_ ABSL_GUARDED_BY(mu_);
   std::atomic<int64_t> next_{k_none};  // earliest deadline, readable without the lock
 };
