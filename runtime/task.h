@@ -16,6 +16,8 @@
 #pragma once
 
 #include <cassert>
+#include <cstdio>
+#include <cstdlib>
 #include <coroutine>
 #include <exception>
 #include <new>
@@ -32,42 +34,55 @@ class task;
 
 namespace detail {
 
+// Where things are, as measured rather than assumed. g++ 12 miscompiles some coroutines (a
+// co_await in a while condition is enough): it places the promise 24 bytes into the frame while
+// coroutine_handle::from_promise() and ::promise() assume 16, so neither may be trusted. The frame
+// address is taken from the handle the compiler passes to initial_suspend, the promise address
+// from the promise's own `this`; both are recorded in the header (task_header::record_*).
 struct promise_base {
   // The frame and its header are one allocation; see task_header.h.
   static void* operator new(std::size_t size) {
     const std::size_t bytes = sizeof(task_header) + size;
     const uint32_t size_class = block_class_for(bytes);
     void* block = allocate_block(bytes, size_class);
-    return static_cast<task_header*>(new (block) task_header(size_class))->frame();
+    auto* header = new (block) task_header(size_class);
+    tls.unclaimed[tls.unclaimed_count++] = header;  // claimed by the promise constructor
+    return header->allocation();
   }
   // Runs after the frame is destroyed. A cancelled task's frame is destroyed while references to
   // its header remain: the block is then freed by the last task_header::release().
-  static void operator delete(void* frame, std::size_t) noexcept {
-    task_header* h = task_header::of_frame(frame);
+  static void operator delete(void* allocation, std::size_t) noexcept {
+    task_header* h = task_header::of_allocation(allocation);
+    if (tls.unclaimed_count > 0 && tls.unclaimed[tls.unclaimed_count - 1] == h) {
+      --tls.unclaimed_count;  // copying the parameters threw before the promise existed
+    }
     if (h->refs.load(std::memory_order_acquire) == 0) {
       h->free_block();
-    } else if (tls.finishing_frame != frame) {  // a finished frame: complete() sets the bits
+    } else if (tls.finishing != h) {  // a finished frame: complete() sets the bits
       h->state.fetch_or(k_frame_gone, std::memory_order_release);
     }
   }
 
-  std::suspend_always initial_suspend() noexcept { return {}; }
-
-  struct final_awaiter {
-    bool await_ready() noexcept { return false; }
-    template <class P>
-    void await_suspend(std::coroutine_handle<P> h) noexcept {
-      task_header* hd = task_header::of_frame(h.address());
-      if (hd->sched == nullptr) {
-        tls.next = hd->continuation;  // awaited inline: continue the awaiting coroutine
-      } else {
-        P::store_result_and_destroy(h);  // spawned: the frame goes now, the result stays
-        tls.finished = true;             // the worker completes the task
-      }
+  // The header of this coroutine's allocation. (A compiler that elided the allocation would
+  // leave nothing to claim: the runtime relies on every frame going through operator new.)
+  task_header* header = claim_header();
+  static task_header* claim_header() noexcept {
+    if (tls.unclaimed_count == 0) {
+      std::fprintf(stderr, "shoal::rt: a task frame was not allocated by its promise\n");
+      std::abort();
     }
-    void await_resume() noexcept {}
+    return tls.unclaimed[--tls.unclaimed_count];
+  }
+
+  // Suspends at once (tasks are lazy), and learns the frame's true address from the compiler.
+  struct initial_awaiter {
+    task_header* header;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) const noexcept { header->record_frame(h.address()); }
+    void await_resume() const noexcept {}
   };
-  final_awaiter final_suspend() noexcept { return {}; }
+  initial_awaiter initial_suspend() const noexcept { return {header}; }
+
 };
 
 template <class T>
@@ -78,67 +93,65 @@ using result_variant =
 template <class T>
 struct result_cell final : result_cell_base {
   result_variant<T> result;
-  explicit result_cell(result_variant<T>&& r)
-      : result_cell_base{&destroy}, result(std::move(r)) {}
+  explicit result_cell(result_variant<T>&& r) : result_cell_base{&destroy}, result(std::move(r)) {}
   static void destroy(result_cell_base* c) noexcept { static_cast<result_cell*>(c)->~result_cell(); }
 };
 
-// Runs in the final awaiter of a spawned task: moves the result out of the promise, destroys the
-// frame (the caller must not touch it afterwards), and constructs the result in its memory.
-template <class P, class Result>
-void move_result_into_dead_frame(std::coroutine_handle<P> h, Result&& r) noexcept {
-  // A frame starts with two function pointers, then the promise, which holds the result.
-  static_assert(sizeof(result_cell<typename P::value_type>) <= 2 * sizeof(void*) + sizeof(P));
-  task_header* hd = task_header::of_frame(h.address());
-  Result moved(std::move(r));
-  tls.finishing_frame = h.address();  // complete() sets k_frame_gone | k_result_stored
-  h.destroy();  // operator delete sees the runtime's reference: the block stays
-  tls.finishing_frame = nullptr;
-  new (hd->frame()) result_cell<typename P::value_type>(std::move(moved));
-}
-
+// Everything of a promise but how it returns (C++ forbids return_value beside return_void).
 template <class T>
-struct promise final : promise_base {
+struct promise_impl : promise_base {
   using value_type = T;
-  std::variant<std::monostate, T, std::exception_ptr> result;
+  result_variant<T> result;
 
-  static void store_result_and_destroy(std::coroutine_handle<promise> h) noexcept {
-    move_result_into_dead_frame(h, std::move(h.promise().result));
-  }
+  promise_impl() noexcept { header->record_promise(this); }
 
   task<T> get_return_object() noexcept;
-  template <class U>
-  void return_value(U&& v) {
-    result.template emplace<1>(std::forward<U>(v));
-  }
   void unhandled_exception() noexcept { result.template emplace<2>(std::current_exception()); }
-  bool panicked() const noexcept { return result.index() == 2; }
-  std::exception_ptr exception() const noexcept { return std::get<2>(result); }
   T take() {
     if (result.index() == 2) std::rethrow_exception(std::get<2>(result));
-    return std::move(std::get<1>(result));
+    if constexpr (!std::is_void_v<T>) return std::move(std::get<1>(result));
+  }
+
+  struct final_awaiter {
+    promise_impl* promise;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) const noexcept {
+      task_header* hd = promise->header;
+      if (hd->sched == nullptr) {
+        tls.next = hd->continuation;  // awaited inline: continue the awaiting coroutine
+      } else {
+        store_result_and_destroy(hd, h);  // spawned: the frame goes now, the result stays
+        tls.finished = true;              // the worker completes the task
+      }
+    }
+    void await_resume() const noexcept {}
+  };
+  final_awaiter final_suspend() noexcept { return {this}; }
+
+  // Moves the result out of the promise, destroys the frame (nothing may touch it afterwards),
+  // and builds the result cell in its memory.
+  static void store_result_and_destroy(task_header* hd, std::coroutine_handle<> h) noexcept {
+    // The frame held the promise, which held the result: the cell (a pointer more) fits in it.
+    static_assert(sizeof(result_cell<T>) <= 2 * sizeof(void*) + sizeof(promise_impl));
+    result_variant<T> moved(std::move(hd->promise_as<promise_impl>()->result));
+    tls.finishing = hd;  // complete() sets k_frame_gone | k_result_stored
+    h.destroy();         // operator delete sees the runtime's reference: the block stays
+    tls.finishing = nullptr;
+    new (hd->frame()) result_cell<T>(std::move(moved));
+  }
+};
+
+template <class T>
+struct promise final : promise_impl<T> {
+  template <class U>
+  void return_value(U&& v) {
+    this->result.template emplace<1>(std::forward<U>(v));
   }
 };
 
 template <>
-struct promise<void> final : promise_base {
-  using value_type = void;
-  std::exception_ptr error;
-
-  static void store_result_and_destroy(std::coroutine_handle<promise> h) noexcept {
-    std::variant<std::monostate, std::monostate, std::exception_ptr> r;
-    if (h.promise().error) r.emplace<2>(std::move(h.promise().error));
-    move_result_into_dead_frame(h, std::move(r));
-  }
-
-  task<void> get_return_object() noexcept;
+struct promise<void> final : promise_impl<void> {
   void return_void() noexcept {}
-  void unhandled_exception() noexcept { error = std::current_exception(); }
-  bool panicked() const noexcept { return error != nullptr; }
-  std::exception_ptr exception() const noexcept { return error; }
-  void take() {
-    if (error) std::rethrow_exception(error);
-  }
 };
 
 }  // namespace detail
@@ -165,40 +178,35 @@ class [[nodiscard]] task {
   // Awaiting a task runs it inline on the awaiting task; the result (or exception) is returned.
   auto operator co_await() && noexcept {
     struct awaiter {
-      std::coroutine_handle<promise_type> h;
+      detail::task_header* h;
       bool await_ready() const noexcept { return false; }
       void await_suspend(std::coroutine_handle<> parent) noexcept {
-        detail::task_header::of_frame(h.address())->continuation = parent;
-        detail::tls.next = h;  // the trampoline starts the child once the parent has suspended
+        h->continuation = parent;
+        detail::tls.next = h->root();  // the trampoline starts the child once the parent suspended
       }
-      T await_resume() { return h.promise().take(); }
+      T await_resume() { return h->promise_as<detail::promise_impl<T>>()->take(); }
     };
     assert(h_ && "awaiting an empty task");
     return awaiter{h_};
   }
 
   // Hands the frame (and the creator's reference to its header) to the caller: used by spawn.
-  detail::task_header* release_header() noexcept {
-    return detail::task_header::of_frame(std::exchange(h_, nullptr).address());
-  }
+  detail::task_header* release_header() noexcept { return std::exchange(h_, nullptr); }
 
  private:
-  friend struct detail::promise<T>;
-  explicit task(std::coroutine_handle<promise_type> h) noexcept : h_(h) {}
+  friend struct detail::promise_impl<T>;
+  explicit task(detail::task_header* h) noexcept : h_(h) {}
   void reset() noexcept {
-    if (h_) detail::task_header::of_frame(std::exchange(h_, nullptr).address())->release();
+    if (h_) std::exchange(h_, nullptr)->release();
   }
 
-  std::coroutine_handle<promise_type> h_ = nullptr;
+  detail::task_header* h_ = nullptr;
 };
 
 namespace detail {
 template <class T>
-task<T> promise<T>::get_return_object() noexcept {
-  return task<T>(std::coroutine_handle<promise<T>>::from_promise(*this));
-}
-inline task<void> promise<void>::get_return_object() noexcept {
-  return task<void>(std::coroutine_handle<promise<void>>::from_promise(*this));
+task<T> promise_impl<T>::get_return_object() noexcept {
+  return task<T>(this->header);
 }
 }  // namespace detail
 

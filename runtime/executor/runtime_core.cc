@@ -394,8 +394,8 @@ void runtime_core::spawn(detail::task_header* t) {
   // Not yet visible to any other thread: plain stores. The creator's reference becomes the
   // runtime's; the second is the join handle's.
   t->refs.store(2, std::memory_order_relaxed);
-  t->state.store((t->state.load(std::memory_order_relaxed) & ~0xffffffu) | detail::k_scheduled |
-                     detail::k_join_interest,
+  t->state.store((t->state.load(std::memory_order_relaxed) & detail::k_immutable_bits) |
+                     detail::k_scheduled | detail::k_join_interest,
                  std::memory_order_relaxed);
   if (!owned_.insert(t)) t->state.fetch_or(detail::k_cancelled, std::memory_order_relaxed);
   schedule(t, false);
