@@ -326,7 +326,9 @@ task<std::vector<metric>> broadcast_bench(std::string p, uint64_t n, int receive
 
 task<std::pair<uint64_t, uint64_t>> watch_receiver(rt::watch::receiver<uint64_t> rx) {
   uint64_t seen = 0, last = 0;
-  while (co_await rx.changed()) {
+  for (;;) {
+    bool changed = co_await rx.changed();  // named: see runtime/task.h on g++ 12 and loops
+    if (!changed) break;
     last = *rx.borrow();
     ++seen;
   }

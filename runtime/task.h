@@ -34,28 +34,32 @@ class task;
 
 namespace detail {
 
-// Where things are, as measured rather than assumed. g++ 12 miscompiles some coroutines (a
-// co_await in a while condition is enough): it places the promise 24 bytes into the frame while
-// coroutine_handle::from_promise() and ::promise() assume 16, so neither may be trusted. The frame
-// address is taken from the handle the compiler passes to initial_suspend, the promise address
-// from the promise's own `this`; both are recorded in the header (task_header::record_*).
+// The layout the runtime relies on, checked for every frame when it is created: the frame starts
+// at the address operator new returned (so the header is just before it), with the resume and
+// destroy pointers and then the promise (so coroutine_handle::promise() is right).
+//
+// g++ 12 breaks that layout for a coroutine whose loop condition co_awaits a temporary awaiter
+// (`while (co_await rx.changed())`): it puts a hidden flag before the resume pointer, and resuming
+// or destroying such a frame runs garbage. Nothing can repair it, so the check stops the program
+// with a message naming the fix (name the result: `for (;;) { bool ok = co_await ...; if (!ok)
+// break; }`).
 struct promise_base {
   // The frame and its header are one allocation; see task_header.h.
   static void* operator new(std::size_t size) {
     const std::size_t bytes = sizeof(task_header) + size;
     const uint32_t size_class = block_class_for(bytes);
     void* block = allocate_block(bytes, size_class);
-    auto* header = new (block) task_header(size_class);
-    tls.unclaimed[tls.unclaimed_count++] = header;  // claimed by the promise constructor
-    return header->allocation();
+    void* frame = (new (block) task_header(size_class))->frame();
+    tls.creating[tls.creating_count++] = frame;  // checked by initial_suspend
+    return frame;
   }
   // Runs after the frame is destroyed. A cancelled task's frame is destroyed while references to
   // its header remain: the block is then freed by the last task_header::release().
-  static void operator delete(void* allocation, std::size_t) noexcept {
-    task_header* h = task_header::of_allocation(allocation);
-    if (tls.unclaimed_count > 0 && tls.unclaimed[tls.unclaimed_count - 1] == h) {
-      --tls.unclaimed_count;  // copying the parameters threw before the promise existed
+  static void operator delete(void* frame, std::size_t) noexcept {
+    if (tls.creating_count > 0 && tls.creating[tls.creating_count - 1] == frame) {
+      --tls.creating_count;  // creation failed (a parameter's copy threw)
     }
+    task_header* h = task_header::of_frame(frame);
     if (h->refs.load(std::memory_order_acquire) == 0) {
       h->free_block();
     } else if (tls.finishing != h) {  // a finished frame: complete() sets the bits
@@ -63,26 +67,25 @@ struct promise_base {
     }
   }
 
-  // The header of this coroutine's allocation. (A compiler that elided the allocation would
-  // leave nothing to claim: the runtime relies on every frame going through operator new.)
-  task_header* header = claim_header();
-  static task_header* claim_header() noexcept {
-    if (tls.unclaimed_count == 0) {
-      std::fprintf(stderr, "shoal::rt: a task frame was not allocated by its promise\n");
-      std::abort();
-    }
-    return tls.unclaimed[--tls.unclaimed_count];
-  }
+  promise_base() noexcept { tls.creating_promise = this; }
 
-  // Suspends at once (tasks are lazy), and learns the frame's true address from the compiler.
+  // Suspends at once (tasks are lazy), after checking the frame's layout.
   struct initial_awaiter {
-    task_header* header;
     bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h) const noexcept { header->record_frame(h.address()); }
+    void await_suspend(std::coroutine_handle<> h) const noexcept {
+      void* allocated = tls.creating[--tls.creating_count];
+      if (h.address() != allocated ||
+          static_cast<char*>(h.address()) + 2 * sizeof(void*) != tls.creating_promise) {
+        std::fprintf(stderr,
+                     "shoal::rt: g++ 12 miscompiled a coroutine (its frame does not start with the "
+                     "resume and destroy pointers). Usual cause: `while (co_await expr)`; write "
+                     "`for (;;) { auto r = co_await expr; if (!r) break; }` instead.\n");
+        std::abort();
+      }
+    }
     void await_resume() const noexcept {}
   };
-  initial_awaiter initial_suspend() const noexcept { return {header}; }
-
+  initial_awaiter initial_suspend() const noexcept { return {}; }
 };
 
 template <class T>
@@ -103,7 +106,9 @@ struct promise_impl : promise_base {
   using value_type = T;
   result_variant<T> result;
 
-  promise_impl() noexcept { header->record_promise(this); }
+  static promise_impl* promise_of(task_header* h) noexcept {
+    return &std::coroutine_handle<promise_impl>::from_address(h->frame()).promise();
+  }
 
   task<T> get_return_object() noexcept;
   void unhandled_exception() noexcept { result.template emplace<2>(std::current_exception()); }
@@ -113,10 +118,9 @@ struct promise_impl : promise_base {
   }
 
   struct final_awaiter {
-    promise_impl* promise;
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<> h) const noexcept {
-      task_header* hd = promise->header;
+      task_header* hd = task_header::of_frame(h.address());
       if (hd->sched == nullptr) {
         tls.next = hd->continuation;  // awaited inline: continue the awaiting coroutine
       } else {
@@ -126,14 +130,14 @@ struct promise_impl : promise_base {
     }
     void await_resume() const noexcept {}
   };
-  final_awaiter final_suspend() noexcept { return {this}; }
+  final_awaiter final_suspend() noexcept { return {}; }
 
   // Moves the result out of the promise, destroys the frame (nothing may touch it afterwards),
   // and builds the result cell in its memory.
   static void store_result_and_destroy(task_header* hd, std::coroutine_handle<> h) noexcept {
     // The frame held the promise, which held the result: the cell (a pointer more) fits in it.
     static_assert(sizeof(result_cell<T>) <= 2 * sizeof(void*) + sizeof(promise_impl));
-    result_variant<T> moved(std::move(hd->promise_as<promise_impl>()->result));
+    result_variant<T> moved(std::move(promise_of(hd)->result));
     tls.finishing = hd;  // complete() sets k_frame_gone | k_result_stored
     h.destroy();         // operator delete sees the runtime's reference: the block stays
     tls.finishing = nullptr;
@@ -184,7 +188,7 @@ class [[nodiscard]] task {
         h->continuation = parent;
         detail::tls.next = h->root();  // the trampoline starts the child once the parent suspended
       }
-      T await_resume() { return h->promise_as<detail::promise_impl<T>>()->take(); }
+      T await_resume() { return detail::promise_impl<T>::promise_of(h)->take(); }
     };
     assert(h_ && "awaiting an empty task");
     return awaiter{h_};
@@ -206,7 +210,7 @@ class [[nodiscard]] task {
 namespace detail {
 template <class T>
 task<T> promise_impl<T>::get_return_object() noexcept {
-  return task<T>(this->header);
+  return task<T>(task_header::of_frame(std::coroutine_handle<promise_impl>::from_promise(*this).address()));
 }
 }  // namespace detail
 

@@ -44,14 +44,14 @@ void* allocate_block(std::size_t bytes, uint32_t size_class) {
       --t_cache.count[size_class];
       return n;
     }
-    return ::operator new(size_class * k_block_granule);
+    return ::operator new(block_size_of(size_class));
   }
   return ::operator new(bytes);
 }
 
 void free_block(void* p, uint32_t size_class) noexcept {
   if (k_cache_enabled && size_class != 0 &&
-      t_cache.count[size_class] * size_class * k_block_granule < k_budget_per_class) {
+      t_cache.count[size_class] * block_size_of(size_class) < k_budget_per_class) {
     auto* n = static_cast<free_block_node*>(p);
     n->next = t_cache.head[size_class];
     t_cache.head[size_class] = n;

@@ -12,16 +12,20 @@
 
 namespace shoal::rt::detail {
 
-// Size classes are multiples of 16 bytes; larger blocks bypass the cache (class 0).
+// Size class c holds blocks of 16c - 8 bytes: glibc adds an 8-byte size field and rounds chunks to
+// 16, so such a block fills its chunk exactly. Larger blocks bypass the cache (class 0).
 constexpr std::size_t k_block_granule = 16;
 constexpr std::size_t k_max_cached_class = 64;  // blocks up to 1 KiB
 
 inline uint32_t block_class_for(std::size_t bytes) noexcept {
-  std::size_t c = (bytes + k_block_granule - 1) / k_block_granule;
+  std::size_t c = (bytes + 8 + k_block_granule - 1) / k_block_granule;
   return c <= k_max_cached_class ? static_cast<uint32_t>(c) : 0;
 }
+inline std::size_t block_size_of(uint32_t size_class) noexcept {
+  return size_class * k_block_granule - 8;
+}
 
-// Returns a block of at least `bytes` (exactly class * 16 when the class is not 0).
+// Returns a block of at least `bytes` (exactly block_size_of(class) when the class is not 0).
 void* allocate_block(std::size_t bytes, uint32_t size_class);
 void free_block(void* p, uint32_t size_class) noexcept;
 

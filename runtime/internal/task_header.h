@@ -41,14 +41,9 @@ enum task_state : uint32_t {
   k_cancel_hooked = 1u << 8,  // the cancel hook has been invoked for the current suspension
   k_result_stored = 1u << 9,  // a result_cell sits where the frame was (see result_cell)
 };
-// The state word's upper bits never change after creation: the block's size class (block_cache.h),
-// and where the coroutine frame and the promise are, in 8-byte steps from the allocation. They are
-// measured, never assumed: g++ 12 lays some frames out differently from what
-// coroutine_handle::from_promise() and ::promise() compute (see task.h).
-constexpr uint32_t k_promise_offset_shift = 10;  // 6 bits
-constexpr uint32_t k_frame_offset_shift = 16;    // 8 bits
-constexpr uint32_t k_size_class_shift = 24;      // 8 bits
-constexpr uint32_t k_immutable_bits = 0xfffffc00u;
+// The block's size class (block_cache.h) lives in the state word's top byte; it never changes.
+constexpr uint32_t k_size_class_shift = 24;
+constexpr uint32_t k_immutable_bits = 0xff000000u;
 
 // A task suspended on an operation that an outside party (gRPC) still references sets a cancel
 // hook: cancelling the task then asks that party to finish early instead of freeing the frame.
@@ -81,21 +76,13 @@ struct alignas(16) task_header {
   explicit task_header(uint32_t size_class)
       : state(size_class << k_size_class_shift), continuation(nullptr) {}
 
-  // What operator new returned for the coroutine (the header precedes it).
-  void* allocation() noexcept { return reinterpret_cast<char*>(this) + sizeof(task_header); }
-  static task_header* of_allocation(void* p) noexcept {
-    return reinterpret_cast<task_header*>(static_cast<char*>(p) - sizeof(task_header));
-  }
-  // The coroutine frame, i.e. the address a coroutine_handle holds.
-  void* frame() noexcept { return at(k_frame_offset_shift, 0xff); }
+  // The coroutine frame follows the header; task.h verifies, for every frame, that the compiler
+  // put it exactly where operator new said.
+  void* frame() noexcept { return reinterpret_cast<char*>(this) + sizeof(task_header); }
   std::coroutine_handle<> root() noexcept { return std::coroutine_handle<>::from_address(frame()); }
-  template <class P>
-  P* promise_as() noexcept {
-    return static_cast<P*>(at(k_promise_offset_shift, 0x3f));
+  static task_header* of_frame(void* frame) noexcept {
+    return reinterpret_cast<task_header*>(static_cast<char*>(frame) - sizeof(task_header));
   }
-  // Called once each, while the coroutine is being created (nobody else sees the task yet).
-  void record_frame(void* frame) noexcept { record(frame, k_frame_offset_shift, 0xff); }
-  void record_promise(void* promise) noexcept { record(promise, k_promise_offset_shift, 0x3f); }
 
   void add_ref() noexcept { refs.fetch_add(1, std::memory_order_relaxed); }
   // Drops a reference; the last one destroys a frame that is still alive and frees the block.
@@ -111,19 +98,6 @@ struct alignas(16) task_header {
     } else {
       root().destroy();  // promise_base::operator delete sees refs == 0 and frees the block
     }
-  }
-  void* at(uint32_t shift, uint32_t mask) noexcept {
-    const uint32_t offset = (state.load(std::memory_order_relaxed) >> shift) & mask;
-    return static_cast<char*>(allocation()) + 8 * offset;
-  }
-  void record(void* where, uint32_t shift, uint32_t max) noexcept {
-    const auto delta = static_cast<char*>(where) - static_cast<char*>(allocation());
-    if (delta < 0 || delta % 8 != 0 || delta / 8 > max) {
-      std::fprintf(stderr, "shoal::rt: unexpected coroutine frame layout\n");
-      std::abort();
-    }
-    state.store(state.load(std::memory_order_relaxed) | (static_cast<uint32_t>(delta / 8) << shift),
-                std::memory_order_relaxed);
   }
   void free_block() noexcept {
     const uint32_t size_class = state.load(std::memory_order_relaxed) >> k_size_class_shift;
@@ -147,10 +121,11 @@ struct thread_context {
   bool finished = false;                   // the running spawned task reached its final suspend
   bool yielded = false;                    // the running task asked to go to the back of the queue
   task_header* finishing = nullptr;        // a finished task whose frame is replaced by its result
-  // Headers allocated by promise operator new, not yet claimed by their promise's constructor (a
-  // stack, since copying a coroutine's parameters could itself create a coroutine).
-  task_header* unclaimed[8] = {};
-  int unclaimed_count = 0;
+  // Frames being created: allocated by operator new, not yet checked by initial_suspend (a stack,
+  // since copying a coroutine's parameters could itself create a coroutine).
+  void* creating[8] = {};
+  int creating_count = 0;
+  void* creating_promise = nullptr;
 };
 inline thread_local thread_context tls;
 

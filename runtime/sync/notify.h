@@ -48,11 +48,13 @@ class notify {
     friend class detail::waiter_list<notified_awaiter>;
     notified_awaiter(notify* n, uint64_t epoch) noexcept : n_(n), epoch_(epoch) {}
 
+
+    // The flags come first so that they fill the waiter_link's tail padding (a smaller frame).
+    bool by_one_ = false;  // woken by notify_one (guarded by n_->mu_)
+    bool resumed_ = false;
     notify* n_;
     uint64_t epoch_;
     detail::task_header* task_ = nullptr;
-    bool by_one_ = false;  // woken by notify_one (guarded by n_->mu_)
-    bool resumed_ = false;
   };
 
  private:

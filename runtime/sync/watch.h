@@ -3,7 +3,11 @@
 //
 //   auto [tx, rx] = rt::watch::channel<config>(initial);
 //   tx.send(next);                                      // false if every receiver is gone
-//   while (co_await rx.changed()) { config c = *rx.borrow_and_update(); ... }
+//   for (;;) {
+//     bool changed = co_await rx.changed();   // not in a loop condition: see task.h (g++ 12)
+//     if (!changed) break;
+//     config c = *rx.borrow_and_update();
+//   }
 //
 // changed() completes when a value newer than the last one this receiver marked seen exists, and
 // fails once the sender is gone (after the last value has been seen). borrow() holds a read lock:

@@ -235,7 +235,9 @@ task<> sleep_forever() { co_await sleep(24h); }
 task<> acquire_forever(semaphore* s) { auto p = co_await s->acquire(); }
 task<> notified_forever(notify* n) { co_await n->notified(); }
 task<> watch_forever(watch::receiver<int> rx) {
-  while (co_await rx.changed()) {
+  for (;;) {
+    bool changed = co_await rx.changed();
+    if (!changed) break;
   }
 }
 task<> join_forever(join_handle<void> h) { (void)co_await std::move(h); }

@@ -218,6 +218,25 @@ TEST_P(task_test, a_finished_task_releases_what_it_owns_before_its_handle_is_awa
   EXPECT_TRUE(rt_.block_on(finished_task_releases_its_parameters()));
 }
 
+// A temporary awaiter with a destructor, awaited in a loop condition: g++ 12 lays the frame out
+// wrongly. The runtime must refuse it loudly instead of resuming garbage.
+struct temporary_awaiter {
+  int* countdown;
+  bool await_ready() const noexcept { return true; }
+  void await_suspend(std::coroutine_handle<>) const noexcept {}
+  bool await_resume() const noexcept { return (*countdown)-- > 0; }
+  ~temporary_awaiter() {}
+};
+task<> loop_on_temporary_awaiter(int* countdown) {
+  while (co_await temporary_awaiter{countdown}) {
+  }
+}
+
+TEST(task_layout, a_miscompiled_frame_is_refused_at_creation_with_the_fix_in_the_message) {
+  int countdown = 3;
+  EXPECT_DEATH((void)loop_on_temporary_awaiter(&countdown), "while \\(co_await expr\\)");
+}
+
 TEST(runtime_shutdown, cancels_pending_tasks_and_reports_it_in_their_handles) {
   std::atomic<bool> stop{false};
   std::atomic<int> polls{0};

@@ -31,7 +31,11 @@ TEST_P(watch_test, borrow_sees_the_latest_value_and_tracks_what_was_seen) {
 
 task<int> wait_for_changes(watch::receiver<int> rx) {
   int last = -1;
-  while (co_await rx.changed()) last = *rx.borrow_and_update();
+  for (;;) {
+    bool changed = co_await rx.changed();
+    if (!changed) break;
+    last = *rx.borrow_and_update();
+  }
   co_return last;
 }
 
