@@ -12,7 +12,8 @@
 // operation is pending, cancelling the task (abort, shutdown) calls `ctx->TryCancel()` and the task
 // is destroyed only after the tag has returned. Pass the call's ServerContext or ClientContext; for
 // operations that have no call (an alarm), pass an object with a TryCancel() that makes the tag
-// return early.
+// return early. A server's posted request (RequestX) has no call yet, and TryCancel on its context
+// is invalid: use uncancellable_op; Server::Shutdown returns its tag.
 #pragma once
 
 #include <atomic>
@@ -83,5 +84,16 @@ class [[nodiscard]] async_op : private operation, private rt::detail::cancel_hoo
   rt::detail::task_header* task_ = nullptr;
   bool ok_ = false;
 };
+
+// For an operation nothing can cut short (a posted RequestX: only Server::Shutdown returns it). A
+// cancelled task waits for the tag.
+struct until_completion {
+  void TryCancel() noexcept {}
+};
+
+template <class Initiate>
+async_op<until_completion, Initiate> uncancellable_op(Initiate initiate) {
+  return async_op<until_completion, Initiate>(nullptr, std::move(initiate));
+}
 
 }  // namespace shoal::rt::grpc

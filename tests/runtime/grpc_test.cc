@@ -135,8 +135,8 @@ struct count_on_destroy {
 task<> serve_one(echo_server* s, ::grpc::ServerCompletionQueue* cq) {
   ::grpc::GenericServerContext ctx;
   ::grpc::GenericServerAsyncReaderWriter stream(&ctx);
-  bool ok = co_await rt::grpc::async_op(
-      &ctx, [&](void* tag) { s->service.RequestCall(&ctx, &stream, cq, cq, tag); });
+  bool ok = co_await rt::grpc::uncancellable_op(
+      [&](void* tag) { s->service.RequestCall(&ctx, &stream, cq, cq, tag); });
   if (!ok) co_return;  // server shutting down
   spawn(serve_one(s, cq)).detach();
   ::grpc::ByteBuffer request;
