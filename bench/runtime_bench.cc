@@ -131,9 +131,11 @@ task<std::vector<metric>> spawn_idle(std::string p, uint64_t n) {
   co_return std::vector<metric>{
       {p + ".spawn", ns_per(t_spawn, n), "ns/task"},
       {p + ".spawn_until_all_polled", ns_per(t_settle, n), "ns/task"},
-      {p + ".rss_growth", (static_cast<double>(rss1) - static_cast<double>(rss0)) / n, "bytes/task"},
+      {p + ".rss_growth", (static_cast<double>(rss1) - static_cast<double>(rss0)) / n,
+       "bytes/task"},
       {p + ".wake_and_join", ns_per(t_wake, n), "ns/task"},
-      {p + ".rss_after_join_minus_base", (static_cast<double>(rss2) - rss0) / (1024.0 * 1024.0), "MiB"},
+      {p + ".rss_after_join_minus_base", (static_cast<double>(rss2) - rss0) / (1024.0 * 1024.0),
+       "MiB"},
       {p + ".allocations_per_spawn", static_cast<double>(allocs) / n, "allocs/task"},
   };
 }
@@ -241,7 +243,8 @@ task<clk::duration> pingpong_client(rt::mpsc::sender<request> tx, uint64_t n) {
   const auto t0 = clk::now();
   for (uint64_t i = 0; i < n; ++i) {
     auto [otx, orx] = rt::oneshot::channel<uint64_t>();
-    request req{i, std::move(otx)};  // named: g++ 12 destroys aggregate temporaries in co_await twice
+    request req{i,
+                std::move(otx)};  // named: g++ 12 destroys aggregate temporaries in co_await twice
     if (!co_await tx.send(std::move(req))) std::abort();
     auto r = co_await std::move(orx);
     if (!r || *r != i + 1) std::abort();
@@ -285,7 +288,8 @@ task<fanout_count> broadcast_receiver(rt::broadcast::receiver<uint64_t> rx) {
   co_return c;
 }
 
-task<clk::duration> broadcast_sender(rt::broadcast::sender<uint64_t> tx, uint64_t n, uint64_t pace) {
+task<clk::duration> broadcast_sender(rt::broadcast::sender<uint64_t> tx, uint64_t n,
+                                     uint64_t pace) {
   const auto t = clk::now();
   for (uint64_t i = 0; i < n; ++i) {
     tx.send(i);
@@ -366,8 +370,10 @@ task<std::vector<metric>> watch_bench(std::string p, uint64_t n, int receivers, 
       {p + ".update_rate", per_sec(n, d) / 1e6, "Mupd/s"},
       {p + ".send_only_rate", per_sec(n, t_send) / 1e6, "Mupd/s"},
       {p + ".seen_per_rx_mean", mean, "updates"},
-      {p + ".seen_per_rx_min", static_cast<double>(*std::min_element(seen.begin(), seen.end())), "updates"},
-      {p + ".seen_per_rx_max", static_cast<double>(*std::max_element(seen.begin(), seen.end())), "updates"},
+      {p + ".seen_per_rx_min", static_cast<double>(*std::min_element(seen.begin(), seen.end())),
+       "updates"},
+      {p + ".seen_per_rx_max", static_cast<double>(*std::max_element(seen.begin(), seen.end())),
+       "updates"},
       {p + ".elapsed", std::chrono::duration<double, std::milli>(d).count(), "ms"},
   };
 }
@@ -416,7 +422,8 @@ task<std::vector<metric>> mutex_bench(std::string p, uint64_t per, bool sharded)
   }
   const auto t0 = clk::now();
   std::vector<join_handle<clk::duration>> hs;
-  for (uint64_t t = 0; t < tasks; ++t) hs.push_back(rt::spawn(increment_task(&shards, t, per, sharded)));
+  for (uint64_t t = 0; t < tasks; ++t)
+    hs.push_back(rt::spawn(increment_task(&shards, t, per, sharded)));
   clk::duration busy{};
   for (auto& h : hs) busy += *co_await h;
   const auto d = clk::now() - t0;
@@ -429,8 +436,8 @@ task<std::vector<metric>> mutex_bench(std::string p, uint64_t per, bool sharded)
   co_return std::vector<metric>{
       {p + ".throughput", per_sec(tasks * per, d) / 1e6, "Mops/s"},
       {p + ".in_task_per_op", ns_per(busy, tasks * per), "ns/op"},
-      {p + ".parallelism", std::chrono::duration<double>(busy).count() /
-                               std::chrono::duration<double>(d).count(), "x"},
+      {p + ".parallelism",
+       std::chrono::duration<double>(busy).count() / std::chrono::duration<double>(d).count(), "x"},
   };
 }
 
@@ -492,12 +499,14 @@ std::vector<metric> run_bench(const std::string& b, rt_kind k, const std::string
   if (b == "mpsc_bounded_1p1c") return run_on(k, [&] { return mpsc_bench(p, 10'000'000, 1); });
   if (b == "mpsc_bounded_4p1c") return run_on(k, [&] { return mpsc_bench(p, 10'000'000, 4); });
   if (b == "oneshot_pingpong") return run_on(k, [&] { return pingpong(p, 1'000'000); });
-  if (b == "broadcast_fanout") return run_on(k, [&] { return broadcast_bench(p, 1'000'000, 16, 1024, 0); });
+  if (b == "broadcast_fanout")
+    return run_on(k, [&] { return broadcast_bench(p, 1'000'000, 16, 1024, 0); });
   if (b == "broadcast_fanout_paced256") {
     return run_on(k, [&] { return broadcast_bench(p, 1'000'000, 16, 1024, 256); });
   }
   if (b == "watch_publish") return run_on(k, [&] { return watch_bench(p, 1'000'000, 16, false); });
-  if (b == "watch_publish_paced") return run_on(k, [&] { return watch_bench(p, 1'000'000, 16, true); });
+  if (b == "watch_publish_paced")
+    return run_on(k, [&] { return watch_bench(p, 1'000'000, 16, true); });
   if (b == "mutex_single") return run_on(k, [&] { return mutex_bench(p, 1'000'000, false); });
   if (b == "mutex_sharded64") return run_on(k, [&] { return mutex_bench(p, 1'000'000, true); });
   std::fprintf(stderr, "unknown bench %s\n", b.c_str());

@@ -104,7 +104,9 @@ class [[nodiscard]] join_handle {
     }
     awaiter(detail::task_header* target, bool owning) noexcept : t(target), owns(owning) {}
     awaiter(awaiter&& o) noexcept
-        : t(o.t), owns(std::exchange(o.owns, false)), registered(std::exchange(o.registered, false)) {}
+        : t(o.t),
+          owns(std::exchange(o.owns, false)),
+          registered(std::exchange(o.registered, false)) {}
     ~awaiter() {
       if (registered) detail::unregister_join_waiter(t);  // our task is being cancelled
       if (owns) detail::drop_join_handle(t);

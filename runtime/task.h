@@ -1,8 +1,8 @@
 // task<T>: a lazily started coroutine, the unit of asynchronous work in Shoal's runtime.
 //
 // A task does nothing until it is awaited (it then runs inline, on the awaiting task) or spawned
-// (it then runs on the runtime, concurrently, and spawn returns a join_handle). Like a Tokio future:
-// it is a value you can move around, and destroying it before it runs simply frees it.
+// (it then runs on the runtime, concurrently, and spawn returns a join_handle). Like a Tokio
+// future: it is a value you can move around, and destroying it before it runs simply frees it.
 //
 //   rt::task<int> add(int a, int b) { co_return a + b; }
 //   rt::task<> caller() {
@@ -16,9 +16,9 @@
 #pragma once
 
 #include <cassert>
+#include <coroutine>
 #include <cstdio>
 #include <cstdlib>
-#include <coroutine>
 #include <exception>
 #include <new>
 #include <type_traits>
@@ -97,7 +97,9 @@ template <class T>
 struct result_cell final : result_cell_base {
   result_variant<T> result;
   explicit result_cell(result_variant<T>&& r) : result_cell_base{&destroy}, result(std::move(r)) {}
-  static void destroy(result_cell_base* c) noexcept { static_cast<result_cell*>(c)->~result_cell(); }
+  static void destroy(result_cell_base* c) noexcept {
+    static_cast<result_cell*>(c)->~result_cell();
+  }
 };
 
 // Everything of a promise but how it returns (C++ forbids return_value beside return_void).
@@ -210,7 +212,8 @@ class [[nodiscard]] task {
 namespace detail {
 template <class T>
 task<T> promise_impl<T>::get_return_object() noexcept {
-  return task<T>(task_header::of_frame(std::coroutine_handle<promise_impl>::from_promise(*this).address()));
+  return task<T>(
+      task_header::of_frame(std::coroutine_handle<promise_impl>::from_promise(*this).address()));
 }
 }  // namespace detail
 

@@ -5,8 +5,8 @@
 #include <atomic>
 #include <cstddef>
 
-#include "runtime/internal/task_header.h"
 #include "runtime/internal/spin_lock.h"
+#include "runtime/internal/task_header.h"
 
 namespace shoal::rt::detail {
 

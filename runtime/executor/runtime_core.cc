@@ -44,8 +44,8 @@ void wake(task_header* t) noexcept {
   do {
     if (s & (k_complete | k_scheduled | k_notified)) return;
     ns = s | ((s & k_running) ? k_notified : k_scheduled);
-  } while (!t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel,
-                                           std::memory_order_acquire));
+  } while (
+      !t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel, std::memory_order_acquire));
   if (!(s & k_running)) t->sched->schedule(t, false);
 }
 
@@ -56,8 +56,8 @@ void abort_task(task_header* t) noexcept {
     if (s & (k_complete | k_cancelled)) return;
     ns = s | k_cancelled;
     if (!(s & (k_running | k_scheduled))) ns |= k_scheduled;  // idle: someone must run the cancel
-  } while (!t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel,
-                                           std::memory_order_acquire));
+  } while (
+      !t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel, std::memory_order_acquire));
   if (!(s & (k_running | k_scheduled))) t->sched->schedule(t, false);
 }
 
@@ -197,7 +197,8 @@ task_header* worker::next_task() {
 task_header* worker::take_from_inject() {
   // One lock for a batch: the first runs now, the rest go to the local queue (a fair share when
   // there are several workers).
-  const std::size_t share = core_.inject_.size() / static_cast<std::size_t>(core_.worker_count()) + 1;
+  const std::size_t share =
+      core_.inject_.size() / static_cast<std::size_t>(core_.worker_count()) + 1;
   std::size_t taken = 0;
   task_header* first = core_.inject_.pop_batch(std::min<std::size_t>(share, k_max_steal), &taken);
   if (first == nullptr) return nullptr;
@@ -281,8 +282,8 @@ void worker::run_task(task_header* t) {
   uint32_t ns;
   do {
     ns = (s & ~k_scheduled) | k_running;
-  } while (!t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel,
-                                           std::memory_order_acquire));
+  } while (
+      !t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel, std::memory_order_acquire));
   if (ns & k_cancelled) {
     cancel(t);
     return;
@@ -308,8 +309,8 @@ void worker::after_suspend(task_header* t, bool yielded) {
     }
     ns = (s & k_notified) || yielded ? (s & ~(k_running | k_notified)) | k_scheduled
                                      : s & ~k_running;
-  } while (!t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel,
-                                           std::memory_order_acquire));
+  } while (
+      !t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel, std::memory_order_acquire));
   if (ns & k_scheduled) schedule_local(t, true);
 }
 
@@ -418,8 +419,8 @@ void runtime_core::complete(detail::task_header* t, uint32_t outcome_bits) {
   do {
     ns = (s & ~(detail::k_running | detail::k_notified | detail::k_scheduled)) |
          detail::k_complete | outcome_bits;
-  } while (!t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel,
-                                           std::memory_order_acquire));
+  } while (
+      !t->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel, std::memory_order_acquire));
   if (s & detail::k_join_waiter) {
     detail::task_header* waiter = t->join_waiter;
     detail::wake(waiter);

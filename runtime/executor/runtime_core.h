@@ -16,9 +16,9 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -111,10 +111,10 @@ class owned_tasks {
 struct runtime_options {
   enum class flavor { current_thread, multi_thread };
   flavor kind = flavor::multi_thread;
-  int workers = 0;                // multi_thread: 0 = one per core; current_thread: always 1
-  driver_factory make_driver;     // default: a plain parker per worker (no I/O)
-  bool start_paused = false;      // the test clock starts paused
-  bool auto_advance = true;       // a paused clock jumps to the next timer when all workers idle
+  int workers = 0;             // multi_thread: 0 = one per core; current_thread: always 1
+  driver_factory make_driver;  // default: a plain parker per worker (no I/O)
+  bool start_paused = false;   // the test clock starts paused
+  bool auto_advance = true;    // a paused clock jumps to the next timer when all workers idle
   std::string thread_name = "shoal-rt";
 };
 

@@ -36,7 +36,8 @@ completion_queue_driver::completion_queue_driver(std::unique_ptr<::grpc::Complet
 std::unique_ptr<completion_queue_driver> completion_queue_driver::adopt(
     std::unique_ptr<::grpc::CompletionQueue> cq) {
   const bool server = dynamic_cast<::grpc::ServerCompletionQueue*>(cq.get()) != nullptr;
-  return std::unique_ptr<completion_queue_driver>(new completion_queue_driver(std::move(cq), server));
+  return std::unique_ptr<completion_queue_driver>(
+      new completion_queue_driver(std::move(cq), server));
 }
 
 std::unique_ptr<completion_queue_driver> completion_queue_driver::create() {

@@ -11,7 +11,8 @@
 //   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs = ...;  // from the builder
 //   rt::runtime_options o;
 //   o.workers = cqs.size();
-//   o.make_driver = [&](int i) { return rt::grpc::completion_queue_driver::adopt(std::move(cqs[i])); };
+//   o.make_driver = [&](int i) { return
+//   rt::grpc::completion_queue_driver::adopt(std::move(cqs[i])); };
 //
 // Order at shutdown: Server::Shutdown() (from a thread that is not a worker), then the runtime's
 // shutdown (it cancels what is left and waits for every tag), then each driver shuts its queue down
@@ -32,7 +33,8 @@ namespace shoal::rt::grpc {
 
 class completion_queue_driver final : public driver {
  public:
-  static std::unique_ptr<completion_queue_driver> adopt(std::unique_ptr<::grpc::CompletionQueue> cq);
+  static std::unique_ptr<completion_queue_driver> adopt(
+      std::unique_ptr<::grpc::CompletionQueue> cq);
   // A fresh (client-side) queue.
   static std::unique_ptr<completion_queue_driver> create();
 

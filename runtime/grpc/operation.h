@@ -50,7 +50,9 @@ template <class Cancellable, class Initiate>
 class [[nodiscard]] async_op : private operation, private rt::detail::cancel_hook {
  public:
   async_op(Cancellable* ctx, Initiate initiate)
-      : operation{&complete}, rt::detail::cancel_hook{&cancel}, ctx_(ctx),
+      : operation{&complete},
+        rt::detail::cancel_hook{&cancel},
+        ctx_(ctx),
         initiate_(std::move(initiate)) {}
   async_op(const async_op&) = delete;
 

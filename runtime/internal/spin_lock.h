@@ -53,9 +53,7 @@ class ABSL_LOCKABLE rw_spin_lock {
       spin_backoff(spins);
     }
   }
-  void unlock() ABSL_UNLOCK_FUNCTION() {
-    state_.fetch_and(~k_writer, std::memory_order_release);
-  }
+  void unlock() ABSL_UNLOCK_FUNCTION() { state_.fetch_and(~k_writer, std::memory_order_release); }
   void lock_shared() ABSL_SHARED_LOCK_FUNCTION() {
     for (int spins = 0;;) {
       uint32_t s = state_.fetch_add(1, std::memory_order_acquire);

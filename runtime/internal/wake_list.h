@@ -1,8 +1,8 @@
 // wake_list: tasks to wake once a primitive's lock is released.
 //
 // A primitive pops waiters under its lock and must not call into the scheduler while holding it.
-// Each collected task gets a reference under the lock (the waiter's registration kept it alive until
-// then), so waking after the unlock is safe even if the task is cancelled in between.
+// Each collected task gets a reference under the lock (the waiter's registration kept it alive
+// until then), so waking after the unlock is safe even if the task is cancelled in between.
 #pragma once
 
 #include <array>

@@ -26,10 +26,10 @@
 #include <utility>
 
 #include "runtime/expected.h"
-#include "runtime/internal/task_header.h"
-#include "runtime/internal/wake_list.h"
-#include "runtime/internal/waiter_list.h"
 #include "runtime/internal/spin_lock.h"
+#include "runtime/internal/task_header.h"
+#include "runtime/internal/waiter_list.h"
+#include "runtime/internal/wake_list.h"
 
 namespace shoal::rt::broadcast {
 
@@ -86,7 +86,7 @@ class shared {
     }
     s.read_unlock();
     rt::detail::spin_guard lock(tail_mu_);
-    if (pos == k_empty || pos < next) {  // nothing new at our position
+    if (pos == k_empty || pos < next) {                  // nothing new at our position
       if (tail_pos_ != next) return read_status::empty;  // written since we looked: retry
       return closed_ ? read_status::closed : read_status::empty;
     }

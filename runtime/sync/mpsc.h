@@ -1,9 +1,9 @@
 // mpsc: multi-producer, single-consumer channels. Shoal's tokio::sync::mpsc.
 //
 // channel<T>(capacity) is bounded: send() waits while the channel is full, try_send() reports full
-// or closed at once. recv() yields std::nullopt once every sender is gone and the buffer is drained.
-// unbounded_channel<T>() never waits to send; prefer the bounded one (Shoal's rule: every queue has
-// an explicit bound).
+// or closed at once. recv() yields std::nullopt once every sender is gone and the buffer is
+// drained. unbounded_channel<T>() never waits to send; prefer the bounded one (Shoal's rule: every
+// queue has an explicit bound).
 //
 //   auto [tx, rx] = rt::mpsc::channel<request>(1024);
 //   co_await tx.send(req);                          // false once the receiver is gone
@@ -24,10 +24,10 @@
 #include <optional>
 #include <utility>
 
-#include "runtime/internal/task_header.h"
-#include "runtime/internal/wake_list.h"
-#include "runtime/internal/waiter_list.h"
 #include "runtime/internal/spin_lock.h"
+#include "runtime/internal/task_header.h"
+#include "runtime/internal/waiter_list.h"
+#include "runtime/internal/wake_list.h"
 
 namespace shoal::rt::mpsc {
 
@@ -187,7 +187,7 @@ class bounded_chan {
   bool block_sender(send_waiter<T>* w);
   void unblock_cancelled_sender(send_waiter<T>* w);
 
-  void close_rx();  // the receiver closed or went away: fail every blocked sender
+  void close_rx();   // the receiver closed or went away: fail every blocked sender
   void close_tx() {  // the last sender went away
     closed_.store(true, std::memory_order_seq_cst);
     rx_.wake_if_waiting([this] { return receiver_can_complete(); });
@@ -548,7 +548,8 @@ class unbounded_receiver {
     recv_awaiter(recv_awaiter&& o) noexcept : ch_(o.ch_) {}
     ~recv_awaiter() {
       if (!registered_) return;
-      rt::detail::spin_guard lock(ch_->mu);  // cancelled while waiting: drop the registration if still there
+      rt::detail::spin_guard lock(
+          ch_->mu);  // cancelled while waiting: drop the registration if still there
       if (ch_->rx_task) {
         ch_->rx_task->release();
         ch_->rx_task = nullptr;

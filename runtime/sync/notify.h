@@ -14,9 +14,9 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "runtime/internal/spin_lock.h"
 #include "runtime/internal/task_header.h"
 #include "runtime/internal/waiter_list.h"
-#include "runtime/internal/spin_lock.h"
 
 namespace shoal::rt {
 
@@ -47,7 +47,6 @@ class notify {
     friend class notify;
     friend class detail::waiter_list<notified_awaiter>;
     notified_awaiter(notify* n, uint64_t epoch) noexcept : n_(n), epoch_(epoch) {}
-
 
     // The flags come first so that they fill the waiter_link's tail padding (a smaller frame).
     bool by_one_ = false;  // woken by notify_one (guarded by n_->mu_)

@@ -33,11 +33,11 @@ using rt::detail::task_header;
 //    receiver parked is finished at once; one that must wake a parked receiver still reads
 //    rx_task, and marks k_tx_released when done.
 enum : uint32_t {
-  k_value = 1,        // the value is stored
-  k_tx_closed = 2,    // the sender closed (after sending, or without)
-  k_rx_closed = 4,    // the receiver is gone
-  k_rx_waiting = 8,   // rx_task is registered
-  k_tx_released = 16, // the sender finished waking the parked receiver
+  k_value = 1,         // the value is stored
+  k_tx_closed = 2,     // the sender closed (after sending, or without)
+  k_rx_closed = 4,     // the receiver is gone
+  k_rx_waiting = 8,    // rx_task is registered
+  k_tx_released = 16,  // the sender finished waking the parked receiver
 };
 
 template <class T>
@@ -120,8 +120,7 @@ class receiver {
       }
     }
     // Free the state if the sender is finished with it; otherwise it frees it when it is.
-    if ((s & detail::k_tx_closed) &&
-        (!(s & detail::k_rx_waiting) || (s & detail::k_tx_released))) {
+    if ((s & detail::k_tx_closed) && (!(s & detail::k_rx_waiting) || (s & detail::k_tx_released))) {
       delete s_;
     }
   }
@@ -139,9 +138,8 @@ class receiver {
         t->release();
         return false;
       }
-    } while (!s_->state.compare_exchange_weak(s, s | detail::k_rx_waiting,
-                                              std::memory_order_acq_rel,
-                                              std::memory_order_acquire));
+    } while (!s_->state.compare_exchange_weak(
+        s, s | detail::k_rx_waiting, std::memory_order_acq_rel, std::memory_order_acquire));
     return true;
   }
   expected<T, recv_error> await_resume() {

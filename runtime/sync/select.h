@@ -135,7 +135,8 @@ struct abort_on_drop {
 template <class Variant, std::size_t I = 0, class Tuple>
 Variant take_winner(Tuple& values, int winner) {
   if constexpr (I < std::tuple_size_v<Tuple>) {
-    if (static_cast<int>(I) == winner) return Variant(std::in_place_index<I>, std::move(*std::get<I>(values)));
+    if (static_cast<int>(I) == winner)
+      return Variant(std::in_place_index<I>, std::move(*std::get<I>(values)));
     return take_winner<Variant, I + 1>(values, winner);
   } else {
     std::terminate();  // unreachable: the winner index is always a branch
@@ -223,7 +224,8 @@ task<std::tuple<value_or_monostate<Ts>...>> join_impl(std::index_sequence<I...>,
   std::tuple<std::optional<expected<value_or_monostate<Ts>, join_error>>...> results;
   ((std::get<I>(results).emplace(co_await std::get<I>(handles).h)), ...);
   std::exception_ptr first;
-  ((first = first ? first : (*std::get<I>(results) ? nullptr : std::get<I>(results)->error().panic())),
+  ((first =
+        first ? first : (*std::get<I>(results) ? nullptr : std::get<I>(results)->error().panic())),
    ...);
   if (first) std::rethrow_exception(first);
   co_return std::tuple<value_or_monostate<Ts>...>(std::move(**std::get<I>(results))...);
@@ -242,9 +244,9 @@ task<std::conditional_t<std::is_void_v<T>, absl::Status, absl::StatusOr<value_or
 timeout(clock::duration d, task<T> t) {
   auto r = co_await select(std::move(t), sleep_for(d));
   if (r.index() == 1) {
-    co_return absl::DeadlineExceededError(absl::StrCat(
-        "timed out after ",
-        std::chrono::duration_cast<std::chrono::milliseconds>(d).count(), " ms"));
+    co_return absl::DeadlineExceededError(
+        absl::StrCat("timed out after ",
+                     std::chrono::duration_cast<std::chrono::milliseconds>(d).count(), " ms"));
   }
   if constexpr (std::is_void_v<T>) {
     co_return absl::OkStatus();

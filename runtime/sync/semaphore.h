@@ -16,10 +16,10 @@
 #include <utility>
 
 #include "runtime/expected.h"
-#include "runtime/internal/task_header.h"
-#include "runtime/internal/wake_list.h"
-#include "runtime/internal/waiter_list.h"
 #include "runtime/internal/spin_lock.h"
+#include "runtime/internal/task_header.h"
+#include "runtime/internal/waiter_list.h"
+#include "runtime/internal/wake_list.h"
 
 namespace shoal::rt {
 

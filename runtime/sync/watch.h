@@ -21,8 +21,8 @@
 
 #include "runtime/internal/spin_lock.h"
 #include "runtime/internal/task_header.h"
-#include "runtime/internal/wake_list.h"
 #include "runtime/internal/waiter_list.h"
+#include "runtime/internal/wake_list.h"
 #include "runtime/sync/notify.h"
 
 namespace shoal::rt::watch {
@@ -206,7 +206,7 @@ class receiver {
         r_->seen_ = v;
         return true;
       }
-        return false;  // the sender is gone
+      return false;  // the sender is gone
     }
     changed_awaiter(changed_awaiter&& o) noexcept : r_(o.r_) {}
     ~changed_awaiter() {

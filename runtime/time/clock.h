@@ -4,7 +4,8 @@
 // on, until the next timer is due), so expiry logic is tested deterministically, without sleeping:
 //
 //   rt::runtime rt({.start_paused = true});
-//   rt.block_on(expire_after(std::chrono::hours(1)));   // returns at once, the clock jumped an hour
+//   rt.block_on(expire_after(std::chrono::hours(1)));   // returns at once, the clock jumped an
+//   hour
 #pragma once
 
 #include <atomic>
@@ -39,7 +40,8 @@ class clock {
   }
   // Paused clocks only. Returns the new now.
   time_point advance(duration d) noexcept {
-    return time_point(duration(frozen_.fetch_add(d.count(), std::memory_order_acq_rel) + d.count()));
+    return time_point(
+        duration(frozen_.fetch_add(d.count(), std::memory_order_acq_rel) + d.count()));
   }
   // Paused clocks only: moves forward to `t` if it is later than now.
   void advance_to(time_point t) noexcept {

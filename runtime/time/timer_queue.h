@@ -12,8 +12,8 @@
 #include <optional>
 #include <vector>
 
-#include "runtime/internal/wake_list.h"
 #include "runtime/internal/spin_lock.h"
+#include "runtime/internal/wake_list.h"
 #include "runtime/time/clock.h"
 
 namespace shoal::rt::detail {

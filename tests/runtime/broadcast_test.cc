@@ -78,13 +78,14 @@ TEST_P(broadcast_test, send_without_receivers_returns_zero) {
 
 task<bool> cancelled_waiting_receiver() {
   auto [tx, rx] = broadcast::channel<int>(4);
-  auto waiting = spawn([](broadcast::receiver<int>* rx) -> task<> { (void)co_await rx->recv(); }(&rx));
+  auto waiting =
+      spawn([](broadcast::receiver<int>* rx) -> task<> { (void)co_await rx->recv(); }(&rx));
   for (int i = 0; i < 10; ++i) co_await yield_now();
   waiting.abort();
   (void)co_await waiting;
   tx.send(5);  // must not touch the cancelled waiter
   auto r = co_await rx.recv();
-  co_return r && *r == 5;
+  co_return r&&* r == 5;
 }
 
 TEST_P(broadcast_test, cancelling_a_waiting_receiver_loses_nothing) {

@@ -33,8 +33,8 @@ inline std::string flavor_name(const ::testing::TestParamInfo<flavor>& info) {
 
 }  // namespace shoal::rt::testing
 
-#define SHOAL_ALL_FLAVORS(suite)                                                    \
-  INSTANTIATE_TEST_SUITE_P(flavors, suite,                                          \
-                           ::testing::Values(::shoal::rt::flavor::current_thread,   \
-                                             ::shoal::rt::flavor::multi_thread),    \
-                           ::shoal::rt::testing::flavor_name)
+#define SHOAL_ALL_FLAVORS(suite)                                                                 \
+  INSTANTIATE_TEST_SUITE_P(                                                                      \
+      flavors, suite,                                                                            \
+      ::testing::Values(::shoal::rt::flavor::current_thread, ::shoal::rt::flavor::multi_thread), \
+      ::shoal::rt::testing::flavor_name)

@@ -2,11 +2,11 @@
 // Uses gRPC's generic (byte-level) API, so the runtime's tests need no .proto.
 #include "runtime/grpc/completion_queue_driver.h"
 
-#include <gtest/gtest.h>
 #include <grpcpp/alarm.h>
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
@@ -231,9 +231,7 @@ task<std::string> hang_call(::grpc::GenericStub* stub, std::chrono::milliseconds
   ::grpc::CompletionQueue* cq = grpc_driver::current_queue();
   auto rpc = stub->PrepareCall(&ctx, "/test.Echo/Hang", cq);
   (void)co_await rt::grpc::async_op(&ctx, [&](void* tag) { rpc->StartCall(tag); });
-  (void)co_await rt::grpc::async_op(&ctx, [&](void* tag) {
-    rpc->Write(to_buffer("first"), tag);
-  });
+  (void)co_await rt::grpc::async_op(&ctx, [&](void* tag) { rpc->Write(to_buffer("first"), tag); });
   ::grpc::Status status;
   (void)co_await rt::grpc::async_op(&ctx, [&](void* tag) { rpc->Finish(&status, tag); });
   co_return std::to_string(static_cast<int>(status.error_code()));
@@ -242,7 +240,8 @@ task<std::string> hang_call(::grpc::GenericStub* stub, std::chrono::milliseconds
 TEST_P(grpc_server_test, a_client_deadline_completes_the_pending_server_read_with_not_ok) {
   auto code = rt_->block_on(hang_call(stub_.get(), 200ms));
   EXPECT_EQ(code, std::to_string(static_cast<int>(::grpc::StatusCode::DEADLINE_EXCEEDED)));
-  for (int i = 0; i < 200 && s_.handlers_cancelled.load() == 0; ++i) std::this_thread::sleep_for(10ms);
+  for (int i = 0; i < 200 && s_.handlers_cancelled.load() == 0; ++i)
+    std::this_thread::sleep_for(10ms);
   EXPECT_EQ(s_.handlers_cancelled.load(), 1);
 }
 

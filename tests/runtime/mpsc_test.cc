@@ -67,7 +67,8 @@ TEST_P(mpsc_test, try_send_reports_full_and_closed) {
 task<bool> blocked_sender_fails_when_receiver_drops() {
   auto [tx, rx] = mpsc::channel<int>(1);
   co_await tx.send(1);
-  auto blocked = spawn([](mpsc::sender<int> tx) -> task<bool> { co_return co_await tx.send(2); }(tx));
+  auto blocked =
+      spawn([](mpsc::sender<int> tx) -> task<bool> { co_return co_await tx.send(2); }(tx));
   for (int i = 0; i < 20; ++i) co_await yield_now();
   { auto drop = std::move(rx); }
   auto r = co_await blocked;
@@ -131,7 +132,7 @@ task<bool> many_producers_each_in_order(int producers, uint64_t per, std::size_t
     ++next[id];
     ++total;
   }
-  co_return total == per * producers;
+  co_return total == per* producers;
 }
 
 TEST_P(mpsc_test, many_producers_deliver_every_message_once_in_per_producer_order) {
@@ -142,11 +143,12 @@ TEST_P(mpsc_test, many_producers_deliver_every_message_once_in_per_producer_orde
 
 task<std::vector<std::string>> unbounded_basics() {
   auto [tx, rx] = mpsc::unbounded_channel<std::string>();
-  auto waiting = spawn([](mpsc::unbounded_receiver<std::string> rx) -> task<std::vector<std::string>> {
-    std::vector<std::string> got;
-    while (auto v = co_await rx.recv()) got.push_back(*v);
-    co_return got;
-  }(std::move(rx)));
+  auto waiting =
+      spawn([](mpsc::unbounded_receiver<std::string> rx) -> task<std::vector<std::string>> {
+        std::vector<std::string> got;
+        while (auto v = co_await rx.recv()) got.push_back(*v);
+        co_return got;
+      }(std::move(rx)));
   for (int i = 0; i < 5; ++i) co_await yield_now();
   EXPECT_TRUE(tx.send("a"));
   EXPECT_TRUE(tx.send("b"));

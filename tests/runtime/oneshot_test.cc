@@ -21,7 +21,9 @@ task<std::string> send_then_receive() {
   co_return (co_await std::move(rx)).value();
 }
 
-TEST_P(oneshot_test, the_sent_value_is_received) { EXPECT_EQ(rt_.block_on(send_then_receive()), "hello"); }
+TEST_P(oneshot_test, the_sent_value_is_received) {
+  EXPECT_EQ(rt_.block_on(send_then_receive()), "hello");
+}
 
 task<int> reply_later(oneshot::sender<int> tx) {
   for (int i = 0; i < 10; ++i) co_await yield_now();
@@ -44,7 +46,8 @@ task<bool> dropped_sender_closes() {
   spawn([](oneshot::sender<int> tx) -> task<> {
     co_await yield_now();
     { auto drop = std::move(tx); }
-  }(std::move(tx))).detach();
+  }(std::move(tx)))
+      .detach();
   auto r = co_await std::move(rx);
   co_return !r && r.error() == oneshot::recv_error::closed;
 }

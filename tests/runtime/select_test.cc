@@ -81,8 +81,9 @@ task<bool> timeout_expires() {
   auto start = now();
   absl::StatusOr<std::string> r = co_await timeout(50ms, after(1h, "late"));
   bool elapsed_ok = now() - start == 50ms;  // paused clock: exact
-  co_return r.status().code() == absl::StatusCode::kDeadlineExceeded && elapsed_ok &&
-            r.status().message() == "timed out after 50 ms";
+  co_return r.status().code() ==
+      absl::StatusCode::kDeadlineExceeded&& elapsed_ok&& r.status().message() ==
+      "timed out after 50 ms";
 }
 
 TEST_P(select_test, timeout_fails_with_deadline_exceeded_when_the_task_is_too_slow) {

@@ -136,8 +136,8 @@ task<int> cancelled_waiter_passes_notify_one_on() {
   while (n.waiters() < 1) co_await yield_now();
   auto second = spawn(count_wakes(&n, &woken));
   while (n.waiters() < 2) co_await yield_now();
-  n.notify_one();   // addressed to `first`...
-  first.abort();    // ...which is cancelled before it runs: `second` must get it
+  n.notify_one();  // addressed to `first`...
+  first.abort();   // ...which is cancelled before it runs: `second` must get it
   (void)co_await first;
   (void)co_await second;
   co_return woken.load();

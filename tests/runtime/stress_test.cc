@@ -78,7 +78,7 @@ task<bool> mpsc_with_random_cancellation(int producers, uint64_t per, uint32_t s
       counts_ok &= received[p] >= acked && received[p] <= acked + 1;
     }
   }
-  co_return in_order && counts_ok;
+  co_return in_order&& counts_ok;
 }
 
 TEST(stress, mpsc_delivers_every_acknowledged_message_once_in_order_despite_cancellation) {
@@ -134,8 +134,9 @@ task<bool> semaphore_with_random_cancellation(uint32_t seed) {
   for (auto& h : hs) (void)co_await h;
   // Holders of 2 permits count once: at most `permits` holders at any instant, and every permit
   // is back, whatever was cancelled while waiting, after a grant, or while holding.
-  co_return st.max_holding.load() <= permits && s.available_permits() == permits &&
-      s.waiters() == 0 && st.acquired.load() > 0;
+  co_return st.max_holding.load() <= permits&& s.available_permits() == permits&& s.waiters() ==
+          0 &&
+      st.acquired.load() > 0;
 }
 
 TEST(stress, semaphore_never_over_admits_and_gets_every_permit_back_despite_cancellation) {

@@ -25,10 +25,9 @@ class task_test : public ::testing::TestWithParam<int> {
  protected:
   runtime rt_{both_flavors(GetParam())};
 };
-INSTANTIATE_TEST_SUITE_P(flavors, task_test, ::testing::Values(0, 1),
-                         [](const auto& info) {
-                           return std::string(info.param == 0 ? "current_thread" : "multi_thread");
-                         });
+INSTANTIATE_TEST_SUITE_P(flavors, task_test, ::testing::Values(0, 1), [](const auto& info) {
+  return std::string(info.param == 0 ? "current_thread" : "multi_thread");
+});
 
 task<int> add(int a, int b) { co_return a + b; }
 task<int> add_nested(int a, int b) {
@@ -185,8 +184,9 @@ TEST_P(task_test, many_spawned_tasks_all_complete_with_their_values) {
 
 TEST_P(task_test, spawn_from_outside_the_runtime_runs_on_a_worker) {
   auto h = rt_.spawn(add(4, 5));
-  EXPECT_EQ(rt_.block_on(
-                [](join_handle<int> h) -> task<int> { co_return (co_await h).value(); }(std::move(h))),
+  EXPECT_EQ(rt_.block_on([](join_handle<int> h) -> task<int> {
+    co_return (co_await h).value();
+  }(std::move(h))),
             9);
 }
 
@@ -210,7 +210,7 @@ task<bool> finished_task_releases_its_parameters() {
   while (!h.is_finished()) co_await yield_now();
   bool released_before_join = released.load();  // the handle is still alive and unawaited
   auto r = co_await h;
-  co_return released_before_join && r && *r == 7;
+  co_return released_before_join&& r&&* r == 7;
 }
 
 // As in Tokio, a task's data is dropped when it finishes, not when its handle goes away.

@@ -61,7 +61,8 @@ task<bool> sender_closed_when_receivers_gone() {
   spawn([](watch::receiver<int>, watch::receiver<int>) -> task<> {
     co_await yield_now();
     co_return;
-  }(std::move(rx), std::move(rx2))).detach();
+  }(std::move(rx), std::move(rx2)))
+      .detach();
   co_await tx.closed();
   co_return !tx.send(1) && tx.is_closed();
 }
@@ -72,7 +73,8 @@ TEST_P(watch_test, sender_closed_completes_when_every_receiver_is_gone_and_send_
 
 task<bool> cancelled_changed() {
   auto [tx, rx] = watch::channel<int>(0);
-  auto waiting = spawn([](watch::receiver<int>* rx) -> task<> { (void)co_await rx->changed(); }(&rx));
+  auto waiting =
+      spawn([](watch::receiver<int>* rx) -> task<> { (void)co_await rx->changed(); }(&rx));
   for (int i = 0; i < 10; ++i) co_await yield_now();
   waiting.abort();
   (void)co_await waiting;
