@@ -107,6 +107,8 @@ class receiver {
   receiver(const receiver&) = delete;
   ~receiver() {
     if (!s_) return;
+    // Read before closing: once k_rx_closed is published the sender may free the state.
+    rt::detail::task_header* const registered = s_->rx_task;
     uint32_t s = s_->state.load(std::memory_order_acquire);
     for (;;) {
       // Still registered (cancelled while waiting) and the sender has not taken over: take our
@@ -115,7 +117,7 @@ class receiver {
       const uint32_t ns = (s | detail::k_rx_closed) & ~(take_back ? detail::k_rx_waiting : 0u);
       if (s_->state.compare_exchange_weak(s, ns, std::memory_order_acq_rel,
                                           std::memory_order_acquire)) {
-        if (take_back) s_->rx_task->release();
+        if (take_back) registered->release();
         break;
       }
     }
