@@ -1,0 +1,55 @@
+#include "service/store/sequencer.h"
+
+namespace shoal::service::store {
+
+sequencer::sequencer(options o)
+    : history_(o.history_max_events, o.history_max_bytes),
+      tx_(rt::broadcast::channel<watch::event_ptr>(o.channel_capacity).first) {}
+
+uint64_t sequencer::publish(std::shared_ptr<watch::event> e) {
+  rt::plain_lock lock(mu_);
+  const uint64_t rev = revision_.load(std::memory_order_relaxed) + 1;
+  e->revision = rev;
+  if (e->type == watch::event::kind::put) {
+    e->entry.mod_revision = rev;
+    if (e->entry.create_revision == 0) e->entry.create_revision = rev;
+  }
+  watch::event_ptr published = std::move(e);
+  history_.append(published);
+  tx_.send(std::move(published));
+  revision_.store(rev, std::memory_order_release);
+  return rev;
+}
+
+void sequencer::publish_control(watch::event::kind k) {
+  auto e = std::make_shared<watch::event>();
+  e->type = k;
+  rt::plain_lock lock(mu_);
+  e->revision = revision_.load(std::memory_order_relaxed);
+  tx_.send(std::move(e));
+}
+
+uint64_t sequencer::compact_revision() {
+  rt::plain_lock lock(mu_);
+  return history_.compact_revision(revision_.load(std::memory_order_relaxed));
+}
+
+sequencer::subscription sequencer::subscribe(uint64_t start) {
+  subscription s;
+  rt::plain_lock lock(mu_);
+  const uint64_t current = revision_.load(std::memory_order_relaxed);
+  const uint64_t compact = history_.compact_revision(current);
+  if (start == 0) start = current + 1;
+  if (start < compact) {
+    s.compacted = true;
+    s.compact_revision = compact;
+    return s;
+  }
+  // A start in the future is allowed: the subscriber skips what comes before it.
+  s.start_revision = start;
+  if (start <= current) history_.collect(start, s.replay);
+  s.live.emplace(tx_.subscribe());
+  return s;
+}
+
+}  // namespace shoal::service::store

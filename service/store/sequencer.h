@@ -1,0 +1,57 @@
+// sequencer: assigns revisions and publishes events in revision order.
+//
+// The innermost lock of the server. A writer holds its shard's lock, builds its event, and calls
+// publish(): under the sequencer's lock the event gets the next revision, joins the history and
+// goes out on the broadcast channel — so events leave in revision order, and a watcher that
+// subscribes under the same lock sees the history up to some revision and the channel from the
+// next one: no gap, no duplicate.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "runtime/plain_mutex.h"
+#include "runtime/sync/broadcast.h"
+#include "service/watch/event.h"
+#include "service/watch/history.h"
+
+namespace shoal::service::store {
+
+class sequencer {
+ public:
+  struct options {
+    std::size_t history_max_events = 100'000;
+    std::size_t history_max_bytes = 64 << 20;
+    std::size_t channel_capacity = 4096;  // events a watcher may fall behind before it lags out
+  };
+  explicit sequencer(options o);
+
+  // Gives `e` the next revision (and, for a creating put, its create_revision), records and
+  // publishes it. Returns the revision.
+  uint64_t publish(std::shared_ptr<watch::event> e);
+  // Control messages (ticks, shutdown): published without a revision or a place in the history.
+  void publish_control(watch::event::kind k);
+
+  uint64_t revision() const { return revision_.load(std::memory_order_acquire); }
+  uint64_t compact_revision();
+
+  struct subscription {
+    bool compacted = false;
+    uint64_t compact_revision = 0;  // when compacted: the oldest revision still available
+    uint64_t start_revision = 0;    // the first revision this subscriber will see
+    std::vector<watch::event_ptr> replay;  // from the history, oldest first
+    std::optional<rt::broadcast::receiver<watch::event_ptr>> live;  // everything after replay
+  };
+  // start == 0: from the next revision.
+  subscription subscribe(uint64_t start);
+
+ private:
+  rt::plain_mutex mu_;
+  std::atomic<uint64_t> revision_{0};
+  watch::history history_ ABSL_GUARDED_BY(mu_);
+  rt::broadcast::sender<watch::event_ptr> tx_;
+};
+
+}  // namespace shoal::service::store

@@ -1,0 +1,374 @@
+#include "service/store/store.h"
+
+#include <algorithm>
+#include <limits>
+#include <queue>
+
+#include "absl/strings/str_cat.h"
+
+namespace shoal::service::store {
+namespace {
+
+// Entries removed per lock hold by a prefix delete: long deletes let other writers in between.
+constexpr std::size_t k_prefix_delete_batch = 256;
+
+watch::entry_state state_of(const entry& e) {
+  return watch::entry_state{std::string(e.value()), e.create_revision(), e.mod_revision(),
+                            e.version(), e.expires_at_ns()};
+}
+
+// The smallest key greater than every key that starts with prefix; false if there is none.
+bool prefix_end(std::string_view prefix, std::string* end) {
+  std::string s(prefix);
+  while (!s.empty()) {
+    if (static_cast<unsigned char>(s.back()) != 0xff) {
+      s.back() = static_cast<char>(static_cast<unsigned char>(s.back()) + 1);
+      *end = std::move(s);
+      return true;
+    }
+    s.pop_back();
+  }
+  return false;
+}
+
+// A strict decimal integer: an optional '-', then digits, fitting in int64.
+bool parse_int64(std::string_view s, int64_t* out) {
+  if (s.empty()) return false;
+  bool negative = s.front() == '-';
+  if (negative) s.remove_prefix(1);
+  if (s.empty() || s.size() > 19) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  const uint64_t limit = negative ? uint64_t{1} << 63 : (uint64_t{1} << 63) - 1;
+  if (v > limit) return false;
+  *out = negative ? static_cast<int64_t>(0 - v) : static_cast<int64_t>(v);
+  return true;
+}
+
+}  // namespace
+
+bool condition::holds(const entry* current) const {
+  switch (type) {
+    case kind::none:
+      return true;
+    case kind::if_absent:
+      return current == nullptr;
+    case kind::if_present:
+      return current != nullptr;
+    case kind::if_mod_revision:
+      return current != nullptr && current->mod_revision() == revision;
+  }
+  return false;
+}
+
+store::store(options o) : clock_(o.clock), seq_(o.seq), shard_mask_(o.shards - 1) {
+  shards_.reserve(o.shards);
+  for (uint32_t i = 0; i < o.shards; ++i) shards_.push_back(std::make_unique<shard>());
+}
+
+shard& store::shard_for(std::string_view key) {
+  return *shards_[absl::Hash<std::string_view>{}(key) & shard_mask_];
+}
+
+int64_t store::now_ns() const {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_->now().time_since_epoch())
+      .count();
+}
+
+int64_t store::ttl_remaining_ms(const entry::meta& m) const {
+  if (m.expires_at_ns == 0) return 0;
+  const int64_t left = m.expires_at_ns - now_ns();
+  return left <= 0 ? 1 : (left + 999'999) / 1'000'000;
+}
+
+int64_t store::expiry_for(ttl_spec ttl, const entry* current) const {
+  switch (ttl.type) {
+    case ttl_spec::kind::none:
+      return 0;
+    case ttl_spec::kind::after_ms:
+      return ttl.ms <= 0 ? 0 : now_ns() + ttl.ms * 1'000'000;
+    case ttl_spec::kind::keep:
+      return current ? current->expires_at_ns() : 0;
+  }
+  return 0;
+}
+
+entry* store::live_entry(shard& s, std::string_view key) {
+  entry* e = s.find(key);
+  if (e != nullptr && e->expired(now_ns())) {
+    expire_locked(s, e);
+    return nullptr;
+  }
+  return e;
+}
+
+void store::expire_locked(shard& s, entry* e) { entry::destroy(unlink_locked(s, e, true)); }
+
+entry* store::unlink_locked(shard& s, entry* e, bool expired) {
+  auto ev = std::make_shared<watch::event>();
+  ev->type = expired ? watch::event::kind::expire : watch::event::kind::remove;
+  ev->key = std::string(e->key());
+  ev->has_previous = true;
+  ev->previous = state_of(*e);
+  seq_->publish(std::move(ev));
+  s.erase(e);
+  keys_.fetch_sub(1, std::memory_order_relaxed);
+  bytes_.fetch_sub(e->charged_bytes(), std::memory_order_relaxed);
+  return e;
+}
+
+std::pair<entry*, entry*> store::write_locked(shard& s, std::string_view key,
+                                              std::string_view value, entry* current,
+                                              int64_t expires_at) {
+  entry::meta m;
+  m.version = current ? current->version() + 1 : 1;
+  m.create_revision = current ? current->create_revision() : 0;  // 0: this write creates it
+  m.expires_at_ns = expires_at;
+  auto ev = std::make_shared<watch::event>();
+  ev->type = watch::event::kind::put;
+  ev->key = std::string(key);
+  ev->entry = watch::entry_state{std::string(value), m.create_revision, 0, m.version, expires_at};
+  if (current) {
+    ev->has_previous = true;
+    ev->previous = state_of(*current);
+  }
+  const uint64_t rev = seq_->publish(std::move(ev));
+  m.mod_revision = rev;
+  if (m.create_revision == 0) m.create_revision = rev;
+  entry* written = entry::make(key, value, m);
+  entry* old = s.upsert(written);
+  return {written, old};
+}
+
+absl::Status store::reserve(const entry* current, std::size_t new_bytes, const limits& lim) {
+  const bool new_key = current == nullptr;
+  if (new_key && keys_.fetch_add(1, std::memory_order_relaxed) >= lim.max_keys) {
+    keys_.fetch_sub(1, std::memory_order_relaxed);
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the store holds its maximum of ", lim.max_keys, " keys (live.max_keys)"));
+  }
+  const std::size_t old_bytes = current ? current->charged_bytes() : 0;
+  if (new_bytes > old_bytes) {
+    const uint64_t grow = new_bytes - old_bytes;
+    if (bytes_.fetch_add(grow, std::memory_order_relaxed) + grow > lim.max_bytes) {
+      bytes_.fetch_sub(grow, std::memory_order_relaxed);
+      if (new_key) keys_.fetch_sub(1, std::memory_order_relaxed);
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the store would exceed its maximum of ", lim.max_bytes, " bytes (live.max_bytes)"));
+    }
+  } else {
+    bytes_.fetch_sub(old_bytes - new_bytes, std::memory_order_relaxed);
+  }
+  return absl::OkStatus();
+}
+
+bool store::get(std::string_view key, visit found) {
+  shard& s = shard_for(key);
+  rt::plain_lock lock(s.mu);
+  entry* e = live_entry(s, key);
+  if (e == nullptr) return false;
+  found(*e);
+  return true;
+}
+
+absl::StatusOr<write_result> store::put(std::string_view key, std::string_view value,
+                                        ttl_spec ttl, const condition& cond, const limits& lim,
+                                        observe obs) {
+  shard& s = shard_for(key);
+  rt::plain_lock lock(s.mu);
+  entry* current = live_entry(s, key);
+  if (!cond.holds(current)) {
+    obs(nullptr, current);
+    return write_result{false, revision()};
+  }
+  if (auto st = reserve(current, key.size() + value.size(), lim); !st.ok()) return st;
+  auto [written, old] = write_locked(s, key, value, current, expiry_for(ttl, current));
+  obs(old, written);
+  if (old) entry::destroy(old);
+  return write_result{true, written->mod_revision()};
+}
+
+absl::StatusOr<write_result> store::remove(std::string_view key, const condition& cond,
+                                           observe obs) {
+  shard& s = shard_for(key);
+  rt::plain_lock lock(s.mu);
+  entry* current = live_entry(s, key);
+  if (!cond.holds(current)) {
+    obs(nullptr, current);
+    return write_result{false, revision()};
+  }
+  if (current == nullptr) return write_result{true, revision()};  // nothing to delete
+  entry* removed = unlink_locked(s, current, false);
+  const uint64_t rev = revision();
+  obs(removed, nullptr);
+  entry::destroy(removed);
+  return write_result{true, rev};
+}
+
+uint64_t store::remove_prefix(std::string_view prefix, visit each) {
+  std::string end;
+  const bool has_end = prefix_end(prefix, &end);
+  uint64_t removed = 0;
+  for (auto& sp : shards_) {
+    shard& s = *sp;
+    for (;;) {
+      rt::plain_lock lock(s.mu);
+      std::vector<entry*> batch;
+      s.scan(prefix, end, has_end, [&](entry* e) {
+        batch.push_back(e);
+        return batch.size() < k_prefix_delete_batch;
+      });
+      if (batch.empty()) break;
+      const int64_t now = now_ns();
+      for (entry* e : batch) {
+        const bool expired = e->expired(now);
+        entry* gone = unlink_locked(s, e, expired);
+        if (!expired) {
+          each(*gone);
+          ++removed;
+        }
+        entry::destroy(gone);
+      }
+    }
+  }
+  return removed;
+}
+
+absl::StatusOr<int64_t> store::increment(std::string_view key, int64_t delta, ttl_spec ttl,
+                                         const limits& lim, visit after) {
+  shard& s = shard_for(key);
+  rt::plain_lock lock(s.mu);
+  entry* current = live_entry(s, key);
+  int64_t value = 0;
+  if (current != nullptr && !parse_int64(current->value(), &value)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the value of the key is not a decimal integer (", current->value().size(),
+                     " bytes), so it cannot be incremented"));
+  }
+  int64_t sum = 0;
+  if (__builtin_add_overflow(value, delta, &sum)) {
+    return absl::OutOfRangeError(absl::StrCat(value, " + ", delta,
+                                              " overflows a signed 64-bit integer"));
+  }
+  const std::string text = absl::StrCat(sum);
+  if (auto st = reserve(current, key.size() + text.size(), lim); !st.ok()) return st;
+  auto [written, old] = write_locked(s, key, text, current, expiry_for(ttl, current));
+  after(*written);
+  if (old) entry::destroy(old);
+  return sum;
+}
+
+store::range_page store::range(const range_query& q) {
+  struct cursor {
+    shard* s;
+    std::vector<entry_copy> buf;
+    std::size_t pos = 0;
+    std::string from;
+    bool exhausted = false;
+  };
+  const std::size_t batch =
+      std::clamp<std::size_t>(2 * q.max_items / shards_.size() + 1, 4, q.max_items + 1);
+  auto fill = [&](cursor& c) {
+    c.buf.clear();
+    c.pos = 0;
+    rt::plain_lock lock(c.s->mu);
+    const int64_t now = now_ns();
+    std::vector<entry*> expired;
+    std::size_t taken = 0;
+    c.s->scan(c.from, q.to, q.has_to, [&](entry* e) {
+      if (e->expired(now)) {
+        expired.push_back(e);
+        return true;
+      }
+      c.buf.push_back(entry_copy{std::string(e->key()),
+                                 q.keys_only ? std::string() : std::string(e->value()),
+                                 e->metadata()});
+      return ++taken < batch;
+    });
+    for (entry* e : expired) expire_locked(*c.s, e);
+    c.exhausted = taken < batch;
+    if (!c.buf.empty()) c.from = c.buf.back().key + '\0';
+  };
+
+  std::vector<cursor> cursors(shards_.size());
+  auto greater = [&](std::size_t a, std::size_t b) {
+    return cursors[a].buf[cursors[a].pos].key > cursors[b].buf[cursors[b].pos].key;
+  };
+  std::priority_queue<std::size_t, std::vector<std::size_t>, decltype(greater)> heap(greater);
+  for (std::size_t i = 0; i < shards_.size(); ++i) {
+    cursors[i].s = shards_[i].get();
+    cursors[i].from = q.from;
+    fill(cursors[i]);
+    if (!cursors[i].buf.empty()) heap.push(i);
+  }
+
+  range_page page;
+  std::size_t bytes = 0;
+  while (!heap.empty() && page.entries.size() < q.max_items) {
+    const std::size_t i = heap.top();
+    cursor& c = cursors[i];
+    entry_copy& e = c.buf[c.pos];
+    const std::size_t size = e.key.size() + e.value.size();
+    if (!page.entries.empty() && bytes + size > q.max_bytes) break;  // one entry always fits
+    heap.pop();
+    bytes += size;
+    page.entries.push_back(std::move(e));
+    if (++c.pos == c.buf.size()) {
+      if (!c.exhausted) fill(c);
+      if (c.pos < c.buf.size()) heap.push(i);
+    } else {
+      heap.push(i);
+    }
+  }
+  if (!heap.empty()) page.continuation = page.entries.back().key + '\0';
+  return page;
+}
+
+uint64_t store::count(const range_query& q) {
+  uint64_t n = 0;
+  for (auto& sp : shards_) {
+    shard& s = *sp;
+    rt::plain_lock lock(s.mu);
+    const int64_t now = now_ns();
+    std::vector<entry*> expired;
+    s.scan(q.from, q.to, q.has_to, [&](entry* e) {
+      if (e->expired(now)) {
+        expired.push_back(e);
+      } else {
+        ++n;
+      }
+      return true;
+    });
+    for (entry* e : expired) expire_locked(s, e);
+  }
+  return n;
+}
+
+int64_t store::earliest_expiry() {
+  int64_t earliest = 0;
+  for (auto& sp : shards_) {
+    rt::plain_lock lock(sp->mu);
+    const int64_t e = sp->earliest_expiry();
+    if (e != 0 && (earliest == 0 || e < earliest)) earliest = e;
+  }
+  return earliest;
+}
+
+std::size_t store::expire_due() {
+  std::size_t visited = 0;
+  for (auto& sp : shards_) {
+    shard& s = *sp;
+    rt::plain_lock lock(s.mu);
+    const int64_t now = now_ns();
+    while (entry* e = s.first_expired(now)) {
+      expire_locked(s, e);
+      ++visited;
+    }
+  }
+  return visited;
+}
+
+}  // namespace shoal::service::store

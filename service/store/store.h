@@ -1,0 +1,147 @@
+// store: Shoal's sharded key-value store. Synchronous: every method locks one shard at a time,
+// works and unlocks, so a coroutine can call it and no lock is ever held across co_await.
+//
+// A write holds its shard's lock while the sequencer (the innermost lock) gives it a revision and
+// publishes its event: events leave in revision order. Whatever finds an expired entry expires it
+// in the same critical section (its own revision and an EXPIRE event), so an expired key is never
+// visible.
+//
+//   store s({.shards = 16, .clock = &rt.clock(), .seq = &seq});
+//   auto r = s.put("k", "v", {.ttl_ms = 0}, [&](const entry* before, const entry* after) { ... });
+//   s.get("k", [&](const entry& e) { reply.set_value(e.value()); });
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "runtime/time/clock.h"
+#include "service/store/entry.h"
+#include "service/store/sequencer.h"
+#include "service/store/shard.h"
+
+namespace shoal::service::store {
+
+struct condition {
+  enum class kind { none, if_absent, if_present, if_mod_revision };
+  kind type = kind::none;
+  uint64_t revision = 0;
+  bool holds(const entry* current) const;
+};
+
+// Store-wide limits, from the live configuration at the time of the call.
+struct limits {
+  uint64_t max_keys = UINT64_MAX;
+  uint64_t max_bytes = UINT64_MAX;
+};
+
+// What a write's TTL becomes.
+struct ttl_spec {
+  enum class kind { none, after_ms, keep };
+  kind type = kind::none;
+  int64_t ms = 0;
+};
+
+struct write_result {
+  bool applied = false;
+  uint64_t revision = 0;  // of the write (applied), else the store's revision
+};
+
+// A copy taken under a shard's lock, for results gathered across shards (Range).
+struct entry_copy {
+  std::string key;
+  std::string value;
+  entry::meta meta;
+};
+
+class store {
+ public:
+  struct options {
+    uint32_t shards = 16;  // a power of two
+    const rt::clock* clock = nullptr;
+    sequencer* seq = nullptr;
+  };
+  explicit store(options o);
+  store(const store&) = delete;
+  store& operator=(const store&) = delete;
+
+  using visit = absl::FunctionRef<void(const entry&)>;
+  // before: the entry replaced or removed (null if none); after: the entry written (null on
+  // delete), or, when the condition did not hold, the current entry (null if none).
+  using observe = absl::FunctionRef<void(const entry* before, const entry* after)>;
+
+  // Calls `found` under the shard's lock if the key exists. Returns whether it does.
+  bool get(std::string_view key, visit found);
+
+  absl::StatusOr<write_result> put(std::string_view key, std::string_view value, ttl_spec ttl,
+                                   const condition& cond, const limits& lim, observe obs);
+  absl::StatusOr<write_result> remove(std::string_view key, const condition& cond, observe obs);
+  // Deletes every key starting with prefix, each in its own revision. Calls `each` for every
+  // deleted entry. Returns how many were deleted.
+  uint64_t remove_prefix(std::string_view prefix, visit each);
+  // Adds delta to a decimal-integer value (absent = 0). FAILED_PRECONDITION if the value is not an
+  // integer, OUT_OF_RANGE on overflow. Calls `after` with the entry written.
+  absl::StatusOr<int64_t> increment(std::string_view key, int64_t delta, ttl_spec ttl,
+                                    const limits& lim, visit after);
+
+  struct range_query {
+    std::string from;     // inclusive
+    std::string to;       // exclusive, when has_to
+    bool has_to = false;
+    std::size_t max_items = 1000;
+    std::size_t max_bytes = 1 << 20;  // at least one entry is always returned
+    bool keys_only = false;
+  };
+  struct range_page {
+    std::vector<entry_copy> entries;
+    std::string continuation;  // empty when the range is exhausted
+  };
+  range_page range(const range_query& q);
+  uint64_t count(const range_query& q);
+
+  // Milliseconds left before `e` expires (0 = no TTL), rounded up.
+  int64_t ttl_remaining_ms(const entry::meta& m) const;
+
+  // TTL housekeeping: the earliest expiry (runtime-clock ns, 0 = none), and expiring what is due.
+  int64_t earliest_expiry();
+  // Expires every entry due now. Returns how many entries it looked at (all of them expired).
+  std::size_t expire_due();
+
+  uint64_t keys() const { return keys_.load(std::memory_order_relaxed); }
+  uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
+  uint64_t revision() const { return seq_->revision(); }
+  std::size_t shard_count() const { return shards_.size(); }
+
+ private:
+  shard& shard_for(std::string_view key);
+  int64_t now_ns() const;
+  int64_t expiry_for(ttl_spec ttl, const entry* current) const;
+  // Under the shard's lock: the live entry for key (expiring it first if it is due).
+  entry* live_entry(shard& s, std::string_view key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  void expire_locked(shard& s, entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // Publishes the removal (DELETE or EXPIRE) and takes e out of the shard; the caller frees it.
+  entry* unlink_locked(shard& s, entry* e, bool expired) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // Publishes a put and swaps the new entry in. Returns {written, replaced}; the caller frees
+  // `replaced` (null for a new key) once it has looked at it.
+  std::pair<entry*, entry*> write_locked(shard& s, std::string_view key, std::string_view value,
+                                         entry* current, int64_t expires_at)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  absl::Status reserve(const entry* current, std::size_t new_bytes, const limits& lim);
+
+  const rt::clock* clock_;
+  sequencer* seq_;
+  std::vector<std::unique_ptr<shard>> shards_;
+  uint64_t shard_mask_;
+  std::atomic<uint64_t> keys_{0};
+  std::atomic<uint64_t> bytes_{0};
+};
+
+}  // namespace shoal::service::store
