@@ -64,7 +64,8 @@ bool condition::holds(const entry* current) const {
   return false;
 }
 
-store::store(options o) : clock_(o.clock), seq_(o.seq), shard_mask_(o.shards - 1) {
+store::store(options o)
+    : clock_(o.clock), seq_(o.seq), shard_mask_(o.shards - 1), expiry_changed_(o.expiry_changed) {
   shards_.reserve(o.shards);
   for (uint32_t i = 0; i < o.shards; ++i) shards_.push_back(std::make_unique<shard>());
 }
@@ -140,6 +141,10 @@ std::pair<entry*, entry*> store::write_locked(shard& s, std::string_view key,
   if (m.create_revision == 0) m.create_revision = rev;
   entry* written = entry::make(key, value, m);
   entry* old = s.upsert(written);
+  if (expires_at != 0 && expiry_changed_ != nullptr) {
+    const int64_t wakeup = purge_wakeup_.load(std::memory_order_seq_cst);
+    if (wakeup == 0 || expires_at < wakeup) expiry_changed_->notify_one();
+  }
   return {written, old};
 }
 

@@ -23,6 +23,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "runtime/sync/notify.h"
 #include "runtime/time/clock.h"
 #include "service/store/entry.h"
 #include "service/store/sequencer.h"
@@ -68,6 +69,8 @@ class store {
     uint32_t shards = 16;  // a power of two
     const rt::clock* clock = nullptr;
     sequencer* seq = nullptr;
+    // Notified when a write sets an expiry earlier than the purge task's next wake-up.
+    rt::notify* expiry_changed = nullptr;
   };
   explicit store(options o);
   store(const store&) = delete;
@@ -114,6 +117,9 @@ class store {
   int64_t earliest_expiry();
   // Expires every entry due now. Returns how many entries it looked at (all of them expired).
   std::size_t expire_due();
+  // The purge task's next wake-up (0: computing it, or none): writes with an earlier expiry
+  // notify options.expiry_changed.
+  void set_purge_wakeup(int64_t ns) { purge_wakeup_.store(ns, std::memory_order_seq_cst); }
 
   uint64_t keys() const { return keys_.load(std::memory_order_relaxed); }
   uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
@@ -142,6 +148,8 @@ class store {
   uint64_t shard_mask_;
   std::atomic<uint64_t> keys_{0};
   std::atomic<uint64_t> bytes_{0};
+  rt::notify* expiry_changed_;
+  std::atomic<int64_t> purge_wakeup_{0};
 };
 
 }  // namespace shoal::service::store

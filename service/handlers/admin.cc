@@ -1,0 +1,52 @@
+#include "service/handlers/admin.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+
+namespace shoal::service::handlers {
+
+grpc::Status status(context& ctx, const v1::StatusRequest&, v1::StatusResponse& resp) {
+  const auto cfg = ctx.current_config();
+  ctx.fill(resp.mutable_header());
+  resp.set_keys(ctx.kv->keys());
+  resp.set_bytes(ctx.kv->bytes());
+  resp.set_watchers(static_cast<uint32_t>(ctx.watchers.load(std::memory_order_relaxed)));
+  resp.set_in_flight(static_cast<uint32_t>(ctx.in_flight.load(std::memory_order_relaxed)));
+  resp.set_uptime_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::steady_clock::now() - ctx.started)
+                         .count());
+  resp.set_version(SHOAL_VERSION);
+  resp.set_config_version(cfg->version);
+  resp.set_config_source(cfg->source);
+  resp.set_last_config_error(cfg->last_error);
+  resp.set_compact_revision(ctx.seq->compact_revision());
+  return grpc::Status::OK;
+}
+
+grpc::Status get_config(context& ctx, const v1::GetConfigRequest&, v1::GetConfigResponse& resp) {
+  const auto cfg = ctx.current_config();
+  ctx.fill(resp.mutable_header());
+  *resp.mutable_config() = cfg->config;
+  resp.set_config_version(cfg->version);
+  return grpc::Status::OK;
+}
+
+grpc::Status health_check(context& ctx, const grpc::health::v1::HealthCheckRequest& req,
+                          grpc::health::v1::HealthCheckResponse& resp) {
+  using hc = grpc::health::v1::HealthCheckResponse;
+  if (req.service().empty()) {
+    resp.set_status(hc::SERVING);  // liveness: the process answers
+    return grpc::Status::OK;
+  }
+  if (req.service() != "shoal.v1.KV") {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("unknown service \"", req.service(),
+                                     "\"; this server reports \"\" (liveness) and shoal.v1.KV "
+                                     "(readiness)"));
+  }
+  resp.set_status(ctx.serving->borrow()->ready() ? hc::SERVING : hc::NOT_SERVING);
+  return grpc::Status::OK;
+}
+
+}  // namespace shoal::service::handlers

@@ -1,0 +1,153 @@
+// call: how a gRPC method is served on the runtime — one task per call.
+//
+// serve_unary / serve_stream post a request (RequestX) on a worker's completion queue and await
+// it; when a call arrives, the task first posts its own replacement (spawn per request, so the
+// queue always has requests posted), then admits the call against live.max_in_flight, runs the
+// handler and finishes. A posted request waits on a tag only Server::Shutdown can return, so it is
+// awaited with uncancellable_op; everything after uses the call's context for cancellation.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <utility>
+
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/support/async_stream.h"
+#include "grpcpp/support/async_unary_call.h"
+#include "grpcpp/impl/codegen/proto_utils.h"  // protobuf messages on the wire
+#include "runtime/grpc/operation.h"
+#include "runtime/runtime.h"
+#include "service/context.h"
+
+namespace shoal::service::handlers {
+
+// `request` is the generated AsyncService's RequestX member (declared in one of its bases, hence
+// its own template parameter).
+template <class Req, class Resp>
+using unary_handler = grpc::Status (*)(context&, const Req&, Resp&);
+
+template <class Service, class Request, class Req, class Resp>
+rt::task<> serve_unary(Service* svc, Request request, unary_handler<Req, Resp> handle,
+                       grpc::ServerCompletionQueue* cq, context* ctx) {
+  grpc::ServerContext call;
+  Req req;
+  grpc::ServerAsyncResponseWriter<Resp> responder(&call);
+  const bool arrived = co_await rt::grpc::uncancellable_op(
+      [&](void* tag) { (svc->*request)(&call, &req, &responder, cq, cq, tag); });
+  if (!arrived) co_return;  // the server is shutting down
+  rt::spawn(serve_unary(svc, request, handle, cq, ctx)).detach();
+
+  Resp resp;
+  in_flight_permit permit;  // held until the reply is sent
+  grpc::Status status = in_flight_permit::admit(*ctx, *ctx->current_config(), &permit);
+  if (status.ok()) status = handle(*ctx, req, resp);
+  (void)co_await rt::grpc::async_op(&call, [&](void* tag) {
+    if (status.ok()) {
+      responder.Finish(resp, status, tag);
+    } else {
+      responder.FinishWithError(status, tag);
+    }
+  });
+}
+
+// Keeps `count` requests for a unary method posted on `cq`.
+template <class Service, class Request, class Req, class Resp>
+void post_unary(rt::runtime& rt, Service* svc, Request request, unary_handler<Req, Resp> handle,
+                grpc::ServerCompletionQueue* cq, context* ctx, int count) {
+  for (int i = 0; i < count; ++i) rt.spawn(serve_unary(svc, request, handle, cq, ctx)).detach();
+}
+
+// Tells a streaming handler that its call is over (the client cancelled or went away, or the
+// server is shutting down). gRPC returns the tag when a started call ends, which may be after the
+// task is gone, so the signal lives on the heap, shared by the task and the tag.
+class call_done {
+ public:
+  // Before the call is requested (gRPC's rule for AsyncNotifyWhenDone).
+  static call_done* arm(grpc::ServerContext& call) {
+    auto* d = new call_done();
+    call.AsyncNotifyWhenDone(static_cast<rt::grpc::operation*>(&d->tag_));
+    return d;
+  }
+  bool done() const { return done_.load(std::memory_order_acquire); }
+  // The task lets go; `started` says whether the call began (otherwise no tag will ever come).
+  void release(bool started) {
+    if (!started) unref();  // the tag's share: gRPC never returns it for a call that did not start
+    unref();
+  }
+
+ private:
+  struct tag : rt::grpc::operation {
+    call_done* owner;
+  };
+  call_done() {
+    tag_.on_complete = &complete;
+    tag_.owner = this;
+  }
+  static void complete(rt::grpc::operation* o, bool) {
+    call_done* self = static_cast<tag*>(o)->owner;
+    self->done_.store(true, std::memory_order_release);
+    self->unref();
+  }
+  void unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  tag tag_;
+  std::atomic<bool> done_{false};
+  std::atomic<int> refs_{2};  // the task's and the tag's
+};
+
+template <class Resp>
+class stream_writer {
+ public:
+  stream_writer(grpc::ServerContext* call, grpc::ServerAsyncWriter<Resp>* writer)
+      : call_(call), writer_(writer) {}
+  // `co_await` yields false if the stream is broken (the client went away).
+  auto write(const Resp& r) {
+    return rt::grpc::async_op(call_, [this, &r](void* tag) { writer_->Write(r, tag); });
+  }
+
+ private:
+  grpc::ServerContext* call_;
+  grpc::ServerAsyncWriter<Resp>* writer_;
+};
+
+template <class Req, class Resp>
+using stream_handler = rt::task<grpc::Status> (*)(context&, const Req&, stream_writer<Resp>&,
+                                                  const call_done&);
+
+template <class Service, class Request, class Req, class Resp>
+rt::task<> serve_stream(Service* svc, Request request, stream_handler<Req, Resp> handle,
+                        grpc::ServerCompletionQueue* cq, context* ctx) {
+  grpc::ServerContext call;
+  // Released however the task ends (finished, or cancelled by a runtime shutdown).
+  struct done_ref {
+    call_done* d;
+    bool started = false;
+    ~done_ref() { d->release(started); }
+  } done{call_done::arm(call)};  // must precede the request
+  Req req;
+  grpc::ServerAsyncWriter<Resp> writer(&call);
+  const bool arrived = co_await rt::grpc::uncancellable_op(
+      [&](void* tag) { (svc->*request)(&call, &req, &writer, cq, cq, tag); });
+  if (!arrived) co_return;
+  done.started = true;
+  rt::spawn(serve_stream(svc, request, handle, cq, ctx)).detach();
+
+  stream_writer<Resp> out(&call, &writer);
+  grpc::Status status;
+  {
+    in_flight_permit permit;
+    status = in_flight_permit::admit(*ctx, *ctx->current_config(), &permit);
+    if (status.ok()) status = co_await handle(*ctx, req, out, *done.d);
+  }
+  (void)co_await rt::grpc::async_op(&call, [&](void* tag) { writer.Finish(status, tag); });
+}
+
+template <class Service, class Request, class Req, class Resp>
+void post_stream(rt::runtime& rt, Service* svc, Request request, stream_handler<Req, Resp> handle,
+                 grpc::ServerCompletionQueue* cq, context* ctx, int count) {
+  for (int i = 0; i < count; ++i) rt.spawn(serve_stream(svc, request, handle, cq, ctx)).detach();
+}
+
+}  // namespace shoal::service::handlers

@@ -1,0 +1,17 @@
+// kv: the unary methods of shoal.v1.KV. Each is a plain function: it validates the request,
+// calls the (synchronous) store, and fills the response.
+#pragma once
+
+#include "grpcpp/grpcpp.h"
+#include "service/context.h"
+#include "shoal/v1/kv.pb.h"
+
+namespace shoal::service::handlers {
+
+grpc::Status get(context& ctx, const v1::GetRequest& req, v1::GetResponse& resp);
+grpc::Status put(context& ctx, const v1::PutRequest& req, v1::PutResponse& resp);
+grpc::Status remove(context& ctx, const v1::DeleteRequest& req, v1::DeleteResponse& resp);
+grpc::Status increment(context& ctx, const v1::IncrementRequest& req, v1::IncrementResponse& resp);
+grpc::Status range(context& ctx, const v1::RangeRequest& req, v1::RangeResponse& resp);
+
+}  // namespace shoal::service::handlers

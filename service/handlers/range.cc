@@ -1,0 +1,68 @@
+#include "absl/strings/str_cat.h"
+#include "service/handlers/convert.h"
+#include "service/handlers/kv.h"
+
+namespace shoal::service::handlers {
+namespace {
+
+// The smallest key greater than every key that starts with prefix; false if there is none.
+bool prefix_end(const std::string& prefix, std::string* end) {
+  std::string s = prefix;
+  while (!s.empty()) {
+    if (static_cast<unsigned char>(s.back()) != 0xff) {
+      s.back() = static_cast<char>(static_cast<unsigned char>(s.back()) + 1);
+      *end = std::move(s);
+      return true;
+    }
+    s.pop_back();
+  }
+  return false;
+}
+
+}  // namespace
+
+grpc::Status range(context& ctx, const v1::RangeRequest& req, v1::RangeResponse& resp) {
+  const auto cfg = ctx.current_config();
+  // Range is not a snapshot: the revision is read before the first shard.
+  ctx.fill(resp.mutable_header());
+  store::store::range_query q;
+  switch (req.selector_case()) {
+    case v1::RangeRequest::kPrefix:
+      q.from = req.prefix();
+      q.has_to = prefix_end(req.prefix(), &q.to);
+      break;
+    case v1::RangeRequest::kInterval:
+      q.from = req.interval().start();
+      q.has_to = !req.interval().end().empty();
+      q.to = req.interval().end();
+      if (q.has_to && q.to <= q.from) {
+        return invalid("interval.end must be greater than interval.start (or empty for no bound)");
+      }
+      break;
+    case v1::RangeRequest::SELECTOR_NOT_SET:
+      return invalid("set prefix (empty for every key) or interval");
+  }
+  if (!req.continuation().empty()) {
+    if (req.continuation() < q.from || (q.has_to && req.continuation() >= q.to)) {
+      return invalid("continuation is outside the requested range (pass back the one returned)");
+    }
+    q.from = req.continuation();
+  }
+  if (req.count_only()) {
+    resp.set_count(ctx.kv->count(q));
+    return grpc::Status::OK;
+  }
+  const uint32_t cap = cfg->live().range_page_max_items();
+  q.max_items = req.limit() == 0 || req.limit() > cap ? cap : req.limit();
+  // A page must fit in a message; a single entry of the largest allowed size always does.
+  q.max_bytes = std::min<std::size_t>(cfg->live().range_page_max_bytes(),
+                                      cfg->startup().max_message_bytes() / 2);
+  q.keys_only = req.keys_only();
+  auto page = ctx.kv->range(q);
+  for (const auto& e : page.entries) fill_entry(resp.add_entries(), e.key, e.value, e.meta, *ctx.kv);
+  resp.set_count(page.entries.size());
+  resp.set_continuation(std::move(page.continuation));
+  return grpc::Status::OK;
+}
+
+}  // namespace shoal::service::handlers

@@ -1,0 +1,275 @@
+#include "service/handlers/watch.h"
+
+#include <chrono>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "runtime/sync/select.h"
+#include "runtime/time/sleep.h"
+#include "service/handlers/convert.h"
+
+namespace shoal::service::handlers {
+namespace {
+
+using clk = std::chrono::steady_clock;
+namespace health = grpc::health::v1;
+
+// The name readiness answers for; liveness is the empty name.
+constexpr const char* k_kv_service = "shoal.v1.KV";
+
+// How often streams that wait on a watch channel look whether their client went away.
+constexpr auto k_liveness_poll = std::chrono::seconds(1);
+
+bool matches(const v1::WatchRequest& req, const watch::event& e) {
+  if (e.type == watch::event::kind::put ? req.no_put() : req.no_delete()) return false;
+  const absl::string_view key(e.key.data(), e.key.size());
+  const absl::string_view want(req.key().data(), req.key().size());
+  return req.prefix() ? absl::StartsWith(key, want) : key == want;
+}
+
+void fill_state(v1::Entry* out, const std::string& key, const watch::entry_state& s,
+                const store::store& kv) {
+  fill_entry(out, key, s.value,
+             store::entry::meta{s.create_revision, s.mod_revision, s.version, s.expires_at_ns}, kv);
+}
+
+void add_event(const v1::WatchRequest& req, const watch::event& e, const store::store& kv,
+               v1::WatchResponse& resp) {
+  v1::Event* out = resp.add_events();
+  out->set_revision(e.revision);
+  switch (e.type) {
+    case watch::event::kind::put:
+      out->set_type(v1::Event::PUT);
+      fill_state(out->mutable_entry(), e.key, e.entry, kv);
+      break;
+    case watch::event::kind::remove:
+    case watch::event::kind::expire:
+      out->set_type(e.type == watch::event::kind::remove ? v1::Event::DELETE : v1::Event::EXPIRE);
+      out->mutable_entry()->set_key(e.key);
+      out->mutable_entry()->set_mod_revision(e.revision);
+      break;
+    default:
+      break;
+  }
+  if (req.prev_kv() && e.has_previous) fill_state(out->mutable_previous(), e.key, e.previous, kv);
+}
+
+// A slot against live.max_watchers, held for the life of the stream.
+class watcher_slot {
+ public:
+  explicit watcher_slot(context& ctx) : ctx_(ctx) {}
+  bool admit(int64_t max) {
+    if (ctx_.watchers.fetch_add(1, std::memory_order_relaxed) >= max) {
+      ctx_.watchers.fetch_sub(1, std::memory_order_relaxed);
+      return false;
+    }
+    held_ = true;
+    return true;
+  }
+  ~watcher_slot() {
+    if (held_) ctx_.watchers.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+ private:
+  context& ctx_;
+  bool held_ = false;
+};
+
+template <class T>
+rt::task<bool> changed(rt::watch::receiver<T>* rx) {
+  const bool ok = co_await rx->changed();
+  co_return ok;
+}
+
+}  // namespace
+
+rt::task<grpc::Status> watch(context& ctx, const v1::WatchRequest& req,
+                             stream_writer<v1::WatchResponse>& out, const call_done& done) {
+  const auto cfg = ctx.current_config();
+  if (req.key().empty() && !req.prefix()) {
+    co_return invalid("key is empty; set prefix to watch every key");
+  }
+  if (req.key().size() > cfg->live().max_key_bytes()) co_return check_key(req.key(), *cfg);
+  watcher_slot slot(ctx);
+  if (!slot.admit(cfg->live().max_watchers())) {
+    co_return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                           absl::StrCat("the server has its maximum of ", cfg->live().max_watchers(),
+                                        " watchers (live.max_watchers)"));
+  }
+  const auto progress_every = std::chrono::milliseconds(
+      req.progress_interval_ms() != 0 ? req.progress_interval_ms()
+                                      : cfg->live().progress_interval_ms());
+  const std::size_t max_batch_bytes = cfg->startup().max_message_bytes() / 2;
+
+  v1::WatchResponse resp;
+  const bool other_store =
+      req.start_revision() != 0 && !req.store_id().empty() && req.store_id() != ctx.store_id;
+  store::sequencer::subscription sub;
+  if (!other_store) sub = ctx.seq->subscribe(req.start_revision());
+  if (other_store || sub.compacted) {
+    const uint64_t compact = other_store ? ctx.seq->compact_revision() : sub.compact_revision;
+    resp.set_compacted(true);
+    resp.set_compact_revision(compact);
+    ctx.fill(resp.mutable_header());
+    (void)co_await out.write(resp);
+    co_return grpc::Status(
+        grpc::StatusCode::OUT_OF_RANGE,
+        other_store
+            ? absl::StrCat("start_revision belongs to store ", req.store_id(), "; this is store ",
+                           ctx.store_id, " (it restarted): list again, then watch")
+            : absl::StrCat("revision ", req.start_revision(),
+                           " is no longer in the history; the oldest is ", compact,
+                           ": list again, then watch from the list's revision + 1"));
+  }
+
+  uint64_t next = sub.start_revision;  // the first revision not yet delivered
+  std::size_t batch_bytes = 0;
+  auto take = [&](const watch::event& e) {
+    if (e.revision < next) return;  // already delivered by the replay
+    next = e.revision + 1;
+    if (!matches(req, e)) return;
+    add_event(req, e, *ctx.kv, resp);
+    batch_bytes += e.bytes();
+  };
+
+  for (const auto& e : sub.replay) {
+    take(*e);
+    if (batch_bytes >= max_batch_bytes) {
+      ctx.fill(resp.mutable_header());
+      if (!co_await out.write(resp)) co_return grpc::Status::CANCELLED;
+      resp.Clear();
+      batch_bytes = 0;
+    }
+  }
+  if (resp.events_size() > 0) {
+    ctx.fill(resp.mutable_header());
+    if (!co_await out.write(resp)) co_return grpc::Status::CANCELLED;
+    resp.Clear();
+    batch_bytes = 0;
+  }
+
+  auto& live = *sub.live;
+  clk::time_point last_sent = clk::now();
+  for (;;) {
+    auto first = co_await live.recv();
+    bool stop = false;
+    bool progress = false;
+    uint64_t progress_revision = 0;
+    std::optional<rt::expected<watch::event_ptr, rt::broadcast::recv_error>> r(std::move(first));
+    // Take what else is already there, up to a message's worth.
+    while (r) {
+      if (!*r) {
+        if (r->error().kind == rt::broadcast::recv_error::closed) {
+          co_return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
+        }
+        // Fell behind by more than the channel holds: say where to resume.
+        resp.Clear();
+        resp.set_canceled(true);
+        resp.set_resume_revision(next);
+        resp.set_cancel_reason(absl::StrCat("watcher fell behind by more than the server buffers; ",
+                                            "resume from revision ", next));
+        ctx.fill(resp.mutable_header());
+        (void)co_await out.write(resp);
+        co_return grpc::Status(grpc::StatusCode::ABORTED,
+                               absl::StrCat("watcher fell behind; resume from revision ", next));
+      }
+      const watch::event& e = ***r;
+      if (e.type == watch::event::kind::tick) {
+        progress = true;
+        progress_revision = e.revision;
+      } else if (e.type == watch::event::kind::shutdown) {
+        stop = true;
+        break;
+      } else {
+        take(e);
+      }
+      if (batch_bytes >= max_batch_bytes) break;
+      r = live.try_recv();
+    }
+    if (resp.events_size() > 0) {
+      ctx.fill(resp.mutable_header());
+      if (!co_await out.write(resp)) co_return grpc::Status::CANCELLED;
+      resp.Clear();
+      batch_bytes = 0;
+      last_sent = clk::now();
+    }
+    if (stop) {
+      resp.set_canceled(true);
+      resp.set_resume_revision(next);
+      resp.set_cancel_reason("the server is shutting down");
+      ctx.fill(resp.mutable_header());
+      (void)co_await out.write(resp);
+      co_return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
+    }
+    if (progress) {
+      if (done.done()) co_return grpc::Status::CANCELLED;  // the client went away
+      if (progress_every.count() > 0 && clk::now() - last_sent >= progress_every) {
+        // Every event up to the tick's revision has passed through this channel before it.
+        resp.set_progress(true);
+        ctx.fill(resp.mutable_header());
+        resp.mutable_header()->set_revision(progress_revision);
+        if (!co_await out.write(resp)) co_return grpc::Status::CANCELLED;
+        resp.Clear();
+        last_sent = clk::now();
+      }
+    }
+  }
+}
+
+rt::task<grpc::Status> watch_config(context& ctx, const v1::WatchConfigRequest&,
+                                    stream_writer<v1::GetConfigResponse>& out,
+                                    const call_done& done) {
+  rt::watch::receiver<config::snapshot_ptr> rx = *ctx.config;
+  rt::watch::receiver<bool> stopping = *ctx.stopping;
+  for (;;) {
+    v1::GetConfigResponse resp;
+    {
+      const config::snapshot_ptr snap = *rx.borrow_and_update();
+      *resp.mutable_config() = snap->config;
+      resp.set_config_version(snap->version);
+    }
+    ctx.fill(resp.mutable_header());
+    if (!co_await out.write(resp)) co_return grpc::Status::CANCELLED;
+    for (;;) {
+      auto r = co_await rt::select(changed(&rx), changed(&stopping),
+                                   rt::sleep_for(k_liveness_poll));
+      if (*stopping.borrow()) {
+        co_return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
+      }
+      if (r.index() == 0) break;  // a new configuration
+      if (done.done()) co_return grpc::Status::CANCELLED;
+    }
+  }
+}
+
+rt::task<grpc::Status> health_watch(context& ctx, const health::HealthCheckRequest& req,
+                                    stream_writer<health::HealthCheckResponse>& out,
+                                    const call_done& done) {
+  rt::watch::receiver<serving_state> rx = *ctx.serving;
+  rt::watch::receiver<bool> stopping = *ctx.stopping;
+  auto status_now = [&]() {
+    if (req.service().empty()) return health::HealthCheckResponse::SERVING;  // liveness
+    if (req.service() != k_kv_service) return health::HealthCheckResponse::SERVICE_UNKNOWN;
+    return rx.borrow_and_update()->ready() ? health::HealthCheckResponse::SERVING
+                                           : health::HealthCheckResponse::NOT_SERVING;
+  };
+  health::HealthCheckResponse resp;
+  resp.set_status(status_now());
+  if (!co_await out.write(resp)) co_return grpc::Status::CANCELLED;
+  for (;;) {
+    auto r = co_await rt::select(changed(&rx), changed(&stopping), rt::sleep_for(k_liveness_poll));
+    const bool stop = r.index() == 1 || *stopping.borrow();
+    if (r.index() == 0 || stop) {
+      // Report the latest status first: a drain shows NOT_SERVING before the stream ends.
+      const auto s = status_now();
+      if (s != resp.status()) {
+        resp.set_status(s);
+        if (!co_await out.write(resp)) co_return grpc::Status::CANCELLED;
+      }
+    }
+    if (stop) co_return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
+    if (done.done()) co_return grpc::Status::CANCELLED;
+  }
+}
+
+}  // namespace shoal::service::handlers

@@ -1,0 +1,124 @@
+// shoald: flags -> configuration -> server; SIGTERM/SIGINT drain it. Nothing else lives here.
+#include <signal.h>
+
+#include <cstdio>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "service/log.h"
+#include "service/server.h"
+
+ABSL_FLAG(std::string, config, "", "JSON config file (shoal.v1.ServerConfig); watched for changes");
+// Start-up settings.
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "address to listen on; port 0 picks one");
+ABSL_FLAG(uint32_t, workers, 0, "worker threads (0: one per core)");
+ABSL_FLAG(std::string, runtime, "multi_thread", "multi_thread or current_thread");
+ABSL_FLAG(uint32_t, shards, 0, "store shards, a power of two (0: 8 per worker)");
+ABSL_FLAG(uint32_t, max_message_bytes, 4u << 20, "largest gRPC message");
+ABSL_FLAG(uint32_t, history_max_events, 100'000, "watch history length, in events");
+ABSL_FLAG(uint64_t, history_max_bytes, 64ull << 20, "watch history size, in bytes");
+ABSL_FLAG(uint32_t, shutdown_grace_seconds, 10, "time calls in flight get on SIGTERM");
+// Live settings.
+ABSL_FLAG(uint32_t, max_key_bytes, 4096, "largest key");
+ABSL_FLAG(uint32_t, max_value_bytes, 1u << 20, "largest value");
+ABSL_FLAG(uint64_t, max_keys, 10'000'000, "most keys stored");
+ABSL_FLAG(uint64_t, max_bytes, 4ull << 30, "most bytes stored (keys + values)");
+ABSL_FLAG(uint32_t, max_in_flight, 10'000, "most calls in flight");
+ABSL_FLAG(uint32_t, max_watchers, 10'000, "most watch streams");
+ABSL_FLAG(int64_t, default_ttl_ms, 0, "TTL of puts that name none (0: none)");
+ABSL_FLAG(bool, read_only, false, "refuse writes (readiness NOT_SERVING)");
+ABSL_FLAG(uint32_t, range_page_max_items, 1000, "most entries in a Range page");
+ABSL_FLAG(uint32_t, range_page_max_bytes, 1u << 20, "most bytes in a Range page");
+ABSL_FLAG(uint32_t, progress_interval_ms, 0, "default watch progress interval (0: none)");
+ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
+
+namespace {
+
+// Flags named on the command line (Debian's abseil keeps IsSpecifiedOnCommandLine private).
+std::set<std::string> g_given;
+
+void note_given_flags(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "--") break;
+    if (a.substr(0, 2) != "--") continue;
+    a.remove_prefix(2);
+    a = a.substr(0, a.find('='));
+    g_given.emplace(a);
+    if (a.substr(0, 2) == "no") g_given.emplace(a.substr(2));  // --noread_only
+  }
+}
+
+bool given(const char* name) { return g_given.count(name) > 0; }
+
+// Only the flags given on the command line override the file.
+shoal::v1::ServerConfig flag_overlay() {
+  shoal::v1::ServerConfig c;
+  auto* s = c.mutable_startup();
+  auto* l = c.mutable_live();
+#define SHOAL_OVERLAY(msg, name) \
+  if (given(#name)) msg->set_##name(absl::GetFlag(FLAGS_##name))
+  SHOAL_OVERLAY(s, listen);
+  SHOAL_OVERLAY(s, workers);
+  SHOAL_OVERLAY(s, runtime);
+  SHOAL_OVERLAY(s, shards);
+  SHOAL_OVERLAY(s, max_message_bytes);
+  SHOAL_OVERLAY(s, history_max_events);
+  SHOAL_OVERLAY(s, history_max_bytes);
+  SHOAL_OVERLAY(s, shutdown_grace_seconds);
+  SHOAL_OVERLAY(l, max_key_bytes);
+  SHOAL_OVERLAY(l, max_value_bytes);
+  SHOAL_OVERLAY(l, max_keys);
+  SHOAL_OVERLAY(l, max_bytes);
+  SHOAL_OVERLAY(l, max_in_flight);
+  SHOAL_OVERLAY(l, max_watchers);
+  SHOAL_OVERLAY(l, default_ttl_ms);
+  SHOAL_OVERLAY(l, read_only);
+  SHOAL_OVERLAY(l, range_page_max_items);
+  SHOAL_OVERLAY(l, range_page_max_bytes);
+  SHOAL_OVERLAY(l, progress_interval_ms);
+  SHOAL_OVERLAY(l, log_level);
+#undef SHOAL_OVERLAY
+  if (s->ByteSizeLong() == 0) c.clear_startup();
+  if (l->ByteSizeLong() == 0) c.clear_live();
+  return c;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "shoald: Shoal's key-value server.\n"
+      "  shoald [--listen=127.0.0.1:50051] [--config=/etc/shoal/config.json] [--<setting>=...]\n"
+      "Settings: defaults < config file < flags. See proto/shoal/v1/admin.proto.");
+  note_given_flags(argc, argv);
+  absl::ParseCommandLine(argc, argv);
+
+  // Block the stop signals in every thread (gRPC's and the runtime's included); main waits for
+  // them and drains from here, a thread that is not a worker.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+
+  auto server = shoal::service::server::create(
+      {.flags = flag_overlay(), .config_path = absl::GetFlag(FLAGS_config)});
+  if (!server.ok()) {
+    std::fprintf(stderr, "shoald: %s\n", std::string(server.status().message()).c_str());
+    return 2;
+  }
+  std::printf("shoald listening on %s\n", (*server)->address().c_str());
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&stop, &sig);
+  SHOAL_LOG(info, "signal received", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  (*server)->shutdown();
+  server->reset();
+  return 0;
+}

@@ -1,0 +1,297 @@
+#include "service/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/resource_quota.h>
+
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "runtime/grpc/completion_queue_driver.h"
+#include "runtime/runtime.h"
+#include "runtime/sync/notify.h"
+#include "runtime/sync/select.h"
+#include "runtime/sync/watch.h"
+#include "runtime/time/sleep.h"
+#include "service/config/config_watcher.h"
+#include "service/context.h"
+#include "service/handlers/admin.h"
+#include "service/handlers/call.h"
+#include "service/handlers/kv.h"
+#include "service/handlers/watch.h"
+#include "service/log.h"
+#include "shoal/v1/admin.grpc.pb.h"
+#include "shoal/v1/kv.grpc.pb.h"
+
+namespace shoal::service {
+namespace {
+
+namespace health = grpc::health::v1;
+using namespace std::chrono_literals;
+
+// Requests kept posted per completion queue: enough for the hot methods' concurrency, few for
+// the rest (each posted request holds a ServerContext, about 1 KiB).
+constexpr int k_posted_hot = 128;
+constexpr int k_posted_cold = 8;
+// How often the progress clock ticks through the watch channel (the granularity of progress
+// notifications, and how soon a watcher notices its client left).
+constexpr auto k_tick = 250ms;
+
+std::string new_store_id() {
+  std::random_device rd;
+  std::mt19937_64 gen((static_cast<uint64_t>(rd()) << 32) ^ rd());
+  return absl::StrFormat("%016x", gen());
+}
+
+uint32_t shards_for(const v1::StartupSettings& s, int workers) {
+  if (s.shards() != 0) return s.shards();
+  uint32_t n = 1;
+  while (n < static_cast<uint32_t>(workers) * 8) n <<= 1;
+  return n;
+}
+
+// Expires entries as they come due: sleeps until the earliest expiry, or until a write sets an
+// earlier one. Visits only expired entries.
+rt::task<> purge_expired(store::store* kv, rt::notify* expiry_changed) {
+  for (;;) {
+    kv->set_purge_wakeup(0);
+    kv->expire_due();
+    const int64_t next = kv->earliest_expiry();
+    kv->set_purge_wakeup(next);
+    if (next == 0) {
+      co_await expiry_changed->notified();
+      continue;
+    }
+    const rt::clock::time_point when{std::chrono::nanoseconds(next)};
+    (void)co_await rt::select(rt::to_task(rt::sleep_until(when)),
+                              rt::to_task(expiry_changed->notified()));
+  }
+}
+
+// The progress clock: a tick through the watch channel while anyone watches.
+rt::task<> tick_watchers(context* ctx) {
+  rt::interval tick(k_tick, rt::missed_tick_behavior::skip);
+  for (;;) {
+    co_await tick.tick();
+    if (ctx->watchers.load(std::memory_order_relaxed) > 0) {
+      ctx->seq->publish_control(watch::event::kind::tick);
+    }
+  }
+}
+
+}  // namespace
+
+struct server::impl {
+  v1::ServerConfig flags;
+  std::string config_path;
+
+  // The configuration channel and what handlers read from it.
+  rt::watch::sender<config::snapshot_ptr> config_tx;
+  rt::watch::receiver<config::snapshot_ptr> config_rx;
+  rt::watch::sender<serving_state> serving_tx;
+  rt::watch::receiver<serving_state> serving_rx;
+  rt::watch::sender<bool> stopping_tx;
+  rt::watch::receiver<bool> stopping_rx;
+
+  std::unique_ptr<store::sequencer> seq;
+  rt::notify expiry_changed;
+  std::unique_ptr<store::store> kv;
+  context ctx;
+
+  v1::KV::AsyncService kv_service;
+  v1::Admin::AsyncService admin_service;
+  health::Health::AsyncService health_service;
+  std::unique_ptr<grpc::Server> grpc_server;
+  std::vector<grpc::ServerCompletionQueue*> queues;  // owned by the runtime's drivers
+  std::unique_ptr<rt::runtime> runtime;
+  std::unique_ptr<config::config_watcher> watcher;
+  std::string address;
+  bool stopped = false;
+
+  impl(config::snapshot_ptr initial)
+      : config_tx(rt::watch::channel<config::snapshot_ptr>(initial).first),
+        config_rx(config_tx.subscribe()),
+        serving_tx(rt::watch::channel<serving_state>(serving_state{}).first),
+        serving_rx(serving_tx.subscribe()),
+        stopping_tx(rt::watch::channel<bool>(false).first),
+        stopping_rx(stopping_tx.subscribe()) {}
+
+  void post_calls(grpc::ServerCompletionQueue* cq);
+  void stop();
+};
+
+void server::impl::post_calls(grpc::ServerCompletionQueue* cq) {
+  using namespace handlers;
+  auto& rt = *runtime;
+  using KV = v1::KV::AsyncService;
+  using Admin = v1::Admin::AsyncService;
+  using Health = health::Health::AsyncService;
+  post_unary(rt, &kv_service, &KV::RequestGet, &handlers::get, cq, &ctx, k_posted_hot);
+  post_unary(rt, &kv_service, &KV::RequestPut, &handlers::put, cq, &ctx, k_posted_hot);
+  post_unary(rt, &kv_service, &KV::RequestDelete, &handlers::remove, cq, &ctx, k_posted_cold);
+  post_unary(rt, &kv_service, &KV::RequestIncrement, &handlers::increment, cq, &ctx,
+             k_posted_cold);
+  post_unary(rt, &kv_service, &KV::RequestRange, &handlers::range, cq, &ctx, k_posted_cold);
+  post_stream(rt, &kv_service, &KV::RequestWatch, &handlers::watch, cq, &ctx, k_posted_cold);
+  post_unary(rt, &admin_service, &Admin::RequestStatus, &handlers::status, cq, &ctx, 2);
+  post_unary(rt, &admin_service, &Admin::RequestGetConfig, &handlers::get_config, cq, &ctx, 2);
+  post_stream(rt, &admin_service, &Admin::RequestWatchConfig, &handlers::watch_config, cq, &ctx,
+              2);
+  post_unary(rt, &health_service, &Health::RequestCheck, &handlers::health_check, cq, &ctx,
+             k_posted_cold);
+  post_stream(rt, &health_service, &Health::RequestWatch, &handlers::health_watch, cq, &ctx, 4);
+}
+
+absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
+  // defaults < file < flags
+  const v1::ServerConfig base = config::defaults();
+  v1::ServerConfig file;
+  std::string source = "defaults";
+  if (!o.config_path.empty()) {
+    auto loaded = config::load_file(o.config_path);
+    if (!loaded.ok()) return loaded.status();
+    file = *std::move(loaded);
+    absl::StrAppend(&source, "+file:", o.config_path);
+  }
+  if (o.flags.ByteSizeLong() > 0) absl::StrAppend(&source, "+flags");
+  auto snap = std::make_shared<config::snapshot>();
+  snap->config = config::merge({&base, &file, &o.flags});
+  snap->version = 1;
+  snap->source = source;
+  if (auto st = config::validate(snap->config); !st.ok()) return st;
+  log::level lvl;
+  if (log::parse_level(snap->live().log_level(), &lvl)) log::set_level(lvl);
+  const v1::StartupSettings startup = snap->startup();
+
+  auto p = std::make_unique<impl>(snap);
+  p->flags = o.flags;
+  p->config_path = o.config_path;
+  const bool current_thread = startup.runtime() == "current_thread";
+  int workers = static_cast<int>(startup.workers());
+  if (current_thread) workers = 1;
+  if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
+
+  p->seq = std::make_unique<store::sequencer>(store::sequencer::options{
+      .history_max_events = startup.history_max_events(),
+      .history_max_bytes = startup.history_max_bytes(),
+      .channel_capacity = 4096});
+
+  // gRPC: one completion queue per worker, limits, keepalive.
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(startup.listen(), grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&p->kv_service);
+  builder.RegisterService(&p->admin_service);
+  builder.RegisterService(&p->health_service);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(startup.max_message_bytes()));
+  builder.SetMaxSendMessageSize(static_cast<int>(startup.max_message_bytes()));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 1000);
+  // Dead clients must not hold watcher slots: ping idle connections, drop silent ones.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5'000);
+  grpc::ResourceQuota quota("shoald");
+  quota.SetMaxThreads(8);        // the reflection service's synchronous threads
+  quota.Resize(1ull << 30);      // gRPC's buffers
+  builder.SetResourceQuota(quota);
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs;
+  for (int i = 0; i < workers; ++i) cqs.push_back(builder.AddCompletionQueue());
+  p->grpc_server = builder.BuildAndStart();
+  if (!p->grpc_server || port == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", startup.listen(), " (in use, or not a local address?)"));
+  }
+  const auto colon = startup.listen().rfind(':');
+  p->address = absl::StrCat(startup.listen().substr(0, colon), ":", port);
+
+  for (auto& cq : cqs) p->queues.push_back(cq.get());
+  rt::runtime_options ro;
+  ro.kind = current_thread ? rt::flavor::current_thread : rt::flavor::multi_thread;
+  ro.workers = workers;
+  ro.thread_name = "shoald";
+  ro.make_driver = [&cqs](int i) {
+    return rt::grpc::completion_queue_driver::adopt(std::move(cqs[i]));
+  };
+  p->runtime = std::make_unique<rt::runtime>(ro);
+
+  p->kv = std::make_unique<store::store>(store::store::options{
+      .shards = shards_for(startup, workers),
+      .clock = &p->runtime->clock(),
+      .seq = p->seq.get(),
+      .expiry_changed = &p->expiry_changed});
+  p->ctx.store_id = new_store_id();
+  p->ctx.started = std::chrono::steady_clock::now();
+  p->ctx.seq = p->seq.get();
+  p->ctx.kv = p->kv.get();
+  p->ctx.config = &p->config_rx;
+  p->ctx.serving = &p->serving_rx;
+  p->ctx.stopping = &p->stopping_rx;
+  p->serving_tx.send_replace(serving_state{false, snap->live().read_only()});
+
+  for (grpc::ServerCompletionQueue* cq : p->queues) p->post_calls(cq);
+  p->runtime->spawn(purge_expired(p->kv.get(), &p->expiry_changed)).detach();
+  p->runtime->spawn(tick_watchers(&p->ctx)).detach();
+  // Readiness follows read_only as the configuration changes.
+  p->runtime
+      ->spawn([](impl* p) -> rt::task<> {
+        rt::watch::receiver<config::snapshot_ptr> rx = p->config_tx.subscribe();
+        for (;;) {
+          const bool changed = co_await rx.changed();
+          if (!changed) co_return;
+          const bool read_only = (*rx.borrow_and_update())->live().read_only();
+          p->serving_tx.send_modify([&](serving_state& s) { s.read_only = read_only; });
+        }
+      }(p.get()))
+      .detach();
+
+  if (!o.config_path.empty()) {
+    p->watcher = std::make_unique<config::config_watcher>(o.config_path, o.flags, &p->config_tx);
+    if (auto st = p->watcher->start(); !st.ok()) {
+      SHOAL_LOG(warn, "config file will not be reloaded", {{"error", std::string(st.message())}});
+    }
+  }
+  SHOAL_LOG(info, "shoald started",
+            {{"address", p->address},
+             {"store_id", p->ctx.store_id},
+             {"runtime", startup.runtime()},
+             {"workers", workers},
+             {"shards", p->kv->shard_count()},
+             {"config", source}});
+  return std::unique_ptr<server>(new server(std::move(p)));
+}
+
+server::server(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
+
+server::~server() { shutdown(); }
+
+std::string server::address() const { return impl_->address; }
+
+void server::shutdown() { impl_->stop(); }
+
+void server::impl::stop() {
+  if (stopped) return;
+  stopped = true;
+  const auto grace =
+      std::chrono::seconds(config_rx.borrow()->get()->startup().shutdown_grace_seconds());
+  SHOAL_LOG(info, "draining", {{"grace_seconds", static_cast<int64_t>(grace.count())}});
+  // Readiness first, so that load balancers stop sending; then every stream ends with UNAVAILABLE.
+  serving_tx.send_modify([](serving_state& s) { s.draining = true; });
+  stopping_tx.send_replace(true);
+  seq->publish_control(watch::event::kind::shutdown);
+  watcher.reset();
+  // New calls are refused from here; calls in flight get the grace period, then are cancelled.
+  grpc_server->Shutdown(std::chrono::system_clock::now() + grace);
+  runtime->shutdown();  // cancels what is left (posted requests, background tasks), drains queues
+  grpc_server.reset();
+  SHOAL_LOG(info, "stopped");
+}
+
+}  // namespace shoal::service
