@@ -20,8 +20,13 @@ constexpr const char* k_kv_service = "shoal.v1.KV";
 // How often streams that wait on a watch channel look whether their client went away.
 constexpr auto k_liveness_poll = std::chrono::seconds(1);
 
-bool matches(const v1::WatchRequest& req, const watch::event& e) {
-  if (e.type == watch::event::kind::put ? req.no_put() : req.no_delete()) return false;
+struct filters {
+  bool no_put = false;
+  bool no_delete = false;
+};
+
+bool matches(const v1::WatchRequest& req, const filters& f, const watch::event& e) {
+  if (e.type == watch::event::kind::put ? f.no_put : f.no_delete) return false;
   const absl::string_view key(e.key.data(), e.key.size());
   const absl::string_view want(req.key().data(), req.key().size());
   return req.prefix() ? absl::StartsWith(key, want) : key == want;
@@ -90,6 +95,16 @@ rt::task<grpc::Status> watch(context& ctx, const v1::WatchRequest& req,
     co_return invalid("key is empty; set prefix to watch every key");
   }
   if (req.key().size() > cfg->live().max_key_bytes()) co_return check_key(req.key(), *cfg);
+  filters filter;
+  for (int f : req.filters()) {
+    if (f == v1::NO_PUT) {
+      filter.no_put = true;
+    } else if (f == v1::NO_DELETE) {
+      filter.no_delete = true;
+    } else {
+      co_return invalid(absl::StrCat("unknown watch filter ", f, "; known: NO_PUT (1), NO_DELETE (2)"));
+    }
+  }
   watcher_slot slot(ctx);
   if (!slot.admit(cfg->live().max_watchers())) {
     co_return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -127,7 +142,7 @@ rt::task<grpc::Status> watch(context& ctx, const v1::WatchRequest& req,
   auto take = [&](const watch::event& e) {
     if (e.revision < next) return;  // already delivered by the replay
     next = e.revision + 1;
-    if (!matches(req, e)) return;
+    if (!matches(req, filter, e)) return;
     add_event(req, e, *ctx.kv, resp);
     batch_bytes += e.bytes();
   };

@@ -1,0 +1,129 @@
+// shoald_process: a real shoald on an ephemeral loopback port, for end-to-end tests.
+//
+//   shoald_process s({"--max_keys=10"});
+//   auto kv = s.kv();            // generated stub over a real channel
+//   s.terminate();               // SIGTERM; exit_code() once it is gone
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "shoal/v1/admin.grpc.pb.h"
+#include "shoal/v1/kv.grpc.pb.h"
+
+namespace shoal::testing {
+
+// The shoald binary next to the test binary's build tree (set by CMake).
+inline std::string shoald_path() { return SHOALD_PATH; }
+
+class shoald_process {
+ public:
+  explicit shoald_process(std::vector<std::string> args = {}) { start(std::move(args)); }
+  ~shoald_process() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  shoald_process(const shoald_process&) = delete;
+  shoald_process& operator=(const shoald_process&) = delete;
+
+  const std::string& address() const { return address_; }
+  pid_t pid() const { return pid_; }
+
+  std::shared_ptr<grpc::Channel> channel() {
+    if (!channel_) {
+      grpc::ChannelArguments args;
+      args.SetMaxReceiveMessageSize(64 << 20);
+      channel_ = grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args);
+    }
+    return channel_;
+  }
+  std::unique_ptr<v1::KV::Stub> kv() { return v1::KV::NewStub(channel()); }
+  std::unique_ptr<v1::Admin::Stub> admin() { return v1::Admin::NewStub(channel()); }
+  std::unique_ptr<grpc::health::v1::Health::Stub> health() {
+    return grpc::health::v1::Health::NewStub(channel());
+  }
+
+  // Sends SIGTERM and waits for the exit (at most `within`). Returns the exit status, or -1.
+  int terminate(std::chrono::seconds within = std::chrono::seconds(30)) {
+    ::kill(pid_, SIGTERM);
+    return wait_exit(within);
+  }
+  int wait_exit(std::chrono::seconds within) {
+    const auto deadline = std::chrono::steady_clock::now() + within;
+    int status = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+      pid_t r = ::waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return -1;
+  }
+
+ private:
+  void start(std::vector<std::string> args) {
+    int out[2];
+    if (::pipe(out) != 0) throw std::runtime_error("pipe");
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(out[1], STDOUT_FILENO);
+      ::close(out[0]);
+      ::close(out[1]);
+      std::vector<std::string> all = {shoald_path(), "--listen=127.0.0.1:0"};
+      all.insert(all.end(), args.begin(), args.end());
+      std::vector<char*> argv;
+      for (auto& a : all) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      std::perror("execv shoald");
+      std::_Exit(127);
+    }
+    ::close(out[1]);
+    // The first line says where it listens.
+    FILE* f = ::fdopen(out[0], "r");
+    char line[256] = {};
+    if (std::fgets(line, sizeof line, f) == nullptr) {
+      std::fclose(f);
+      throw std::runtime_error("shoald did not start (see its stderr above)");
+    }
+    std::fclose(f);
+    std::string s(line);
+    const auto at = s.find("listening on ");
+    if (at == std::string::npos) throw std::runtime_error("unexpected shoald output: " + s);
+    address_ = s.substr(at + 13);
+    while (!address_.empty() && (address_.back() == '\n' || address_.back() == '\r')) {
+      address_.pop_back();
+    }
+  }
+
+  pid_t pid_ = -1;
+  std::string address_;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+// A context with a deadline, so that no test can hang on a call.
+inline std::unique_ptr<grpc::ClientContext> ctx(std::chrono::milliseconds deadline =
+                                                    std::chrono::milliseconds(10'000)) {
+  auto c = std::make_unique<grpc::ClientContext>();
+  c->set_deadline(std::chrono::system_clock::now() + deadline);
+  return c;
+}
+
+}  // namespace shoal::testing
