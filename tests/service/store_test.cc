@@ -1,0 +1,166 @@
+// The store, the sequencer and TTLs as units, on a runtime with a paused clock.
+#include "service/store/store.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/runtime.h"
+
+namespace shoal::service::store {
+namespace {
+
+using namespace std::chrono_literals;
+
+class store_test : public ::testing::Test {
+ protected:
+  rt::runtime rt_{[] {
+    rt::runtime_options o;
+    o.kind = rt::flavor::current_thread;
+    o.start_paused = true;
+    o.auto_advance = false;
+    return o;
+  }()};
+  sequencer seq_{sequencer::options{}};
+  rt::notify expiry_;
+  store kv_{store::options{
+      .shards = 8, .clock = &rt_.clock(), .seq = &seq_, .expiry_changed = &expiry_}};
+
+  write_result put(const std::string& k, const std::string& v, ttl_spec ttl = {}) {
+    auto r = kv_.put(k, v, ttl, condition{}, limits{}, [](const entry*, const entry*) {});
+    EXPECT_TRUE(r.ok());
+    return *r;
+  }
+  bool present(const std::string& k) {
+    return kv_.get(k, [](const entry&) {});
+  }
+};
+
+TEST_F(store_test, every_write_takes_the_next_revision_and_keeps_create_revision_and_version) {
+  EXPECT_EQ(put("a", "1").revision, 1u);
+  EXPECT_EQ(put("b", "1").revision, 2u);
+  EXPECT_EQ(put("a", "2").revision, 3u);
+  kv_.get("a", [](const entry& e) {
+    EXPECT_EQ(e.create_revision(), 1u);
+    EXPECT_EQ(e.mod_revision(), 3u);
+    EXPECT_EQ(e.version(), 2u);
+  });
+  EXPECT_EQ(kv_.keys(), 2u);
+  EXPECT_EQ(kv_.bytes(), 4u);
+}
+
+TEST_F(store_test, an_expired_entry_is_expired_by_whoever_finds_it_with_its_own_revision) {
+  put("t", "v", ttl_spec{ttl_spec::kind::after_ms, 1000});
+  auto sub = seq_.subscribe(0);
+  rt_.advance(999ms);
+  EXPECT_TRUE(present("t"));
+  rt_.advance(1ms);
+  EXPECT_FALSE(present("t"));  // the get expired it
+  EXPECT_EQ(kv_.revision(), 2u);
+  auto ev = sub.live->try_recv();
+  ASSERT_TRUE(ev.has_value() && ev->has_value());
+  EXPECT_EQ((**ev)->type, watch::event::kind::expire);
+  EXPECT_EQ((**ev)->revision, 2u);
+  EXPECT_EQ(kv_.keys(), 0u);
+}
+
+TEST_F(store_test, expire_due_visits_only_the_entries_that_expired) {
+  for (int i = 0; i < 1000; ++i) put("keep" + std::to_string(i), "v");
+  for (int i = 0; i < 10; ++i) put("soon" + std::to_string(i), "v", {ttl_spec::kind::after_ms, 100});
+  for (int i = 0; i < 10; ++i) put("late" + std::to_string(i), "v", {ttl_spec::kind::after_ms, 500});
+  EXPECT_EQ(kv_.expire_due(), 0u);
+  rt_.advance(100ms);
+  EXPECT_EQ(kv_.expire_due(), 10u);  // the 1,000 without a TTL and the 10 later ones untouched
+  EXPECT_EQ(kv_.keys(), 1010u);
+  EXPECT_EQ(kv_.earliest_expiry(),
+            std::chrono::duration_cast<std::chrono::nanoseconds>(
+                rt_.clock().now().time_since_epoch() + 400ms)
+                .count());
+  rt_.advance(400ms);
+  EXPECT_EQ(kv_.expire_due(), 10u);
+  EXPECT_EQ(kv_.earliest_expiry(), 0);
+}
+
+TEST_F(store_test, keep_ttl_keeps_the_deadline_and_a_plain_put_clears_it) {
+  put("t", "1", {ttl_spec::kind::after_ms, 1000});
+  rt_.advance(600ms);
+  put("t", "2", {ttl_spec::kind::keep, 0});
+  kv_.get("t", [&](const entry& e) { EXPECT_EQ(kv_.ttl_remaining_ms(e.metadata()), 400); });
+  put("t", "3");
+  rt_.advance(10s);
+  EXPECT_TRUE(present("t"));
+}
+
+TEST_F(store_test, limits_refuse_new_keys_and_bytes_with_resource_exhausted) {
+  limits lim{2, 10};
+  auto w = [&](const std::string& k, const std::string& v) {
+    return kv_.put(k, v, {}, condition{}, lim, [](const entry*, const entry*) {}).status();
+  };
+  EXPECT_TRUE(w("a", "1").ok());
+  EXPECT_TRUE(w("b", "1").ok());
+  EXPECT_EQ(w("c", "1").code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(w("a", "12345").ok());  // replacing is not a new key
+  EXPECT_EQ(w("a", "1234567890").code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(kv_.keys(), 2u);
+  EXPECT_EQ(kv_.bytes(), 8u);  // a=12345 (6) + b=1 (2)
+}
+
+TEST_F(store_test, range_pages_merge_the_shards_in_order_and_respect_both_caps) {
+  for (int i = 0; i < 100; ++i) put("k" + std::to_string(1000 + i), std::string(10, 'v'));
+  store::range_query q;
+  q.from = "k";
+  q.to = "l";
+  q.has_to = true;
+  q.max_items = 30;
+  auto page = kv_.range(q);
+  ASSERT_EQ(page.entries.size(), 30u);
+  EXPECT_EQ(page.entries.front().key, "k1000");
+  EXPECT_EQ(page.entries.back().key, "k1029");
+  q.from = page.continuation;
+  q.max_bytes = 3 * 15;  // three entries of 5 + 10 bytes
+  page = kv_.range(q);
+  ASSERT_EQ(page.entries.size(), 3u);
+  EXPECT_EQ(page.entries.front().key, "k1030");
+  q.max_bytes = 1;  // smaller than one entry: one entry still comes
+  page = kv_.range(q);
+  EXPECT_EQ(page.entries.size(), 1u);
+}
+
+// Many threads write through one sequencer: the revisions published are exactly 1..N, in order,
+// and each key's last event matches what the store holds.
+TEST(sequencer_test, concurrent_writers_publish_every_revision_once_in_order) {
+  rt::runtime rt{rt::runtime_options{}};
+  sequencer seq{sequencer::options{.channel_capacity = 1 << 16}};
+  store kv{store::options{.shards = 16, .clock = &rt.clock(), .seq = &seq}};
+  auto sub = seq.subscribe(0);
+  constexpr int threads = 8, per = 2000;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < per; ++i) {
+        auto r = kv.put("k" + std::to_string((t * 31 + i) % 97), std::to_string(i), {}, condition{},
+                        limits{}, [](const entry*, const entry*) {});
+        ASSERT_TRUE(r.ok());
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  uint64_t expect = 1;
+  std::map<std::string, std::string> last;
+  while (auto e = sub.live->try_recv()) {
+    ASSERT_TRUE(e->has_value()) << "lagged";
+    ASSERT_EQ((**e)->revision, expect++);
+    last[(**e)->key] = (**e)->entry.value;
+  }
+  EXPECT_EQ(expect - 1, static_cast<uint64_t>(threads * per));
+  for (const auto& [k, v] : last) {
+    kv.get(k, [&](const entry& e) { EXPECT_EQ(e.value(), v); });
+  }
+}
+
+}  // namespace
+}  // namespace shoal::service::store
