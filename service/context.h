@@ -40,6 +40,8 @@ struct context {
 
   std::atomic<int64_t> in_flight{0};
   std::atomic<int64_t> watchers{0};
+  // Set when the drain starts: new calls are refused with UNAVAILABLE.
+  std::atomic<bool> draining{false};
 
   void fill(v1::ResponseHeader* h) const {
     h->set_revision(seq->revision());
@@ -53,6 +55,10 @@ class in_flight_permit {
   // Admits the call, or returns RESOURCE_EXHAUSTED at once (no waiting: a flood gets a prompt
   // answer, not a queue).
   static grpc::Status admit(context& ctx, const config::snapshot& cfg, in_flight_permit* out) {
+    if (ctx.draining.load(std::memory_order_acquire)) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          "the server is shutting down; retry on another instance");
+    }
     const int64_t max = cfg.live().max_in_flight();
     if (ctx.in_flight.fetch_add(1, std::memory_order_relaxed) >= max) {
       ctx.in_flight.fetch_sub(1, std::memory_order_relaxed);

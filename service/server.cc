@@ -282,14 +282,30 @@ void server::impl::stop() {
   const auto grace =
       std::chrono::seconds(config_rx.borrow()->get()->startup().shutdown_grace_seconds());
   SHOAL_LOG(info, "draining", {{"grace_seconds", static_cast<int64_t>(grace.count())}});
-  // Readiness first, so that load balancers stop sending; then every stream ends with UNAVAILABLE.
+  // Readiness first, so that load balancers stop sending; new calls are refused with
+  // UNAVAILABLE; every stream ends with UNAVAILABLE.
   serving_tx.send_modify([](serving_state& s) { s.draining = true; });
+  ctx.draining.store(true, std::memory_order_release);
   stopping_tx.send_replace(true);
   seq->publish_control(watch::event::kind::shutdown);
   watcher.reset();
-  // New calls are refused from here; calls in flight get the grace period, then are cancelled.
-  grpc_server->Shutdown(std::chrono::system_clock::now() + grace);
+  // Calls in flight get the grace period. (gRPC's own Shutdown would also wait for every client
+  // to close its connection, which an idle client may never do: drain here, then shut down at
+  // once, which closes the connections.)
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  while (ctx.in_flight.load(std::memory_order_acquire) > 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const int64_t left = ctx.in_flight.load(std::memory_order_acquire);
+  if (left > 0) SHOAL_LOG(warn, "grace period over; cancelling calls", {{"calls", left}});
+  // Nothing is in flight: stop at once. (During a shutdown window gRPC core keeps connections
+  // open but cancels the calls that arrive on them, so the window is kept to nothing; only a
+  // call in transit at this very instant can be cut short.)
+  grpc_server->Shutdown(std::chrono::system_clock::now());
+  SHOAL_LOG(debug, "gRPC server stopped");
   runtime->shutdown();  // cancels what is left (posted requests, background tasks), drains queues
+  SHOAL_LOG(debug, "runtime stopped");
   grpc_server.reset();
   SHOAL_LOG(info, "stopped");
 }

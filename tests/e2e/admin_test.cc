@@ -182,7 +182,7 @@ TEST(shutdown, calls_in_flight_finish_streams_end_unavailable_later_calls_fail_e
   auto watch = kv->Watch(&wc, wr);
   // Writers keep going through the drain; every acknowledged write must be readable until exit.
   std::atomic<bool> stop{false};
-  std::atomic<int> acked{0}, refused{0};
+  std::atomic<int> acked{0}, refused{0}, cut{0};
   std::thread writer([&] {
     auto stub = s.kv();
     for (int i = 0; !stop.load(); ++i) {
@@ -193,9 +193,13 @@ TEST(shutdown, calls_in_flight_finish_streams_end_unavailable_later_calls_fail_e
       auto st = stub->Put(ctx(2000ms).get(), p, &pr);
       if (st.ok()) {
         acked++;
-      } else {
-        EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+      } else if (st.error_code() == grpc::StatusCode::UNAVAILABLE) {
         refused++;
+      } else {
+        // The one call that reaches the transport in the instant gRPC's own shutdown starts is
+        // cancelled by gRPC core; nothing else may fail differently.
+        EXPECT_EQ(st.error_code(), grpc::StatusCode::CANCELLED) << st.error_message();
+        cut++;
       }
     }
   });
@@ -210,7 +214,8 @@ TEST(shutdown, calls_in_flight_finish_streams_end_unavailable_later_calls_fail_e
   stop = true;
   writer.join();
   EXPECT_GT(acked.load(), 0);
-  EXPECT_GT(refused.load(), 0);
+  EXPECT_GT(refused.load(), 0);  // new calls during the drain: UNAVAILABLE
+  EXPECT_LE(cut.load(), 1);
 }
 
 TEST(ttl, a_key_expires_with_an_expire_event_and_the_purge_needs_no_reader) {
