@@ -2,6 +2,7 @@
 # Shoal's developer entry point.
 #
 #   scripts/dev.sh run     install what is missing, build (Release), start shoald on 127.0.0.1:50051
+#                          (extra arguments go to shoald, e.g. --listen=0.0.0.0:50051)
 #   scripts/dev.sh test    install what is missing, build and run the whole test suite:
 #                          Release, ASan+UBSan, TSan, and clang's thread-safety analysis
 #   scripts/dev.sh build   build the Release tree only
@@ -39,18 +40,18 @@ test_release() {
 }
 
 test_asan() {
-  log "ASan+UBSan: runtime and service tests"
+  log "ASan+UBSan: runtime, service and end-to-end tests (shoald itself runs sanitized)"
   configure build-asan -DCMAKE_BUILD_TYPE=Debug -DSHOAL_SANITIZE=address -DSHOAL_BUILD_BENCHMARKS=OFF
   cmake --build build-asan -j "$JOBS"
   ctest --test-dir build-asan --output-on-failure -j 1
 }
 
 test_tsan() {
-  log "TSan: runtime tests"
+  log "TSan: runtime and store tests"
   configure build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHOAL_SANITIZE=thread \
-    -DSHOAL_BUILD_BENCHMARKS=OFF -DSHOAL_BUILD_SERVICE=OFF
-  cmake --build build-tsan -j "$JOBS" --target runtime_tests
-  ctest --test-dir build-tsan --output-on-failure -j 1 -R '^runtime_tests$'
+    -DSHOAL_BUILD_BENCHMARKS=OFF
+  cmake --build build-tsan -j "$JOBS" --target runtime_tests service_tests
+  ctest --test-dir build-tsan --output-on-failure -j 1 -R '^(runtime|service)_tests$'
 }
 
 check_thread_safety() {
@@ -64,8 +65,8 @@ case "${1:-}" in
   run)
     deps
     build_release
-    log "starting the runtime demo (shoald arrives with issue 3; Ctrl-C stops it)"
-    exec build/runtime/shoal-rt-demo "${@:2}"
+    log "starting shoald on its in-memory default (Ctrl-C stops it)"
+    exec build/service/shoald "${@:2}"
     ;;
   build)
     deps

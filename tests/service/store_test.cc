@@ -157,8 +157,9 @@ TEST(sequencer_test, concurrent_writers_publish_every_revision_once_in_order) {
     last[(**e)->key] = (**e)->entry.value;
   }
   EXPECT_EQ(expect - 1, static_cast<uint64_t>(threads * per));
-  for (const auto& [k, v] : last) {
-    kv.get(k, [&](const entry& e) { EXPECT_EQ(e.value(), v); });
+  for (const auto& kv_pair : last) {
+    const std::string& want = kv_pair.second;
+    kv.get(kv_pair.first, [&](const entry& e) { EXPECT_EQ(e.value(), want); });
   }
 }
 
