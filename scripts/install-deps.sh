@@ -9,6 +9,8 @@ packages=(
   # gRPC, protobuf, abseil (the runtime and the service)
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   grpc-proto
+  # shoald's allocator
+  libjemalloc-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # sanitizers' runtimes for clang, and clang for the thread-safety check

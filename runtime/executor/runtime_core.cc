@@ -163,6 +163,10 @@ void worker::run() {
       run_task(t);
       continue;
     }
+    // Our own completion queue before other workers' tasks: a task woken by this worker's driver
+    // stays here, next to its call's completions, instead of migrating to whichever worker steals
+    // it (gRPC then offloads work to its executor thread when calls bounce between cores).
+    if (poll_driver()) continue;
     if (task_header* t = steal_work()) {
       run_task(t);
       continue;
@@ -175,7 +179,22 @@ void worker::run() {
 
 void worker::maintenance() {
   core_.timers_.fire_due(core_.clock_.now());
-  driver_->poll();
+  poll_driver();
+}
+
+bool worker::poll_driver() {
+  in_driver_ = true;
+  bool got = driver_->poll();
+  in_driver_ = false;
+  notify_if_surplus();
+  return got;
+}
+
+void worker::notify_if_surplus() {
+  // A driver poll can wake many tasks at once: one notification for the batch, and only when
+  // there is more than this worker will run next (as Tokio does after its driver).
+  if (searching_ || core_.worker_count() == 1) return;
+  if ((lifo_ != nullptr ? 1u : 0u) + queue_.size() > 1) core_.notify_parked();
 }
 
 task_header* worker::next_task() {
@@ -269,7 +288,7 @@ void worker::schedule_local(task_header* t, bool yielded) {
     should_notify = prev != nullptr;
     if (prev) push_back(prev);
   }
-  if (should_notify && core_.worker_count() > 1) core_.notify_parked();
+  if (should_notify && !in_driver_) core_.notify_parked();
 }
 
 void worker::run_task(task_header* t) {
@@ -340,7 +359,7 @@ void worker::cancel(task_header* t) {
 
 void worker::park() {
   // Under load, the driver usually has events ready: take them without the parking protocol.
-  if (driver_->poll() && has_local_work()) return;
+  if (poll_driver() && has_local_work()) return;
   if (has_local_work()) return;
   bool last_searcher = core_.idle_.transition_to_parked(index_, searching_);
   searching_ = false;
@@ -350,10 +369,15 @@ void worker::park() {
       core_.idle_.unpark_self(index_);
       return;
     }
-    if (!core_.try_auto_advance()) driver_->park(core_.park_deadline());
+    if (!core_.try_auto_advance()) {
+      in_driver_ = true;
+      driver_->park(core_.park_deadline());
+      in_driver_ = false;
+    }
     core_.timers_.fire_due(core_.clock_.now());
     if (has_local_work()) {
       if (!core_.idle_.unpark_self(index_)) searching_ = true;
+      notify_if_surplus();
       return;
     }
     if (!core_.idle_.is_parked(index_)) {

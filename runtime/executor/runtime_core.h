@@ -66,6 +66,8 @@ class worker {
   task_header* steal_work();
   task_header* take_from_inject();
   void park();
+  bool poll_driver();
+  void notify_if_surplus();
   void push_back(task_header* t);
   void maintenance();
   bool has_local_work() const { return lifo_ != nullptr || !queue_.empty(); }
@@ -77,6 +79,7 @@ class worker {
   task_header* lifo_ = nullptr;
   int lifo_streak_ = 0;
   bool searching_ = false;
+  bool in_driver_ = false;  // tasks woken now are notified once, after the driver returns
   uint32_t tick_ = 0;
   uint64_t rng_;
   std::thread thread_;

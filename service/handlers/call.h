@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <utility>
 
+#include "google/protobuf/arena.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/support/async_stream.h"
 #include "grpcpp/support/async_unary_call.h"
@@ -23,6 +24,9 @@ namespace shoal::service::handlers {
 
 // `request` is the generated AsyncService's RequestX member (declared in one of its bases, hence
 // its own template parameter).
+// Enough for the request and reply of a Get or Put of small values.
+inline constexpr std::size_t k_call_arena_bytes = 1024;
+
 template <class Req, class Resp>
 using unary_handler = grpc::Status (*)(context&, const Req&, Resp&);
 
@@ -30,14 +34,21 @@ template <class Service, class Request, class Req, class Resp>
 rt::task<> serve_unary(Service* svc, Request request, unary_handler<Req, Resp> handle,
                        grpc::ServerCompletionQueue* cq, context* ctx) {
   grpc::ServerContext call;
-  Req req;
+  // The request and the reply live in an arena that starts inside the task's frame: a small call
+  // parses and answers without touching the allocator.
+  alignas(8) char arena_block[k_call_arena_bytes];
+  google::protobuf::ArenaOptions arena_options;
+  arena_options.initial_block = arena_block;
+  arena_options.initial_block_size = sizeof(arena_block);
+  google::protobuf::Arena arena(arena_options);
+  Req& req = *google::protobuf::Arena::CreateMessage<Req>(&arena);
   grpc::ServerAsyncResponseWriter<Resp> responder(&call);
   const bool arrived = co_await rt::grpc::uncancellable_op(
       [&](void* tag) { (svc->*request)(&call, &req, &responder, cq, cq, tag); });
   if (!arrived) co_return;  // the server is shutting down
   rt::spawn(serve_unary(svc, request, handle, cq, ctx)).detach();
 
-  Resp resp;
+  Resp& resp = *google::protobuf::Arena::CreateMessage<Resp>(&arena);
   in_flight_permit permit;  // held until the reply is sent
   grpc::Status status = in_flight_permit::admit(*ctx, *ctx->current_config(), &permit);
   if (status.ok()) status = handle(*ctx, req, resp);

@@ -17,14 +17,18 @@ inline grpc::Status invalid(std::string msg) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::move(msg));
 }
 
-inline void fill_entry(v1::Entry* out, std::string_view key, std::string_view value,
-                       const store::entry::meta& m, const store::store& kv) {
-  out->set_key(key.data(), key.size());
-  out->set_value(value.data(), value.size());
+inline void fill_metadata(v1::Entry* out, const store::entry::meta& m, const store::store& kv) {
   out->set_create_revision(m.create_revision);
   out->set_mod_revision(m.mod_revision);
   out->set_version(m.version);
   out->set_ttl_remaining_ms(kv.ttl_remaining_ms(m));
+}
+
+inline void fill_entry(v1::Entry* out, std::string_view key, std::string_view value,
+                       const store::entry::meta& m, const store::store& kv) {
+  out->set_key(key.data(), key.size());
+  out->set_value(value.data(), value.size());
+  fill_metadata(out, m, kv);
 }
 
 inline void fill_entry(v1::Entry* out, const store::entry& e, const store::store& kv) {

@@ -26,8 +26,10 @@ grpc::Status put(context& ctx, const v1::PutRequest& req, v1::PutResponse& resp)
   store::condition cond;
   if (auto st = to_condition(req.condition(), ctx, &cond); !st.ok()) return st;
   auto r = ctx.kv->put(req.key(), req.value(), ttl, cond, to_limits(*cfg),
-                       [&](const store::entry* before, const store::entry* after) {
-                         if (after) fill_entry(resp.mutable_entry(), *after, *ctx.kv);
+                       [&](const store::entry* before, const store::entry* after, bool applied) {
+                         // The caller sent the key and value it wrote: only the metadata goes back.
+                         if (after && applied) fill_metadata(resp.mutable_entry(), after->metadata(), *ctx.kv);
+                         if (after && !applied) fill_entry(resp.mutable_entry(), *after, *ctx.kv);
                          if (before && req.return_previous()) {
                            fill_entry(resp.mutable_previous(), *before, *ctx.kv);
                          }

@@ -27,15 +27,10 @@ struct filters {
 
 bool matches(const v1::WatchRequest& req, const filters& f, const watch::event& e) {
   if (e.type == watch::event::kind::put ? f.no_put : f.no_delete) return false;
-  const absl::string_view key(e.key.data(), e.key.size());
+  const std::string_view k = e.key();
+  const absl::string_view key(k.data(), k.size());
   const absl::string_view want(req.key().data(), req.key().size());
   return req.prefix() ? absl::StartsWith(key, want) : key == want;
-}
-
-void fill_state(v1::Entry* out, const std::string& key, const watch::entry_state& s,
-                const store::store& kv) {
-  fill_entry(out, key, s.value,
-             store::entry::meta{s.create_revision, s.mod_revision, s.version, s.expires_at_ns}, kv);
 }
 
 void add_event(const v1::WatchRequest& req, const watch::event& e, const store::store& kv,
@@ -45,18 +40,18 @@ void add_event(const v1::WatchRequest& req, const watch::event& e, const store::
   switch (e.type) {
     case watch::event::kind::put:
       out->set_type(v1::Event::PUT);
-      fill_state(out->mutable_entry(), e.key, e.entry, kv);
+      fill_entry(out->mutable_entry(), *e.entry, kv);
       break;
     case watch::event::kind::remove:
     case watch::event::kind::expire:
       out->set_type(e.type == watch::event::kind::remove ? v1::Event::DELETE : v1::Event::EXPIRE);
-      out->mutable_entry()->set_key(e.key);
+      out->mutable_entry()->set_key(e.key().data(), e.key().size());
       out->mutable_entry()->set_mod_revision(e.revision);
       break;
     default:
       break;
   }
-  if (req.prev_kv() && e.has_previous) fill_state(out->mutable_previous(), e.key, e.previous, kv);
+  if (req.prev_kv() && e.previous) fill_entry(out->mutable_previous(), *e.previous, kv);
 }
 
 // A slot against live.max_watchers, held for the life of the stream.

@@ -7,15 +7,20 @@ sequencer::sequencer(options o)
       tx_(rt::broadcast::channel<watch::event_ptr>(o.channel_capacity).first) {}
 
 uint64_t sequencer::publish(std::shared_ptr<watch::event> e) {
+  // Declared before the lock, so destroyed after it: freeing evicted events (and the entries
+  // only they still hold) touches cold memory and the allocator, which is no work for the
+  // innermost lock.
+  watch::history::evicted_events evicted;
   rt::plain_lock lock(mu_);
   const uint64_t rev = revision_.load(std::memory_order_relaxed) + 1;
   e->revision = rev;
   if (e->type == watch::event::kind::put) {
-    e->entry.mod_revision = rev;
-    if (e->entry.create_revision == 0) e->entry.create_revision = rev;
+    entry* written = e->entry.unpublished();
+    written->set_mod_revision(rev);
+    if (written->create_revision() == 0) written->set_create_revision(rev);
   }
   watch::event_ptr published = std::move(e);
-  history_.append(published);
+  history_.append(published, evicted);
   tx_.send(std::move(published));
   revision_.store(rev, std::memory_order_release);
   return rev;

@@ -4,7 +4,7 @@ namespace shoal::service::store {
 
 shard::~shard() {
   rt::plain_lock lock(mu);
-  for (entry* e : by_key_) entry::destroy(e);
+  for (entry* e : by_key_) entry::unref(e);
 }
 
 entry* shard::find(std::string_view key) const {

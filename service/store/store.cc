@@ -12,11 +12,6 @@ namespace {
 // Entries removed per lock hold by a prefix delete: long deletes let other writers in between.
 constexpr std::size_t k_prefix_delete_batch = 256;
 
-watch::entry_state state_of(const entry& e) {
-  return watch::entry_state{std::string(e.value()), e.create_revision(), e.mod_revision(),
-                            e.version(), e.expires_at_ns()};
-}
-
 // The smallest key greater than every key that starts with prefix; false if there is none.
 bool prefix_end(std::string_view prefix, std::string* end) {
   std::string s(prefix);
@@ -106,14 +101,12 @@ entry* store::live_entry(shard& s, std::string_view key) {
   return e;
 }
 
-void store::expire_locked(shard& s, entry* e) { entry::destroy(unlink_locked(s, e, true)); }
+void store::expire_locked(shard& s, entry* e) { entry::unref(unlink_locked(s, e, true)); }
 
 entry* store::unlink_locked(shard& s, entry* e, bool expired) {
   auto ev = std::make_shared<watch::event>();
   ev->type = expired ? watch::event::kind::expire : watch::event::kind::remove;
-  ev->key = std::string(e->key());
-  ev->has_previous = true;
-  ev->previous = state_of(*e);
+  ev->previous = entry_ref(e);
   seq_->publish(std::move(ev));
   s.erase(e);
   keys_.fetch_sub(1, std::memory_order_relaxed);
@@ -128,18 +121,12 @@ std::pair<entry*, entry*> store::write_locked(shard& s, std::string_view key,
   m.version = current ? current->version() + 1 : 1;
   m.create_revision = current ? current->create_revision() : 0;  // 0: this write creates it
   m.expires_at_ns = expires_at;
+  entry* written = entry::make(key, value, m);  // the shard's reference
   auto ev = std::make_shared<watch::event>();
   ev->type = watch::event::kind::put;
-  ev->key = std::string(key);
-  ev->entry = watch::entry_state{std::string(value), m.create_revision, 0, m.version, expires_at};
-  if (current) {
-    ev->has_previous = true;
-    ev->previous = state_of(*current);
-  }
-  const uint64_t rev = seq_->publish(std::move(ev));
-  m.mod_revision = rev;
-  if (m.create_revision == 0) m.create_revision = rev;
-  entry* written = entry::make(key, value, m);
+  ev->entry = entry_ref(written);
+  ev->previous = entry_ref(current);
+  seq_->publish(std::move(ev));  // stamps the revision on `written`
   entry* old = s.upsert(written);
   if (expires_at != 0 && expiry_changed_ != nullptr) {
     const int64_t wakeup = purge_wakeup_.load(std::memory_order_seq_cst);
@@ -181,18 +168,18 @@ bool store::get(std::string_view key, visit found) {
 
 absl::StatusOr<write_result> store::put(std::string_view key, std::string_view value,
                                         ttl_spec ttl, const condition& cond, const limits& lim,
-                                        observe obs) {
+                                        observe_write obs) {
   shard& s = shard_for(key);
   rt::plain_lock lock(s.mu);
   entry* current = live_entry(s, key);
   if (!cond.holds(current)) {
-    obs(nullptr, current);
+    obs(nullptr, current, false);
     return write_result{false, revision()};
   }
   if (auto st = reserve(current, key.size() + value.size(), lim); !st.ok()) return st;
   auto [written, old] = write_locked(s, key, value, current, expiry_for(ttl, current));
-  obs(old, written);
-  if (old) entry::destroy(old);
+  obs(old, written, true);
+  if (old) entry::unref(old);
   return write_result{true, written->mod_revision()};
 }
 
@@ -209,7 +196,7 @@ absl::StatusOr<write_result> store::remove(std::string_view key, const condition
   entry* removed = unlink_locked(s, current, false);
   const uint64_t rev = revision();
   obs(removed, nullptr);
-  entry::destroy(removed);
+  entry::unref(removed);
   return write_result{true, rev};
 }
 
@@ -235,7 +222,7 @@ uint64_t store::remove_prefix(std::string_view prefix, visit each) {
           each(*gone);
           ++removed;
         }
-        entry::destroy(gone);
+        entry::unref(gone);
       }
     }
   }
@@ -262,7 +249,7 @@ absl::StatusOr<int64_t> store::increment(std::string_view key, int64_t delta, tt
   if (auto st = reserve(current, key.size() + text.size(), lim); !st.ok()) return st;
   auto [written, old] = write_locked(s, key, text, current, expiry_for(ttl, current));
   after(*written);
-  if (old) entry::destroy(old);
+  if (old) entry::unref(old);
   return sum;
 }
 

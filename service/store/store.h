@@ -80,12 +80,15 @@ class store {
   // before: the entry replaced or removed (null if none); after: the entry written (null on
   // delete), or, when the condition did not hold, the current entry (null if none).
   using observe = absl::FunctionRef<void(const entry* before, const entry* after)>;
+  // As observe, and whether the write was applied (the condition held).
+  using observe_write =
+      absl::FunctionRef<void(const entry* before, const entry* after, bool applied)>;
 
   // Calls `found` under the shard's lock if the key exists. Returns whether it does.
   bool get(std::string_view key, visit found);
 
   absl::StatusOr<write_result> put(std::string_view key, std::string_view value, ttl_spec ttl,
-                                   const condition& cond, const limits& lim, observe obs);
+                                   const condition& cond, const limits& lim, observe_write obs);
   absl::StatusOr<write_result> remove(std::string_view key, const condition& cond, observe obs);
   // Deletes every key starting with prefix, each in its own revision. Calls `each` for every
   // deleted entry. Returns how many were deleted.

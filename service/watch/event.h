@@ -4,17 +4,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <string>
+#include <string_view>
+
+#include "service/store/entry.h"
 
 namespace shoal::service::watch {
-
-struct entry_state {
-  std::string value;
-  uint64_t create_revision = 0;
-  uint64_t mod_revision = 0;
-  uint64_t version = 0;
-  int64_t expires_at_ns = 0;  // runtime-clock time; 0 = no TTL
-};
 
 struct event {
   enum class kind : uint8_t {
@@ -28,13 +22,17 @@ struct event {
 
   kind type = kind::put;
   uint64_t revision = 0;
-  std::string key;
-  entry_state entry;     // put: the entry as written (create_revision 0 = created by this event)
-  bool has_previous = false;
-  entry_state previous;  // the entry before the event, if there was one
+  store::entry_ref entry;     // put: the entry written (the same bytes the store holds)
+  store::entry_ref previous;  // the entry replaced or removed, if there was one
 
+  std::string_view key() const {
+    return entry ? entry->key() : previous ? previous->key() : std::string_view();
+  }
+  // What the event keeps alive, counted against the history's byte bound as if nothing were
+  // shared with the store (an overwritten or deleted entry lives on only through its events).
   std::size_t bytes() const {
-    return sizeof(event) + key.size() + entry.value.size() + previous.value.size();
+    return sizeof(event) + (entry ? entry->charged_bytes() : 0) +
+           (previous ? previous->charged_bytes() : 0);
   }
 };
 

@@ -4,12 +4,13 @@
 
 namespace shoal::service::watch {
 
-void history::append(event_ptr e) {
+void history::append(event_ptr e, evicted_events& evicted) {
   bytes_ += e->bytes();
   events_.push_back(std::move(e));
   // Keep at least the newest event, whatever its size: a watcher that is just behind can resume.
   while (events_.size() > 1 && (events_.size() > max_events_ || bytes_ > max_bytes_)) {
     bytes_ -= events_.front()->bytes();
+    evicted.push_back(std::move(events_.front()));
     events_.pop_front();
   }
 }

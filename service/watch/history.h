@@ -9,6 +9,7 @@
 #include <deque>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "service/watch/event.h"
 
 namespace shoal::service::watch {
@@ -18,7 +19,10 @@ class history {
   history(std::size_t max_events, std::size_t max_bytes)
       : max_events_(max_events), max_bytes_(max_bytes) {}
 
-  void append(event_ptr e);
+  // Appends `e` and moves the events it pushes out into `evicted`, so that the caller can free
+  // them after it lets go of its lock.
+  using evicted_events = absl::InlinedVector<event_ptr, 2>;
+  void append(event_ptr e, evicted_events& evicted);
   // The oldest revision a watch may start from: every event from there on is here.
   uint64_t compact_revision(uint64_t current_revision) const {
     return events_.empty() ? current_revision + 1 : events_.front()->revision;

@@ -87,6 +87,8 @@ TEST_F(kv_test, conditional_puts_answer_applied_false_with_the_current_entry) {
   EXPECT_TRUE(resp.applied());
   EXPECT_EQ(resp.previous().value(), "v1");
   EXPECT_EQ(resp.entry().mod_revision(), 2u);
+  EXPECT_EQ(resp.entry().version(), 2u);
+  EXPECT_TRUE(resp.entry().value().empty()) << "an applied put does not echo the value back";
 
   req.set_key("absent");
   req.mutable_condition()->set_if_present(true);

@@ -31,7 +31,7 @@ class store_test : public ::testing::Test {
       .shards = 8, .clock = &rt_.clock(), .seq = &seq_, .expiry_changed = &expiry_}};
 
   write_result put(const std::string& k, const std::string& v, ttl_spec ttl = {}) {
-    auto r = kv_.put(k, v, ttl, condition{}, limits{}, [](const entry*, const entry*) {});
+    auto r = kv_.put(k, v, ttl, condition{}, limits{}, [](const entry*, const entry*, bool) {});
     EXPECT_TRUE(r.ok());
     return *r;
   }
@@ -98,7 +98,7 @@ TEST_F(store_test, keep_ttl_keeps_the_deadline_and_a_plain_put_clears_it) {
 TEST_F(store_test, limits_refuse_new_keys_and_bytes_with_resource_exhausted) {
   limits lim{2, 10};
   auto w = [&](const std::string& k, const std::string& v) {
-    return kv_.put(k, v, {}, condition{}, lim, [](const entry*, const entry*) {}).status();
+    return kv_.put(k, v, {}, condition{}, lim, [](const entry*, const entry*, bool) {}).status();
   };
   EXPECT_TRUE(w("a", "1").ok());
   EXPECT_TRUE(w("b", "1").ok());
@@ -143,7 +143,7 @@ TEST(sequencer_test, concurrent_writers_publish_every_revision_once_in_order) {
     ts.emplace_back([&, t] {
       for (int i = 0; i < per; ++i) {
         auto r = kv.put("k" + std::to_string((t * 31 + i) % 97), std::to_string(i), {}, condition{},
-                        limits{}, [](const entry*, const entry*) {});
+                        limits{}, [](const entry*, const entry*, bool) {});
         ASSERT_TRUE(r.ok());
       }
     });
@@ -154,7 +154,7 @@ TEST(sequencer_test, concurrent_writers_publish_every_revision_once_in_order) {
   while (auto e = sub.live->try_recv()) {
     ASSERT_TRUE(e->has_value()) << "lagged";
     ASSERT_EQ((**e)->revision, expect++);
-    last[(**e)->key] = (**e)->entry.value;
+    last[std::string((**e)->key())] = std::string((**e)->entry->value());
   }
   EXPECT_EQ(expect - 1, static_cast<uint64_t>(threads * per));
   for (const auto& kv_pair : last) {
