@@ -3,24 +3,6 @@
 #include "service/handlers/kv.h"
 
 namespace shoal::service::handlers {
-namespace {
-
-// The smallest key greater than every key that starts with prefix; false if there is none.
-bool prefix_end(const std::string& prefix, std::string* end) {
-  std::string s = prefix;
-  while (!s.empty()) {
-    if (static_cast<unsigned char>(s.back()) != 0xff) {
-      s.back() = static_cast<char>(static_cast<unsigned char>(s.back()) + 1);
-      *end = std::move(s);
-      return true;
-    }
-    s.pop_back();
-  }
-  return false;
-}
-
-}  // namespace
-
 grpc::Status range(context& ctx, const v1::RangeRequest& req, v1::RangeResponse& resp) {
   const auto cfg = ctx.current_config();
   // Range is not a snapshot: the revision is read before the first shard.
@@ -29,7 +11,7 @@ grpc::Status range(context& ctx, const v1::RangeRequest& req, v1::RangeResponse&
   switch (req.selector_case()) {
     case v1::RangeRequest::kPrefix:
       q.from = req.prefix();
-      q.has_to = prefix_end(req.prefix(), &q.to);
+      q.has_to = store::prefix_end(req.prefix(), &q.to);
       break;
     case v1::RangeRequest::kInterval:
       q.from = req.interval().start();

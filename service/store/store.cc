@@ -12,20 +12,6 @@ namespace {
 // Entries removed per lock hold by a prefix delete: long deletes let other writers in between.
 constexpr std::size_t k_prefix_delete_batch = 256;
 
-// The smallest key greater than every key that starts with prefix; false if there is none.
-bool prefix_end(std::string_view prefix, std::string* end) {
-  std::string s(prefix);
-  while (!s.empty()) {
-    if (static_cast<unsigned char>(s.back()) != 0xff) {
-      s.back() = static_cast<char>(static_cast<unsigned char>(s.back()) + 1);
-      *end = std::move(s);
-      return true;
-    }
-    s.pop_back();
-  }
-  return false;
-}
-
 // A strict decimal integer: an optional '-', then digits, fitting in int64.
 bool parse_int64(std::string_view s, int64_t* out) {
   if (s.empty()) return false;
@@ -44,6 +30,19 @@ bool parse_int64(std::string_view s, int64_t* out) {
 }
 
 }  // namespace
+
+bool prefix_end(std::string_view prefix, std::string* end) {
+  std::string s(prefix);
+  while (!s.empty()) {
+    if (static_cast<unsigned char>(s.back()) != 0xff) {
+      s.back() = static_cast<char>(static_cast<unsigned char>(s.back()) + 1);
+      *end = std::move(s);
+      return true;
+    }
+    s.pop_back();
+  }
+  return false;
+}
 
 bool condition::holds(const entry* current) const {
   switch (type) {

@@ -56,6 +56,10 @@ struct write_result {
   uint64_t revision = 0;  // of the write (applied), else the store's revision
 };
 
+// The smallest key greater than every key that starts with `prefix`, for a Range's exclusive end;
+// false if there is none (the prefix is empty or all 0xff bytes).
+bool prefix_end(std::string_view prefix, std::string* end);
+
 // A copy taken under a shard's lock, for results gathered across shards (Range).
 struct entry_copy {
   std::string key;

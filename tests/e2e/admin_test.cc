@@ -324,6 +324,40 @@ TEST(limits, calls_beyond_max_in_flight_get_resource_exhausted_promptly) {
   for (auto& c : ctxs) c->TryCancel();
 }
 
+TEST(limits, keys_and_bytes_beyond_the_limits_get_resource_exhausted_and_nothing_is_written) {
+  shoald_process s({"--max_keys=10", "--max_bytes=400"});
+  auto kv = s.kv();
+  auto put = [&](const std::string& k, const std::string& v) {
+    v1::PutRequest p;
+    p.set_key(k);
+    p.set_value(v);
+    v1::PutResponse pr;
+    return kv->Put(ctx().get(), p, &pr);
+  };
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(put("k" + std::to_string(i), "v").ok());
+  auto st = put("one-too-many", "v");
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(st.error_message().find("max_keys"), std::string::npos) << st.error_message();
+  EXPECT_TRUE(put("k0", "overwriting an existing key adds no key").ok());
+
+  // 10 keys of ~3 bytes stored; growing one value past 400 bytes in total is refused.
+  st = put("k1", std::string(390, 'x'));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(st.error_message().find("max_bytes"), std::string::npos) << st.error_message();
+  v1::GetRequest g;
+  g.set_key("k1");
+  v1::GetResponse gr;
+  ASSERT_TRUE(kv->Get(ctx().get(), g, &gr).ok());
+  EXPECT_EQ(gr.entry().value(), "v") << "a refused write leaves the old value";
+
+  // Deleting frees a key slot.
+  v1::DeleteRequest d;
+  d.set_key("k9");
+  v1::DeleteResponse dr;
+  ASSERT_TRUE(kv->Delete(ctx().get(), d, &dr).ok());
+  EXPECT_TRUE(put("one-too-many", "v").ok());
+}
+
 TEST(concurrency, no_acknowledged_write_is_lost_and_revisions_are_consistent) {
   shoald_process s;
   constexpr int clients = 8, per = 300;
