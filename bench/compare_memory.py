@@ -40,7 +40,7 @@ def settle(pid):
 
 
 def measure_shoald(args):
-    p = subprocess.Popen([args.shoald, "--listen=127.0.0.1:0"], stdout=subprocess.PIPE,
+    p = subprocess.Popen([args.shoald, "--listen=127.0.0.1:0"] + args.extra.split(), stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL, text=True)
     port = re.search(r":(\d+)\s*$", p.stdout.readline()).group(1)
     try:
@@ -94,6 +94,7 @@ def main():
     ap.add_argument("--shoald", default=os.path.join(ROOT, "build/service/shoald"))
     ap.add_argument("--bench", default=os.path.join(ROOT, "build/clients/shoal-bench"))
     ap.add_argument("--entries", type=int, default=1_000_000)
+    ap.add_argument("--extra", default="", help="extra shoald flags, space-separated")
     args = ap.parse_args()
 
     rows = []

@@ -12,12 +12,20 @@
 #include "service/log.h"
 #include "service/server.h"
 
+// jemalloc's options, read at start-up when shoald is linked with it (SHOAL_JEMALLOC): a
+// background thread returns freed pages to the system within a second, as Redis configures its
+// jemalloc, instead of keeping them until the next allocation burst. (Memory freed by a growing
+// hash table would otherwise stay resident.) Ignored by other allocators.
+extern "C" {
+const char* malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
+}
+
 ABSL_FLAG(std::string, config, "", "JSON config file (shoal.v1.ServerConfig); watched for changes");
 // Start-up settings.
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "address to listen on; port 0 picks one");
 ABSL_FLAG(uint32_t, workers, 0, "worker threads (0: one per core)");
 ABSL_FLAG(std::string, runtime, "multi_thread", "multi_thread or current_thread");
-ABSL_FLAG(uint32_t, shards, 0, "store shards, a power of two (0: 8 per worker)");
+ABSL_FLAG(uint32_t, shards, 0, "store shards, a power of two (0: 2 per worker, at least 4)");
 ABSL_FLAG(uint32_t, max_message_bytes, 4u << 20, "largest gRPC message");
 ABSL_FLAG(uint32_t, history_max_events, 100'000, "watch history length, in events");
 ABSL_FLAG(uint64_t, history_max_bytes, 64ull << 20, "watch history size, in bytes");
