@@ -138,14 +138,12 @@ void server::impl::post_calls(grpc::ServerCompletionQueue* cq) {
   post_unary(rt, &kv_service, &KV::RequestGet, &handlers::get, cq, &ctx, k_posted_hot);
   post_unary(rt, &kv_service, &KV::RequestPut, &handlers::put, cq, &ctx, k_posted_hot);
   post_unary(rt, &kv_service, &KV::RequestDelete, &handlers::remove, cq, &ctx, k_posted_cold);
-  post_unary(rt, &kv_service, &KV::RequestIncrement, &handlers::increment, cq, &ctx,
-             k_posted_cold);
+  post_unary(rt, &kv_service, &KV::RequestIncrement, &handlers::increment, cq, &ctx, k_posted_cold);
   post_unary(rt, &kv_service, &KV::RequestRange, &handlers::range, cq, &ctx, k_posted_cold);
   post_stream(rt, &kv_service, &KV::RequestWatch, &handlers::watch, cq, &ctx, k_posted_cold);
   post_unary(rt, &admin_service, &Admin::RequestStatus, &handlers::status, cq, &ctx, 2);
   post_unary(rt, &admin_service, &Admin::RequestGetConfig, &handlers::get_config, cq, &ctx, 2);
-  post_stream(rt, &admin_service, &Admin::RequestWatchConfig, &handlers::watch_config, cq, &ctx,
-              2);
+  post_stream(rt, &admin_service, &Admin::RequestWatchConfig, &handlers::watch_config, cq, &ctx, 2);
   post_unary(rt, &health_service, &Health::RequestCheck, &handlers::health_check, cq, &ctx,
              k_posted_cold);
   post_stream(rt, &health_service, &Health::RequestWatch, &handlers::health_watch, cq, &ctx, 4);
@@ -180,10 +178,10 @@ absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
   if (current_thread) workers = 1;
   if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
 
-  p->seq = std::make_unique<store::sequencer>(store::sequencer::options{
-      .history_max_events = startup.history_max_events(),
-      .history_max_bytes = startup.history_max_bytes(),
-      .channel_capacity = 4096});
+  p->seq = std::make_unique<store::sequencer>(
+      store::sequencer::options{.history_max_events = startup.history_max_events(),
+                                .history_max_bytes = startup.history_max_bytes(),
+                                .channel_capacity = 4096});
 
   // gRPC: one completion queue per worker, limits, keepalive.
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -202,8 +200,8 @@ absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5'000);
   grpc::ResourceQuota quota("shoald");
-  quota.SetMaxThreads(8);        // the reflection service's synchronous threads
-  quota.Resize(1ull << 30);      // gRPC's buffers
+  quota.SetMaxThreads(8);    // the reflection service's synchronous threads
+  quota.Resize(1ull << 30);  // gRPC's buffers
   builder.SetResourceQuota(quota);
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs;
   for (int i = 0; i < workers; ++i) cqs.push_back(builder.AddCompletionQueue());
@@ -225,11 +223,11 @@ absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
   };
   p->runtime = std::make_unique<rt::runtime>(ro);
 
-  p->kv = std::make_unique<store::store>(store::store::options{
-      .shards = shards_for(startup, workers),
-      .clock = &p->runtime->clock(),
-      .seq = p->seq.get(),
-      .expiry_changed = &p->expiry_changed});
+  p->kv =
+      std::make_unique<store::store>(store::store::options{.shards = shards_for(startup, workers),
+                                                           .clock = &p->runtime->clock(),
+                                                           .seq = p->seq.get(),
+                                                           .expiry_changed = &p->expiry_changed});
   p->ctx.store_id = new_store_id();
   p->ctx.started = std::chrono::steady_clock::now();
   p->ctx.seq = p->seq.get();

@@ -13,9 +13,9 @@
 
 #include "google/protobuf/arena.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/impl/codegen/proto_utils.h"  // protobuf messages on the wire
 #include "grpcpp/support/async_stream.h"
 #include "grpcpp/support/async_unary_call.h"
-#include "grpcpp/impl/codegen/proto_utils.h"  // protobuf messages on the wire
 #include "runtime/grpc/operation.h"
 #include "runtime/runtime.h"
 #include "service/context.h"

@@ -46,9 +46,9 @@ inline grpc::Status check_key(const std::string& key, const config::snapshot& cf
 
 inline grpc::Status check_value(const std::string& value, const config::snapshot& cfg) {
   if (value.size() > cfg.live().max_value_bytes()) {
-    return invalid(absl::StrCat("value is ", value.size(),
-                                " bytes; the limit is live.max_value_bytes = ",
-                                cfg.live().max_value_bytes()));
+    return invalid(
+        absl::StrCat("value is ", value.size(),
+                     " bytes; the limit is live.max_value_bytes = ", cfg.live().max_value_bytes()));
   }
   return grpc::Status::OK;
 }
@@ -87,7 +87,8 @@ inline grpc::Status to_condition(const v1::Condition& c, const context& ctx,
       out->type = c.if_absent() ? store::condition::kind::if_absent : store::condition::kind::none;
       break;
     case v1::Condition::kIfPresent:
-      out->type = c.if_present() ? store::condition::kind::if_present : store::condition::kind::none;
+      out->type =
+          c.if_present() ? store::condition::kind::if_present : store::condition::kind::none;
       break;
     case v1::Condition::kIfModRevision:
       if (c.if_mod_revision() == 0) {
@@ -98,10 +99,10 @@ inline grpc::Status to_condition(const v1::Condition& c, const context& ctx,
       break;
   }
   if (!c.store_id().empty() && c.store_id() != ctx.store_id) {
-    return grpc::Status(grpc::StatusCode::OUT_OF_RANGE,
-                        absl::StrCat("condition names store ", c.store_id(), ", but this is store ",
-                                     ctx.store_id,
-                                     " (the server restarted; its revisions start over)"));
+    return grpc::Status(
+        grpc::StatusCode::OUT_OF_RANGE,
+        absl::StrCat("condition names store ", c.store_id(), ", but this is store ", ctx.store_id,
+                     " (the server restarted; its revisions start over)"));
   }
   return grpc::Status::OK;
 }

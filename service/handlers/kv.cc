@@ -7,8 +7,8 @@ namespace shoal::service::handlers {
 grpc::Status get(context& ctx, const v1::GetRequest& req, v1::GetResponse& resp) {
   const auto cfg = ctx.current_config();
   if (auto st = check_key(req.key(), *cfg); !st.ok()) return st;
-  const bool found =
-      ctx.kv->get(req.key(), [&](const store::entry& e) { fill_entry(resp.mutable_entry(), e, *ctx.kv); });
+  const bool found = ctx.kv->get(
+      req.key(), [&](const store::entry& e) { fill_entry(resp.mutable_entry(), e, *ctx.kv); });
   resp.set_found(found);
   ctx.fill(resp.mutable_header());
   return grpc::Status::OK;
@@ -28,7 +28,8 @@ grpc::Status put(context& ctx, const v1::PutRequest& req, v1::PutResponse& resp)
   auto r = ctx.kv->put(req.key(), req.value(), ttl, cond, to_limits(*cfg),
                        [&](const store::entry* before, const store::entry* after, bool applied) {
                          // The caller sent the key and value it wrote: only the metadata goes back.
-                         if (after && applied) fill_metadata(resp.mutable_entry(), after->metadata(), *ctx.kv);
+                         if (after && applied)
+                           fill_metadata(resp.mutable_entry(), after->metadata(), *ctx.kv);
                          if (after && !applied) fill_entry(resp.mutable_entry(), *after, *ctx.kv);
                          if (before && req.return_previous()) {
                            fill_entry(resp.mutable_previous(), *before, *ctx.kv);
@@ -74,14 +75,15 @@ grpc::Status remove(context& ctx, const v1::DeleteRequest& req, v1::DeleteRespon
   store::condition cond;
   if (auto st = to_condition(req.condition(), ctx, &cond); !st.ok()) return st;
   bool deleted = false;
-  auto r = ctx.kv->remove(req.key(), cond, [&](const store::entry* before, const store::entry* current) {
-    if (before) {
-      deleted = true;
-      if (req.return_previous()) fill_entry(resp.add_previous(), *before, *ctx.kv);
-    } else if (current) {
-      fill_entry(resp.mutable_current(), *current, *ctx.kv);
-    }
-  });
+  auto r =
+      ctx.kv->remove(req.key(), cond, [&](const store::entry* before, const store::entry* current) {
+        if (before) {
+          deleted = true;
+          if (req.return_previous()) fill_entry(resp.add_previous(), *before, *ctx.kv);
+        } else if (current) {
+          fill_entry(resp.mutable_current(), *current, *ctx.kv);
+        }
+      });
   if (!r.ok()) return to_grpc(r.status());
   resp.set_applied(r->applied);
   resp.set_deleted(deleted ? 1 : 0);
@@ -89,8 +91,7 @@ grpc::Status remove(context& ctx, const v1::DeleteRequest& req, v1::DeleteRespon
   return grpc::Status::OK;
 }
 
-grpc::Status increment(context& ctx, const v1::IncrementRequest& req,
-                       v1::IncrementResponse& resp) {
+grpc::Status increment(context& ctx, const v1::IncrementRequest& req, v1::IncrementResponse& resp) {
   const auto cfg = ctx.current_config();
   if (auto st = check_writable(*cfg); !st.ok()) return st;
   if (auto st = check_key(req.key(), *cfg); !st.ok()) return st;
@@ -98,8 +99,9 @@ grpc::Status increment(context& ctx, const v1::IncrementRequest& req,
   if (auto st = to_ttl(req.has_ttl_ms(), req.ttl_ms(), req.keep_ttl(), *cfg, &ttl); !st.ok()) {
     return st;
   }
-  auto r = ctx.kv->increment(req.key(), req.delta(), ttl, to_limits(*cfg),
-                             [&](const store::entry& e) { fill_entry(resp.mutable_entry(), e, *ctx.kv); });
+  auto r = ctx.kv->increment(
+      req.key(), req.delta(), ttl, to_limits(*cfg),
+      [&](const store::entry& e) { fill_entry(resp.mutable_entry(), e, *ctx.kv); });
   if (!r.ok()) return to_grpc(r.status());
   resp.set_value(*r);
   ctx.fill(resp.mutable_header());

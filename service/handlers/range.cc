@@ -41,7 +41,8 @@ grpc::Status range(context& ctx, const v1::RangeRequest& req, v1::RangeResponse&
                                       cfg->startup().max_message_bytes() / 2);
   q.keys_only = req.keys_only();
   auto page = ctx.kv->range(q);
-  for (const auto& e : page.entries) fill_entry(resp.add_entries(), e.key, e.value, e.meta, *ctx.kv);
+  for (const auto& e : page.entries)
+    fill_entry(resp.add_entries(), e.key, e.value, e.meta, *ctx.kv);
   resp.set_count(page.entries.size());
   resp.set_continuation(std::move(page.continuation));
   return grpc::Status::OK;

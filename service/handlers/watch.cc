@@ -97,18 +97,20 @@ rt::task<grpc::Status> watch(context& ctx, const v1::WatchRequest& req,
     } else if (f == v1::NO_DELETE) {
       filter.no_delete = true;
     } else {
-      co_return invalid(absl::StrCat("unknown watch filter ", f, "; known: NO_PUT (1), NO_DELETE (2)"));
+      co_return invalid(
+          absl::StrCat("unknown watch filter ", f, "; known: NO_PUT (1), NO_DELETE (2)"));
     }
   }
   watcher_slot slot(ctx);
   if (!slot.admit(cfg->live().max_watchers())) {
-    co_return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                           absl::StrCat("the server has its maximum of ", cfg->live().max_watchers(),
-                                        " watchers (live.max_watchers)"));
+    co_return grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("the server has its maximum of ", cfg->live().max_watchers(),
+                     " watchers (live.max_watchers)"));
   }
-  const auto progress_every = std::chrono::milliseconds(
-      req.progress_interval_ms() != 0 ? req.progress_interval_ms()
-                                      : cfg->live().progress_interval_ms());
+  const auto progress_every = std::chrono::milliseconds(req.progress_interval_ms() != 0
+                                                            ? req.progress_interval_ms()
+                                                            : cfg->live().progress_interval_ms());
   const std::size_t max_batch_bytes = cfg->startup().max_message_bytes() / 2;
 
   v1::WatchResponse resp;
@@ -241,8 +243,8 @@ rt::task<grpc::Status> watch_config(context& ctx, const v1::WatchConfigRequest&,
     ctx.fill(resp.mutable_header());
     if (!co_await out.write(resp)) co_return grpc::Status::CANCELLED;
     for (;;) {
-      auto r = co_await rt::select(changed(&rx), changed(&stopping),
-                                   rt::sleep_for(k_liveness_poll));
+      auto r =
+          co_await rt::select(changed(&rx), changed(&stopping), rt::sleep_for(k_liveness_poll));
       if (*stopping.borrow()) {
         co_return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
       }

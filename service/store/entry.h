@@ -31,7 +31,8 @@ class entry {
   // caller's.
   static entry* make(std::string_view key, std::string_view value, const meta& m) {
     void* p = ::operator new(sizeof(entry) + key.size() + value.size());
-    auto* e = new (p) entry(m, static_cast<uint16_t>(key.size()), static_cast<uint32_t>(value.size()));
+    auto* e =
+        new (p) entry(m, static_cast<uint16_t>(key.size()), static_cast<uint32_t>(value.size()));
     std::memcpy(e->data_, key.data(), key.size());
     std::memcpy(e->data_ + key.size(), value.data(), value.size());
     return e;
@@ -50,7 +51,9 @@ class entry {
   uint64_t mod_revision() const { return meta_.mod_revision; }
   uint64_t version() const { return meta_.version; }
   int64_t expires_at_ns() const { return meta_.expires_at_ns; }
-  bool expired(int64_t now_ns) const { return meta_.expires_at_ns != 0 && meta_.expires_at_ns <= now_ns; }
+  bool expired(int64_t now_ns) const {
+    return meta_.expires_at_ns != 0 && meta_.expires_at_ns <= now_ns;
+  }
   // What the entry counts against the store's byte limit.
   std::size_t charged_bytes() const { return key_size_ + value_size_; }
   void set_mod_revision(uint64_t r) { meta_.mod_revision = r; }

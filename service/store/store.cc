@@ -65,7 +65,7 @@ store::store(options o)
 }
 
 shard& store::shard_for(std::string_view key) {
-  return *shards_[absl::Hash<std::string_view>{}(key) & shard_mask_];
+  return *shards_[absl::Hash<std::string_view>{}(key)&shard_mask_];
 }
 
 int64_t store::now_ns() const {
@@ -147,8 +147,8 @@ absl::Status store::reserve(const entry* current, std::size_t new_bytes, const l
     if (bytes_.fetch_add(grow, std::memory_order_relaxed) + grow > lim.max_bytes) {
       bytes_.fetch_sub(grow, std::memory_order_relaxed);
       if (new_key) keys_.fetch_sub(1, std::memory_order_relaxed);
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the store would exceed its maximum of ", lim.max_bytes, " bytes (live.max_bytes)"));
+      return absl::ResourceExhaustedError(absl::StrCat("the store would exceed its maximum of ",
+                                                       lim.max_bytes, " bytes (live.max_bytes)"));
     }
   } else {
     bytes_.fetch_sub(old_bytes - new_bytes, std::memory_order_relaxed);
@@ -165,8 +165,8 @@ bool store::get(std::string_view key, visit found) {
   return true;
 }
 
-absl::StatusOr<write_result> store::put(std::string_view key, std::string_view value,
-                                        ttl_spec ttl, const condition& cond, const limits& lim,
+absl::StatusOr<write_result> store::put(std::string_view key, std::string_view value, ttl_spec ttl,
+                                        const condition& cond, const limits& lim,
                                         observe_write obs) {
   shard& s = shard_for(key);
   rt::plain_lock lock(s.mu);
@@ -241,8 +241,8 @@ absl::StatusOr<int64_t> store::increment(std::string_view key, int64_t delta, tt
   }
   int64_t sum = 0;
   if (__builtin_add_overflow(value, delta, &sum)) {
-    return absl::OutOfRangeError(absl::StrCat(value, " + ", delta,
-                                              " overflows a signed 64-bit integer"));
+    return absl::OutOfRangeError(
+        absl::StrCat(value, " + ", delta, " overflows a signed 64-bit integer"));
   }
   const std::string text = absl::StrCat(sum);
   if (auto st = reserve(current, key.size() + text.size(), lim); !st.ok()) return st;

@@ -103,8 +103,8 @@ class store {
                                     const limits& lim, visit after);
 
   struct range_query {
-    std::string from;     // inclusive
-    std::string to;       // exclusive, when has_to
+    std::string from;  // inclusive
+    std::string to;    // exclusive, when has_to
     bool has_to = false;
     std::size_t max_items = 1000;
     std::size_t max_bytes = 1 << 20;  // at least one entry is always returned

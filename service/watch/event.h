@@ -13,8 +13,8 @@ namespace shoal::service::watch {
 struct event {
   enum class kind : uint8_t {
     put,
-    remove,   // DELETE
-    expire,   // EXPIRE
+    remove,  // DELETE
+    expire,  // EXPIRE
     // Control messages on the same channel, never in the history and without a revision:
     tick,      // the progress clock: watchers that have been idle long enough report progress
     shutdown,  // the server is draining: end every stream now

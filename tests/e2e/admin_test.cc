@@ -27,9 +27,7 @@ std::string temp_dir() {
   return ::mkdtemp(tmpl);
 }
 
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream(path) << text;
-}
+void write_file(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
 // Does what the kubelet does to a mounted ConfigMap: a new timestamped directory, then an atomic
 // swap of the `..data` symlink; the file the server reads is `dir/config.json -> ..data/...`.
@@ -131,7 +129,8 @@ TEST(admin, a_bad_config_file_keeps_the_running_config_and_is_reported_in_status
   EXPECT_EQ(get_config(admin.get()).config().live().max_key_bytes(), 100u);
   // Fixed again: the new file applies, and flags still win over it.
   write_file(path, R"({"live": {"maxKeyBytes": 50, "maxValueBytes": 999}})");
-  ASSERT_TRUE(eventually([&] { return get_config(admin.get()).config().live().max_key_bytes() == 50u; }));
+  ASSERT_TRUE(
+      eventually([&] { return get_config(admin.get()).config().live().max_key_bytes() == 50u; }));
   EXPECT_EQ(get_config(admin.get()).config().live().max_value_bytes(), 300u);
   ASSERT_TRUE(admin->Status(ctx().get(), v1::StatusRequest(), &st).ok());
   EXPECT_TRUE(st.last_config_error().empty());

@@ -22,8 +22,10 @@ class kv_test : public ::testing::Test {
     req.set_value(v);
     v1::PutResponse resp;
     grpc::Status s = kv_->Put(ctx().get(), req, &resp);
-    if (st) *st = s;
-    else EXPECT_TRUE(s.ok()) << s.error_message();
+    if (st)
+      *st = s;
+    else
+      EXPECT_TRUE(s.ok()) << s.error_message();
     return resp;
   }
   v1::GetResponse get(const std::string& k) {

@@ -27,8 +27,8 @@ class store_test : public ::testing::Test {
   }()};
   sequencer seq_{sequencer::options{}};
   rt::notify expiry_;
-  store kv_{store::options{
-      .shards = 8, .clock = &rt_.clock(), .seq = &seq_, .expiry_changed = &expiry_}};
+  store kv_{
+      store::options{.shards = 8, .clock = &rt_.clock(), .seq = &seq_, .expiry_changed = &expiry_}};
 
   write_result put(const std::string& k, const std::string& v, ttl_spec ttl = {}) {
     auto r = kv_.put(k, v, ttl, condition{}, limits{}, [](const entry*, const entry*, bool) {});
@@ -70,16 +70,17 @@ TEST_F(store_test, an_expired_entry_is_expired_by_whoever_finds_it_with_its_own_
 
 TEST_F(store_test, expire_due_visits_only_the_entries_that_expired) {
   for (int i = 0; i < 1000; ++i) put("keep" + std::to_string(i), "v");
-  for (int i = 0; i < 10; ++i) put("soon" + std::to_string(i), "v", {ttl_spec::kind::after_ms, 100});
-  for (int i = 0; i < 10; ++i) put("late" + std::to_string(i), "v", {ttl_spec::kind::after_ms, 500});
+  for (int i = 0; i < 10; ++i)
+    put("soon" + std::to_string(i), "v", {ttl_spec::kind::after_ms, 100});
+  for (int i = 0; i < 10; ++i)
+    put("late" + std::to_string(i), "v", {ttl_spec::kind::after_ms, 500});
   EXPECT_EQ(kv_.expire_due(), 0u);
   rt_.advance(100ms);
   EXPECT_EQ(kv_.expire_due(), 10u);  // the 1,000 without a TTL and the 10 later ones untouched
   EXPECT_EQ(kv_.keys(), 1010u);
-  EXPECT_EQ(kv_.earliest_expiry(),
-            std::chrono::duration_cast<std::chrono::nanoseconds>(
-                rt_.clock().now().time_since_epoch() + 400ms)
-                .count());
+  EXPECT_EQ(kv_.earliest_expiry(), std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                       rt_.clock().now().time_since_epoch() + 400ms)
+                                       .count());
   rt_.advance(400ms);
   EXPECT_EQ(kv_.expire_due(), 10u);
   EXPECT_EQ(kv_.earliest_expiry(), 0);
