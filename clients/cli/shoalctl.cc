@@ -1,0 +1,432 @@
+// shoalctl: Shoal from the shell, on the C++ client library.
+//
+//   shoalctl [--addr=HOST:PORT] [--json] COMMAND [ARGS] [FLAGS]     (shoalctl --help lists them)
+//
+// Exit codes, so that scripts can tell outcomes apart: see k_exit_codes below (and --help).
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "clients/cli/args.h"
+#include "clients/cli/output.h"
+#include "clients/cpp/client.h"
+#include "google/protobuf/text_format.h"
+
+namespace shoal::cli {
+namespace {
+
+namespace sc = shoal::client;
+
+enum exit_code : int {
+  k_ok = 0,
+  k_error = 1,               // any other failure
+  k_usage = 2,               // bad command line
+  k_not_found = 3,           // get / del of a key that does not exist
+  k_not_applied = 4,         // a condition did not hold
+  k_invalid_argument = 5,    // the server refused the input
+  k_failed_precondition = 6, // read-only server, value not an integer
+  k_resource_exhausted = 7,  // a server limit
+  k_out_of_range = 8,        // compacted watch, increment overflow
+  k_unavailable = 9,         // server down, unreachable or draining
+  k_deadline = 10,           // no answer in time
+};
+
+constexpr const char* k_exit_codes =
+    "exit codes: 0 ok, 1 other error, 2 usage, 3 not found, 4 condition not met,\n"
+    "  5 invalid argument, 6 failed precondition, 7 resource exhausted, 8 out of range,\n"
+    "  9 unavailable, 10 deadline exceeded\n";
+
+struct global {
+  std::string addr;
+  bool json = false;
+  int64_t timeout_ms = 5000;
+};
+
+int fail(const global& g, const absl::Status& s) {
+  std::string what(s.message());
+  if (s.code() == absl::StatusCode::kUnavailable) {
+    what = absl::StrCat("cannot reach shoald at ", g.addr.empty() ? "the default address" : g.addr,
+                        " (is it running? set --addr or SHOAL_ADDR): ", s.message());
+  }
+  std::fprintf(stderr, "shoalctl: %s: %s\n", absl::StatusCodeToString(s.code()).c_str(),
+               what.c_str());
+  switch (s.code()) {
+    case absl::StatusCode::kInvalidArgument: return k_invalid_argument;
+    case absl::StatusCode::kFailedPrecondition: return k_failed_precondition;
+    case absl::StatusCode::kResourceExhausted: return k_resource_exhausted;
+    case absl::StatusCode::kOutOfRange: return k_out_of_range;
+    case absl::StatusCode::kUnavailable: return k_unavailable;
+    case absl::StatusCode::kDeadlineExceeded: return k_deadline;
+    case absl::StatusCode::kNotFound: return k_not_found;
+    default: return k_error;
+  }
+}
+
+int usage_error(const std::string& msg) {
+  std::fprintf(stderr, "shoalctl: %s (see --help)\n", msg.c_str());
+  return k_usage;
+}
+
+// A value argument: text, @file for a file's bytes, - for standard input.
+absl::StatusOr<std::string> read_value(const std::string& arg) {
+  if (arg == "-") {
+    return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  }
+  if (!arg.empty() && arg[0] == '@') {
+    std::ifstream in(arg.substr(1), std::ios::binary);
+    if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read ", arg.substr(1)));
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  return arg;
+}
+
+void print_entry(const global& g, const v1::Entry& e, bool with_key) {
+  if (g.json) {
+    std::printf("%s\n", to_json(e).c_str());
+  } else if (with_key) {
+    std::printf("%s\t%s\n", display(e.key()).c_str(), display(e.value()).c_str());
+  } else {
+    std::printf("%s\n", display(e.value()).c_str());
+  }
+}
+
+// Ctrl-C (or SIGTERM) ends a streaming command cleanly: a thread waits for the signal and
+// cancels the stream, so the command prints what it has and exits 0.
+void on_interrupt(std::function<void()> stop) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  std::thread([set, stop = std::move(stop)] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    stop();
+  }).detach();
+}
+
+struct command {
+  std::string name;
+  std::string synopsis;
+  std::string help;
+  std::vector<flag_spec> flags;
+  int min_args, max_args;
+  std::function<int(const global&, sc::client&, const parsed_args&)> run;
+};
+
+int cmd_get(const global& g, sc::client& c, const parsed_args& a) {
+  auto r = c.get(a.positional[0]);
+  if (!r.ok()) return fail(g, r.status());
+  if (!r->has_value()) {
+    if (g.json) std::printf("{\"found\":false}\n");
+    else std::fprintf(stderr, "shoalctl: %s: not found\n", display(a.positional[0]).c_str());
+    return k_not_found;
+  }
+  print_entry(g, **r, false);
+  return k_ok;
+}
+
+int cmd_put(const global& g, sc::client& c, const parsed_args& a) {
+  auto value = read_value(a.positional[1]);
+  if (!value.ok()) return usage_error(std::string(value.status().message()));
+  sc::put_options o;
+  auto ttl = a.integer("ttl");
+  auto rev = a.integer("if-revision");
+  if (!ttl.ok()) return usage_error(std::string(ttl.status().message()));
+  if (!rev.ok()) return usage_error(std::string(rev.status().message()));
+  o.ttl_ms = *ttl;
+  if (*rev) o.if_revision = static_cast<uint64_t>(**rev);
+  o.if_absent = a.has("if-absent");
+  o.if_present = a.has("if-present");
+  o.keep_ttl = a.has("keep-ttl");
+  auto r = c.put(a.positional[0], *value, o);
+  if (!r.ok()) return fail(g, r.status());
+  if (g.json) {
+    std::printf("{\"applied\":%s,\"revision\":\"%llu\",\"entry\":%s}\n", r->applied ? "true" : "false",
+                static_cast<unsigned long long>(r->revision), to_json(r->entry).c_str());
+  } else if (r->applied) {
+    std::printf("OK revision %llu\n", static_cast<unsigned long long>(r->revision));
+  } else {
+    std::printf("not applied: the condition did not hold (key %s, mod_revision %llu)\n",
+                r->entry.key().empty() ? "absent" : "present",
+                static_cast<unsigned long long>(r->entry.mod_revision()));
+  }
+  return r->applied ? k_ok : k_not_applied;
+}
+
+int cmd_del(const global& g, sc::client& c, const parsed_args& a) {
+  const std::string& key = a.positional[0];
+  if (a.has("prefix")) {
+    auto n = c.remove_prefix(key, a.has("all"));
+    if (!n.ok()) return fail(g, n.status());
+    if (g.json) std::printf("{\"deleted\":\"%llu\"}\n", static_cast<unsigned long long>(*n));
+    else std::printf("deleted %llu\n", static_cast<unsigned long long>(*n));
+    return k_ok;
+  }
+  auto rev = a.integer("if-revision");
+  if (!rev.ok()) return usage_error(std::string(rev.status().message()));
+  sc::delete_options o;
+  if (*rev) o.if_revision = static_cast<uint64_t>(**rev);
+  auto r = c.remove(key, o);
+  if (!r.ok()) return fail(g, r.status());
+  if (g.json) {
+    std::printf("{\"applied\":%s,\"deleted\":\"%llu\",\"revision\":\"%llu\"}\n",
+                r->applied ? "true" : "false", static_cast<unsigned long long>(r->deleted),
+                static_cast<unsigned long long>(r->revision));
+  } else if (r->applied) {
+    std::printf("deleted %llu\n", static_cast<unsigned long long>(r->deleted));
+  } else {
+    std::printf("not applied: the condition did not hold\n");
+  }
+  if (!r->applied) return k_not_applied;
+  return r->deleted == 0 ? k_not_found : k_ok;
+}
+
+int cmd_incr(const global& g, sc::client& c, const parsed_args& a) {
+  int64_t delta = 1;
+  if (a.positional.size() > 1) {
+    auto d = parse({"--by=" + a.positional[1]}, {{"by", true, ""}});
+    auto n = d->integer("by");
+    if (!n.ok()) return usage_error("the increment must be an integer");
+    delta = **n;
+  }
+  auto r = c.increment(a.positional[0], delta);
+  if (!r.ok()) return fail(g, r.status());
+  if (g.json) std::printf("{\"value\":\"%lld\"}\n", static_cast<long long>(*r));
+  else std::printf("%lld\n", static_cast<long long>(*r));
+  return k_ok;
+}
+
+int cmd_range(const global& g, sc::client& c, const parsed_args& a) {
+  auto limit = a.integer("limit");
+  auto page = a.integer("page-size");
+  if (!limit.ok()) return usage_error(std::string(limit.status().message()));
+  if (!page.ok()) return usage_error(std::string(page.status().message()));
+  sc::range_options o;
+  o.prefix = a.positional.empty() ? "" : a.positional[0];
+  o.keys_only = a.has("keys-only");
+  if (*page) o.page_size = static_cast<uint32_t>(**page);
+  if (*limit && (!*page || **page > **limit)) o.page_size = static_cast<uint32_t>(**limit);
+  auto reader = c.range(o);
+  int64_t shown = 0;
+  while (!*limit || shown < **limit) {
+    auto e = reader.next();
+    if (!e.ok()) return fail(g, e.status());
+    if (!e->has_value()) break;
+    if (o.keys_only && !g.json) {
+      std::printf("%s\n", display((*e)->key()).c_str());
+    } else {
+      print_entry(g, **e, true);
+    }
+    ++shown;
+  }
+  return k_ok;
+}
+
+int cmd_watch(const global& g, sc::client& c, const parsed_args& a) {
+  auto from = a.integer("from-revision");
+  if (!from.ok()) return usage_error(std::string(from.status().message()));
+  sc::watch_options o;
+  o.key = a.positional[0];
+  o.prefix = a.has("prefix");
+  o.prev_kv = a.has("prev-kv");
+  if (*from) o.from_revision = static_cast<uint64_t>(**from);
+  auto w = c.watch(o);
+  on_interrupt([&w] { w.cancel(); });
+  for (;;) {
+    auto e = w.next();
+    if (!e.ok()) {
+      if (e.status().code() == absl::StatusCode::kCancelled) return k_ok;  // Ctrl-C
+      return fail(g, e.status());
+    }
+    if (g.json) {
+      std::printf("%s\n", to_json(*e).c_str());
+    } else {
+      const char* type = e->type() == v1::Event::PUT      ? "PUT"
+                         : e->type() == v1::Event::DELETE ? "DELETE"
+                                                          : "EXPIRE";
+      std::printf("%llu %s %s%s%s\n", static_cast<unsigned long long>(e->revision()), type,
+                  display(e->entry().key()).c_str(), e->type() == v1::Event::PUT ? "\t" : "",
+                  e->type() == v1::Event::PUT ? display(e->entry().value()).c_str() : "");
+    }
+    std::fflush(stdout);
+  }
+}
+
+int cmd_status(const global& g, sc::client& c, const parsed_args&) {
+  auto r = c.status();
+  if (!r.ok()) return fail(g, r.status());
+  if (g.json) {
+    std::printf("%s\n", to_json(*r).c_str());
+    return k_ok;
+  }
+  // Every field, one per line: the message's own names, so nothing is left out.
+  const auto* d = r->GetDescriptor();
+  const auto* refl = r->GetReflection();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const auto* f = d->field(i);
+    if (f->type() == google::protobuf::FieldDescriptor::TYPE_MESSAGE) {
+      std::printf("%s: %s\n", f->name().c_str(), to_json(refl->GetMessage(*r, f)).c_str());
+      continue;
+    }
+    std::string text;
+    google::protobuf::TextFormat::PrintFieldValueToString(*r, f, -1, &text);
+    std::printf("%s: %s\n", f->name().c_str(), text.c_str());
+  }
+  return k_ok;
+}
+
+int cmd_config(const global& g, sc::client& c, const parsed_args& a) {
+  const std::string what = a.positional.empty() ? "show" : a.positional[0];
+  if (what == "show") {
+    auto r = c.config();
+    if (!r.ok()) return fail(g, r.status());
+    std::printf("%s\n", to_json(*r).c_str());
+    return k_ok;
+  }
+  if (what != "watch") return usage_error("config takes 'show' or 'watch'");
+  grpc::ClientContext ctx;
+  on_interrupt([&ctx] { ctx.TryCancel(); });
+  auto reader = c.admin_stub().WatchConfig(&ctx, v1::WatchConfigRequest());
+  v1::GetConfigResponse resp;
+  while (reader->Read(&resp)) {
+    std::printf("%s\n", to_json(g.json ? static_cast<const google::protobuf::Message&>(resp)
+                                       : resp.config())
+                            .c_str());
+    std::fflush(stdout);
+  }
+  auto s = reader->Finish();
+  if (s.error_code() == grpc::StatusCode::CANCELLED) return k_ok;
+  return s.ok() ? k_ok : fail(g, sc::to_status(s));
+}
+
+const std::vector<command>& commands() {
+  static const std::vector<command> all = {
+      {"get", "get KEY", "Prints the key's value.", {}, 1, 1, cmd_get},
+      {"put", "put KEY VALUE", "Writes VALUE (text, @file, or - for stdin) under KEY.",
+       {{"ttl", true, "expire after this many milliseconds"},
+        {"keep-ttl", false, "keep the key's current expiry"},
+        {"if-absent", false, "only if the key does not exist"},
+        {"if-present", false, "only if the key exists"},
+        {"if-revision", true, "only if the key's mod_revision is this (compare-and-swap)"}},
+       2, 2, cmd_put},
+      {"del", "del KEY", "Deletes KEY, or with --prefix every key starting with KEY.",
+       {{"prefix", false, "delete every key with this prefix (each is its own revision)"},
+        {"all", false, "with --prefix and an empty KEY: really delete every key"},
+        {"if-revision", true, "only if the key's mod_revision is this"}},
+       1, 1, cmd_del},
+      {"incr", "incr KEY [DELTA]", "Adds DELTA (default 1) to a decimal integer value; prints it.",
+       {}, 1, 2, cmd_incr},
+      {"range", "range [PREFIX]", "Lists keys and values in key order, following pages.",
+       {{"limit", true, "stop after this many entries"},
+        {"page-size", true, "entries per request"},
+        {"keys-only", false, "keys only"}},
+       0, 1, cmd_range},
+      {"watch", "watch KEY", "Prints changes to KEY (or with --prefix, keys under it) until Ctrl-C.",
+       {{"prefix", false, "watch every key starting with KEY"},
+        {"from-revision", true, "replay from this revision (if still in the history)"},
+        {"prev-kv", false, "include each event's previous entry (with --json)"}},
+       1, 1, cmd_watch},
+      {"status", "status", "Shows the server's revision, keys, bytes, watchers, config...", {}, 0,
+       0, cmd_status},
+      {"config", "config [show|watch]", "Shows the effective configuration, or streams changes.",
+       {}, 0, 1, cmd_config},
+  };
+  return all;
+}
+
+const std::vector<flag_spec> k_global_flags = {
+    {"addr", true, "server address (default: $SHOAL_ADDR, else 127.0.0.1:50051)"},
+    {"json", false, "machine-readable output: protobuf's JSON mapping, one object per line"},
+    {"timeout-ms", true, "deadline of each call (default 5000)"},
+    {"help", false, "this help"},
+};
+
+void print_flags(const std::vector<flag_spec>& flags) {
+  for (const auto& f : flags) {
+    std::printf("  --%s%s\n      %s\n", f.name.c_str(), f.takes_value ? "=VALUE" : "",
+                f.help.c_str());
+  }
+}
+
+void print_help() {
+  std::printf("shoalctl: Shoal from the shell\n\nusage: shoalctl [FLAGS] COMMAND [ARGS]\n\n");
+  for (const auto& c : commands()) std::printf("  %-22s %s\n", c.synopsis.c_str(), c.help.c_str());
+  std::printf("\nflags (any command):\n");
+  print_flags(k_global_flags);
+  std::printf("\n'shoalctl COMMAND --help' shows a command's flags.\n%s", k_exit_codes);
+}
+
+int run(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  // The command is the first argument that is not a global flag (or a global flag's value).
+  const command* cmd = nullptr;
+  for (std::size_t i = 0; i < args.size() && cmd == nullptr; ++i) {
+    if (args[i] == "--addr" || args[i] == "--timeout-ms") {
+      ++i;
+      continue;
+    }
+    if (args[i].rfind("--", 0) == 0) continue;
+    for (const auto& c : commands()) {
+      if (c.name == args[i]) cmd = &c;
+    }
+    if (cmd == nullptr) return usage_error("unknown command '" + args[i] + "'");
+    args.erase(args.begin() + static_cast<std::ptrdiff_t>(i));
+  }
+  if (cmd == nullptr) {
+    print_help();
+    return std::find(args.begin(), args.end(), "--help") != args.end() ? k_ok : k_usage;
+  }
+  std::vector<flag_spec> accepted = k_global_flags;
+  accepted.insert(accepted.end(), cmd->flags.begin(), cmd->flags.end());
+  auto parsed = parse(args, accepted);
+  if (!parsed.ok()) return usage_error(std::string(parsed.status().message()));
+  if (parsed->has("help")) {
+    std::printf("usage: shoalctl %s\n\n%s\n", cmd->synopsis.c_str(), cmd->help.c_str());
+    if (!cmd->flags.empty()) {
+      std::printf("\nflags:\n");
+      print_flags(cmd->flags);
+    }
+    std::printf("\n%s", k_exit_codes);
+    return k_ok;
+  }
+  const int n = static_cast<int>(parsed->positional.size());
+  if (n < cmd->min_args || n > cmd->max_args) {
+    return usage_error("usage: shoalctl " + cmd->synopsis);
+  }
+  global g;
+  g.addr = parsed->value("addr").value_or("");
+  g.json = parsed->has("json");
+  auto timeout = parsed->integer("timeout-ms");
+  if (!timeout.ok()) return usage_error(std::string(timeout.status().message()));
+  if (*timeout) g.timeout_ms = **timeout;
+
+  // Signals go to the thread that waits for them (streaming commands), not to a random one.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  if (cmd->name == "watch" || cmd->name == "config") pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  sc::options o;
+  o.target = g.addr;
+  o.deadline = std::chrono::milliseconds(g.timeout_ms);
+  sc::client c(o);
+  g.addr = c.target();
+  return cmd->run(g, c, *parsed);
+}
+
+}  // namespace
+}  // namespace shoal::cli
+
+int main(int argc, char** argv) { return shoal::cli::run(argc, argv); }

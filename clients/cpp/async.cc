@@ -1,0 +1,111 @@
+// The coroutine API: each call is started on the current worker's completion queue and awaited,
+// so the task is suspended (not the thread) while the call is in flight.
+#include "clients/cpp/calls.h"
+#include "clients/cpp/client.h"
+#include "runtime/grpc/completion_queue_driver.h"
+#include "runtime/grpc/operation.h"
+#include "runtime/time/sleep.h"
+
+namespace shoal::client {
+namespace {
+
+namespace rtg = rt::grpc;
+
+// One unary call. `prepare` is the stub's PrepareAsyncX bound to its request.
+template <class Resp, class Prepare>
+rt::task<grpc::Status> call_once(const options& o, Prepare prepare, Resp* resp) {
+  grpc::ClientContext ctx;
+  detail::set_deadline(ctx, o);
+  grpc::Status status;
+  auto rpc = prepare(&ctx, rtg::completion_queue_driver::current_queue());
+  rpc->StartCall();
+  (void)co_await rtg::async_op(&ctx, [&](void* tag) { rpc->Finish(resp, &status, tag); });
+  co_return status;
+}
+
+// Reads: retried on UNAVAILABLE, sleeping on the runtime's clock in between.
+template <class Resp, class Prepare>
+rt::task<grpc::Status> call_with_retries(const options& o, Prepare prepare, Resp* resp) {
+  grpc::Status s;
+  for (int attempt = 0; attempt < std::max(1, o.max_attempts); ++attempt) {
+    if (attempt > 0) co_await rt::sleep(detail::backoff(o, attempt - 1));
+    s = co_await call_once(o, prepare, resp);
+    if (s.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+  }
+  co_return s;
+}
+
+}  // namespace
+
+rt::task<absl::StatusOr<std::optional<v1::Entry>>> client::get_async(std::string key) {
+  v1::GetRequest req;
+  req.set_key(std::move(key));
+  v1::GetResponse resp;
+  const grpc::Status s = co_await call_with_retries(
+      options_,
+      [&](grpc::ClientContext* c, grpc::CompletionQueue* cq) {
+        return kv_->PrepareAsyncGet(c, req, cq);
+      },
+      &resp);
+  if (!s.ok()) co_return to_status(s);
+  if (!resp.found()) co_return std::optional<v1::Entry>();
+  co_return std::optional<v1::Entry>(std::move(*resp.mutable_entry()));
+}
+
+rt::task<absl::StatusOr<put_result>> client::put_async(std::string key, std::string value,
+                                                      put_options o) {
+  const v1::PutRequest req = detail::put_request(key, value, o);
+  v1::PutResponse resp;
+  const grpc::Status s = co_await call_once(
+      options_,
+      [&](grpc::ClientContext* c, grpc::CompletionQueue* cq) {
+        return kv_->PrepareAsyncPut(c, req, cq);
+      },
+      &resp);
+  if (!s.ok()) co_return to_status(s);
+  co_return detail::put_reply(resp);
+}
+
+rt::task<absl::StatusOr<delete_result>> client::remove_async(std::string key, delete_options o) {
+  const v1::DeleteRequest req = detail::delete_request(key, o);
+  v1::DeleteResponse resp;
+  const grpc::Status s = co_await call_once(
+      options_,
+      [&](grpc::ClientContext* c, grpc::CompletionQueue* cq) {
+        return kv_->PrepareAsyncDelete(c, req, cq);
+      },
+      &resp);
+  if (!s.ok()) co_return to_status(s);
+  co_return detail::delete_reply(resp);
+}
+
+rt::task<absl::StatusOr<int64_t>> client::increment_async(std::string key, int64_t delta) {
+  v1::IncrementRequest req;
+  req.set_key(std::move(key));
+  req.set_delta(delta);
+  v1::IncrementResponse resp;
+  const grpc::Status s = co_await call_once(
+      options_,
+      [&](grpc::ClientContext* c, grpc::CompletionQueue* cq) {
+        return kv_->PrepareAsyncIncrement(c, req, cq);
+      },
+      &resp);
+  if (!s.ok()) co_return to_status(s);
+  co_return resp.value();
+}
+
+rt::task<absl::StatusOr<v1::RangeResponse>> client::range_page_async(range_options o,
+                                                                     std::string continuation) {
+  const v1::RangeRequest req = detail::range_request(o, continuation);
+  v1::RangeResponse resp;
+  const grpc::Status s = co_await call_with_retries(
+      options_,
+      [&](grpc::ClientContext* c, grpc::CompletionQueue* cq) {
+        return kv_->PrepareAsyncRange(c, req, cq);
+      },
+      &resp);
+  if (!s.ok()) co_return to_status(s);
+  co_return resp;
+}
+
+}  // namespace shoal::client

@@ -1,0 +1,118 @@
+// shoal::client — Shoal's C++ client: a blocking API, and a coroutine API for tasks on the Shoal
+// runtime (with the completion-queue driver).
+//
+//   shoal::client::client kv;                          // $SHOAL_ADDR, else 127.0.0.1:50051
+//   auto put = kv.put("greeting", "hello", {.ttl_ms = 60'000});
+//   auto got = kv.get("greeting");                     // StatusOr<optional<Entry>>
+//   for (auto r = kv.range({.prefix = "app/"}); auto e = r.next();) { ... }   // follows pages
+//   auto w = kv.watch({.key = "app/", .prefix = true});
+//   while (auto ev = w.next()) { ... }                 // resumes by itself after a dropped stream
+//
+//   co_await kv.get_async("greeting");                 // inside a task on the runtime
+//
+// Every call has a deadline (options::deadline). Reads (Get, Range, Status, GetConfig) are retried
+// with exponential backoff when the server is UNAVAILABLE; writes are not (a write whose answer
+// was lost may have been applied). Errors keep the server's gRPC code and message.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "clients/cpp/range_reader.h"
+#include "clients/cpp/watcher.h"
+#include "runtime/task.h"
+#include "shoal/v1/admin.grpc.pb.h"
+#include "shoal/v1/kv.grpc.pb.h"
+
+namespace shoal::client {
+
+struct options {
+  std::string target;  // host:port; empty: $SHOAL_ADDR, else 127.0.0.1:50051
+  std::chrono::milliseconds deadline{5000};
+  int max_attempts = 4;  // reads only, on UNAVAILABLE
+  std::chrono::milliseconds initial_backoff{50};
+  std::chrono::milliseconds max_backoff{1000};
+};
+
+struct put_options {
+  std::optional<int64_t> ttl_ms;  // none: the server's default TTL
+  bool keep_ttl = false;          // keep the key's current expiry
+  bool if_absent = false;
+  bool if_present = false;
+  uint64_t if_revision = 0;       // compare-and-swap on mod_revision (0: no condition)
+  bool return_previous = false;
+};
+
+struct put_result {
+  bool applied = false;
+  uint64_t revision = 0;          // the write's (applied), else the store's
+  v1::Entry entry;                // applied: metadata as written; not applied: the current entry
+  std::optional<v1::Entry> previous;
+};
+
+struct delete_options {
+  uint64_t if_revision = 0;  // only if the key's mod_revision equals it (0: no condition)
+  bool return_previous = false;
+};
+
+struct delete_result {
+  bool applied = false;
+  uint64_t deleted = 0;
+  uint64_t revision = 0;
+  std::optional<v1::Entry> previous;
+};
+
+class client {
+ public:
+  explicit client(options o = {});
+  client(const client&) = delete;
+  client& operator=(const client&) = delete;
+
+  const std::string& target() const { return target_; }
+
+  // Blocking calls.
+  absl::StatusOr<std::optional<v1::Entry>> get(std::string_view key);
+  absl::StatusOr<put_result> put(std::string_view key, std::string_view value,
+                                 const put_options& o = {});
+  absl::StatusOr<delete_result> remove(std::string_view key, const delete_options& o = {});
+  // Deletes every key starting with prefix; an empty prefix needs all_keys. Returns the count.
+  absl::StatusOr<uint64_t> remove_prefix(std::string_view prefix, bool all_keys = false);
+  absl::StatusOr<int64_t> increment(std::string_view key, int64_t delta = 1);
+  range_reader range(range_options o);
+  watcher watch(watch_options o);
+  absl::StatusOr<v1::StatusResponse> status();
+  absl::StatusOr<v1::ServerConfig> config();
+
+  // The same calls as tasks, on a runtime whose workers run the completion-queue driver.
+  rt::task<absl::StatusOr<std::optional<v1::Entry>>> get_async(std::string key);
+  rt::task<absl::StatusOr<put_result>> put_async(std::string key, std::string value,
+                                                 put_options o = {});
+  rt::task<absl::StatusOr<delete_result>> remove_async(std::string key, delete_options o = {});
+  rt::task<absl::StatusOr<int64_t>> increment_async(std::string key, int64_t delta = 1);
+  // One Range page (pass back its continuation for the next).
+  rt::task<absl::StatusOr<v1::RangeResponse>> range_page_async(range_options o,
+                                                               std::string continuation = {});
+
+  // For what the wrappers do not cover.
+  v1::KV::Stub& kv_stub() { return *kv_; }
+  v1::Admin::Stub& admin_stub() { return *admin_; }
+  const options& opts() const { return options_; }
+
+ private:
+  options options_;
+  std::string target_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::KV::Stub> kv_;
+  std::unique_ptr<v1::Admin::Stub> admin_;
+};
+
+// A gRPC status as an absl::Status (the codes are the same numbers).
+absl::Status to_status(const grpc::Status& s);
+
+}  // namespace shoal::client

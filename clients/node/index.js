@@ -1,0 +1,311 @@
+'use strict';
+
+// A promise-based client for Shoal's gRPC API (proto/shoal/v1). The protos are loaded at run time,
+// so the client follows the repository's API without a code-generation step.
+
+const path = require('node:path');
+const grpc = require('@grpc/grpc-js');
+const protoLoader = require('@grpc/proto-loader');
+
+const DEFAULT_PROTO_DIR = path.resolve(__dirname, '../../proto');
+const DEFAULT_DEADLINE_MS = 5000;
+
+// A failed RPC. `code` is the gRPC status number, `codeName` its name (e.g. 'INVALID_ARGUMENT').
+class ShoalError extends Error {
+  constructor(grpcError) {
+    const codeName = grpc.status[grpcError.code] ?? String(grpcError.code);
+    super(`${codeName}: ${grpcError.details}`, { cause: grpcError });
+    this.name = new.target.name;
+    this.code = grpcError.code;
+    this.codeName = codeName;
+    this.details = grpcError.details;
+  }
+}
+
+// The watch's start revision is no longer in the server's history (or belongs to a store that has
+// since restarted). Recover by listing again, then watching from the list's revision + 1.
+class CompactedError extends ShoalError {
+  constructor(grpcError, compactRevision) {
+    super(grpcError);
+    this.compactRevision = compactRevision; // the oldest revision still in the history
+  }
+}
+
+// The server ended the watch (the watcher fell behind, or the server is draining). Every event
+// before resumeRevision was delivered: watch again with {fromRevision: resumeRevision, storeId}.
+class WatchCanceledError extends ShoalError {
+  constructor(grpcError, resumeRevision, storeId) {
+    super(grpcError);
+    this.resumeRevision = resumeRevision;
+    this.storeId = storeId;
+  }
+}
+
+class ShoalClient {
+  #kv;
+  #admin;
+  #deadlineMs;
+
+  constructor(target = process.env.SHOAL_ADDR || '127.0.0.1:50051', options = {}) {
+    const {
+      protoDir = DEFAULT_PROTO_DIR,
+      deadlineMs = DEFAULT_DEADLINE_MS,
+      credentials = grpc.credentials.createInsecure(),
+      channelOptions = {},
+    } = options;
+    const definition = protoLoader.loadSync(['shoal/v1/kv.proto', 'shoal/v1/admin.proto'], {
+      includeDirs: [protoDir],
+      longs: String, // 64-bit fields as decimal strings: converted below, never silently rounded
+      enums: String,
+      defaults: true,
+    });
+    const { KV, Admin } = grpc.loadPackageDefinition(definition).shoal.v1;
+    this.#kv = new KV(target, credentials, channelOptions);
+    this.#admin = new Admin(target, credentials, { channelOverride: this.#kv.getChannel() });
+    this.#deadlineMs = deadlineMs;
+  }
+
+  // The entry, or null if the key does not exist.
+  async get(key) {
+    const res = await this.#unary(this.#kv, 'get', { key: toBytes(key) });
+    return res.found ? toEntry(res.entry) : null;
+  }
+
+  // A condition that does not hold is not an error: applied is false and current is the entry the
+  // condition was checked against (null if the key does not exist). revision is the write's own
+  // revision when applied, otherwise the store's revision when the condition was checked.
+  async put(key, value, options = {}) {
+    const { ttlMs, keepTtl = false, returnPrevious = false } = options;
+    const request = {
+      key: toBytes(key),
+      value: toBytes(value),
+      ttlMs: ttlMs === undefined ? undefined : toInt64(ttlMs),
+      keepTtl,
+      condition: toCondition(options),
+      returnPrevious,
+    };
+    const res = await this.#unary(this.#kv, 'put', request);
+    if (!res.applied) {
+      return {
+        applied: false,
+        revision: toNumber(res.header.revision),
+        entry: null,
+        current: toEntry(res.entry),
+        previous: null,
+      };
+    }
+    // The server sends back only the metadata of what it wrote.
+    const entry = { ...toEntry(res.entry), key: request.key, value: request.value };
+    return {
+      applied: true,
+      revision: entry.modRevision,
+      entry,
+      current: null,
+      previous: toEntry(res.previous),
+    };
+  }
+
+  // Deletes one key, optionally on a condition ({ifPresent, ifRevision, storeId}). deleted is 0 or 1.
+  async delete(key, options = {}) {
+    const { returnPrevious = false } = options;
+    const res = await this.#unary(this.#kv, 'delete', {
+      key: toBytes(key),
+      condition: toCondition(options),
+      returnPrevious,
+    });
+    return {
+      applied: res.applied,
+      deleted: toNumber(res.deleted),
+      previous: toEntry(res.previous[0]),
+      current: toEntry(res.current),
+    };
+  }
+
+  // Deletes every key with the prefix and returns how many there were. Not atomic: each key takes
+  // its own revision. An empty prefix (every key) needs {allKeys: true}.
+  async deletePrefix(prefix, { allKeys = false } = {}) {
+    const res = await this.#unary(this.#kv, 'delete', {
+      key: toBytes(prefix),
+      byPrefix: true,
+      allKeys,
+    });
+    return toNumber(res.deleted);
+  }
+
+  // Adds delta (a safe integer or a BigInt) to a decimal-integer value; an absent key counts as 0.
+  // Returns the new value.
+  async increment(key, delta = 1, { ttlMs, keepTtl = false } = {}) {
+    const res = await this.#unary(this.#kv, 'increment', {
+      key: toBytes(key),
+      delta: toInt64(delta),
+      ttlMs: ttlMs === undefined ? undefined : toInt64(ttlMs),
+      keepTtl,
+    });
+    return toNumber(res.value, 'the incremented value (the increment was applied)');
+  }
+
+  // Entries in key order, following continuation pages. selector is {prefix} or {start, end}
+  // (end exclusive; omitted: no bound). Not a snapshot: see rangePages for the revision.
+  async *range(selector, options) {
+    for await (const page of this.rangePages(selector, options)) yield* page.entries;
+  }
+
+  // The same, one page at a time: {entries, revision, storeId}. The first page's revision is the
+  // one to watch from (+ 1) for an exact view after the listing.
+  async *rangePages(selector, { pageSize = 0, keysOnly = false } = {}) {
+    const request = { ...toSelector(selector), limit: pageSize, keysOnly };
+    let continuation = Buffer.alloc(0);
+    do {
+      const res = await this.#unary(this.#kv, 'range', { ...request, continuation });
+      yield {
+        entries: res.entries.map(toEntry),
+        revision: toNumber(res.header.revision),
+        storeId: res.header.storeId,
+      };
+      continuation = res.continuation;
+    } while (continuation.length > 0);
+  }
+
+  // How many keys the selector covers, without reading them.
+  async count(selector) {
+    const res = await this.#unary(this.#kv, 'range', { ...toSelector(selector), countOnly: true });
+    return toNumber(res.count);
+  }
+
+  // Changes to a key or (by default) a prefix, as {type, revision, key, value, entry, previous}
+  // with type 'PUT', 'DELETE' or 'EXPIRE'. The call starts with the first next() and is canceled
+  // when the consumer stops iterating. fromRevision replays from the server's history (with
+  // storeId, only if the server is still that store); without it, changes start "from now", which
+  // races with writes made just before: pass fromRevision when that matters.
+  async *watch(keyOrPrefix, options = {}) {
+    const { prefix = true, fromRevision = 0, storeId = '', prevKv = false } = options;
+    const call = this.#kv.watch({
+      key: toBytes(keyOrPrefix),
+      prefix,
+      startRevision: fromRevision,
+      storeId,
+      prevKv,
+    });
+    // A compacted or canceled response is the last one: the error status follows it.
+    let final = null;
+    try {
+      for await (const res of call) {
+        if (res.compacted || res.canceled) final = res;
+        for (const event of res.events) yield toEvent(event);
+      }
+    } catch (err) {
+      throw isGrpcError(err) ? watchError(err, final) : err;
+    } finally {
+      // Cancelling ends the stream with CANCELLED, emitted as an error nobody listens to any more.
+      call.on('error', () => {});
+      call.cancel();
+    }
+  }
+
+  async status() {
+    const res = await this.#unary(this.#admin, 'status', {});
+    return {
+      revision: toNumber(res.header.revision),
+      storeId: res.header.storeId,
+      keys: toNumber(res.keys),
+      bytes: toNumber(res.bytes),
+      watchers: res.watchers,
+      inFlight: res.inFlight,
+      uptimeMs: toNumber(res.uptimeMs),
+      version: res.version,
+      configVersion: toNumber(res.configVersion),
+      configSource: res.configSource,
+      lastConfigError: res.lastConfigError,
+      compactRevision: toNumber(res.compactRevision),
+    };
+  }
+
+  close() {
+    this.#kv.close(); // the Admin stub shares its channel
+  }
+
+  #unary(stub, method, request) {
+    return new Promise((resolve, reject) => {
+      const deadline = Date.now() + this.#deadlineMs;
+      stub[method](request, { deadline }, (err, res) =>
+        err ? reject(new ShoalError(err)) : resolve(res),
+      );
+    });
+  }
+}
+
+function toBytes(value) {
+  if (typeof value === 'string') return Buffer.from(value, 'utf8');
+  if (value instanceof Uint8Array) return value;
+  throw new TypeError(`expected a string or a Buffer, got ${typeof value}`);
+}
+
+// 64-bit integers go out as decimal strings so that BigInts keep every digit.
+function toInt64(value) {
+  if (typeof value === 'bigint' && BigInt.asIntN(64, value) === value) return value.toString();
+  if (Number.isSafeInteger(value)) return value;
+  throw new RangeError(`expected a safe integer or a 64-bit BigInt, got ${value}`);
+}
+
+// Every 64-bit value this API returns is far below 2^53 in practice, except a counter: check.
+function toNumber(decimal, what = 'a 64-bit value') {
+  const n = Number(decimal);
+  if (!Number.isSafeInteger(n)) throw new RangeError(`${what} ${decimal} is beyond Number's exact range`);
+  return n;
+}
+
+function toCondition({ ifAbsent, ifPresent, ifRevision, storeId = '' }) {
+  const given = [ifAbsent, ifPresent, ifRevision].filter((c) => c !== undefined && c !== false);
+  if (given.length > 1) throw new TypeError('at most one of ifAbsent, ifPresent, ifRevision');
+  if (ifAbsent) return { ifAbsent: true };
+  if (ifPresent) return { ifPresent: true };
+  if (ifRevision !== undefined) return { ifModRevision: ifRevision, storeId };
+  return null;
+}
+
+function toSelector({ prefix, start, end } = {}) {
+  if (prefix !== undefined) {
+    if (start !== undefined || end !== undefined) throw new TypeError('prefix or start/end, not both');
+    return { prefix: toBytes(prefix) };
+  }
+  if (start === undefined && end === undefined) return { prefix: Buffer.alloc(0) };
+  return { interval: { start: toBytes(start ?? ''), end: toBytes(end ?? '') } };
+}
+
+function toEntry(entry) {
+  if (!entry) return null;
+  return {
+    key: entry.key,
+    value: entry.value,
+    createRevision: toNumber(entry.createRevision),
+    modRevision: toNumber(entry.modRevision),
+    version: toNumber(entry.version),
+    ttlRemainingMs: toNumber(entry.ttlRemainingMs),
+  };
+}
+
+function toEvent(event) {
+  const entry = toEntry(event.entry);
+  return {
+    type: event.type,
+    revision: toNumber(event.revision),
+    key: entry.key,
+    value: event.type === 'PUT' ? entry.value : null, // a deletion carries no value
+    entry,
+    previous: toEntry(event.previous),
+  };
+}
+
+function isGrpcError(err) {
+  return typeof err?.code === 'number' && 'details' in err;
+}
+
+function watchError(err, final) {
+  if (final?.compacted) return new CompactedError(err, toNumber(final.compactRevision));
+  if (final?.canceled) {
+    return new WatchCanceledError(err, toNumber(final.resumeRevision), final.header.storeId);
+  }
+  return new ShoalError(err);
+}
+
+module.exports = { ShoalClient, ShoalError, CompactedError, WatchCanceledError, status: grpc.status };

@@ -1,0 +1,331 @@
+"""ShoalClient: a synchronous wrapper over the shoal.v1 KV and Admin services."""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass, field, replace
+from typing import Iterator, Optional, Union
+
+import grpc
+
+from shoal.v1 import admin_pb2, admin_pb2_grpc, kv_pb2, kv_pb2_grpc
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+
+# Keys and values: str is sent as UTF-8; everything read back is bytes.
+Data = Union[str, bytes]
+
+
+def _bytes(data: Data) -> bytes:
+    if isinstance(data, str):
+        return data.encode()
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError(f"expected str or bytes, got {type(data).__name__}")
+
+
+class ShoalError(Exception):
+    """A call that failed: the gRPC status code and the server's message."""
+
+    def __init__(self, code: grpc.StatusCode, details: str):
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.details = details
+
+
+class CompactedError(ShoalError):
+    """The watch's start revision is no longer in the server's history (or belongs to a store
+    that has since restarted). Range again, then watch from that range's revision + 1."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, compact_revision: int):
+        super().__init__(code, details)
+        self.compact_revision = compact_revision  # the oldest revision still kept
+
+
+class WatchCanceledError(ShoalError):
+    """The server ended the watch (the watcher fell behind, or the server is shutting down).
+    Every revision before resume_revision was delivered: watch again from there."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, resume_revision: int, reason: str):
+        super().__init__(code, details)
+        self.resume_revision = resume_revision
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: bytes
+    value: bytes
+    create_revision: int
+    mod_revision: int
+    version: int
+    ttl_remaining_ms: int  # 0: no TTL
+
+    @classmethod
+    def _from_proto(cls, e: kv_pb2.Entry) -> Entry:
+        return cls(e.key, e.value, e.create_revision, e.mod_revision, e.version, e.ttl_remaining_ms)
+
+
+def _entry(msg, name: str) -> Optional[Entry]:
+    return Entry._from_proto(getattr(msg, name)) if msg.HasField(name) else None
+
+
+@dataclass(frozen=True)
+class PutResult:
+    applied: bool
+    # Applied: the revision of this write. Not applied: the store's revision at the time.
+    revision: int
+    # Applied: the entry as written. Not applied: the current entry, None if the key is absent.
+    entry: Optional[Entry]
+    # With return_previous and applied: the entry before the put, if there was one.
+    previous: Optional[Entry] = None
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    applied: bool
+    deleted: int
+    revision: int  # the store's revision after the delete
+    previous: list[Entry] = field(default_factory=list)  # with return_previous
+    current: Optional[Entry] = None  # not applied: the entry that is still there
+
+
+@dataclass(frozen=True)
+class RangePage:
+    entries: list[Entry]
+    # The store's revision before the page was read: watch from revision + 1 to follow on from
+    # the first page without a gap.
+    revision: int
+    store_id: str
+
+
+class EventType(str, enum.Enum):
+    PUT = "PUT"
+    DELETE = "DELETE"
+    EXPIRE = "EXPIRE"  # the key's TTL ran out
+
+
+@dataclass(frozen=True)
+class Event:
+    type: EventType
+    revision: int
+    # PUT: the entry as written. DELETE / EXPIRE: the key only, mod_revision = this revision.
+    entry: Entry
+    previous: Optional[Entry] = None  # with prev_kv
+
+    @property
+    def key(self) -> bytes:
+        return self.entry.key
+
+    @property
+    def value(self) -> bytes:
+        return self.entry.value
+
+
+def _condition(if_absent=False, if_present=False, if_revision=None) -> Optional[kv_pb2.Condition]:
+    if sum((if_absent, if_present, if_revision is not None)) > 1:
+        raise ValueError("if_absent, if_present and if_revision are mutually exclusive")
+    if if_absent:
+        return kv_pb2.Condition(if_absent=True)
+    if if_present:
+        return kv_pb2.Condition(if_present=True)
+    if if_revision is not None:
+        return kv_pb2.Condition(if_mod_revision=if_revision)
+    return None
+
+
+class ShoalClient:
+    """A connection to shoald. Every call but watch has a deadline of `timeout` seconds.
+
+        with ShoalClient() as shoal:          # SHOAL_ADDR, else 127.0.0.1:50051
+            shoal.put("greeting", "hello")
+            shoal.get("greeting").value       # b"hello"
+    """
+
+    def __init__(self, target: Optional[str] = None, *, timeout: Optional[float] = 5.0):
+        self.target = target or os.environ.get("SHOAL_ADDR") or DEFAULT_TARGET
+        self.timeout = timeout
+        # The server bounds what it sends (max_message_bytes); do not refuse it below that.
+        self._channel = grpc.insecure_channel(
+            self.target, options=[("grpc.max_receive_message_length", -1)]
+        )
+        self._kv = kv_pb2_grpc.KVStub(self._channel)
+        self._admin = admin_pb2_grpc.AdminStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> ShoalClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _call(self, method, request):
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as err:
+            raise ShoalError(err.code(), err.details()) from err
+
+    def get(self, key: Data) -> Optional[Entry]:
+        resp = self._call(self._kv.Get, kv_pb2.GetRequest(key=_bytes(key)))
+        return Entry._from_proto(resp.entry) if resp.found else None
+
+    def put(
+        self,
+        key: Data,
+        value: Data,
+        *,
+        ttl_ms: Optional[int] = None,
+        keep_ttl: bool = False,
+        if_absent: bool = False,
+        if_present: bool = False,
+        if_revision: Optional[int] = None,
+        return_previous: bool = False,
+    ) -> PutResult:
+        """Sets key to value. ttl_ms: None for the server's default, 0 for none. A condition that
+        does not hold is not an error: the result has applied = False and the current entry."""
+        key, value = _bytes(key), _bytes(value)
+        req = kv_pb2.PutRequest(
+            key=key,
+            value=value,
+            ttl_ms=ttl_ms,
+            keep_ttl=keep_ttl,
+            condition=_condition(if_absent, if_present, if_revision),
+            return_previous=return_previous,
+        )
+        resp = self._call(self._kv.Put, req)
+        if not resp.applied:
+            return PutResult(False, resp.header.revision, _entry(resp, "entry"))
+        # The server sends back only the metadata of what was written: the rest is ours.
+        entry = replace(Entry._from_proto(resp.entry), key=key, value=value)
+        return PutResult(True, entry.mod_revision, entry, _entry(resp, "previous"))
+
+    def delete(
+        self,
+        key: Data,
+        *,
+        if_present: bool = False,
+        if_revision: Optional[int] = None,
+        return_previous: bool = False,
+    ) -> DeleteResult:
+        req = kv_pb2.DeleteRequest(
+            key=_bytes(key),
+            condition=_condition(if_present=if_present, if_revision=if_revision),
+            return_previous=return_previous,
+        )
+        resp = self._call(self._kv.Delete, req)
+        return DeleteResult(
+            applied=resp.applied,
+            deleted=resp.deleted,
+            revision=resp.header.revision,
+            previous=[Entry._from_proto(e) for e in resp.previous],
+            current=_entry(resp, "current"),
+        )
+
+    def delete_prefix(self, prefix: Data, *, all_keys: bool = False) -> int:
+        """Deletes every key starting with prefix; returns how many. An empty prefix (every key)
+        also needs all_keys=True."""
+        req = kv_pb2.DeleteRequest(key=_bytes(prefix), by_prefix=True, all_keys=all_keys)
+        return self._call(self._kv.Delete, req).deleted
+
+    def increment(self, key: Data, delta: int = 1) -> int:
+        """Adds delta to a decimal-integer value (an absent key counts as 0); returns the sum."""
+        req = kv_pb2.IncrementRequest(key=_bytes(key), delta=delta)
+        return self._call(self._kv.Increment, req).value
+
+    def range_pages(
+        self,
+        prefix: Optional[Data] = None,
+        start: Optional[Data] = None,
+        end: Optional[Data] = None,
+        page_size: Optional[int] = None,
+        keys_only: bool = False,
+    ) -> Iterator[RangePage]:
+        """The pages of a range: by prefix, or [start, end) (end None: no upper bound), or every
+        key if neither is given. page_size None: the server's cap."""
+        if prefix is not None and (start is not None or end is not None):
+            raise ValueError("give a prefix or start/end, not both")
+        req = kv_pb2.RangeRequest(limit=page_size or 0, keys_only=keys_only)
+        if start is None and end is None:
+            req.prefix = _bytes(prefix or b"")
+        else:
+            req.interval.start = _bytes(start or b"")
+            req.interval.end = _bytes(end or b"")
+        while True:
+            resp = self._call(self._kv.Range, req)
+            yield RangePage(
+                [Entry._from_proto(e) for e in resp.entries],
+                resp.header.revision,
+                resp.header.store_id,
+            )
+            if not resp.continuation:
+                return
+            req.continuation = resp.continuation
+
+    def range(
+        self,
+        prefix: Optional[Data] = None,
+        start: Optional[Data] = None,
+        end: Optional[Data] = None,
+        page_size: Optional[int] = None,
+        keys_only: bool = False,
+    ) -> Iterator[Entry]:
+        """The entries of a range in key order, across pages (see range_pages). Not a snapshot:
+        writes made meanwhile may or may not show."""
+        for page in self.range_pages(prefix, start, end, page_size, keys_only):
+            yield from page.entries
+
+    def watch(
+        self,
+        key_or_prefix: Data,
+        prefix: bool = True,
+        from_revision: int = 0,
+        prev_kv: bool = False,
+        *,
+        store_id: str = "",
+        timeout: Optional[float] = None,
+    ) -> Iterator[Event]:
+        """Yields the changes to a key, or to every key under a prefix, in revision order.
+
+        from_revision 0 means from the next mutation after the watch starts, which is when
+        iteration begins; pass a revision to replay from the history without a gap (with the
+        store_id it came from, to detect a restarted server). Raises CompactedError if that
+        revision is gone, WatchCanceledError if the server ends the watch. timeout bounds the
+        whole stream (None: no deadline). Stop iterating, or close the generator, to cancel."""
+        req = kv_pb2.WatchRequest(
+            key=_bytes(key_or_prefix),
+            prefix=prefix,
+            start_revision=from_revision,
+            store_id=store_id,
+            prev_kv=prev_kv,
+        )
+        call = self._kv.Watch(req, timeout=timeout)
+        final = None  # a compacted or canceled response; the stream's status follows it
+        try:
+            for resp in call:
+                for e in resp.events:
+                    yield Event(
+                        EventType[kv_pb2.Event.Type.Name(e.type)],
+                        e.revision,
+                        Entry._from_proto(e.entry),
+                        _entry(e, "previous"),
+                    )
+                if resp.compacted or resp.canceled:
+                    final = resp
+        except grpc.RpcError as err:
+            code, details = err.code(), err.details()
+            if final is not None and final.compacted:
+                raise CompactedError(code, details, final.compact_revision) from err
+            if final is not None and final.canceled:
+                raise WatchCanceledError(
+                    code, details, final.resume_revision, final.cancel_reason
+                ) from err
+            raise ShoalError(code, details) from err
+        finally:
+            call.cancel()
+
+    def status(self) -> admin_pb2.StatusResponse:
+        """The server's Admin/Status: keys, bytes, watchers, version, compact_revision..."""
+        return self._call(self._admin.Status, admin_pb2.StatusRequest())
