@@ -20,6 +20,11 @@ deps() {
   if [ "$(id -u)" -eq 0 ] || command -v sudo >/dev/null; then
     scripts/install-deps.sh
   fi
+  # The Node client's packages, as its lockfile pins them (only when the lockfile changed).
+  if [ ! -f clients/node/node_modules/.package-lock.json ] ||
+    [ clients/node/package-lock.json -nt clients/node/node_modules/.package-lock.json ]; then
+    npm ci --prefix clients/node --no-audit --no-fund --loglevel=error
+  fi
 }
 
 configure() {  # dir, extra cmake args...

@@ -13,6 +13,8 @@ packages=(
   libjemalloc-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
+  # the Python and Node clients and their tests
+  python3-grpcio python3-protobuf nodejs
   # sanitizers' runtimes for clang, and clang for the thread-safety check
   clang libclang-rt-14-dev
 )
@@ -21,6 +23,9 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Debian's nodejs comes without npm (its own package); other builds of nodejs bundle it, and
+# Debian's npm would conflict with them.
+command -v npm >/dev/null || missing+=(npm)
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: everything is installed"

@@ -40,6 +40,9 @@ absl::Status watcher::open() {
   std::lock_guard lock(mu_);
   if (cancelled_) return absl::CancelledError("the watch was cancelled");
   context_ = std::make_unique<grpc::ClientContext>();  // no deadline: a watch lasts
+  // A resumed watch waits for the channel to reconnect rather than failing at once; the first
+  // open fails fast, so that a server that is down is reported.
+  context_->set_wait_for_ready(reconnects_ > 0);
   reader_ = client_->kv_stub().Watch(context_.get(), req);
   return absl::OkStatus();
 }

@@ -105,7 +105,7 @@ class ShoalClient {
     };
   }
 
-  // Deletes one key, optionally on a condition ({ifPresent, ifRevision, storeId}). deleted is 0 or 1.
+  // Deletes one key, optionally on a condition: {ifPresent, ifRevision, storeId}.
   async delete(key, options = {}) {
     const { returnPrevious = false } = options;
     const res = await this.#unary(this.#kv, 'delete', {
@@ -247,10 +247,12 @@ function toInt64(value) {
   throw new RangeError(`expected a safe integer or a 64-bit BigInt, got ${value}`);
 }
 
-// Every 64-bit value this API returns is far below 2^53 in practice, except a counter: check.
+// A Number is exact only up to 2^53 - 1: refuse, rather than round, anything larger.
 function toNumber(decimal, what = 'a 64-bit value') {
   const n = Number(decimal);
-  if (!Number.isSafeInteger(n)) throw new RangeError(`${what} ${decimal} is beyond Number's exact range`);
+  if (!Number.isSafeInteger(n)) {
+    throw new RangeError(`${what} ${decimal} is beyond Number's exact range`);
+  }
   return n;
 }
 
@@ -265,7 +267,9 @@ function toCondition({ ifAbsent, ifPresent, ifRevision, storeId = '' }) {
 
 function toSelector({ prefix, start, end } = {}) {
   if (prefix !== undefined) {
-    if (start !== undefined || end !== undefined) throw new TypeError('prefix or start/end, not both');
+    if (start !== undefined || end !== undefined) {
+      throw new TypeError('a selector has a prefix or start/end, not both');
+    }
     return { prefix: toBytes(prefix) };
   }
   if (start === undefined && end === undefined) return { prefix: Buffer.alloc(0) };
@@ -308,4 +312,10 @@ function watchError(err, final) {
   return new ShoalError(err);
 }
 
-module.exports = { ShoalClient, ShoalError, CompactedError, WatchCanceledError, status: grpc.status };
+module.exports = {
+  ShoalClient,
+  ShoalError,
+  CompactedError,
+  WatchCanceledError,
+  status: grpc.status, // the gRPC status codes, to compare with ShoalError.code
+};

@@ -206,13 +206,14 @@ class ShoalClient:
         self,
         key: Data,
         *,
-        if_present: bool = False,
         if_revision: Optional[int] = None,
         return_previous: bool = False,
     ) -> DeleteResult:
+        """Deletes one key; deleted is 0 if it was absent. With if_revision, only if the key's
+        mod_revision is that (applied = False and the current entry otherwise)."""
         req = kv_pb2.DeleteRequest(
             key=_bytes(key),
-            condition=_condition(if_present=if_present, if_revision=if_revision),
+            condition=_condition(if_revision=if_revision),
             return_previous=return_previous,
         )
         resp = self._call(self._kv.Delete, req)

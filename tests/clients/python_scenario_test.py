@@ -1,0 +1,139 @@
+#!/usr/bin/python3
+"""Runs tests/clients/scenario.json through the Python client against a fresh shoald, checks that
+failures surface as ShoalError with the server's status code, and that SIGTERM exits 0.
+
+    /usr/bin/python3 tests/clients/python_scenario_test.py --shoald build/service/shoald [--gen DIR]
+
+Without --gen, the stubs are generated into a temporary directory with clients/python/generate.sh.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import grpc
+
+from scenario_support import ROOT, Mismatch, Shoald, check, load_steps, run_scenario
+
+
+def observe(client, step):
+    """Runs one step; returns what it observed, under the scenario's expectation names."""
+    op = step["op"]
+    if op == "put":
+        r = client.put(
+            step["key"],
+            step["value"],
+            ttl_ms=step.get("ttl_ms"),
+            if_absent=step.get("if_absent", False),
+            if_revision=step.get("if_revision"),
+        )
+        current = None if r.applied or r.entry is None else r.entry.value.decode()
+        return {"applied": r.applied, "revision": r.revision, "current_value": current}
+    if op == "get":
+        e = client.get(step["key"])
+        if e is None:
+            return {"found": False}
+        return {
+            "found": True,
+            "value": e.value.decode(),
+            "version": e.version,
+            "create_revision": e.create_revision,
+            "mod_revision": e.mod_revision,
+        }
+    if op == "incr":
+        value = client.increment(step["key"], step["delta"])
+        # increment returns the sum only; the key's mod_revision is the increment's revision.
+        return {"value": value, "revision": client.get(step["key"]).mod_revision}
+    if op == "range":
+        pages = list(client.range_pages(step["prefix"], page_size=step["page_size"]))
+        entries = [e for page in pages for e in page.entries]
+        return {
+            "keys": [e.key.decode() for e in entries],
+            "values": [e.value.decode() for e in entries],
+            "pages": len(pages),
+        }
+    if op == "delete":
+        return {"deleted": client.delete(step["key"]).deleted}
+    if op == "delete_prefix":
+        return {"deleted": client.delete_prefix(step["prefix"])}
+    if op == "sleep_ms":
+        time.sleep(step["ms"] / 1000)
+        return {}
+    if op == "watch":
+        events = []
+        # The deadline turns too few events into an error instead of a hang.
+        for ev in client.watch(step["prefix"], from_revision=step["from_revision"], timeout=10):
+            events.append([ev.type.value, ev.key.decode(), ev.revision])
+            if len(events) == step["count"]:
+                break
+        return {"events": events}
+    raise Mismatch(f"unknown op {op!r}")
+
+
+def run_errors(sc, client):
+    """Failures raise ShoalError with the server's status code (sc: the shoal_client module)."""
+    code = grpc.StatusCode
+
+    def word_then_increment():
+        client.put("scn/word", "seven")
+        client.increment("scn/word")
+
+    cases = [
+        ("get of an empty key", code.INVALID_ARGUMENT, sc.ShoalError, lambda: client.get("")),
+        ("put with a negative ttl", code.INVALID_ARGUMENT, sc.ShoalError,
+         lambda: client.put("scn/x", "v", ttl_ms=-1)),
+        ("increment of a non-integer", code.FAILED_PRECONDITION, sc.ShoalError,
+         word_then_increment),
+        # A start revision from another store (a restarted server) counts as compacted.
+        ("watch from another store", code.OUT_OF_RANGE, sc.CompactedError,
+         lambda: next(client.watch("scn/", from_revision=1, store_id="0" * 16, timeout=10))),
+    ]
+    for what, want_code, want_type, call in cases:
+        try:
+            call()
+        except sc.ShoalError as err:
+            check(f"error {what}: exception", want_type.__name__, type(err).__name__)
+            check(f"error {what}: status", want_code, err.code)
+            print(f"error {what}: {err.code.name}: ok")
+        else:
+            raise Mismatch(f"error {what}: expected {want_code.name}, but the call succeeded")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shoald", required=True, help="the shoald binary")
+    parser.add_argument("--gen", help="generated stubs (default: generate into a temporary dir)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        gen = args.gen
+        if gen is None:
+            gen = tmp
+            subprocess.run([ROOT / "clients/python/generate.sh", gen], check=True)
+        sys.path[:0] = [str(gen), str(ROOT / "clients/python")]
+        import shoal_client  # only now are the stubs it imports on the path
+
+        steps = load_steps()
+        server = Shoald(os.path.abspath(args.shoald))
+        try:
+            with shoal_client.ShoalClient(server.address) as client:
+                run_scenario(lambda step: observe(client, step), steps)
+                run_errors(shoal_client, client)
+        except Mismatch as err:
+            server.terminate()
+            sys.exit(f"FAIL {err}\n--- shoald log ---\n{server.log_text()}")
+        except BaseException:
+            server.terminate()
+            raise
+        code = server.terminate()
+        if code != 0:
+            sys.exit(f"FAIL shoald exited with {code} after SIGTERM\n{server.log_text()}")
+        print("shoald exited 0 after SIGTERM")
+        print("PASS")
+
+
+if __name__ == "__main__":
+    main()

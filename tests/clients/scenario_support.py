@@ -1,0 +1,94 @@
+"""What the client scenario runners share: a shoald on an ephemeral port, the scenario file,
+and the checker that compares what a client observed with the scenario's expectations.
+"""
+
+import itertools
+import json
+import re
+import select
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_steps():
+    return json.loads((ROOT / "tests/clients/scenario.json").read_text())["steps"]
+
+
+class Mismatch(Exception):
+    pass
+
+
+def check(what, want, got):
+    if want != got:
+        raise Mismatch(f"{what}: expected {want!r}, got {got!r}")
+
+
+class Shoald:
+    """shoald on an ephemeral loopback port; its log goes to a temporary file, shown on failure."""
+
+    def __init__(self, path):
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(
+            [path, "--listen=127.0.0.1:0"], stdout=subprocess.PIPE, stderr=self.log, text=True
+        )
+        ready, _, _ = select.select([self.proc.stdout], [], [], 10)
+        line = self.proc.stdout.readline() if ready else ""
+        match = re.fullmatch(r"shoald listening on (\S+)\n", line)
+        if not match:
+            self.proc.kill()
+            raise RuntimeError(f"shoald did not start (first line {line!r}):\n{self.log_text()}")
+        self.address = match[1]
+
+    def log_text(self):
+        self.log.seek(0)
+        return self.log.read()
+
+    def terminate(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return "no exit within 30 s"
+
+
+def canonical(events):
+    """The keys of one delete_prefix come in no set order: sort the keys of each run of DELETE
+    events, leaving the types and revisions where they are."""
+    out = []
+    for is_delete, run in itertools.groupby(events, key=lambda e: e[0] == "DELETE"):
+        run = list(run)
+        keys = sorted(e[1] for e in run) if is_delete else [e[1] for e in run]
+        out += [[kind, key, revision] for (kind, _, revision), key in zip(run, keys)]
+    return out
+
+
+def run_scenario(observe, steps, unobservable=()):
+    """observe(step) runs one step and returns what it saw, under the expectation names.
+    unobservable: expectation names this client cannot see (they are skipped, and said so)."""
+    for n, step in enumerate(steps, 1):
+        label = f"step {n:2} {step['op']} {step.get('key', step.get('prefix', ''))}".rstrip()
+        try:
+            got = observe(step)
+            for name, want in step.get("expect", {}).items():
+                if name in unobservable:
+                    print(f"{label}: {name} not visible to this client, skipped")
+                    continue
+                if name not in got:
+                    raise Mismatch(f"{name!r}: not something {step['op']} reports")
+                if name == "events":
+                    want, events = canonical(want), canonical(got[name])
+                    for i, (w, g) in enumerate(zip(want, events)):
+                        check(f"event {i}", w, g)
+                    check("number of events", len(want), len(events))
+                else:
+                    check(name, want, got[name])
+        except Mismatch as err:
+            raise Mismatch(f"{label}: {err}") from None
+        except Exception as err:  # the client failed outright
+            raise Mismatch(f"{label}: {type(err).__name__}: {err}") from err
+        print(f"{label}: ok")
