@@ -9,6 +9,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "service/log.h"
 #include "service/server.h"
 
@@ -53,8 +55,8 @@ void note_given_flags(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     if (a == "--") break;
-    if (a.substr(0, 2) != "--") continue;
-    a.remove_prefix(2);
+    if (a.substr(0, 1) != "-") continue;
+    a.remove_prefix(a.substr(0, 2) == "--" ? 2 : 1);  // abseil takes -name as --name
     a = a.substr(0, a.find('='));
     g_given.emplace(a);
     if (a.substr(0, 2) == "no") g_given.emplace(a.substr(2));  // --noread_only
@@ -100,10 +102,24 @@ shoal::v1::ServerConfig flag_overlay() {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "shoald: Shoal's key-value server.\n"
+      "Shoal's key-value server.\n"
       "  shoald [--listen=127.0.0.1:50051] [--config=/etc/shoal/config.json] [--<setting>=...]\n"
       "Settings: defaults < config file < flags. See proto/shoal/v1/admin.proto.");
+  // --help lists the flags of this file (abseil's default looks for a file named after the binary).
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "service/main.cc");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
   note_given_flags(argc, argv);
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a.find("flagfile") != std::string_view::npos || a.find("fromenv") != std::string_view::npos) {
+      std::fprintf(stderr, "shoald: %s is not supported: put settings in --config instead\n", argv[i]);
+      return 2;
+    }
+  }
   absl::ParseCommandLine(argc, argv);
 
   // Block the stop signals in every thread (gRPC's and the runtime's included); main waits for
