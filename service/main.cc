@@ -115,8 +115,10 @@ int main(int argc, char** argv) {
   note_given_flags(argc, argv);
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
-    if (a.find("flagfile") != std::string_view::npos || a.find("fromenv") != std::string_view::npos) {
-      std::fprintf(stderr, "shoald: %s is not supported: put settings in --config instead\n", argv[i]);
+    if (a.find("flagfile") != std::string_view::npos ||
+        a.find("fromenv") != std::string_view::npos) {
+      std::fprintf(stderr, "shoald: %s is not supported: put settings in --config instead\n",
+                   argv[i]);
       return 2;
     }
   }

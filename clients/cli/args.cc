@@ -1,8 +1,8 @@
 #include "clients/cli/args.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/match.h"
 
 namespace shoal::cli {
 
@@ -17,7 +17,8 @@ absl::StatusOr<std::optional<int64_t>> parsed_args::integer(const std::string& n
   if (!v) return std::optional<int64_t>();
   int64_t n = 0;
   if (!absl::SimpleAtoi(*v, &n)) {
-    return absl::InvalidArgumentError(absl::StrCat("--", name, " needs an integer, not '", *v, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, " needs an integer, not '", *v, "'"));
   }
   return std::optional<int64_t>(n);
 }
@@ -48,7 +49,8 @@ absl::StatusOr<parsed_args> parse(const std::vector<std::string>& args,
     }
     if (spec == nullptr) return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
     if (!spec->takes_value) {
-      if (inline_value) return absl::InvalidArgumentError(absl::StrCat("--", name, " takes no value"));
+      if (inline_value)
+        return absl::InvalidArgumentError(absl::StrCat("--", name, " takes no value"));
       out.flags[name] = "";
     } else if (inline_value) {
       out.flags[name] = *inline_value;

@@ -30,16 +30,16 @@ namespace sc = shoal::client;
 
 enum exit_code : int {
   k_ok = 0,
-  k_error = 1,               // any other failure
-  k_usage = 2,               // bad command line
-  k_not_found = 3,           // get / del of a key that does not exist
-  k_not_applied = 4,         // a condition did not hold
-  k_invalid_argument = 5,    // the server refused the input
-  k_failed_precondition = 6, // read-only server, value not an integer
-  k_resource_exhausted = 7,  // a server limit
-  k_out_of_range = 8,        // compacted watch, increment overflow
-  k_unavailable = 9,         // server down, unreachable or draining
-  k_deadline = 10,           // no answer in time
+  k_error = 1,                // any other failure
+  k_usage = 2,                // bad command line
+  k_not_found = 3,            // get / del of a key that does not exist
+  k_not_applied = 4,          // a condition did not hold
+  k_invalid_argument = 5,     // the server refused the input
+  k_failed_precondition = 6,  // read-only server, value not an integer
+  k_resource_exhausted = 7,   // a server limit
+  k_out_of_range = 8,         // compacted watch, increment overflow
+  k_unavailable = 9,          // server down, unreachable or draining
+  k_deadline = 10,            // no answer in time
 };
 
 constexpr const char* k_exit_codes =
@@ -62,14 +62,22 @@ int fail(const global& g, const absl::Status& s) {
   std::fprintf(stderr, "shoalctl: %s: %s\n", absl::StatusCodeToString(s.code()).c_str(),
                what.c_str());
   switch (s.code()) {
-    case absl::StatusCode::kInvalidArgument: return k_invalid_argument;
-    case absl::StatusCode::kFailedPrecondition: return k_failed_precondition;
-    case absl::StatusCode::kResourceExhausted: return k_resource_exhausted;
-    case absl::StatusCode::kOutOfRange: return k_out_of_range;
-    case absl::StatusCode::kUnavailable: return k_unavailable;
-    case absl::StatusCode::kDeadlineExceeded: return k_deadline;
-    case absl::StatusCode::kNotFound: return k_not_found;
-    default: return k_error;
+    case absl::StatusCode::kInvalidArgument:
+      return k_invalid_argument;
+    case absl::StatusCode::kFailedPrecondition:
+      return k_failed_precondition;
+    case absl::StatusCode::kResourceExhausted:
+      return k_resource_exhausted;
+    case absl::StatusCode::kOutOfRange:
+      return k_out_of_range;
+    case absl::StatusCode::kUnavailable:
+      return k_unavailable;
+    case absl::StatusCode::kDeadlineExceeded:
+      return k_deadline;
+    case absl::StatusCode::kNotFound:
+      return k_not_found;
+    default:
+      return k_error;
   }
 }
 
@@ -128,8 +136,10 @@ int cmd_get(const global& g, sc::client& c, const parsed_args& a) {
   auto r = c.get(a.positional[0]);
   if (!r.ok()) return fail(g, r.status());
   if (!r->has_value()) {
-    if (g.json) std::printf("{\"found\":false}\n");
-    else std::fprintf(stderr, "shoalctl: %s: not found\n", display(a.positional[0]).c_str());
+    if (g.json)
+      std::printf("{\"found\":false}\n");
+    else
+      std::fprintf(stderr, "shoalctl: %s: not found\n", display(a.positional[0]).c_str());
     return k_not_found;
   }
   print_entry(g, **r, false);
@@ -152,8 +162,9 @@ int cmd_put(const global& g, sc::client& c, const parsed_args& a) {
   auto r = c.put(a.positional[0], *value, o);
   if (!r.ok()) return fail(g, r.status());
   if (g.json) {
-    std::printf("{\"applied\":%s,\"revision\":\"%llu\",\"entry\":%s}\n", r->applied ? "true" : "false",
-                static_cast<unsigned long long>(r->revision), to_json(r->entry).c_str());
+    std::printf("{\"applied\":%s,\"revision\":\"%llu\",\"entry\":%s}\n",
+                r->applied ? "true" : "false", static_cast<unsigned long long>(r->revision),
+                to_json(r->entry).c_str());
   } else if (r->applied) {
     std::printf("OK revision %llu\n", static_cast<unsigned long long>(r->revision));
   } else {
@@ -169,8 +180,10 @@ int cmd_del(const global& g, sc::client& c, const parsed_args& a) {
   if (a.has("prefix")) {
     auto n = c.remove_prefix(key, a.has("all"));
     if (!n.ok()) return fail(g, n.status());
-    if (g.json) std::printf("{\"deleted\":\"%llu\"}\n", static_cast<unsigned long long>(*n));
-    else std::printf("deleted %llu\n", static_cast<unsigned long long>(*n));
+    if (g.json)
+      std::printf("{\"deleted\":\"%llu\"}\n", static_cast<unsigned long long>(*n));
+    else
+      std::printf("deleted %llu\n", static_cast<unsigned long long>(*n));
     return k_ok;
   }
   auto rev = a.integer("if-revision");
@@ -202,8 +215,10 @@ int cmd_incr(const global& g, sc::client& c, const parsed_args& a) {
   }
   auto r = c.increment(a.positional[0], delta);
   if (!r.ok()) return fail(g, r.status());
-  if (g.json) std::printf("{\"value\":\"%lld\"}\n", static_cast<long long>(*r));
-  else std::printf("%lld\n", static_cast<long long>(*r));
+  if (g.json)
+    std::printf("{\"value\":\"%lld\"}\n", static_cast<long long>(*r));
+  else
+    std::printf("%lld\n", static_cast<long long>(*r));
   return k_ok;
 }
 
@@ -313,34 +328,65 @@ int cmd_config(const global& g, sc::client& c, const parsed_args& a) {
 const std::vector<command>& commands() {
   static const std::vector<command> all = {
       {"get", "get KEY", "Prints the key's value.", {}, 1, 1, cmd_get},
-      {"put", "put KEY VALUE", "Writes VALUE (text, @file, or - for stdin) under KEY.",
+      {"put",
+       "put KEY VALUE",
+       "Writes VALUE (text, @file, or - for stdin) under KEY.",
        {{"ttl", true, "expire after this many milliseconds"},
         {"keep-ttl", false, "keep the key's current expiry"},
         {"if-absent", false, "only if the key does not exist"},
         {"if-present", false, "only if the key exists"},
         {"if-revision", true, "only if the key's mod_revision is this (compare-and-swap)"}},
-       2, 2, cmd_put},
-      {"del", "del KEY", "Deletes KEY, or with --prefix every key starting with KEY.",
+       2,
+       2,
+       cmd_put},
+      {"del",
+       "del KEY",
+       "Deletes KEY, or with --prefix every key starting with KEY.",
        {{"prefix", false, "delete every key with this prefix (each is its own revision)"},
         {"all", false, "with --prefix and an empty KEY: really delete every key"},
         {"if-revision", true, "only if the key's mod_revision is this"}},
-       1, 1, cmd_del},
-      {"incr", "incr KEY [DELTA]", "Adds DELTA (default 1) to a decimal integer value; prints it.",
-       {}, 1, 2, cmd_incr},
-      {"range", "range [PREFIX]", "Lists keys and values in key order, following pages.",
+       1,
+       1,
+       cmd_del},
+      {"incr",
+       "incr KEY [DELTA]",
+       "Adds DELTA (default 1) to a decimal integer value; prints it.",
+       {},
+       1,
+       2,
+       cmd_incr},
+      {"range",
+       "range [PREFIX]",
+       "Lists keys and values in key order, following pages.",
        {{"limit", true, "stop after this many entries"},
         {"page-size", true, "entries per request"},
         {"keys-only", false, "keys only"}},
-       0, 1, cmd_range},
-      {"watch", "watch KEY", "Prints changes to KEY (or with --prefix, keys under it) until Ctrl-C.",
+       0,
+       1,
+       cmd_range},
+      {"watch",
+       "watch KEY",
+       "Prints changes to KEY (or with --prefix, keys under it) until Ctrl-C.",
        {{"prefix", false, "watch every key starting with KEY"},
         {"from-revision", true, "replay from this revision (if still in the history)"},
         {"prev-kv", false, "include each event's previous entry (with --json)"}},
-       1, 1, cmd_watch},
-      {"status", "status", "Shows the server's revision, keys, bytes, watchers, config...", {}, 0,
-       0, cmd_status},
-      {"config", "config [show|watch]", "Shows the effective configuration, or streams changes.",
-       {}, 0, 1, cmd_config},
+       1,
+       1,
+       cmd_watch},
+      {"status",
+       "status",
+       "Shows the server's revision, keys, bytes, watchers, config...",
+       {},
+       0,
+       0,
+       cmd_status},
+      {"config",
+       "config [show|watch]",
+       "Shows the effective configuration, or streams changes.",
+       {},
+       0,
+       1,
+       cmd_config},
   };
   return all;
 }

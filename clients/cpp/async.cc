@@ -53,7 +53,7 @@ rt::task<absl::StatusOr<std::optional<v1::Entry>>> client::get_async(std::string
 }
 
 rt::task<absl::StatusOr<put_result>> client::put_async(std::string key, std::string value,
-                                                      put_options o) {
+                                                       put_options o) {
   const v1::PutRequest req = detail::put_request(key, value, o);
   v1::PutResponse resp;
   const grpc::Status s = co_await call_once(
@@ -106,6 +106,49 @@ rt::task<absl::StatusOr<v1::RangeResponse>> client::range_page_async(range_optio
       &resp);
   if (!s.ok()) co_return to_status(s);
   co_return resp;
+}
+
+async_watcher::~async_watcher() {
+  // No operation is pending between calls to next(): cancelling is enough to end the stream.
+  if (context_) context_->TryCancel();
+}
+
+rt::task<absl::StatusOr<v1::Event>> async_watcher::next() {
+  int failures = 0;
+  while (!progress_.has_event()) {
+    bool streaming = reader_ != nullptr;
+    if (!streaming) {
+      if (progress_.compacted()) co_return progress_.compacted_error();
+      const v1::WatchRequest req = progress_.request();
+      context_ = std::make_unique<grpc::ClientContext>();
+      context_->set_wait_for_ready(reconnects_ > 0);  // as the blocking watcher does
+      reader_ = client_->kv_stub().PrepareAsyncWatch(context_.get(), req,
+                                                     rtg::completion_queue_driver::current_queue());
+      streaming =
+          co_await rtg::async_op(context_.get(), [&](void* tag) { reader_->StartCall(tag); });
+    }
+    if (streaming) {
+      v1::WatchResponse resp;
+      const bool got =
+          co_await rtg::async_op(context_.get(), [&](void* tag) { reader_->Read(&resp, tag); });
+      if (got) {
+        failures = 0;
+        progress_.absorb(resp);
+        continue;
+      }
+    }
+    grpc::Status end;
+    (void)co_await rtg::async_op(context_.get(), [&](void* tag) { reader_->Finish(&end, tag); });
+    reader_.reset();
+    context_.reset();
+    if (progress_.compacted()) continue;
+    if (!detail::watch_progress::resumable(end) || ++failures > client_->opts().max_attempts) {
+      co_return to_status(end);
+    }
+    co_await rt::sleep(detail::backoff(client_->opts(), failures - 1));
+    ++reconnects_;
+  }
+  co_return progress_.take_event();
 }
 
 }  // namespace shoal::client

@@ -2,8 +2,8 @@
 // deadlines and the retry policy. Internal to the client library.
 #pragma once
 
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <string_view>
 #include <thread>
 

@@ -89,9 +89,8 @@ absl::StatusOr<std::optional<v1::Entry>> client::get(std::string_view key) {
   v1::GetRequest req;
   req.set_key(key.data(), key.size());
   v1::GetResponse resp;
-  auto s = detail::with_retries(options_, [&](grpc::ClientContext& ctx) {
-    return kv_->Get(&ctx, req, &resp);
-  });
+  auto s = detail::with_retries(
+      options_, [&](grpc::ClientContext& ctx) { return kv_->Get(&ctx, req, &resp); });
   if (!s.ok()) return to_status(s);
   if (!resp.found()) return std::optional<v1::Entry>();
   return std::optional<v1::Entry>(std::move(*resp.mutable_entry()));
@@ -145,12 +144,13 @@ range_reader client::range(range_options o) { return range_reader(this, std::mov
 
 watcher client::watch(watch_options o) { return watcher(this, std::move(o)); }
 
+async_watcher client::watch_async(watch_options o) { return async_watcher(this, std::move(o)); }
+
 absl::StatusOr<v1::StatusResponse> client::status() {
   v1::StatusRequest req;
   v1::StatusResponse resp;
-  auto s = detail::with_retries(options_, [&](grpc::ClientContext& ctx) {
-    return admin_->Status(&ctx, req, &resp);
-  });
+  auto s = detail::with_retries(
+      options_, [&](grpc::ClientContext& ctx) { return admin_->Status(&ctx, req, &resp); });
   if (!s.ok()) return to_status(s);
   return resp;
 }
@@ -158,9 +158,8 @@ absl::StatusOr<v1::StatusResponse> client::status() {
 absl::StatusOr<v1::ServerConfig> client::config() {
   v1::GetConfigRequest req;
   v1::GetConfigResponse resp;
-  auto s = detail::with_retries(options_, [&](grpc::ClientContext& ctx) {
-    return admin_->GetConfig(&ctx, req, &resp);
-  });
+  auto s = detail::with_retries(
+      options_, [&](grpc::ClientContext& ctx) { return admin_->GetConfig(&ctx, req, &resp); });
   if (!s.ok()) return to_status(s);
   return std::move(*resp.mutable_config());
 }

@@ -9,6 +9,8 @@
 //   while (auto ev = w.next()) { ... }                 // resumes by itself after a dropped stream
 //
 //   co_await kv.get_async("greeting");                 // inside a task on the runtime
+//   auto aw = kv.watch_async({.key = "app/", .prefix = true});
+//   auto ev = co_await aw.next();
 //
 // Every call has a deadline (options::deadline). Reads (Get, Range, Status, GetConfig) are retried
 // with exponential backoff when the server is UNAVAILABLE; writes are not (a write whose answer
@@ -45,14 +47,14 @@ struct put_options {
   bool keep_ttl = false;          // keep the key's current expiry
   bool if_absent = false;
   bool if_present = false;
-  uint64_t if_revision = 0;       // compare-and-swap on mod_revision (0: no condition)
+  uint64_t if_revision = 0;  // compare-and-swap on mod_revision (0: no condition)
   bool return_previous = false;
 };
 
 struct put_result {
   bool applied = false;
-  uint64_t revision = 0;          // the write's (applied), else the store's
-  v1::Entry entry;                // applied: metadata as written; not applied: the current entry
+  uint64_t revision = 0;  // the write's (applied), else the store's
+  v1::Entry entry;        // applied: metadata as written; not applied: the current entry
   std::optional<v1::Entry> previous;
 };
 
@@ -98,6 +100,8 @@ class client {
   // One Range page (pass back its continuation for the next).
   rt::task<absl::StatusOr<v1::RangeResponse>> range_page_async(range_options o,
                                                                std::string continuation = {});
+  // A watch read from tasks (the stream opens on the first next()).
+  async_watcher watch_async(watch_options o);
 
   // For what the wrappers do not cover.
   v1::KV::Stub& kv_stub() { return *kv_; }

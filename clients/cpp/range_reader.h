@@ -14,9 +14,9 @@ namespace shoal::client {
 class client;
 
 struct range_options {
-  std::string prefix;            // used unless start or end is set
-  std::string start, end;        // [start, end); an empty end: no upper bound
-  uint32_t page_size = 0;        // 0: the server's page cap
+  std::string prefix;      // used unless start or end is set
+  std::string start, end;  // [start, end); an empty end: no upper bound
+  uint32_t page_size = 0;  // 0: the server's page cap
   bool keys_only = false;
 };
 

@@ -81,16 +81,26 @@ TEST(client_scenario, the_cpp_library_runs_the_shared_scenario) {
       auto r = kv.put(str(step, "key"), str(step, "value"), o);
       ASSERT_TRUE(r.ok()) << r.status();
       EXPECT_EQ(r->applied, flag(expect, "applied"));
-      if (field(expect, "revision")) { EXPECT_EQ(r->revision, num(expect, "revision")); }
-      if (field(expect, "current_value")) { EXPECT_EQ(r->entry.value(), str(expect, "current_value")); }
+      if (field(expect, "revision")) {
+        EXPECT_EQ(r->revision, num(expect, "revision"));
+      }
+      if (field(expect, "current_value")) {
+        EXPECT_EQ(r->entry.value(), str(expect, "current_value"));
+      }
     } else if (op == "get") {
       auto r = kv.get(str(step, "key"));
       ASSERT_TRUE(r.ok()) << r.status();
       ASSERT_EQ(r->has_value(), flag(expect, "found"));
       if (!r->has_value()) continue;
-      if (field(expect, "value")) { EXPECT_EQ((*r)->value(), str(expect, "value")); }
-      if (field(expect, "version")) { EXPECT_EQ((*r)->version(), num(expect, "version")); }
-      if (field(expect, "mod_revision")) { EXPECT_EQ((*r)->mod_revision(), num(expect, "mod_revision")); }
+      if (field(expect, "value")) {
+        EXPECT_EQ((*r)->value(), str(expect, "value"));
+      }
+      if (field(expect, "version")) {
+        EXPECT_EQ((*r)->version(), num(expect, "version"));
+      }
+      if (field(expect, "mod_revision")) {
+        EXPECT_EQ((*r)->mod_revision(), num(expect, "mod_revision"));
+      }
       if (field(expect, "create_revision")) {
         EXPECT_EQ((*r)->create_revision(), num(expect, "create_revision"));
       }
@@ -115,8 +125,10 @@ TEST(client_scenario, the_cpp_library_runs_the_shared_scenario) {
         values.push_back((*e)->value());
       }
       std::vector<std::string> want_keys, want_values;
-      for (const auto& v : field(expect, "keys")->list_value().values()) want_keys.push_back(v.string_value());
-      for (const auto& v : field(expect, "values")->list_value().values()) want_values.push_back(v.string_value());
+      for (const auto& v : field(expect, "keys")->list_value().values())
+        want_keys.push_back(v.string_value());
+      for (const auto& v : field(expect, "values")->list_value().values())
+        want_values.push_back(v.string_value());
       EXPECT_EQ(keys, want_keys);
       EXPECT_EQ(values, want_values);
       EXPECT_EQ(reader.pages(), num(expect, "pages"));

@@ -23,7 +23,8 @@ class tcp_proxy {
   // target: "127.0.0.1:PORT".
   explicit tcp_proxy(const std::string& target) {
     target_.sin_family = AF_INET;
-    target_.sin_port = htons(static_cast<uint16_t>(std::stoi(target.substr(target.rfind(':') + 1))));
+    target_.sin_port =
+        htons(static_cast<uint16_t>(std::stoi(target.substr(target.rfind(':') + 1))));
     inet_pton(AF_INET, "127.0.0.1", &target_.sin_addr);
     listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in any{};
