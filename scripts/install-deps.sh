@@ -9,8 +9,8 @@ packages=(
   # gRPC, protobuf, abseil (the runtime and the service)
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   grpc-proto
-  # shoald's allocator
-  libjemalloc-dev
+  # shoald's allocator and its metrics endpoint
+  libjemalloc-dev prometheus-cpp-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # the Python and Node clients and their tests

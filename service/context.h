@@ -11,6 +11,7 @@
 #include "grpcpp/grpcpp.h"
 #include "runtime/sync/watch.h"
 #include "service/config/config.h"
+#include "service/metrics/metrics.h"
 #include "service/store/sequencer.h"
 #include "service/store/store.h"
 #include "shoal/v1/kv.pb.h"
@@ -62,6 +63,7 @@ class in_flight_permit {
     const int64_t max = cfg.live().max_in_flight();
     if (ctx.in_flight.fetch_add(1, std::memory_order_relaxed) >= max) {
       ctx.in_flight.fetch_sub(1, std::memory_order_relaxed);
+      metrics::count(metrics::event::rejected_in_flight);
       return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                           "the server is at its limit of calls in flight (live.max_in_flight = " +
                               std::to_string(max) + "); retry later");

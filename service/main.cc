@@ -31,6 +31,8 @@ ABSL_FLAG(uint32_t, shards, 0, "store shards, a power of two (0: 2 per worker, a
 ABSL_FLAG(uint32_t, max_message_bytes, 4u << 20, "largest gRPC message");
 ABSL_FLAG(uint32_t, history_max_events, 100'000, "watch history length, in events");
 ABSL_FLAG(uint64_t, history_max_bytes, 64ull << 20, "watch history size, in bytes");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "Prometheus endpoint (GET /metrics), e.g. 0.0.0.0:9090; empty: none");
 ABSL_FLAG(uint32_t, shutdown_grace_seconds, 10, "time calls in flight get on SIGTERM");
 // Live settings.
 ABSL_FLAG(uint32_t, max_key_bytes, 4096, "largest key");
@@ -80,6 +82,7 @@ shoal::v1::ServerConfig flag_overlay() {
   SHOAL_OVERLAY(s, history_max_events);
   SHOAL_OVERLAY(s, history_max_bytes);
   SHOAL_OVERLAY(s, shutdown_grace_seconds);
+  SHOAL_OVERLAY(s, metrics_listen);
   SHOAL_OVERLAY(l, max_key_bytes);
   SHOAL_OVERLAY(l, max_value_bytes);
   SHOAL_OVERLAY(l, max_keys);
@@ -139,6 +142,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::printf("shoald listening on %s\n", (*server)->address().c_str());
+  if (!(*server)->metrics_address().empty()) {
+    std::printf("shoald metrics on %s\n", (*server)->metrics_address().c_str());
+  }
   std::fflush(stdout);
 
   int sig = 0;

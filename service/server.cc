@@ -21,11 +21,13 @@
 #include "runtime/time/sleep.h"
 #include "service/config/config_watcher.h"
 #include "service/context.h"
+#include "service/metrics/metrics.h"
 #include "service/handlers/admin.h"
 #include "service/handlers/call.h"
 #include "service/handlers/kv.h"
 #include "service/handlers/watch.h"
 #include "service/log.h"
+#include "service/metrics/metrics.h"
 #include "shoal/v1/admin.grpc.pb.h"
 #include "shoal/v1/kv.grpc.pb.h"
 
@@ -114,6 +116,7 @@ struct server::impl {
   std::vector<grpc::ServerCompletionQueue*> queues;  // owned by the runtime's drivers
   std::unique_ptr<rt::runtime> runtime;
   std::unique_ptr<config::config_watcher> watcher;
+  std::unique_ptr<metrics::exporter> metrics;
   std::string address;
   bool stopped = false;
 
@@ -135,18 +138,18 @@ void server::impl::post_calls(grpc::ServerCompletionQueue* cq) {
   using KV = v1::KV::AsyncService;
   using Admin = v1::Admin::AsyncService;
   using Health = health::Health::AsyncService;
-  post_unary(rt, &kv_service, &KV::RequestGet, &handlers::get, cq, &ctx, k_posted_hot);
-  post_unary(rt, &kv_service, &KV::RequestPut, &handlers::put, cq, &ctx, k_posted_hot);
-  post_unary(rt, &kv_service, &KV::RequestDelete, &handlers::remove, cq, &ctx, k_posted_cold);
-  post_unary(rt, &kv_service, &KV::RequestIncrement, &handlers::increment, cq, &ctx, k_posted_cold);
-  post_unary(rt, &kv_service, &KV::RequestRange, &handlers::range, cq, &ctx, k_posted_cold);
-  post_stream(rt, &kv_service, &KV::RequestWatch, &handlers::watch, cq, &ctx, k_posted_cold);
-  post_unary(rt, &admin_service, &Admin::RequestStatus, &handlers::status, cq, &ctx, 2);
-  post_unary(rt, &admin_service, &Admin::RequestGetConfig, &handlers::get_config, cq, &ctx, 2);
-  post_stream(rt, &admin_service, &Admin::RequestWatchConfig, &handlers::watch_config, cq, &ctx, 2);
-  post_unary(rt, &health_service, &Health::RequestCheck, &handlers::health_check, cq, &ctx,
+  post_unary(rt, &kv_service, &KV::RequestGet, &handlers::get, cq, &ctx, metrics::method::get, k_posted_hot);
+  post_unary(rt, &kv_service, &KV::RequestPut, &handlers::put, cq, &ctx, metrics::method::put, k_posted_hot);
+  post_unary(rt, &kv_service, &KV::RequestDelete, &handlers::remove, cq, &ctx, metrics::method::remove, k_posted_cold);
+  post_unary(rt, &kv_service, &KV::RequestIncrement, &handlers::increment, cq, &ctx, metrics::method::increment, k_posted_cold);
+  post_unary(rt, &kv_service, &KV::RequestRange, &handlers::range, cq, &ctx, metrics::method::range, k_posted_cold);
+  post_stream(rt, &kv_service, &KV::RequestWatch, &handlers::watch, cq, &ctx, metrics::method::watch, k_posted_cold);
+  post_unary(rt, &admin_service, &Admin::RequestStatus, &handlers::status, cq, &ctx, metrics::method::status, 2);
+  post_unary(rt, &admin_service, &Admin::RequestGetConfig, &handlers::get_config, cq, &ctx, metrics::method::get_config, 2);
+  post_stream(rt, &admin_service, &Admin::RequestWatchConfig, &handlers::watch_config, cq, &ctx, metrics::method::watch_config, 2);
+  post_unary(rt, &health_service, &Health::RequestCheck, &handlers::health_check, cq, &ctx, metrics::method::health_check,
              k_posted_cold);
-  post_stream(rt, &health_service, &Health::RequestWatch, &handlers::health_watch, cq, &ctx, 4);
+  post_stream(rt, &health_service, &Health::RequestWatch, &handlers::health_watch, cq, &ctx, metrics::method::health_watch, 4);
 }
 
 absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
@@ -237,6 +240,11 @@ absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
   p->ctx.stopping = &p->stopping_rx;
   p->serving_tx.send_replace(serving_state{false, snap->live().read_only()});
 
+  if (!startup.metrics_listen().empty()) {
+    auto m = metrics::exporter::start(startup.metrics_listen(), &p->ctx);
+    if (!m.ok()) return m.status();
+    p->metrics = std::move(*m);
+  }
   for (grpc::ServerCompletionQueue* cq : p->queues) p->post_calls(cq);
   p->runtime->spawn(purge_expired(p->kv.get(), &p->expiry_changed)).detach();
   p->runtime->spawn(tick_watchers(&p->ctx)).detach();
@@ -274,6 +282,12 @@ server::server(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
 server::~server() { shutdown(); }
 
 std::string server::address() const { return impl_->address; }
+
+std::string server::metrics_address() const {
+  if (!impl_->metrics) return "";
+  const std::string& listen = impl_->config_rx.borrow()->get()->startup().metrics_listen();
+  return absl::StrCat(listen.substr(0, listen.rfind(':')), ":", impl_->metrics->address());
+}
 
 void server::shutdown() { impl_->stop(); }
 

@@ -30,6 +30,8 @@ class server {
 
   // The address actually bound (the port filled in when 0 was asked for).
   std::string address() const;
+  // The metrics endpoint's address (port filled in), or empty when there is none.
+  std::string metrics_address() const;
   // Drains and stops: readiness goes NOT_SERVING, streams end with UNAVAILABLE, new calls are
   // refused, calls in flight get startup.shutdown_grace_seconds, then everything stops. Call it
   // from a thread that is not one of the runtime's workers. Idempotent.

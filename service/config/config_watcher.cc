@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "service/log.h"
+#include "service/metrics/metrics.h"
 
 namespace shoal::service::config {
 namespace {
@@ -88,6 +89,7 @@ void config_watcher::reload() {
   }
   if (!problem.ok()) {
     if (running->last_error == problem.message()) return;
+    metrics::count(metrics::event::config_reload_failed);
     SHOAL_LOG(error, "config reload failed; keeping the running configuration",
               {{"path", path_}, {"error", std::string(problem.message())}});
     auto s = std::make_shared<snapshot>(*running);
@@ -112,6 +114,7 @@ void config_watcher::reload() {
   s->last_error.clear();
   log::level lvl;
   if (log::parse_level(s->live().log_level(), &lvl)) log::set_level(lvl);
+  metrics::count(metrics::event::config_reloaded);
   SHOAL_LOG(info, "config reloaded", {{"path", path_}, {"version", s->version}});
   tx_->send_replace(std::move(s));
 }

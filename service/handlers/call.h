@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <utility>
 
@@ -19,6 +20,7 @@
 #include "runtime/grpc/operation.h"
 #include "runtime/runtime.h"
 #include "service/context.h"
+#include "service/metrics/metrics.h"
 
 namespace shoal::service::handlers {
 
@@ -32,7 +34,7 @@ using unary_handler = grpc::Status (*)(context&, const Req&, Resp&);
 
 template <class Service, class Request, class Req, class Resp>
 rt::task<> serve_unary(Service* svc, Request request, unary_handler<Req, Resp> handle,
-                       grpc::ServerCompletionQueue* cq, context* ctx) {
+                       grpc::ServerCompletionQueue* cq, context* ctx, metrics::method m) {
   grpc::ServerContext call;
   // The request and the reply live in an arena that starts inside the task's frame: a small call
   // parses and answers without touching the allocator.
@@ -46,7 +48,8 @@ rt::task<> serve_unary(Service* svc, Request request, unary_handler<Req, Resp> h
   const bool arrived = co_await rt::grpc::uncancellable_op(
       [&](void* tag) { (svc->*request)(&call, &req, &responder, cq, cq, tag); });
   if (!arrived) co_return;  // the server is shutting down
-  rt::spawn(serve_unary(svc, request, handle, cq, ctx)).detach();
+  const auto arrived_at = std::chrono::steady_clock::now();
+  rt::spawn(serve_unary(svc, request, handle, cq, ctx, m)).detach();
 
   Resp& resp = *google::protobuf::Arena::CreateMessage<Resp>(&arena);
   in_flight_permit permit;  // held until the reply is sent
@@ -59,13 +62,14 @@ rt::task<> serve_unary(Service* svc, Request request, unary_handler<Req, Resp> h
       responder.FinishWithError(status, tag);
     }
   });
+  metrics::record_call(m, status.error_code(), std::chrono::steady_clock::now() - arrived_at);
 }
 
 // Keeps `count` requests for a unary method posted on `cq`.
 template <class Service, class Request, class Req, class Resp>
 void post_unary(rt::runtime& rt, Service* svc, Request request, unary_handler<Req, Resp> handle,
-                grpc::ServerCompletionQueue* cq, context* ctx, int count) {
-  for (int i = 0; i < count; ++i) rt.spawn(serve_unary(svc, request, handle, cq, ctx)).detach();
+                grpc::ServerCompletionQueue* cq, context* ctx, metrics::method m, int count) {
+  for (int i = 0; i < count; ++i) rt.spawn(serve_unary(svc, request, handle, cq, ctx, m)).detach();
 }
 
 // Tells a streaming handler that its call is over (the client cancelled or went away, or the
@@ -129,7 +133,7 @@ using stream_handler = rt::task<grpc::Status> (*)(context&, const Req&, stream_w
 
 template <class Service, class Request, class Req, class Resp>
 rt::task<> serve_stream(Service* svc, Request request, stream_handler<Req, Resp> handle,
-                        grpc::ServerCompletionQueue* cq, context* ctx) {
+                        grpc::ServerCompletionQueue* cq, context* ctx, metrics::method m) {
   grpc::ServerContext call;
   // Released however the task ends (finished, or cancelled by a runtime shutdown).
   struct done_ref {
@@ -143,7 +147,8 @@ rt::task<> serve_stream(Service* svc, Request request, stream_handler<Req, Resp>
       [&](void* tag) { (svc->*request)(&call, &req, &writer, cq, cq, tag); });
   if (!arrived) co_return;
   done.started = true;
-  rt::spawn(serve_stream(svc, request, handle, cq, ctx)).detach();
+  const auto arrived_at = std::chrono::steady_clock::now();
+  rt::spawn(serve_stream(svc, request, handle, cq, ctx, m)).detach();
 
   stream_writer<Resp> out(&call, &writer);
   grpc::Status status;
@@ -153,12 +158,16 @@ rt::task<> serve_stream(Service* svc, Request request, stream_handler<Req, Resp>
     if (status.ok()) status = co_await handle(*ctx, req, out, *done.d);
   }
   (void)co_await rt::grpc::async_op(&call, [&](void* tag) { writer.Finish(status, tag); });
+  metrics::record_call(m, status.error_code(), std::chrono::steady_clock::now() - arrived_at);
+  if (m == metrics::method::watch && status.error_code() == grpc::StatusCode::CANCELLED) {
+    metrics::count(metrics::event::watcher_cancelled);
+  }
 }
 
 template <class Service, class Request, class Req, class Resp>
 void post_stream(rt::runtime& rt, Service* svc, Request request, stream_handler<Req, Resp> handle,
-                 grpc::ServerCompletionQueue* cq, context* ctx, int count) {
-  for (int i = 0; i < count; ++i) rt.spawn(serve_stream(svc, request, handle, cq, ctx)).detach();
+                 grpc::ServerCompletionQueue* cq, context* ctx, metrics::method m, int count) {
+  for (int i = 0; i < count; ++i) rt.spawn(serve_stream(svc, request, handle, cq, ctx, m)).detach();
 }
 
 }  // namespace shoal::service::handlers

@@ -103,6 +103,7 @@ rt::task<grpc::Status> watch(context& ctx, const v1::WatchRequest& req,
   }
   watcher_slot slot(ctx);
   if (!slot.admit(cfg->live().max_watchers())) {
+    metrics::count(metrics::event::rejected_watchers);
     co_return grpc::Status(
         grpc::StatusCode::RESOURCE_EXHAUSTED,
         absl::StrCat("the server has its maximum of ", cfg->live().max_watchers(),
@@ -175,6 +176,7 @@ rt::task<grpc::Status> watch(context& ctx, const v1::WatchRequest& req,
           co_return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
         }
         // Fell behind by more than the channel holds: say where to resume.
+        metrics::count(metrics::event::watcher_lagged);
         resp.Clear();
         resp.set_canceled(true);
         resp.set_resume_revision(next);

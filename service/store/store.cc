@@ -5,6 +5,7 @@
 #include <queue>
 
 #include "absl/strings/str_cat.h"
+#include "service/metrics/metrics.h"
 
 namespace shoal::service::store {
 namespace {
@@ -138,6 +139,7 @@ absl::Status store::reserve(const entry* current, std::size_t new_bytes, const l
   const bool new_key = current == nullptr;
   if (new_key && keys_.fetch_add(1, std::memory_order_relaxed) >= lim.max_keys) {
     keys_.fetch_sub(1, std::memory_order_relaxed);
+    metrics::count(metrics::event::rejected_keys);
     return absl::ResourceExhaustedError(
         absl::StrCat("the store holds its maximum of ", lim.max_keys, " keys (live.max_keys)"));
   }
@@ -147,6 +149,7 @@ absl::Status store::reserve(const entry* current, std::size_t new_bytes, const l
     if (bytes_.fetch_add(grow, std::memory_order_relaxed) + grow > lim.max_bytes) {
       bytes_.fetch_sub(grow, std::memory_order_relaxed);
       if (new_key) keys_.fetch_sub(1, std::memory_order_relaxed);
+      metrics::count(metrics::event::rejected_bytes);
       return absl::ResourceExhaustedError(absl::StrCat("the store would exceed its maximum of ",
                                                        lim.max_bytes, " bytes (live.max_bytes)"));
     }

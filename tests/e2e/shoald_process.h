@@ -42,6 +42,8 @@ class shoald_process {
   shoald_process& operator=(const shoald_process&) = delete;
 
   const std::string& address() const { return address_; }
+  // With --metrics_listen: where /metrics is served.
+  const std::string& metrics_address() const { return metrics_address_; }
   pid_t pid() const { return pid_; }
 
   std::shared_ptr<grpc::Channel> channel() {
@@ -103,24 +105,33 @@ class shoald_process {
       std::fclose(f);
       throw std::runtime_error("shoald did not start (see its stderr above)");
     }
-    std::fclose(f);
-    std::string s(line);
-    const auto at = s.find("listening on ");
-    if (at == std::string::npos) throw std::runtime_error("unexpected shoald output: " + s);
-    address_ = s.substr(at + 13);
-    while (!address_.empty() && (address_.back() == '\n' || address_.back() == '\r')) {
-      address_.pop_back();
+    address_ = after(line, "listening on ");
+    // The metrics endpoint, when asked for, is the second line.
+    for (const auto& a : args) {
+      if (a.rfind("--metrics_listen", 0) == 0 && std::fgets(line, sizeof line, f) != nullptr) {
+        metrics_address_ = after(line, "metrics on ");
+      }
     }
+    std::fclose(f);
+  }
+
+  static std::string after(const std::string& line, const std::string& marker) {
+    const auto at = line.find(marker);
+    if (at == std::string::npos) throw std::runtime_error("unexpected shoald output: " + line);
+    std::string rest = line.substr(at + marker.size());
+    while (!rest.empty() && (rest.back() == '\n' || rest.back() == '\r')) rest.pop_back();
+    return rest;
   }
 
   pid_t pid_ = -1;
   std::string address_;
+  std::string metrics_address_;
   std::shared_ptr<grpc::Channel> channel_;
 };
 
 // A context with a deadline, so that no test can hang on a call.
-inline std::unique_ptr<grpc::ClientContext> ctx(std::chrono::milliseconds deadline =
-                                                    std::chrono::milliseconds(10'000)) {
+inline std::unique_ptr<grpc::ClientContext> ctx(
+    std::chrono::milliseconds deadline = std::chrono::milliseconds(10'000)) {
   auto c = std::make_unique<grpc::ClientContext>();
   c->set_deadline(std::chrono::system_clock::now() + deadline);
   return c;

@@ -1,0 +1,235 @@
+#include "service/metrics/metrics.h"
+
+#include <array>
+#include <atomic>
+#include <mutex>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "prometheus/collectable.h"
+#include "prometheus/exposer.h"
+#include "prometheus/metric_family.h"
+#include "service/context.h"
+
+namespace shoal::service::metrics {
+namespace {
+
+constexpr std::size_t k_methods = static_cast<std::size_t>(method::count_);
+constexpr std::size_t k_events = static_cast<std::size_t>(event::count_);
+constexpr std::size_t k_codes = 17;  // gRPC status codes 0..16
+// Call latency buckets, in seconds: a loopback call takes tens of microseconds.
+constexpr std::array<double, 12> k_bounds = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                             0.01,   0.025,   0.05,   0.1,   0.25,   1.0};
+
+constexpr std::array<const char*, k_methods> k_method_names = {"shoal.v1.KV/Get",
+                                                               "shoal.v1.KV/Put",
+                                                               "shoal.v1.KV/Delete",
+                                                               "shoal.v1.KV/Increment",
+                                                               "shoal.v1.KV/Range",
+                                                               "shoal.v1.KV/Watch",
+                                                               "shoal.v1.Admin/Status",
+                                                               "shoal.v1.Admin/GetConfig",
+                                                               "shoal.v1.Admin/WatchConfig",
+                                                               "grpc.health.v1.Health/Check",
+                                                               "grpc.health.v1.Health/Watch"};
+
+constexpr std::array<const char*, k_codes> k_code_names = {
+    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+    "DATA_LOSS", "UNAUTHENTICATED"};
+
+// One thread's counters. Only that thread writes them (plain load + store, no read-modify-write);
+// scrapes read them from another thread, hence the relaxed atomics.
+struct block {
+  std::atomic<uint64_t> calls[k_methods][k_codes] = {};
+  std::atomic<uint64_t> buckets[k_methods][k_bounds.size() + 1] = {};
+  std::atomic<uint64_t> nanos[k_methods] = {};
+  std::atomic<uint64_t> events[k_events] = {};
+};
+
+void bump(std::atomic<uint64_t>& c, uint64_t by = 1) {
+  c.store(c.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
+// Every thread that ever recorded keeps its block for the life of the process (threads are few
+// and long-lived: workers, gRPC's, the config watcher).
+struct registry {
+  std::mutex mu;
+  std::vector<std::unique_ptr<block>> blocks;
+
+  static registry& get() {
+    static registry* r = new registry();  // never destroyed: threads may record during exit
+    return *r;
+  }
+  block& mine() {
+    thread_local block* b = nullptr;
+    if (b == nullptr) {
+      auto owned = std::make_unique<block>();
+      b = owned.get();
+      std::lock_guard lock(mu);
+      blocks.push_back(std::move(owned));
+    }
+    return *b;
+  }
+};
+
+prometheus::MetricFamily family(std::string name, std::string help, prometheus::MetricType t) {
+  prometheus::MetricFamily f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = t;
+  return f;
+}
+
+prometheus::MetricFamily gauge(std::string name, std::string help, double value) {
+  auto f = family(std::move(name), std::move(help), prometheus::MetricType::Gauge);
+  f.metric.emplace_back();
+  f.metric.back().gauge.value = value;
+  return f;
+}
+
+// Builds the families at scrape time from the thread blocks and the server's state.
+class collector : public prometheus::Collectable {
+ public:
+  explicit collector(const context* ctx) : ctx_(ctx) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    uint64_t calls[k_methods][k_codes] = {};
+    uint64_t buckets[k_methods][k_bounds.size() + 1] = {};
+    uint64_t nanos[k_methods] = {};
+    uint64_t events[k_events] = {};
+    {
+      auto& r = registry::get();
+      std::lock_guard lock(r.mu);
+      for (const auto& b : r.blocks) {
+        for (std::size_t m = 0; m < k_methods; ++m) {
+          for (std::size_t c = 0; c < k_codes; ++c)
+            calls[m][c] += b->calls[m][c].load(std::memory_order_relaxed);
+          for (std::size_t i = 0; i <= k_bounds.size(); ++i)
+            buckets[m][i] += b->buckets[m][i].load(std::memory_order_relaxed);
+          nanos[m] += b->nanos[m].load(std::memory_order_relaxed);
+        }
+        for (std::size_t e = 0; e < k_events; ++e)
+          events[e] += b->events[e].load(std::memory_order_relaxed);
+      }
+    }
+    std::vector<prometheus::MetricFamily> out;
+
+    auto rpcs = family("shoal_rpcs_total", "Calls finished, by method and gRPC status code.",
+                       prometheus::MetricType::Counter);
+    auto latency = family("shoal_rpc_duration_seconds",
+                          "Time from a call's arrival to its last reply, by method.",
+                          prometheus::MetricType::Histogram);
+    for (std::size_t m = 0; m < k_methods; ++m) {
+      uint64_t total = 0;
+      for (std::size_t c = 0; c < k_codes; ++c) {
+        total += calls[m][c];
+        if (calls[m][c] == 0) continue;
+        prometheus::ClientMetric cm;
+        cm.label = {{"method", k_method_names[m]}, {"code", k_code_names[c]}};
+        cm.counter.value = static_cast<double>(calls[m][c]);
+        rpcs.metric.push_back(std::move(cm));
+      }
+      if (total == 0) continue;
+      prometheus::ClientMetric h;
+      h.label = {{"method", k_method_names[m]}};
+      uint64_t cumulative = 0;
+      for (std::size_t i = 0; i < k_bounds.size(); ++i) {
+        cumulative += buckets[m][i];
+        h.histogram.bucket.push_back({cumulative, k_bounds[i]});
+      }
+      h.histogram.bucket.push_back({total, std::numeric_limits<double>::infinity()});
+      h.histogram.sample_count = total;
+      h.histogram.sample_sum = static_cast<double>(nanos[m]) / 1e9;
+      latency.metric.push_back(std::move(h));
+    }
+    out.push_back(std::move(rpcs));
+    out.push_back(std::move(latency));
+
+    auto counter = [&](const char* name, const char* help,
+                       std::initializer_list<std::pair<const char*, event>> by) {
+      auto f = family(name, help, prometheus::MetricType::Counter);
+      for (auto [label, e] : by) {
+        prometheus::ClientMetric cm;
+        if (label != nullptr) cm.label = {{"reason", label}};
+        cm.counter.value = static_cast<double>(events[static_cast<std::size_t>(e)]);
+        f.metric.push_back(std::move(cm));
+      }
+      out.push_back(std::move(f));
+    };
+    counter("shoal_rejected_calls_total", "Calls refused with RESOURCE_EXHAUSTED, by the limit.",
+            {{"max_in_flight", event::rejected_in_flight},
+             {"max_watchers", event::rejected_watchers},
+             {"max_keys", event::rejected_keys},
+             {"max_bytes", event::rejected_bytes}});
+    counter("shoal_watchers_lagged_total", "Watchers let go because they fell behind.",
+            {{nullptr, event::watcher_lagged}});
+    counter("shoal_watchers_cancelled_total", "Watch streams ended by their client.",
+            {{nullptr, event::watcher_cancelled}});
+    counter("shoal_config_reloads_total", "Config file reloads applied.",
+            {{nullptr, event::config_reloaded}});
+    counter("shoal_config_reload_failures_total",
+            "Config file changes refused (the running config stays).",
+            {{nullptr, event::config_reload_failed}});
+
+    out.push_back(gauge("shoal_keys", "Keys stored.", static_cast<double>(ctx_->kv->keys())));
+    out.push_back(gauge("shoal_bytes", "Bytes of keys and values stored.",
+                        static_cast<double>(ctx_->kv->bytes())));
+    out.push_back(gauge("shoal_revision", "The store's revision.",
+                        static_cast<double>(ctx_->seq->revision())));
+    out.push_back(gauge("shoal_watchers", "Open watch streams.",
+                        static_cast<double>(ctx_->watchers.load(std::memory_order_relaxed))));
+    out.push_back(gauge("shoal_in_flight_calls", "Calls in flight.",
+                        static_cast<double>(ctx_->in_flight.load(std::memory_order_relaxed))));
+    return out;
+  }
+
+ private:
+  const context* ctx_;
+};
+
+}  // namespace
+
+void record_call(method m, grpc::StatusCode code, std::chrono::steady_clock::duration took) {
+  block& b = registry::get().mine();
+  const auto mi = static_cast<std::size_t>(m);
+  const auto ci = static_cast<std::size_t>(code) < k_codes ? static_cast<std::size_t>(code) : 2;
+  bump(b.calls[mi][ci]);
+  const double seconds = std::chrono::duration<double>(took).count();
+  std::size_t i = 0;
+  while (i < k_bounds.size() && seconds > k_bounds[i]) ++i;
+  bump(b.buckets[mi][i]);
+  bump(b.nanos[mi], static_cast<uint64_t>(std::chrono::nanoseconds(took).count()));
+}
+
+void count(event e) { bump(registry::get().mine().events[static_cast<std::size_t>(e)]); }
+
+struct exporter::impl {
+  std::shared_ptr<collector> source;
+  std::unique_ptr<prometheus::Exposer> exposer;
+};
+
+absl::StatusOr<std::unique_ptr<exporter>> exporter::start(const std::string& listen,
+                                                          const context* ctx) {
+  auto p = std::make_unique<impl>();
+  p->source = std::make_shared<collector>(ctx);
+  try {
+    p->exposer = std::make_unique<prometheus::Exposer>(listen, 1);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot serve metrics on ", listen, ": ", e.what()));
+  }
+  p->exposer->RegisterCollectable(p->source);
+  return std::unique_ptr<exporter>(new exporter(std::move(p)));
+}
+
+exporter::exporter(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+exporter::~exporter() = default;
+
+std::string exporter::address() const {
+  auto ports = impl_->exposer->GetListeningPorts();
+  return ports.empty() ? "" : absl::StrCat(ports.front());
+}
+
+}  // namespace shoal::service::metrics

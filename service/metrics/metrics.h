@@ -1,0 +1,67 @@
+// metrics: shoald's Prometheus metrics, served as text on their own port (--metrics_listen).
+//
+// The call path writes only to its own thread's block of counters (one writer per block: no
+// lock, no shared cache line); a scrape sums the blocks and reads the server's gauges at that
+// moment. A scrape therefore costs the calls nothing but the memory bandwidth of the sum.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "grpcpp/support/status.h"
+
+namespace shoal::service {
+struct context;
+}
+
+namespace shoal::service::metrics {
+
+enum class method : uint8_t {
+  get,
+  put,
+  remove,
+  increment,
+  range,
+  watch,
+  status,
+  get_config,
+  watch_config,
+  health_check,
+  health_watch,
+  count_
+};
+
+enum class event : uint8_t {
+  watcher_lagged,     // a watcher fell behind and was let go (it resumes with a new Watch)
+  watcher_cancelled,  // a watch stream ended by the client
+  rejected_in_flight,
+  rejected_watchers,
+  rejected_keys,
+  rejected_bytes,
+  config_reloaded,
+  config_reload_failed,
+  count_
+};
+
+// On the call path: one finished call.
+void record_call(method m, grpc::StatusCode code, std::chrono::steady_clock::duration took);
+void count(event e);
+
+// The /metrics endpoint. Stops serving when destroyed.
+class exporter {
+ public:
+  static absl::StatusOr<std::unique_ptr<exporter>> start(const std::string& listen,
+                                                         const context* ctx);
+  ~exporter();
+  std::string address() const;
+
+ private:
+  struct impl;
+  explicit exporter(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace shoal::service::metrics
