@@ -20,7 +20,9 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -86,6 +88,10 @@ def main():
     ap.add_argument("--streams", type=int, default=8)
     ap.add_argument("--flavor", choices=["multi_thread", "current_thread"], default="multi_thread")
     ap.add_argument("--extra", default="", help="extra shoald flags, space-separated")
+    ap.add_argument("--scrape", action="store_true",
+                    help="shoald serves /metrics and is scraped every second throughout")
+    ap.add_argument("--latency", action=argparse.BooleanOptionalAction, default=True,
+                    help="also measure latency with shoal-bench")
     args = ap.parse_args()
 
     threads = 2 if args.flavor == "multi_thread" else 1
@@ -102,7 +108,19 @@ def main():
     base, base_port = start([args.baseline, "--port=47051", f"--threads={threads}"], r":(\d+),")
     shoal, shoal_port = start(
         [args.shoald, "--listen=127.0.0.1:0", f"--runtime={args.flavor}", f"--workers={threads}"]
-        + args.extra.split(), r":(\d+)\s*$")
+        + (["--metrics_listen=127.0.0.1:0"] if args.scrape else []) + args.extra.split(),
+        r":(\d+)\s*$")
+    scrapes = []
+    if args.scrape:
+        metrics_port = re.search(r":(\d+)\s*$", shoal.stdout.readline()).group(1)
+        stop_scraping = threading.Event()
+
+        def scrape_every_second():
+            while not stop_scraping.wait(1.0):
+                with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as r:
+                    scrapes.append(len(r.read()))
+        scraper = threading.Thread(target=scrape_every_second)
+        scraper.start()
     targets = {
         "baseline Get": (base, f"http://127.0.0.1:{base_port}/baseline.Baseline/Get", "get"),
         "shoald Get": (shoal, f"http://127.0.0.1:{shoal_port}/shoal.v1.KV/Get", "get"),
@@ -128,7 +146,7 @@ def main():
 
     # Latency: shoal-bench's generic mode, the same request to both, interleaved.
     lat = {"baseline Get": [], "shoald Get": []}
-    for r in range(args.rounds):
+    for r in range(args.rounds if args.latency else 0):
         for name, port, method in [("baseline Get", base_port, "/baseline.Baseline/Get"),
                                    ("shoald Get", shoal_port, "/shoal.v1.KV/Get")]:
             out = subprocess.run(
@@ -138,6 +156,11 @@ def main():
             m = re.search(r'"ops_per_s":([\d.]+),"p50_us":([\d.]+),"p99_us":([\d.]+)', out)
             lat[name].append((float(m.group(1)), float(m.group(2)), float(m.group(3))))
 
+    if args.scrape:
+        stop_scraping.set()
+        scraper.join()
+        print(f"scraped /metrics {len(scrapes)} times ({statistics.median(scrapes)} bytes each)",
+              file=sys.stderr)
     for p in (base, shoal):
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)
@@ -151,6 +174,8 @@ def main():
     for name in targets:
         rps = med(results[name]["rps"])
         print(f"| {name} | {rps:.0f} | {rps / base_rps * 100:.1f} % | {med(results[name]['cpu_us']):.1f} us |")
+    if not args.latency:
+        return
     print("\nLatency (shoal-bench --method, generic Get, same request to both):\n")
     print("| server | calls/s | p50 | p99 |")
     print("|---|---:|---:|---:|")
