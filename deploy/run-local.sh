@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# The real deployment, run on this machine without a Docker daemon or a cluster:
+#   1. a bookworm base image from debootstrap (cached), the shoal image built with buildah from
+#      the binaries in build/ (scripts/dev.sh build first);
+#   2. the rendered dev overlay started with `podman kube play` — minus what podman 4.3 lacks:
+#      no Service (the dev overlay publishes hostPorts), probes run by this script, and the
+#      ConfigMap volume replaced by a directory laid out as the kubelet does (..data symlink), so
+#      that a config change can be made the way the kubelet makes it;
+#   3. checks: liveness and readiness SERVING, a put and a get through the published port, a
+#      ..data swap reaching the server (Admin/GetConfig), /metrics answering, and `podman kube
+#      down` draining the server: readiness NOT_SERVING, exit code 0 within the grace period.
+# Run as root. SHOAL_CACHE (default /var/cache/shoal) keeps the base image between runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+CACHE=${SHOAL_CACHE:-/var/cache/shoal}
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+WORK=$(mktemp -d /tmp/shoal-kube.XXXXXX)
+CTL="$ROOT/build/clients/cli/shoalctl --addr=127.0.0.1:50051"
+start=$(date +%s)
+
+# podman 4.3 here: crun fails on this cgroup setup (runc works), and containers need explicit
+# ulimits (no higher than this shell's hard limits); the storage lives under the cache so images
+# survive between runs.
+cat > "$WORK/containers.conf" <<CONF
+[containers]
+default_ulimits = ["nofile=$(ulimit -Hn):$(ulimit -Hn)", "nproc=4096:4096"]
+[engine]
+runtime = "runc"
+CONF
+export CONTAINERS_CONF="$WORK/containers.conf"
+STORE=(--root "$CACHE/storage" --runroot /run/shoal-containers --storage-driver overlay)
+podman() { command podman "${STORE[@]}" "$@"; }
+buildah() { command buildah "${STORE[@]}" "$@"; }
+
+log() { printf '\n== %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
+fail() { echo "run-local: FAIL: $*" >&2; exit 1; }
+
+cleanup() {
+  podman kube down "$WORK/pod.yaml" >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+log "tools"
+tools=(podman buildah runc catatonit debootstrap)
+missing=()
+for p in "${tools[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+log "base image"
+if ! podman image exists localhost/debian:bookworm-slim; then
+  if [ ! -f "$CACHE/bookworm-minbase.tar" ]; then
+    rm -rf "$CACHE/rootfs"
+    debootstrap --variant=minbase bookworm "$CACHE/rootfs" "$MIRROR" >"$CACHE/debootstrap.log"
+    tar -C "$CACHE/rootfs" -cf "$CACHE/bookworm-minbase.tar" .
+  fi
+  podman import "$CACHE/bookworm-minbase.tar" localhost/debian:bookworm-slim >/dev/null
+fi
+
+log "image (from build/)"
+[ -x build/service/shoald ] || fail "build/service/shoald is missing: run scripts/dev.sh build"
+buildah bud --isolation chroot --pull=never --layers \
+  --build-arg BASE=localhost/debian:bookworm-slim \
+  -f deploy/Dockerfile --target prebuilt -t localhost/shoal:latest . >"$WORK/build.log" 2>&1 ||
+  { cat "$WORK/build.log"; fail "image build"; }
+
+log "manifests: the dev overlay, as podman can run it"
+mkdir -p "$WORK/config/..v1"
+kubectl kustomize deploy/k8s/overlays/dev >"$WORK/rendered.yaml"
+/usr/bin/python3 - "$WORK" <<'PY'
+import sys, yaml
+work = sys.argv[1]
+docs = [d for d in yaml.safe_load_all(open(f"{work}/rendered.yaml")) if d]
+config = next(d for d in docs if d["kind"] == "ConfigMap")
+open(f"{work}/config/..v1/config.json", "w").write(config["data"]["config.json"])
+deployment = next(d for d in docs if d["kind"] == "Deployment")
+for v in deployment["spec"]["template"]["spec"]["volumes"]:
+    if v["name"] == "config":  # the kubelet's ConfigMap volume: a directory we swap ourselves
+        v.pop("configMap")
+        v["hostPath"] = {"path": f"{work}/config", "type": "Directory"}
+yaml.safe_dump(deployment, open(f"{work}/pod.yaml", "w"))
+PY
+ln -s ..v1 "$WORK/config/..data"
+ln -s ..data/config.json "$WORK/config/config.json"
+chmod -R a+rX "$WORK"
+
+log "podman kube play"
+podman kube play "$WORK/pod.yaml" >"$WORK/play.log" 2>&1 || { cat "$WORK/play.log"; fail "kube play"; }
+container=$(podman ps --filter label=app.kubernetes.io/name=shoal --format '{{.Names}}' | grep shoald | head -1)
+[ -n "$container" ] || container=$(podman ps --format '{{.Names}}' | grep shoald | head -1)
+[ -n "$container" ] || fail "no shoald container is running"
+
+log "probes (startup, liveness, readiness)"
+for i in $(seq 1 60); do
+  deploy/probe.py check 127.0.0.1:50051 "" >/dev/null 2>&1 && break
+  [ "$i" -lt 60 ] || { podman logs "$container"; fail "liveness never SERVING"; }
+  sleep 0.5
+done
+[ "$(deploy/probe.py check 127.0.0.1:50051 "")" = SERVING ] || fail "liveness"
+[ "$(deploy/probe.py check 127.0.0.1:50051 shoal.v1.KV)" = SERVING ] || fail "readiness"
+
+log "a put and a get through the published port"
+$CTL put deployed yes >/dev/null
+[ "$($CTL get deployed)" = yes ] || fail "get after put"
+
+log "a config change through a ..data swap"
+before=$($CTL config)
+echo "$before" | grep -q '"maxKeys":"100000"' || fail "the overlay's config is not the running one: $before"
+mkdir "$WORK/config/..v2"
+sed 's/"maxKeys": "100000"/"maxKeys": "12345"/' "$WORK/config/..v1/config.json" >"$WORK/config/..v2/config.json"
+chmod -R a+rX "$WORK/config/..v2"
+ln -s ..v2 "$WORK/config/..data_tmp"
+mv -T "$WORK/config/..data_tmp" "$WORK/config/..data"  # the kubelet's atomic swap
+for i in $(seq 1 50); do
+  $CTL config | grep -q '"maxKeys":"12345"' && break
+  [ "$i" -lt 50 ] || fail "the new config never reached the server"
+  sleep 0.2
+done
+
+log "/metrics"
+curl -sf http://127.0.0.1:9090/metrics | grep -q '^shoal_keys 1$' || fail "/metrics"
+
+log "podman kube down drains the server"
+deploy/probe.py watch 127.0.0.1:50051 shoal.v1.KV >"$WORK/readiness.log" 2>&1 &
+watcher=$!
+sleep 0.5
+podman wait "$container" >"$WORK/exit.log" 2>&1 &
+waiter=$!
+down_start=$(date +%s)
+# podman 4.3's kube down does not wait terminationGracePeriodSeconds (it kills within seconds):
+# stop the pod first with the manifest's grace period, as the kubelet does, then take it down.
+grace=$(/usr/bin/python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["spec"]["template"]["spec"]["terminationGracePeriodSeconds"])' "$WORK/pod.yaml")
+pod=$(podman pod ps --format '{{.Name}}' | grep '^shoal' | head -1)
+podman pod stop -t "$grace" "$pod" >/dev/null
+podman kube down "$WORK/pod.yaml" >/dev/null
+wait "$waiter" || true
+wait "$watcher" || true
+took=$(( $(date +%s) - down_start ))
+echo "readiness during the drain: $(tr '\n' ' ' <"$WORK/readiness.log")"
+echo "shoald exit code: $(tr '\n' ' ' <"$WORK/exit.log")after ${took}s"
+grep -q NOT_SERVING "$WORK/readiness.log" || fail "readiness never went NOT_SERVING"
+[ "$(tail -1 "$WORK/exit.log")" = 0 ] || fail "shoald exit code: $(cat "$WORK/exit.log")"
+[ "$took" -le "$grace" ] || fail "took ${took}s to stop (grace period ${grace}s)"
+
+log "all checks passed"
