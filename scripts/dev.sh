@@ -4,7 +4,8 @@
 #   scripts/dev.sh run     install what is missing, build (Release), start shoald on 127.0.0.1:50051
 #                          (extra arguments go to shoald, e.g. --listen=0.0.0.0:50051)
 #   scripts/dev.sh test    install what is missing, build and run the whole test suite:
-#                          Release, ASan+UBSan, TSan, and clang's thread-safety analysis
+#                          Release, ASan+UBSan, TSan, clang's thread-safety analysis, and the
+#                          deployment (manifests checked, the image run with podman)
 #   scripts/dev.sh build   build the Release tree only
 #
 # Build trees live under build/ (release), build-asan/, build-tsan/ and build-clang/.
@@ -66,6 +67,12 @@ check_thread_safety() {
   cmake --build build-clang -j "$JOBS" --target shoal_thread_safety_check
 }
 
+test_deploy() {
+  log "deploy: manifests and Dockerfile checked offline, then the dev overlay run with podman"
+  deploy/check.sh
+  deploy/run-local.sh
+}
+
 case "${1:-}" in
   run)
     deps
@@ -84,6 +91,7 @@ case "${1:-}" in
     test_asan
     test_tsan
     check_thread_safety
+    test_deploy
     log "all tests passed in $(( $(date +%s) - start )) s"
     ;;
   *)

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Offline checks of deploy/, no cluster needed:
+#   - every overlay renders (kubectl kustomize), its objects match the Kubernetes schemas with no
+#     unknown field (tools/check-manifests.js), and the config file its pod would read is
+#     accepted by shoald itself;
+#   - yamllint, on the sources and on each rendering;
+#   - every case in testdata/broken makes check-manifests.js fail, for the expected reason;
+#   - the Dockerfile lints clean (dockerfilelint).
+#
+#   deploy/check.sh              (from any directory)
+#   SHOALD=/path/to/shoald deploy/check.sh     (default: build/service/shoald)
+set -euo pipefail
+
+deploy=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(dirname "$deploy")
+tools=$deploy/tools
+shoald=${SHOALD:-$repo/build/service/shoald}
+yamllint_config=$tools/yamllint.yaml
+
+fail() {
+  echo "check.sh: $*" >&2
+  exit 1
+}
+
+for tool in kubectl yamllint node npm; do
+  command -v "$tool" >/dev/null || fail "$tool not found"
+done
+[[ -x $shoald ]] || fail "no shoald at $shoald: build it (scripts/dev.sh) or set SHOALD"
+
+tmp=$(mktemp -d)
+shoald_pid=
+cleanup() {
+  if [[ -n $shoald_pid ]]; then
+    kill -TERM "$shoald_pid" 2>/dev/null || true
+    wait "$shoald_pid" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# npm writes node_modules/.package-lock.json on every install: older than the lockfile means
+# the lockfile changed since.
+if [[ ! $tools/node_modules/.package-lock.json -nt $tools/package-lock.json ]]; then
+  echo "== npm ci (deploy/tools)"
+  # No dependency needs an install script; running none is one less way for a package to act.
+  npm ci --prefix "$tools" --no-audit --no-fund --ignore-scripts
+fi
+
+# Runs shoald on a config file until it prints its "listening" line (the config was accepted) or
+# exits (it was not: shoald says why on stderr and exits 2), then stops it with SIGTERM.
+check_config_accepted() {
+  local config=$1 out=$1.out err=$1.err status=0 first i
+  # Files of its own, made before it starts: a read must never see an earlier run's line.
+  : >"$out"
+  "$shoald" --listen=127.0.0.1:0 --config="$config" >"$out" 2>"$err" &
+  shoald_pid=$!
+  for ((i = 0; i < 100; i++)); do
+    first=
+    IFS= read -r first <"$out" || true
+    if [[ $first == 'shoald listening on '* ]]; then
+      kill -TERM "$shoald_pid" 2>/dev/null || true
+      wait "$shoald_pid" || status=$?
+      shoald_pid=
+      ((status == 0)) || fail "shoald exited $status on SIGTERM: $(cat "$err")"
+      echo "shoald accepts it: $first"
+      return
+    fi
+    if ! kill -0 "$shoald_pid" 2>/dev/null; then
+      wait "$shoald_pid" || status=$?
+      shoald_pid=
+      fail "shoald rejects $config (exit $status): $(cat "$err")"
+    fi
+    sleep 0.1
+  done
+  fail "shoald printed no listening line within 10 s: $(cat "$out" "$err")"
+}
+
+shopt -s nullglob
+overlays=("$deploy"/k8s/overlays/*/)
+((${#overlays[@]} > 0)) || fail "no overlay in $deploy/k8s/overlays"
+for overlay in "${overlays[@]}"; do
+  name=$(basename "$overlay")
+  rendered=$tmp/$name.yaml
+  echo "== overlay $name"
+  kubectl kustomize "$overlay" >"$rendered"
+  node "$tools/check-manifests.js" <"$rendered"
+  yamllint --strict -c "$yamllint_config" "$rendered"
+  node "$tools/mounted-config.js" "$rendered" >"$tmp/$name.config.json"
+  check_config_accepted "$tmp/$name.config.json"
+done
+
+echo "== yamllint"
+yamllint --strict -c "$yamllint_config" "$deploy/k8s" "$deploy/testdata" "$yamllint_config"
+
+echo "== broken cases (each must fail)"
+cases=("$deploy"/testdata/broken/*/)
+((${#cases[@]} > 0)) || fail "no case in $deploy/testdata/broken: the check cannot be shown to fail"
+for case in "${cases[@]}"; do
+  name=$(basename "$case")
+  expected=$case/expected-errors
+  [[ -s $expected ]] || fail "broken/$name has no expected-errors file"
+  kubectl kustomize "$case" >"$tmp/broken.yaml" || fail "broken/$name does not render"
+  status=0
+  node "$tools/check-manifests.js" <"$tmp/broken.yaml" >"$tmp/broken.out" || status=$?
+  ((status != 0)) || fail "broken/$name passed: the check cannot fail"
+  ((status == 1)) || fail "broken/$name: check-manifests.js broke (exit $status)"
+  while IFS= read -r line; do
+    grep -qF -- "$line" "$tmp/broken.out" ||
+      fail "broken/$name failed, but not with: $line"$'\n'"$(cat "$tmp/broken.out")"
+  done <"$expected"
+  echo "broken/$name: fails as expected ($(head -n 1 "$expected"))"
+done
+
+echo "== dockerfilelint"
+# Given a path that does not exist, dockerfilelint lints the path itself as a Dockerfile.
+[[ -f $deploy/Dockerfile ]] || fail "no $deploy/Dockerfile"
+# It reads .dockerfilelintrc from the Dockerfile's directory.
+"$tools/node_modules/.bin/dockerfilelint" "$deploy/Dockerfile"
+
+echo "check.sh: all checks passed"
