@@ -2,18 +2,13 @@
 #include <gtest/gtest.h>
 
 #include "clients/cpp/client.h"
+#include "tests/clients/client_options.h"
 #include "runtime/grpc/completion_queue_driver.h"
 #include "runtime/runtime.h"
 #include "tests/e2e/shoald_process.h"
 
 namespace shoal::client {
 namespace {
-
-options at(const std::string& target) {
-  options o;
-  o.target = target;
-  return o;
-}
 
 rt::runtime grpc_runtime() {
   rt::runtime_options o;

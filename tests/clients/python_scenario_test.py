@@ -16,7 +16,7 @@ import time
 
 import grpc
 
-from scenario_support import ROOT, Mismatch, Shoald, check, load_steps, run_scenario
+from scenario_support import ROOT, Mismatch, check, load_steps, run_against_server, run_scenario
 
 
 def observe(client, step):
@@ -117,23 +117,13 @@ def main():
         import shoal_client  # only now are the stubs it imports on the path
 
         steps = load_steps()
-        server = Shoald(os.path.abspath(args.shoald))
-        try:
+
+        def scenario(server):
             with shoal_client.ShoalClient(server.address) as client:
                 run_scenario(lambda step: observe(client, step), steps)
                 run_errors(shoal_client, client)
-        except Mismatch as err:
-            server.terminate()
-            sys.exit(f"FAIL {err}\n--- shoald log ---\n{server.log_text()}")
-        except BaseException:
-            server.terminate()
-            raise
-        code = server.terminate()
-        if code != 0:
-            sys.exit(f"FAIL shoald exited with {code} after SIGTERM\n{server.log_text()}")
-        print("shoald exited 0 after SIGTERM")
-        print("PASS")
 
+        run_against_server(os.path.abspath(args.shoald), scenario)
 
 if __name__ == "__main__":
     main()

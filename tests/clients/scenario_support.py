@@ -92,3 +92,24 @@ def run_scenario(observe, steps, unobservable=()):
         except Exception as err:  # the client failed outright
             raise Mismatch(f"{label}: {type(err).__name__}: {err}") from err
         print(f"{label}: ok")
+
+
+def run_against_server(shoald_path, body):
+    """Starts shoald, runs body(server), stops it with SIGTERM. Exits non-zero, with the server's
+    log, on a Mismatch or when shoald does not exit 0."""
+    import sys
+
+    server = Shoald(shoald_path)
+    try:
+        body(server)
+    except Mismatch as err:
+        server.terminate()
+        sys.exit(f"FAIL {err}\n--- shoald log ---\n{server.log_text()}")
+    except BaseException:
+        server.terminate()
+        raise
+    code = server.terminate()
+    if code != 0:
+        sys.exit(f"FAIL shoald exited with {code} after SIGTERM\n{server.log_text()}")
+    print("shoald exited 0 after SIGTERM")
+    print("PASS")

@@ -7,18 +7,13 @@
 #include <thread>
 
 #include "clients/cpp/client.h"
+#include "tests/clients/client_options.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "tests/e2e/shoald_process.h"
 
 namespace shoal::client {
 namespace {
-
-options at(const std::string& target) {
-  options o;
-  o.target = target;
-  return o;
-}
 
 using google::protobuf::Struct;
 using google::protobuf::Value;

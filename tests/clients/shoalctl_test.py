@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 
-from scenario_support import Mismatch, Shoald, check, load_steps, run_scenario
+from scenario_support import Mismatch, check, load_steps, run_against_server, run_scenario
 
 EXIT = {"ok": 0, "usage": 2, "not_found": 3, "not_applied": 4, "invalid_argument": 5,
         "failed_precondition": 6, "out_of_range": 8, "unavailable": 9}
@@ -153,23 +153,14 @@ def main():
     parser.add_argument("--shoalctl", required=True)
     args = parser.parse_args()
     binary = os.path.abspath(args.shoalctl)
-    server = Shoald(os.path.abspath(args.shoald))
-    try:
+
+    def scenario(server):
         ctl = Ctl(binary, server.address)
         # The CLI follows Range pages without showing them.
         run_scenario(lambda step: observe(ctl, step), load_steps(), unobservable={"pages"})
         run_checks(ctl, binary)
-    except Mismatch as err:
-        server.terminate()
-        sys.exit(f"FAIL {err}\n--- shoald log ---\n{server.log_text()}")
-    except BaseException:
-        server.terminate()
-        raise
-    code = server.terminate()
-    if code != 0:
-        sys.exit(f"FAIL shoald exited with {code} after SIGTERM")
-    print("PASS")
 
+    run_against_server(os.path.abspath(args.shoald), scenario)
 
 if __name__ == "__main__":
     main()

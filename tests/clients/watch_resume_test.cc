@@ -5,17 +5,12 @@
 #include <thread>
 
 #include "clients/cpp/client.h"
+#include "tests/clients/client_options.h"
 #include "tests/clients/tcp_proxy.h"
 #include "tests/e2e/shoald_process.h"
 
 namespace shoal::client {
 namespace {
-
-options at(const std::string& target) {
-  options o;
-  o.target = target;
-  return o;
-}
 
 TEST(watch_resume, a_cut_connection_is_resumed_with_no_gap_and_no_duplicate) {
   testing::shoald_process server;
