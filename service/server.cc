@@ -21,7 +21,6 @@
 #include "runtime/time/sleep.h"
 #include "service/config/config_watcher.h"
 #include "service/context.h"
-#include "service/metrics/metrics.h"
 #include "service/handlers/admin.h"
 #include "service/handlers/call.h"
 #include "service/handlers/kv.h"
@@ -138,18 +137,30 @@ void server::impl::post_calls(grpc::ServerCompletionQueue* cq) {
   using KV = v1::KV::AsyncService;
   using Admin = v1::Admin::AsyncService;
   using Health = health::Health::AsyncService;
-  post_unary(rt, &kv_service, &KV::RequestGet, &handlers::get, cq, &ctx, metrics::method::get, k_posted_hot);
-  post_unary(rt, &kv_service, &KV::RequestPut, &handlers::put, cq, &ctx, metrics::method::put, k_posted_hot);
-  post_unary(rt, &kv_service, &KV::RequestDelete, &handlers::remove, cq, &ctx, metrics::method::remove, k_posted_cold);
-  post_unary(rt, &kv_service, &KV::RequestIncrement, &handlers::increment, cq, &ctx, metrics::method::increment, k_posted_cold);
-  post_unary(rt, &kv_service, &KV::RequestRange, &handlers::range, cq, &ctx, metrics::method::range, k_posted_cold);
-  post_stream(rt, &kv_service, &KV::RequestWatch, &handlers::watch, cq, &ctx, metrics::method::watch, k_posted_cold);
-  post_unary(rt, &admin_service, &Admin::RequestStatus, &handlers::status, cq, &ctx, metrics::method::status, 2);
-  post_unary(rt, &admin_service, &Admin::RequestGetConfig, &handlers::get_config, cq, &ctx, metrics::method::get_config, 2);
-  post_stream(rt, &admin_service, &Admin::RequestWatchConfig, &handlers::watch_config, cq, &ctx, metrics::method::watch_config, 2);
-  post_unary(rt, &health_service, &Health::RequestCheck, &handlers::health_check, cq, &ctx, metrics::method::health_check,
+  post_unary(rt, &kv_service, &KV::RequestGet, &handlers::get, cq, &ctx, metrics::method::get,
+             k_posted_hot);
+  post_unary(rt, &kv_service, &KV::RequestPut, &handlers::put, cq, &ctx, metrics::method::put,
+             k_posted_hot);
+  post_unary(rt, &kv_service, &KV::RequestDelete, &handlers::remove, cq, &ctx,
+             metrics::method::remove, k_posted_cold);
+  post_unary(rt, &kv_service, &KV::RequestIncrement, &handlers::increment, cq, &ctx,
+             metrics::method::increment, k_posted_cold);
+  post_unary(rt, &kv_service, &KV::RequestBatch, &handlers::batch, cq, &ctx, metrics::method::batch,
              k_posted_cold);
-  post_stream(rt, &health_service, &Health::RequestWatch, &handlers::health_watch, cq, &ctx, metrics::method::health_watch, 4);
+  post_unary(rt, &kv_service, &KV::RequestRange, &handlers::range, cq, &ctx, metrics::method::range,
+             k_posted_cold);
+  post_stream(rt, &kv_service, &KV::RequestWatch, &handlers::watch, cq, &ctx,
+              metrics::method::watch, k_posted_cold);
+  post_unary(rt, &admin_service, &Admin::RequestStatus, &handlers::status, cq, &ctx,
+             metrics::method::status, 2);
+  post_unary(rt, &admin_service, &Admin::RequestGetConfig, &handlers::get_config, cq, &ctx,
+             metrics::method::get_config, 2);
+  post_stream(rt, &admin_service, &Admin::RequestWatchConfig, &handlers::watch_config, cq, &ctx,
+              metrics::method::watch_config, 2);
+  post_unary(rt, &health_service, &Health::RequestCheck, &handlers::health_check, cq, &ctx,
+             metrics::method::health_check, k_posted_cold);
+  post_stream(rt, &health_service, &Health::RequestWatch, &handlers::health_watch, cq, &ctx,
+              metrics::method::health_watch, 4);
 }
 
 absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
@@ -188,6 +199,12 @@ absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
 
   // gRPC: one completion queue per worker, limits, keepalive.
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // Before gRPC starts: a metrics address that cannot be bound stops the start cleanly.
+  if (!startup.metrics_listen().empty()) {
+    auto m = metrics::exporter::start(startup.metrics_listen(), &p->ctx);
+    if (!m.ok()) return m.status();
+    p->metrics = std::move(*m);
+  }
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(startup.listen(), grpc::InsecureServerCredentials(), &port);
@@ -240,11 +257,6 @@ absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
   p->ctx.stopping = &p->stopping_rx;
   p->serving_tx.send_replace(serving_state{false, snap->live().read_only()});
 
-  if (!startup.metrics_listen().empty()) {
-    auto m = metrics::exporter::start(startup.metrics_listen(), &p->ctx);
-    if (!m.ok()) return m.status();
-    p->metrics = std::move(*m);
-  }
   for (grpc::ServerCompletionQueue* cq : p->queues) p->post_calls(cq);
   p->runtime->spawn(purge_expired(p->kv.get(), &p->expiry_changed)).detach();
   p->runtime->spawn(tick_watchers(&p->ctx)).detach();

@@ -55,6 +55,8 @@ rt::task<> serve_unary(Service* svc, Request request, unary_handler<Req, Resp> h
   in_flight_permit permit;  // held until the reply is sent
   grpc::Status status = in_flight_permit::admit(*ctx, *ctx->current_config(), &permit);
   if (status.ok()) status = handle(*ctx, req, resp);
+  // Recorded before the reply leaves: a client that has its answer finds the call counted.
+  metrics::record_call(m, status.error_code(), std::chrono::steady_clock::now() - arrived_at);
   (void)co_await rt::grpc::async_op(&call, [&](void* tag) {
     if (status.ok()) {
       responder.Finish(resp, status, tag);
@@ -62,7 +64,6 @@ rt::task<> serve_unary(Service* svc, Request request, unary_handler<Req, Resp> h
       responder.FinishWithError(status, tag);
     }
   });
-  metrics::record_call(m, status.error_code(), std::chrono::steady_clock::now() - arrived_at);
 }
 
 // Keeps `count` requests for a unary method posted on `cq`.
@@ -157,11 +158,11 @@ rt::task<> serve_stream(Service* svc, Request request, stream_handler<Req, Resp>
     status = in_flight_permit::admit(*ctx, *ctx->current_config(), &permit);
     if (status.ok()) status = co_await handle(*ctx, req, out, *done.d);
   }
-  (void)co_await rt::grpc::async_op(&call, [&](void* tag) { writer.Finish(status, tag); });
   metrics::record_call(m, status.error_code(), std::chrono::steady_clock::now() - arrived_at);
   if (m == metrics::method::watch && status.error_code() == grpc::StatusCode::CANCELLED) {
     metrics::count(metrics::event::watcher_cancelled);
   }
+  (void)co_await rt::grpc::async_op(&call, [&](void* tag) { writer.Finish(status, tag); });
 }
 
 template <class Service, class Request, class Req, class Resp>

@@ -13,5 +13,7 @@ grpc::Status put(context& ctx, const v1::PutRequest& req, v1::PutResponse& resp)
 grpc::Status remove(context& ctx, const v1::DeleteRequest& req, v1::DeleteResponse& resp);
 grpc::Status increment(context& ctx, const v1::IncrementRequest& req, v1::IncrementResponse& resp);
 grpc::Status range(context& ctx, const v1::RangeRequest& req, v1::RangeResponse& resp);
+// Runs each operation as its own call would, in order; not atomic.
+grpc::Status batch(context& ctx, const v1::BatchRequest& req, v1::BatchResponse& resp);
 
 }  // namespace shoal::service::handlers

@@ -31,7 +31,8 @@ constexpr std::array<const char*, k_methods> k_method_names = {"shoal.v1.KV/Get"
                                                                "shoal.v1.Admin/GetConfig",
                                                                "shoal.v1.Admin/WatchConfig",
                                                                "grpc.health.v1.Health/Check",
-                                                               "grpc.health.v1.Health/Watch"};
+                                                               "grpc.health.v1.Health/Watch",
+                                                               "shoal.v1.KV/Batch"};
 
 constexpr std::array<const char*, k_codes> k_code_names = {
     "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
@@ -119,7 +120,7 @@ class collector : public prometheus::Collectable {
     auto rpcs = family("shoal_rpcs_total", "Calls finished, by method and gRPC status code.",
                        prometheus::MetricType::Counter);
     auto latency = family("shoal_rpc_duration_seconds",
-                          "Time from a call's arrival to its last reply, by method.",
+                          "Time from a call's arrival to its final status, by method.",
                           prometheus::MetricType::Histogram);
     for (std::size_t m = 0; m < k_methods; ++m) {
       uint64_t total = 0;
@@ -173,6 +174,7 @@ class collector : public prometheus::Collectable {
             "Config file changes refused (the running config stays).",
             {{nullptr, event::config_reload_failed}});
 
+    if (ctx_->kv == nullptr || ctx_->seq == nullptr) return out;  // still starting
     out.push_back(gauge("shoal_keys", "Keys stored.", static_cast<double>(ctx_->kv->keys())));
     out.push_back(gauge("shoal_bytes", "Bytes of keys and values stored.",
                         static_cast<double>(ctx_->kv->bytes())));

@@ -31,6 +31,7 @@ enum class method : uint8_t {
   watch_config,
   health_check,
   health_watch,
+  batch,
   count_
 };
 

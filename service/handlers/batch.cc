@@ -1,0 +1,61 @@
+#include "absl/strings/str_cat.h"
+#include "service/handlers/convert.h"
+#include "service/handlers/kv.h"
+
+namespace shoal::service::handlers {
+namespace {
+
+// Runs one operation through its own handler; a failure becomes the operation's error.
+template <class Req, class Resp>
+void run(context& ctx, grpc::Status (*handler)(context&, const Req&, Resp&), const Req& req,
+         Resp* out, v1::OpResult& result) {
+  const grpc::Status st = handler(ctx, req, *out);
+  if (st.ok()) {
+    out->clear_header();  // the batch's header says it once
+    return;
+  }
+  v1::OpError* e = result.mutable_error();  // replaces the partial response in the oneof
+  e->set_code(st.error_code());
+  e->set_message(st.error_message());
+}
+
+}  // namespace
+
+grpc::Status batch(context& ctx, const v1::BatchRequest& req, v1::BatchResponse& resp) {
+  const auto cfg = ctx.current_config();
+  const uint32_t max_ops = cfg->live().max_batch_ops();
+  if (static_cast<uint32_t>(req.ops_size()) > max_ops) {
+    return invalid(absl::StrCat("the batch has ", req.ops_size(),
+                                " operations; the limit is live.max_batch_ops = ", max_ops));
+  }
+  resp.mutable_results()->Reserve(req.ops_size());
+  for (const v1::Op& op : req.ops()) {
+    v1::OpResult& r = *resp.add_results();
+    switch (op.op_case()) {
+      case v1::Op::kGet:
+        run(ctx, &get, op.get(), r.mutable_get(), r);
+        break;
+      case v1::Op::kPut:
+        run(ctx, &put, op.put(), r.mutable_put(), r);
+        break;
+      case v1::Op::kDelete:
+        run(ctx, &remove, op.delete_(), r.mutable_delete_(), r);
+        break;
+      case v1::Op::kIncrement:
+        run(ctx, &increment, op.increment(), r.mutable_increment(), r);
+        break;
+      case v1::Op::kRange:
+        run(ctx, &range, op.range(), r.mutable_range(), r);
+        break;
+      case v1::Op::OP_NOT_SET:
+        r.mutable_error()->set_code(grpc::StatusCode::INVALID_ARGUMENT);
+        r.mutable_error()->set_message(
+            "an operation names none of get, put, delete, increment, range");
+        break;
+    }
+  }
+  ctx.fill(resp.mutable_header());
+  return grpc::Status::OK;
+}
+
+}  // namespace shoal::service::handlers
