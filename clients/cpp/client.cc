@@ -146,6 +146,14 @@ watcher client::watch(watch_options o) { return watcher(this, std::move(o)); }
 
 async_watcher client::watch_async(watch_options o) { return async_watcher(this, std::move(o)); }
 
+absl::StatusOr<v1::BatchResponse> client::batch(const v1::BatchRequest& req) {
+  grpc::ClientContext ctx;
+  detail::set_deadline(ctx, options_);
+  v1::BatchResponse resp;
+  if (auto s = kv_->Batch(&ctx, req, &resp); !s.ok()) return to_status(s);
+  return resp;
+}
+
 absl::StatusOr<v1::StatusResponse> client::status() {
   v1::StatusRequest req;
   v1::StatusResponse resp;

@@ -88,6 +88,9 @@ class client {
   absl::StatusOr<int64_t> increment(std::string_view key, int64_t delta = 1);
   range_reader range(range_options o);
   watcher watch(watch_options o);
+  // Many independent operations in one call (not atomic): a result or an error for each, in
+  // order. Fails as a whole only if the batch itself is refused (e.g. too many operations).
+  absl::StatusOr<v1::BatchResponse> batch(const v1::BatchRequest& req);
   absl::StatusOr<v1::StatusResponse> status();
   absl::StatusOr<v1::ServerConfig> config();
 

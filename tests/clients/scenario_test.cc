@@ -7,9 +7,9 @@
 #include <thread>
 
 #include "clients/cpp/client.h"
-#include "tests/clients/client_options.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "tests/clients/client_options.h"
 #include "tests/e2e/shoald_process.h"
 
 namespace shoal::client {
@@ -165,6 +165,21 @@ TEST(client_scenario, the_cpp_library_runs_the_shared_scenario) {
   }
   EXPECT_GT(n, 10);
   EXPECT_EQ(server.terminate(), 0);
+}
+
+TEST(client_batch, a_batch_returns_a_result_or_an_error_per_operation) {
+  testing::shoald_process server;
+  client kv(at(server.address()));
+  v1::BatchRequest req;
+  req.add_ops()->mutable_put()->set_key("b");
+  req.add_ops()->mutable_get()->set_key("b");
+  req.add_ops()->mutable_get();  // an empty key
+  auto r = kv.batch(req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->results_size(), 3);
+  EXPECT_TRUE(r->results(0).put().applied());
+  EXPECT_TRUE(r->results(1).get().found());
+  EXPECT_EQ(r->results(2).error().code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
 }
 
 TEST(client_errors, the_server_status_reaches_the_caller_and_reads_give_up_when_nobody_answers) {
