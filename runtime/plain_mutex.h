@@ -32,6 +32,9 @@ class ABSL_LOCKABLE plain_mutex {
   void unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
   bool try_lock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) { return mu_.try_lock(); }
 
+  // Tells the static analysis the caller holds the lock, where it cannot see it taken (a set of
+  // locks taken in a loop).
+  void assert_held() const ABSL_ASSERT_EXCLUSIVE_LOCK() {}
   // For std::condition_variable; the caller must hold the lock.
   std::mutex& native() ABSL_ASSERT_EXCLUSIVE_LOCK() { return mu_; }
 

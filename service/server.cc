@@ -145,6 +145,8 @@ void server::impl::post_calls(grpc::ServerCompletionQueue* cq) {
              metrics::method::remove, k_posted_cold);
   post_unary(rt, &kv_service, &KV::RequestIncrement, &handlers::increment, cq, &ctx,
              metrics::method::increment, k_posted_cold);
+  post_unary(rt, &kv_service, &KV::RequestTxn, &handlers::txn, cq, &ctx, metrics::method::txn,
+             k_posted_cold);
   post_unary(rt, &kv_service, &KV::RequestBatch, &handlers::batch, cq, &ctx, metrics::method::batch,
              k_posted_cold);
   post_unary(rt, &kv_service, &KV::RequestRange, &handlers::range, cq, &ctx, metrics::method::range,

@@ -33,6 +33,7 @@ v1::ServerConfig defaults() {
   l->set_read_only(false);
   l->set_range_page_max_items(1000);
   l->set_max_batch_ops(1000);
+  l->set_max_txn_ops(128);
   l->set_range_page_max_bytes(1u << 20);
   l->set_progress_interval_ms(0);
   l->set_log_level("info");
@@ -101,6 +102,7 @@ absl::Status validate(const v1::ServerConfig& c) {
   if (l.default_ttl_ms() < 0) errors.push_back("live.default_ttl_ms must not be negative");
   if (l.range_page_max_items() == 0) errors.push_back("live.range_page_max_items must be positive");
   if (l.max_batch_ops() == 0) errors.push_back("live.max_batch_ops must be positive");
+  if (l.max_txn_ops() == 0) errors.push_back("live.max_txn_ops must be positive");
   log::level lvl;
   if (!log::parse_level(l.log_level(), &lvl)) {
     errors.push_back(absl::StrCat("live.log_level must be debug, info, warn or error, not \"",

@@ -15,5 +15,7 @@ grpc::Status increment(context& ctx, const v1::IncrementRequest& req, v1::Increm
 grpc::Status range(context& ctx, const v1::RangeRequest& req, v1::RangeResponse& resp);
 // Runs each operation as its own call would, in order; not atomic.
 grpc::Status batch(context& ctx, const v1::BatchRequest& req, v1::BatchResponse& resp);
+// Compares, then one branch, atomically and in one revision (docs/design.md).
+grpc::Status txn(context& ctx, const v1::TxnRequest& req, v1::TxnResponse& resp);
 
 }  // namespace shoal::service::handlers

@@ -140,6 +140,15 @@ rt::task<grpc::Status> watch(context& ctx, const v1::WatchRequest& req,
   auto take = [&](const watch::event& e) {
     if (e.revision < next) return;  // already delivered by the replay
     next = e.revision + 1;
+    // A Txn's events go into the response together: a batch is flushed only between events.
+    if (e.type == watch::event::kind::txn) {
+      for (const auto& part : e.parts) {
+        if (!matches(req, filter, *part)) continue;
+        add_event(req, *part, *ctx.kv, resp);
+        batch_bytes += part->bytes();
+      }
+      return;
+    }
     if (!matches(req, filter, e)) return;
     add_event(req, e, *ctx.kv, resp);
     batch_bytes += e.bytes();

@@ -32,6 +32,7 @@ enum class method : uint8_t {
   health_check,
   health_watch,
   batch,
+  txn,
   count_
 };
 

@@ -26,6 +26,25 @@ uint64_t sequencer::publish(std::shared_ptr<watch::event> e) {
   return rev;
 }
 
+uint64_t sequencer::publish_txn(
+    absl::FunctionRef<void(uint64_t revision, std::vector<watch::event_ptr>& parts)> apply) {
+  watch::history::evicted_events evicted;  // freed after the lock, as in publish()
+  rt::plain_lock lock(mu_);
+  const uint64_t rev = revision_.load(std::memory_order_relaxed) + 1;
+  std::vector<watch::event_ptr> parts;
+  apply(rev, parts);
+  if (parts.empty()) return 0;
+  auto group = std::make_shared<watch::event>();
+  group->type = watch::event::kind::txn;
+  group->revision = rev;
+  group->parts = std::move(parts);
+  watch::event_ptr published = std::move(group);
+  history_.append(published, evicted);
+  tx_.send(std::move(published));
+  revision_.store(rev, std::memory_order_release);
+  return rev;
+}
+
 void sequencer::publish_control(watch::event::kind k) {
   auto e = std::make_shared<watch::event>();
   e->type = k;

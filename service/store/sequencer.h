@@ -12,6 +12,7 @@
 #include <memory>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "runtime/plain_mutex.h"
 #include "runtime/sync/broadcast.h"
 #include "service/watch/event.h"
@@ -31,6 +32,11 @@ class sequencer {
   // Gives `e` the next revision (and, for a creating put, its create_revision), records and
   // publishes it. Returns the revision.
   uint64_t publish(std::shared_ptr<watch::event> e);
+  // A Txn's writes: under the sequencer's lock, `apply` gets the revision, makes the writes and
+  // returns their events; they are published as one group with that revision. Returns the
+  // revision, or 0 (and none is used) if `apply` wrote nothing. `apply` must take no lock.
+  uint64_t publish_txn(
+      absl::FunctionRef<void(uint64_t revision, std::vector<watch::event_ptr>& parts)> apply);
   // Control messages (ticks, shutdown): published without a revision or a place in the history.
   void publish_control(watch::event::kind k);
 
@@ -39,8 +45,8 @@ class sequencer {
 
   struct subscription {
     bool compacted = false;
-    uint64_t compact_revision = 0;  // when compacted: the oldest revision still available
-    uint64_t start_revision = 0;    // the first revision this subscriber will see
+    uint64_t compact_revision = 0;         // when compacted: the oldest revision still available
+    uint64_t start_revision = 0;           // the first revision this subscriber will see
     std::vector<watch::event_ptr> replay;  // from the history, oldest first
     std::optional<rt::broadcast::receiver<watch::event_ptr>> live;  // everything after replay
   };

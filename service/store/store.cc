@@ -32,6 +32,21 @@ bool parse_int64(std::string_view s, int64_t* out) {
 
 }  // namespace
 
+absl::StatusOr<int64_t> incremented(const entry* current, int64_t delta) {
+  int64_t value = 0;
+  if (current != nullptr && !parse_int64(current->value(), &value)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the value of the key is not a decimal integer (", current->value().size(),
+                     " bytes), so it cannot be incremented"));
+  }
+  int64_t sum = 0;
+  if (__builtin_add_overflow(value, delta, &sum)) {
+    return absl::OutOfRangeError(
+        absl::StrCat(value, " + ", delta, " overflows a signed 64-bit integer"));
+  }
+  return sum;
+}
+
 bool prefix_end(std::string_view prefix, std::string* end) {
   std::string s(prefix);
   while (!s.empty()) {
@@ -65,8 +80,8 @@ store::store(options o)
   for (uint32_t i = 0; i < o.shards; ++i) shards_.push_back(std::make_unique<shard>());
 }
 
-shard& store::shard_for(std::string_view key) {
-  return *shards_[absl::Hash<std::string_view>{}(key)&shard_mask_];
+std::size_t store::shard_index(std::string_view key) const {
+  return absl::Hash<std::string_view>{}(key)&shard_mask_;
 }
 
 int64_t store::now_ns() const {
@@ -159,6 +174,16 @@ absl::Status store::reserve(const entry* current, std::size_t new_bytes, const l
   return absl::OkStatus();
 }
 
+void store::unreserve(const entry* current, std::size_t new_bytes) {
+  if (current == nullptr) keys_.fetch_sub(1, std::memory_order_relaxed);
+  const std::size_t old_bytes = current ? current->charged_bytes() : 0;
+  if (new_bytes > old_bytes) {
+    bytes_.fetch_sub(new_bytes - old_bytes, std::memory_order_relaxed);
+  } else {
+    bytes_.fetch_add(old_bytes - new_bytes, std::memory_order_relaxed);
+  }
+}
+
 bool store::get(std::string_view key, visit found) {
   shard& s = shard_for(key);
   rt::plain_lock lock(s.mu);
@@ -236,23 +261,14 @@ absl::StatusOr<int64_t> store::increment(std::string_view key, int64_t delta, tt
   shard& s = shard_for(key);
   rt::plain_lock lock(s.mu);
   entry* current = live_entry(s, key);
-  int64_t value = 0;
-  if (current != nullptr && !parse_int64(current->value(), &value)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the value of the key is not a decimal integer (", current->value().size(),
-                     " bytes), so it cannot be incremented"));
-  }
-  int64_t sum = 0;
-  if (__builtin_add_overflow(value, delta, &sum)) {
-    return absl::OutOfRangeError(
-        absl::StrCat(value, " + ", delta, " overflows a signed 64-bit integer"));
-  }
-  const std::string text = absl::StrCat(sum);
+  auto sum = incremented(current, delta);
+  if (!sum.ok()) return sum.status();
+  const std::string text = absl::StrCat(*sum);
   if (auto st = reserve(current, key.size() + text.size(), lim); !st.ok()) return st;
   auto [written, old] = write_locked(s, key, text, current, expiry_for(ttl, current));
   after(*written);
   if (old) entry::unref(old);
-  return sum;
+  return *sum;
 }
 
 store::range_page store::range(const range_query& q) {

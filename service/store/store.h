@@ -67,6 +67,50 @@ struct entry_copy {
   entry::meta meta;
 };
 
+// The value of `current` (absent: 0) plus delta: FAILED_PRECONDITION if the value is not a
+// decimal integer, OUT_OF_RANGE on overflow.
+absl::StatusOr<int64_t> incremented(const entry* current, int64_t delta);
+
+// A Txn, as the store runs it (the handler has validated it: no key written twice in a branch).
+struct txn_compare {
+  enum class target { value, version, create_revision, mod_revision, exists };
+  enum class result { equal, not_equal, less, greater };
+  std::string key;
+  target what = target::value;
+  result how = result::equal;
+  std::string value;   // value
+  int64_t number = 0;  // version, create_revision, mod_revision
+  bool exists = false;
+  bool holds(const entry* current) const;
+};
+
+struct txn_op {
+  enum class kind { get, put, remove, increment };
+  kind type = kind::get;
+  std::string key;
+  std::string value;  // put
+  ttl_spec ttl;       // put, increment
+  int64_t delta = 0;  // increment
+};
+
+struct txn_request {
+  std::vector<txn_compare> compares;
+  std::vector<txn_op> success;
+  std::vector<txn_op> failure;
+};
+
+struct txn_op_result {
+  bool found = false;  // get: the key exists; remove: it existed; put/increment: it existed
+  entry_copy entry;    // get: the entry; put: key and metadata; increment: the whole entry
+  int64_t number = 0;  // increment: the new value
+};
+
+struct txn_result {
+  bool succeeded = false;
+  uint64_t revision = 0;  // 0: the branch only read
+  std::vector<txn_op_result> results;
+};
+
 class store {
  public:
   struct options {
@@ -102,6 +146,11 @@ class store {
   absl::StatusOr<int64_t> increment(std::string_view key, int64_t delta, ttl_spec ttl,
                                     const limits& lim, visit after);
 
+  // Runs a Txn atomically (docs/design.md): the touched shards locked in index order, the
+  // compares, then the branch, in one revision. An operation that fails (a limit, an increment of
+  // a non-integer) fails the whole Txn and nothing is written.
+  absl::StatusOr<txn_result> txn(const txn_request& t, const limits& lim);
+
   struct range_query {
     std::string from;  // inclusive
     std::string to;    // exclusive, when has_to
@@ -134,7 +183,7 @@ class store {
   std::size_t shard_count() const { return shards_.size(); }
 
  private:
-  shard& shard_for(std::string_view key);
+  shard& shard_for(std::string_view key) { return *shards_[shard_index(key)]; }
   int64_t now_ns() const;
   int64_t expiry_for(ttl_spec ttl, const entry* current) const;
   // Under the shard's lock: the live entry for key (expiring it first if it is due).
@@ -148,6 +197,9 @@ class store {
                                          entry* current, int64_t expires_at)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   absl::Status reserve(const entry* current, std::size_t new_bytes, const limits& lim);
+  // Gives back what reserve() took, for a write that will not happen after all.
+  void unreserve(const entry* current, std::size_t new_bytes);
+  std::size_t shard_index(std::string_view key) const;
 
   const rt::clock* clock_;
   sequencer* seq_;

@@ -1,0 +1,193 @@
+// store::txn — atomic multi-key transactions without a global lock (docs/design.md).
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "service/store/store.h"
+
+namespace shoal::service::store {
+namespace {
+
+// The locks of several shards, taken in ascending index (the store's lock order) and released in
+// reverse. The analysis cannot follow a loop of locks: users assert each shard's lock held.
+class shard_locks {
+ public:
+  shard_locks(const std::vector<std::unique_ptr<shard>>& shards,
+              std::vector<std::size_t> indices) ABSL_NO_THREAD_SAFETY_ANALYSIS
+      : shards_(shards),
+        indices_(std::move(indices)) {
+    std::sort(indices_.begin(), indices_.end());
+    indices_.erase(std::unique(indices_.begin(), indices_.end()), indices_.end());
+    for (std::size_t i : indices_) shards_[i]->mu.lock();
+  }
+  ~shard_locks() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    for (auto it = indices_.rbegin(); it != indices_.rend(); ++it) shards_[*it]->mu.unlock();
+  }
+  shard_locks(const shard_locks&) = delete;
+  shard_locks& operator=(const shard_locks&) = delete;
+
+ private:
+  const std::vector<std::unique_ptr<shard>>& shards_;
+  std::vector<std::size_t> indices_;
+};
+
+template <class A, class B>
+int three_way(const A& a, const B& b) {
+  return a < b ? -1 : (b < a ? 1 : 0);
+}
+
+}  // namespace
+
+bool txn_compare::holds(const entry* current) const {
+  int cmp = 0;
+  switch (what) {
+    case target::exists: {
+      const bool exists_now = current != nullptr;
+      return how == result::equal ? exists_now == exists : exists_now != exists;
+    }
+    case target::value:
+      // An absent key has no value: only NOT_EQUAL holds.
+      if (current == nullptr) return how == result::not_equal;
+      cmp = three_way(current->value(), std::string_view(value));
+      break;
+    case target::version:
+      cmp = three_way(static_cast<int64_t>(current ? current->version() : 0), number);
+      break;
+    case target::create_revision:
+      cmp = three_way(static_cast<int64_t>(current ? current->create_revision() : 0), number);
+      break;
+    case target::mod_revision:
+      cmp = three_way(static_cast<int64_t>(current ? current->mod_revision() : 0), number);
+      break;
+  }
+  switch (how) {
+    case result::equal:
+      return cmp == 0;
+    case result::not_equal:
+      return cmp != 0;
+    case result::less:
+      return cmp < 0;
+    case result::greater:
+      return cmp > 0;
+  }
+  return false;
+}
+
+absl::StatusOr<txn_result> store::txn(const txn_request& t, const limits& lim) {
+  // 1. Every shard a key of the Txn lives in, locked in index order.
+  std::vector<std::size_t> touched;
+  for (const auto& c : t.compares) touched.push_back(shard_index(c.key));
+  for (const auto* ops : {&t.success, &t.failure}) {
+    for (const auto& op : *ops) touched.push_back(shard_index(op.key));
+  }
+  const shard_locks locks(shards_, std::move(touched));
+  auto current = [&](std::string_view key) {
+    shard& s = shard_for(key);
+    s.mu.assert_held();
+    return live_entry(s, key);
+  };
+
+  // 2. The compares, on the keys as they are now (an entry found expired is expired first, in
+  // its own revision).
+  txn_result out;
+  out.succeeded = std::all_of(t.compares.begin(), t.compares.end(),
+                              [&](const txn_compare& c) { return c.holds(current(c.key)); });
+  const std::vector<txn_op>& ops = out.succeeded ? t.success : t.failure;
+
+  // 3. Every write's value and its room under the limits, before anything changes: a write that
+  // cannot be made fails the Txn, and the room taken for the others is given back.
+  struct prepared {
+    entry* before = nullptr;
+    std::string value;
+    int64_t expires_at = 0;
+    int64_t number = 0;
+    bool reserved = false;
+  };
+  std::vector<prepared> prep(ops.size());
+  auto give_back = [&] {
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+      if (prep[i].reserved) unreserve(prep[i].before, ops[i].key.size() + prep[i].value.size());
+    }
+  };
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    const txn_op& op = ops[i];
+    prepared& p = prep[i];
+    if (op.type == txn_op::kind::get) continue;
+    p.before = current(op.key);
+    if (op.type == txn_op::kind::remove) continue;
+    if (op.type == txn_op::kind::increment) {
+      auto sum = incremented(p.before, op.delta);
+      if (!sum.ok()) {
+        give_back();
+        return sum.status();
+      }
+      p.number = *sum;
+      p.value = absl::StrCat(*sum);
+    } else {
+      p.value = op.value;
+    }
+    p.expires_at = expiry_for(op.ttl, p.before);
+    if (auto st = reserve(p.before, op.key.size() + p.value.size(), lim); !st.ok()) {
+      give_back();
+      return st;
+    }
+    p.reserved = true;
+  }
+
+  // 4. The branch, in order, under the sequencer's lock: one revision for all its writes, and one
+  // group event. Reads see the writes before them.
+  out.results.resize(ops.size());
+  std::vector<entry*> replaced;  // the shards' references, dropped once the events hold theirs
+  int64_t earliest_expiry = 0;
+  out.revision = seq_->publish_txn([&](uint64_t rev, std::vector<watch::event_ptr>& parts) {
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+      const txn_op& op = ops[i];
+      shard& s = shard_for(op.key);
+      s.mu.assert_held();
+      entry* now = s.find(op.key);
+      txn_op_result& r = out.results[i];
+      r.found = now != nullptr;
+      if (op.type == txn_op::kind::get) {
+        if (now)
+          r.entry = entry_copy{std::string(now->key()), std::string(now->value()), now->metadata()};
+        continue;
+      }
+      auto ev = std::make_shared<watch::event>();
+      ev->revision = rev;
+      ev->previous = entry_ref(now);
+      if (op.type == txn_op::kind::remove) {
+        if (now == nullptr) continue;  // nothing to delete: no event
+        ev->type = watch::event::kind::remove;
+        s.erase(now);
+        keys_.fetch_sub(1, std::memory_order_relaxed);
+        bytes_.fetch_sub(now->charged_bytes(), std::memory_order_relaxed);
+        replaced.push_back(now);
+      } else {
+        const prepared& p = prep[i];
+        entry::meta m;
+        m.create_revision = now ? now->create_revision() : rev;
+        m.mod_revision = rev;
+        m.version = now ? now->version() + 1 : 1;
+        m.expires_at_ns = p.expires_at;
+        entry* written = entry::make(op.key, p.value, m);
+        if (entry* old = s.upsert(written)) replaced.push_back(old);
+        ev->type = watch::event::kind::put;
+        ev->entry = entry_ref(written);
+        r.entry =
+            entry_copy{op.key, op.type == txn_op::kind::increment ? p.value : std::string(), m};
+        r.number = p.number;
+        if (p.expires_at != 0 && (earliest_expiry == 0 || p.expires_at < earliest_expiry)) {
+          earliest_expiry = p.expires_at;
+        }
+      }
+      parts.push_back(std::move(ev));
+    }
+  });
+  for (entry* e : replaced) entry::unref(e);
+  if (earliest_expiry != 0 && expiry_changed_ != nullptr) {
+    const int64_t wakeup = purge_wakeup_.load(std::memory_order_seq_cst);
+    if (wakeup == 0 || earliest_expiry < wakeup) expiry_changed_->notify_one();
+  }
+  return out;
+}
+
+}  // namespace shoal::service::store
