@@ -22,6 +22,7 @@
 #include "clients/cli/output.h"
 #include "clients/cpp/client.h"
 #include "google/protobuf/text_format.h"
+#include "google/protobuf/util/json_util.h"
 
 namespace shoal::cli {
 namespace {
@@ -278,6 +279,28 @@ int cmd_watch(const global& g, sc::client& c, const parsed_args& a) {
   }
 }
 
+// A Txn from protobuf's JSON mapping of TxnRequest (text, @file or -), as grpcurl takes it.
+int cmd_txn(const global& g, sc::client& c, const parsed_args& a) {
+  auto text = read_value(a.positional[0]);
+  if (!text.ok()) return usage_error(std::string(text.status().message()));
+  v1::TxnRequest req;
+  if (auto st = google::protobuf::util::JsonStringToMessage(*text, &req); !st.ok()) {
+    return usage_error("the Txn is not a shoal.v1.TxnRequest in JSON: " + st.ToString());
+  }
+  auto r = c.txn(req);
+  if (!r.ok()) return fail(g, r.status());
+  if (g.json) {
+    std::printf("%s\n", to_json(*r).c_str());
+  } else {
+    std::printf("%s", r->succeeded() ? "succeeded" : "failed: the failure branch ran");
+    if (r->revision() != 0)
+      std::printf(", revision %llu", static_cast<unsigned long long>(r->revision()));
+    std::printf("\n");
+    for (const auto& res : r->results()) std::printf("%s\n", to_json(res).c_str());
+  }
+  return r->succeeded() ? k_ok : k_not_applied;
+}
+
 int cmd_status(const global& g, sc::client& c, const parsed_args&) {
   auto r = c.status();
   if (!r.ok()) return fail(g, r.status());
@@ -373,6 +396,16 @@ const std::vector<command>& commands() {
        1,
        1,
        cmd_watch},
+      {"txn",
+       "txn JSON",
+       "Runs a Txn given as a shoal.v1.TxnRequest in JSON (text, @file, or - for stdin), e.g.\n"
+       "  '{\"compares\":[{\"key\":\"YQ==\",\"target\":\"VERSION\",\"number\":\"0\"}],\n"
+       "    \"success\":[{\"put\":{\"key\":\"YQ==\",\"value\":\"MQ==\"}}]}'\n"
+       "  (bytes in base64). Exit code 4 when the compares fail (the failure branch ran).",
+       {},
+       1,
+       1,
+       cmd_txn},
       {"status",
        "status",
        "Shows the server's revision, keys, bytes, watchers, config...",
@@ -407,7 +440,10 @@ void print_flags(const std::vector<flag_spec>& flags) {
 
 void print_help() {
   std::printf("shoalctl: Shoal from the shell\n\nusage: shoalctl [FLAGS] COMMAND [ARGS]\n\n");
-  for (const auto& c : commands()) std::printf("  %-22s %s\n", c.synopsis.c_str(), c.help.c_str());
+  for (const auto& c : commands()) {
+    const std::string first_line = c.help.substr(0, c.help.find('\n'));
+    std::printf("  %-22s %s\n", c.synopsis.c_str(), first_line.c_str());
+  }
   std::printf("\nflags (any command):\n");
   print_flags(k_global_flags);
   std::printf("\n'shoalctl COMMAND --help' shows a command's flags.\n%s", k_exit_codes);

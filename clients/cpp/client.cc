@@ -154,6 +154,14 @@ absl::StatusOr<v1::BatchResponse> client::batch(const v1::BatchRequest& req) {
   return resp;
 }
 
+absl::StatusOr<v1::TxnResponse> client::txn(const v1::TxnRequest& req) {
+  grpc::ClientContext ctx;
+  detail::set_deadline(ctx, options_);
+  v1::TxnResponse resp;
+  if (auto s = kv_->Txn(&ctx, req, &resp); !s.ok()) return to_status(s);
+  return resp;
+}
+
 absl::StatusOr<v1::StatusResponse> client::status() {
   v1::StatusRequest req;
   v1::StatusResponse resp;

@@ -91,6 +91,8 @@ class client {
   // Many independent operations in one call (not atomic): a result or an error for each, in
   // order. Fails as a whole only if the batch itself is refused (e.g. too many operations).
   absl::StatusOr<v1::BatchResponse> batch(const v1::BatchRequest& req);
+  // Compares, then one branch, atomically in one revision (not retried: it may write).
+  absl::StatusOr<v1::TxnResponse> txn(const v1::TxnRequest& req);
   absl::StatusOr<v1::StatusResponse> status();
   absl::StatusOr<v1::ServerConfig> config();
 

@@ -202,6 +202,37 @@ class ShoalClient {
     }
   }
 
+  // Compares, then the success operations if all hold, else the failure ones: atomically, in one
+  // revision. Compares: {key, target: 'VALUE'|'VERSION'|'CREATE_REVISION'|'MOD_REVISION'|'EXISTS',
+  // result: 'EQUAL'|'NOT_EQUAL'|'LESS'|'GREATER', value | number | exists}. Operations:
+  // {get: {key}}, {put: {key, value, ttlMs}}, {delete: {key}}, {increment: {key, delta}}.
+  async txn({ compares = [], success = [], failure = [] } = {}) {
+    const op = (o) => {
+      if (o.get) return { get: { key: toBytes(o.get.key) } };
+      if (o.put) {
+        const { key, value, ttlMs } = o.put;
+        return { put: { key: toBytes(key), value: toBytes(value), ...(ttlMs === undefined ? {} : { ttlMs: String(ttlMs) }) } };
+      }
+      if (o.delete) return { delete: { key: toBytes(o.delete.key) } };
+      if (o.increment) return { increment: { key: toBytes(o.increment.key), delta: String(o.increment.delta ?? 1) } };
+      throw new TypeError('an operation is one of get, put, delete, increment');
+    };
+    const request = {
+      compares: compares.map((c) => ({
+        key: toBytes(c.key),
+        target: c.target,
+        result: c.result ?? 'EQUAL',
+        value: c.value === undefined ? undefined : toBytes(c.value),
+        number: c.number === undefined ? undefined : String(c.number),
+        exists: c.exists,
+      })),
+      success: success.map(op),
+      failure: failure.map(op),
+    };
+    const res = await this.#unary(this.#kv, 'txn', request);
+    return { succeeded: res.succeeded, revision: toNumber(res.revision), results: res.results };
+  }
+
   async status() {
     const res = await this.#unary(this.#admin, 'status', {});
     return {

@@ -178,6 +178,28 @@ async function runScenario(client, steps) {
   }
 }
 
+// A compare-and-swap transfer between two keys in one Txn, then the same Txn again: it fails.
+async function checkTxn(client) {
+  const a = await client.put('txn/a', '10');
+  await client.put('txn/b', '0');
+  const request = {
+    compares: [{ key: 'txn/a', target: 'MOD_REVISION', result: 'EQUAL', number: a.revision }],
+    success: [{ put: { key: 'txn/a', value: '5' } }, { put: { key: 'txn/b', value: '5' } }],
+    failure: [{ get: { key: 'txn/a' } }],
+  };
+  const first = await client.txn(request);
+  if (!first.succeeded || first.revision === 0) fail(`txn: ${JSON.stringify(first)}`);
+  const revisions = [(await client.get('txn/a')).modRevision, (await client.get('txn/b')).modRevision];
+  if (!isDeepStrictEqual(revisions, [first.revision, first.revision])) {
+    fail(`txn: the keys' revisions ${revisions} are not the Txn's ${first.revision}`);
+  }
+  const again = await client.txn(request);
+  if (again.succeeded || again.revision !== 0 || again.results[0].get.entry.value.toString() !== '5') {
+    fail(`txn: the failure branch did not run as expected: ${JSON.stringify(again)}`);
+  }
+  console.log('ok   txn: compare-and-swap across two keys, then the failure branch');
+}
+
 async function checkFailingCall(client) {
   const label = 'error: get of an empty key';
   try {
@@ -223,6 +245,7 @@ async function main() {
   const client = new ShoalClient(server.address);
   try {
     await runScenario(client, scenario.steps);
+    await checkTxn(client);
     await checkFailingCall(client);
     await checkWatchesCanceled(client);
   } catch (err) {

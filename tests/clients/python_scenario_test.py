@@ -73,6 +73,22 @@ def observe(client, step):
     raise Mismatch(f"unknown op {op!r}")
 
 
+def run_txn(sc, client):
+    """A compare-and-swap transfer between two keys, then the same Txn again: it fails."""
+    a = client.put("txn/a", "10")
+    client.put("txn/b", "0")
+    ops = [sc.op_put("txn/a", "5"), sc.op_put("txn/b", "5")]
+    cas = [sc.compare("txn/a", "mod_revision", "==", a.revision)]
+    first = client.txn(cas, ops, [sc.op_get("txn/a")])
+    check("txn succeeded", True, first.succeeded)
+    check("both keys, one revision", [first.revision] * 2,
+          [client.get(k).mod_revision for k in ("txn/a", "txn/b")])
+    again = client.txn(cas, ops, [sc.op_get("txn/a")])
+    check("txn failure branch", (False, 0, b"5"),
+          (again.succeeded, again.revision, again.results[0].get.entry.value))
+    print("txn: ok")
+
+
 def run_errors(sc, client):
     """Failures raise ShoalError with the server's status code (sc: the shoal_client module)."""
     code = grpc.StatusCode
@@ -121,6 +137,7 @@ def main():
         def scenario(server):
             with shoal_client.ShoalClient(server.address) as client:
                 run_scenario(lambda step: observe(client, step), steps)
+                run_txn(shoal_client, client)
                 run_errors(shoal_client, client)
 
         run_against_server(os.path.abspath(args.shoald), scenario)

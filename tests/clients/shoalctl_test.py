@@ -129,12 +129,21 @@ def run_checks(ctl, binary):
     expect("@file read back", 0, ctl.run("get", "ctl/file"), out_has="from a file")
     expect("utf-8 shown as is", 0, (ctl.run("put", "ctl/u", "héllo ✓"), ctl.run("get", "ctl/u"))[1],
            out_has="héllo ✓")
+    # txn: a put only if the key is absent; the second time the failure branch runs (exit 4).
+    b64 = lambda t: base64.b64encode(t.encode()).decode()
+    txn = json.dumps({"compares": [{"key": b64("ctl/t"), "target": "EXISTS", "exists": False}],
+                      "success": [{"put": {"key": b64("ctl/t"), "value": b64("first")}}],
+                      "failure": [{"get": {"key": b64("ctl/t")}}]})
+    expect("txn applies", 0, ctl.run("txn", txn), out_has="succeeded, revision")
+    expect("txn from stdin, failure branch", EXIT["not_applied"], ctl.run("txn", "-", stdin=txn),
+           out_has="Zmlyc3Q=")
+    expect("txn with bad JSON", EXIT["usage"], ctl.run("txn", "{not json"))
     expect("status", 0, ctl.run("status"), out_has="keys:")
     code, [st] = ctl.json("status")
     check("status --json keys", True, int(st["keys"]) >= 5)
     expect("config show", 0, ctl.run("config"), out_has='"live"')
 
-    for command in ["get", "put", "del", "incr", "range", "watch", "status", "config"]:
+    for command in ["get", "put", "del", "incr", "range", "watch", "txn", "status", "config"]:
         expect(f"{command} --help", 0, ctl.run(command, "--help"), out_has="usage: shoalctl " + command)
     expect("--help", 0, subprocess.run([binary, "--help"], capture_output=True, text=True),
            out_has="exit codes")

@@ -10,7 +10,13 @@ from .client import (
     RangePage,
     ShoalClient,
     ShoalError,
+    TxnResult,
     WatchCanceledError,
+    compare,
+    op_delete,
+    op_get,
+    op_increment,
+    op_put,
 )
 
 __all__ = [
@@ -23,5 +29,11 @@ __all__ = [
     "RangePage",
     "ShoalClient",
     "ShoalError",
+    "TxnResult",
     "WatchCanceledError",
+    "compare",
+    "op_delete",
+    "op_get",
+    "op_increment",
+    "op_put",
 ]

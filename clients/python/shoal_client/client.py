@@ -135,6 +135,49 @@ def _condition(if_absent=False, if_present=False, if_revision=None) -> Optional[
     return None
 
 
+@dataclass(frozen=True)
+class TxnResult:
+    succeeded: bool  # which branch ran
+    revision: int  # the Txn's revision, 0 if it only read
+    results: list  # kv_pb2.OpResult, one per operation of the branch that ran
+
+
+_TARGETS = {"value": 0, "version": 1, "create_revision": 2, "mod_revision": 3, "exists": 4}
+_RESULTS = {"==": 0, "!=": 1, "<": 2, ">": 3}
+
+
+def compare(key: Data, target: str, op: str, operand) -> "kv_pb2.Compare":
+    """compare("a", "mod_revision", "==", 7), compare("a", "value", "<", "m"),
+    compare("a", "exists", "==", False)."""
+    c = kv_pb2.Compare(key=_bytes(key), target=_TARGETS[target], result=_RESULTS[op])
+    if target == "value":
+        c.value = _bytes(operand)
+    elif target == "exists":
+        c.exists = bool(operand)
+    else:
+        c.number = int(operand)
+    return c
+
+
+def op_get(key: Data) -> "kv_pb2.Op":
+    return kv_pb2.Op(get=kv_pb2.GetRequest(key=_bytes(key)))
+
+
+def op_put(key: Data, value: Data, ttl_ms: Optional[int] = None) -> "kv_pb2.Op":
+    req = kv_pb2.PutRequest(key=_bytes(key), value=_bytes(value))
+    if ttl_ms is not None:
+        req.ttl_ms = ttl_ms
+    return kv_pb2.Op(put=req)
+
+
+def op_delete(key: Data) -> "kv_pb2.Op":
+    return kv_pb2.Op(delete=kv_pb2.DeleteRequest(key=_bytes(key)))
+
+
+def op_increment(key: Data, delta: int = 1) -> "kv_pb2.Op":
+    return kv_pb2.Op(increment=kv_pb2.IncrementRequest(key=_bytes(key), delta=delta))
+
+
 class ShoalClient:
     """A connection to shoald. Every call but watch has a deadline of `timeout` seconds.
 
@@ -326,6 +369,13 @@ class ShoalClient:
             raise ShoalError(code, details) from err
         finally:
             call.cancel()
+
+    def txn(self, compares=(), success=(), failure=()) -> TxnResult:
+        """Compares, then the success operations if all hold, else the failure ones: atomically,
+        in one revision. Build them with compare() and op_get/op_put/op_delete/op_increment."""
+        req = kv_pb2.TxnRequest(compares=list(compares), success=list(success), failure=list(failure))
+        resp = self._call(self._kv.Txn, req)
+        return TxnResult(resp.succeeded, resp.revision, list(resp.results))
 
     def status(self) -> admin_pb2.StatusResponse:
         """The server's Admin/Status: keys, bytes, watchers, version, compact_revision..."""
