@@ -18,4 +18,10 @@ grpc::Status batch(context& ctx, const v1::BatchRequest& req, v1::BatchResponse&
 // Compares, then one branch, atomically and in one revision (docs/design.md).
 grpc::Status txn(context& ctx, const v1::TxnRequest& req, v1::TxnResponse& resp);
 
+// For Range and for a Range inside a Txn: the request checked and turned into a query, and a
+// page turned into a response.
+grpc::Status to_range_query(const v1::RangeRequest& req, const config::snapshot& cfg,
+                            store::range_query* out);
+void fill_range(const store::range_page& page, const store::store& kv, v1::RangeResponse& resp);
+
 }  // namespace shoal::service::handlers

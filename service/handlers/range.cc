@@ -3,11 +3,9 @@
 #include "service/handlers/kv.h"
 
 namespace shoal::service::handlers {
-grpc::Status range(context& ctx, const v1::RangeRequest& req, v1::RangeResponse& resp) {
-  const auto cfg = ctx.current_config();
-  // Range is not a snapshot: the revision is read before the first shard.
-  ctx.fill(resp.mutable_header());
-  store::store::range_query q;
+grpc::Status to_range_query(const v1::RangeRequest& req, const config::snapshot& cfg,
+                            store::range_query* out) {
+  store::range_query& q = *out;
   switch (req.selector_case()) {
     case v1::RangeRequest::kPrefix:
       q.from = req.prefix();
@@ -30,21 +28,32 @@ grpc::Status range(context& ctx, const v1::RangeRequest& req, v1::RangeResponse&
     }
     q.from = req.continuation();
   }
+  const uint32_t cap = cfg.live().range_page_max_items();
+  q.max_items = req.limit() == 0 || req.limit() > cap ? cap : req.limit();
+  // A page must fit in a message; a single entry of the largest allowed size always does.
+  q.max_bytes = std::min<std::size_t>(cfg.live().range_page_max_bytes(),
+                                      cfg.startup().max_message_bytes() / 2);
+  q.keys_only = req.keys_only();
+  return grpc::Status::OK;
+}
+
+void fill_range(const store::range_page& page, const store::store& kv, v1::RangeResponse& resp) {
+  for (const auto& e : page.entries) fill_entry(resp.add_entries(), e.key, e.value, e.meta, kv);
+  resp.set_count(page.entries.size());
+  resp.set_continuation(page.continuation);
+}
+
+grpc::Status range(context& ctx, const v1::RangeRequest& req, v1::RangeResponse& resp) {
+  const auto cfg = ctx.current_config();
+  // Range is not a snapshot: the revision is read before the first shard.
+  ctx.fill(resp.mutable_header());
+  store::range_query q;
+  if (auto st = to_range_query(req, *cfg, &q); !st.ok()) return st;
   if (req.count_only()) {
     resp.set_count(ctx.kv->count(q));
     return grpc::Status::OK;
   }
-  const uint32_t cap = cfg->live().range_page_max_items();
-  q.max_items = req.limit() == 0 || req.limit() > cap ? cap : req.limit();
-  // A page must fit in a message; a single entry of the largest allowed size always does.
-  q.max_bytes = std::min<std::size_t>(cfg->live().range_page_max_bytes(),
-                                      cfg->startup().max_message_bytes() / 2);
-  q.keys_only = req.keys_only();
-  auto page = ctx.kv->range(q);
-  for (const auto& e : page.entries)
-    fill_entry(resp.add_entries(), e.key, e.value, e.meta, *ctx.kv);
-  resp.set_count(page.entries.size());
-  resp.set_continuation(std::move(page.continuation));
+  fill_range(ctx.kv->range(q), *ctx.kv, resp);
   return grpc::Status::OK;
 }
 

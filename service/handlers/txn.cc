@@ -109,9 +109,13 @@ grpc::Status to_branch(const google::protobuf::RepeatedPtrField<v1::Op>& ops, co
         break;
       }
       case v1::Op::kRange:
-        return invalid("Range inside a Txn is not supported yet; use Get of each key");
+        if (op.range().count_only()) return invalid("count_only is not supported inside a Txn");
+        if (auto st = to_range_query(op.range(), cfg, &t.range); !st.ok()) return st;
+        t.type = store::txn_op::kind::range;
+        out->push_back(std::move(t));
+        continue;  // no key of its own
       case v1::Op::OP_NOT_SET:
-        return invalid("an operation names none of get, put, delete, increment");
+        return invalid("an operation names none of get, put, delete, increment, range");
     }
     if (auto st = check_key(t.key, cfg); !st.ok()) return st;
     if (t.type != store::txn_op::kind::get && !written.insert(t.key).second) {
@@ -171,6 +175,9 @@ grpc::Status txn(context& ctx, const v1::TxnRequest& req, v1::TxnResponse& resp)
       case store::txn_op::kind::remove:
         out.mutable_delete_()->set_applied(true);
         out.mutable_delete_()->set_deleted(x.found ? 1 : 0);
+        break;
+      case store::txn_op::kind::range:
+        fill_range(x.page, *ctx.kv, *out.mutable_range());
         break;
       case store::txn_op::kind::increment:
         out.mutable_increment()->set_value(x.number);

@@ -67,6 +67,20 @@ struct entry_copy {
   entry::meta meta;
 };
 
+struct range_query {
+  std::string from;  // inclusive
+  std::string to;    // exclusive, when has_to
+  bool has_to = false;
+  std::size_t max_items = 1000;
+  std::size_t max_bytes = 1 << 20;  // at least one entry is always returned
+  bool keys_only = false;
+};
+
+struct range_page {
+  std::vector<entry_copy> entries;
+  std::string continuation;  // empty when the range is exhausted
+};
+
 // The value of `current` (absent: 0) plus delta: FAILED_PRECONDITION if the value is not a
 // decimal integer, OUT_OF_RANGE on overflow.
 absl::StatusOr<int64_t> incremented(const entry* current, int64_t delta);
@@ -85,12 +99,13 @@ struct txn_compare {
 };
 
 struct txn_op {
-  enum class kind { get, put, remove, increment };
+  enum class kind { get, put, remove, increment, range };
   kind type = kind::get;
   std::string key;
   std::string value;  // put
   ttl_spec ttl;       // put, increment
   int64_t delta = 0;  // increment
+  range_query range;  // range (key unused): makes the Txn lock every shard
 };
 
 struct txn_request {
@@ -103,6 +118,7 @@ struct txn_op_result {
   bool found = false;  // get: the key exists; remove: it existed; put/increment: it existed
   entry_copy entry;    // get: the entry; put: key and metadata; increment: the whole entry
   int64_t number = 0;  // increment: the new value
+  range_page page;     // range
 };
 
 struct txn_result {
@@ -151,18 +167,8 @@ class store {
   // a non-integer) fails the whole Txn and nothing is written.
   absl::StatusOr<txn_result> txn(const txn_request& t, const limits& lim);
 
-  struct range_query {
-    std::string from;  // inclusive
-    std::string to;    // exclusive, when has_to
-    bool has_to = false;
-    std::size_t max_items = 1000;
-    std::size_t max_bytes = 1 << 20;  // at least one entry is always returned
-    bool keys_only = false;
-  };
-  struct range_page {
-    std::vector<entry_copy> entries;
-    std::string continuation;  // empty when the range is exhausted
-  };
+  using range_query = ::shoal::service::store::range_query;
+  using range_page = ::shoal::service::store::range_page;
   range_page range(const range_query& q);
   uint64_t count(const range_query& q);
 
@@ -199,6 +205,8 @@ class store {
   absl::Status reserve(const entry* current, std::size_t new_bytes, const limits& lim);
   // Gives back what reserve() took, for a write that will not happen after all.
   void unreserve(const entry* current, std::size_t new_bytes);
+  // A Range page for a Txn, which holds every shard's lock (and the sequencer's).
+  range_page range_locked(const range_query& q);
   std::size_t shard_index(std::string_view key) const;
 
   const rt::clock* clock_;

@@ -72,12 +72,52 @@ bool txn_compare::holds(const entry* current) const {
   return false;
 }
 
+range_page store::range_locked(const range_query& q) {
+  // Every shard is locked, and the sequencer too: entries found expired are left for the purge
+  // task (expiring one here would publish under the sequencer's lock), but never shown.
+  const int64_t now = now_ns();
+  std::vector<entry_copy> found;
+  for (auto& sp : shards_) {
+    shard& s = *sp;
+    s.mu.assert_held();
+    std::size_t taken = 0;
+    s.scan(q.from, q.to, q.has_to, [&](entry* e) {
+      if (e->expired(now)) return true;
+      found.push_back(entry_copy{std::string(e->key()),
+                                 q.keys_only ? std::string() : std::string(e->value()),
+                                 e->metadata()});
+      return ++taken <= q.max_items;  // one more than a page: is there a next page?
+    });
+  }
+  std::sort(found.begin(), found.end(),
+            [](const entry_copy& a, const entry_copy& b) { return a.key < b.key; });
+  range_page page;
+  std::size_t bytes = 0;
+  for (auto& e : found) {
+    const std::size_t size = e.key.size() + e.value.size();
+    if (page.entries.size() == q.max_items ||
+        (!page.entries.empty() && bytes + size > q.max_bytes)) {
+      page.continuation = page.entries.back().key + '\0';
+      break;
+    }
+    bytes += size;
+    page.entries.push_back(std::move(e));
+  }
+  return page;
+}
+
 absl::StatusOr<txn_result> store::txn(const txn_request& t, const limits& lim) {
   // 1. Every shard a key of the Txn lives in, locked in index order.
   std::vector<std::size_t> touched;
   for (const auto& c : t.compares) touched.push_back(shard_index(c.key));
   for (const auto* ops : {&t.success, &t.failure}) {
-    for (const auto& op : *ops) touched.push_back(shard_index(op.key));
+    for (const auto& op : *ops) {
+      if (op.type != txn_op::kind::range) {
+        touched.push_back(shard_index(op.key));
+        continue;
+      }
+      for (std::size_t i = 0; i < shards_.size(); ++i) touched.push_back(i);  // keys are hashed
+    }
   }
   const shard_locks locks(shards_, std::move(touched));
   auto current = [&](std::string_view key) {
@@ -111,7 +151,7 @@ absl::StatusOr<txn_result> store::txn(const txn_request& t, const limits& lim) {
   for (std::size_t i = 0; i < ops.size(); ++i) {
     const txn_op& op = ops[i];
     prepared& p = prep[i];
-    if (op.type == txn_op::kind::get) continue;
+    if (op.type == txn_op::kind::get || op.type == txn_op::kind::range) continue;
     p.before = current(op.key);
     if (op.type == txn_op::kind::remove) continue;
     if (op.type == txn_op::kind::increment) {
@@ -141,6 +181,10 @@ absl::StatusOr<txn_result> store::txn(const txn_request& t, const limits& lim) {
   out.revision = seq_->publish_txn([&](uint64_t rev, std::vector<watch::event_ptr>& parts) {
     for (std::size_t i = 0; i < ops.size(); ++i) {
       const txn_op& op = ops[i];
+      if (op.type == txn_op::kind::range) {
+        out.results[i].page = range_locked(op.range);
+        continue;
+      }
       shard& s = shard_for(op.key);
       s.mu.assert_held();
       entry* now = s.find(op.key);

@@ -11,7 +11,7 @@ namespace {
 
 class txn_test : public ::testing::Test {
  protected:
-  shoald_process server_{{"--max_txn_ops=4"}};
+  shoald_process server_{{"--max_txn_ops=5"}};
   std::unique_ptr<v1::KV::Stub> kv_ = server_.kv();
 
   uint64_t put(const std::string& k, const std::string& v) {
@@ -74,6 +74,37 @@ TEST_F(txn_test, a_branch_writes_every_key_in_one_revision_and_reads_see_its_own
   EXPECT_EQ(resp.header().revision(), 3u);
 }
 
+TEST_F(txn_test, a_range_inside_a_txn_sees_the_txn_own_writes_in_order_and_pages) {
+  put("r/b", "old");
+  v1::TxnRequest req;
+  add_put(req.mutable_success(), "r/a", "1");
+  add_put(req.mutable_success(), "r/b", "2");
+  req.mutable_success()->Add()->mutable_delete_()->set_key("r/c");
+  auto* range = req.mutable_success()->Add()->mutable_range();
+  range->set_prefix("r/");
+  range->set_limit(1);
+  auto* all = req.mutable_success()->Add()->mutable_range();
+  all->set_prefix("r/");
+  v1::TxnResponse resp;
+  auto st = txn(req, &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(resp.results_size(), 5);
+  const auto& first_page = resp.results(3).range();
+  ASSERT_EQ(first_page.entries_size(), 1);
+  EXPECT_EQ(first_page.entries(0).key(), "r/a");
+  EXPECT_FALSE(first_page.continuation().empty());
+  const auto& whole = resp.results(4).range();
+  ASSERT_EQ(whole.entries_size(), 2);
+  EXPECT_EQ(whole.entries(1).value(), "2");
+  EXPECT_EQ(whole.entries(1).mod_revision(), resp.revision());
+  EXPECT_TRUE(whole.continuation().empty());
+
+  v1::TxnRequest counting;
+  counting.mutable_success()->Add()->mutable_range()->set_count_only(true);
+  counting.mutable_success(0)->mutable_range()->set_prefix("r/");
+  EXPECT_EQ(txn(counting, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 TEST_F(txn_test, every_compare_target_and_result) {
   put("k", "m");  // revision 1, version 1
   put("k", "m");  // revision 2, version 2
@@ -126,7 +157,7 @@ TEST_F(txn_test, bad_transactions_are_invalid_argument_and_a_failing_operation_w
   EXPECT_EQ(status_of(exists_less).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 
   v1::TxnRequest too_many;
-  for (int i = 0; i < 5; ++i) add_get(too_many.mutable_success(), "k" + std::to_string(i));
+  for (int i = 0; i < 6; ++i) add_get(too_many.mutable_success(), "k" + std::to_string(i));
   st = status_of(too_many);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(st.error_message().find("max_txn_ops"), std::string::npos);

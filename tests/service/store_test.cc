@@ -186,8 +186,8 @@ TEST(txn_test, concurrent_transactions_lock_in_one_order_and_conserve_the_sum) {
         // +1 on one account, -1 on another; odd threads list them the other way round.
         const int a = (t + i) % k_accounts, b = (t + i + 3) % k_accounts;
         txn_request req;
-        txn_op up{txn_op::kind::increment, "acct" + std::to_string(a), "", {}, 1};
-        txn_op down{txn_op::kind::increment, "acct" + std::to_string(b), "", {}, -1};
+        txn_op up{txn_op::kind::increment, "acct" + std::to_string(a), "", {}, 1, {}};
+        txn_op down{txn_op::kind::increment, "acct" + std::to_string(b), "", {}, -1, {}};
         if (t % 2) std::swap(up, down);
         req.success = {up, down};
         auto r = kv.txn(req, limits{});
