@@ -28,16 +28,19 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "runtime/grpc/completion_queue_driver.h"
 #include "runtime/grpc/operation.h"
-#include "grpcpp/generic/generic_stub.h"
 #include "runtime/runtime.h"
 #include "runtime/sync/semaphore.h"
 #include "runtime/time/sleep.h"
 #include "shoal/v1/kv.grpc.pb.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "server address");
-ABSL_FLAG(std::string, mode, "get", "get | put | mixed | watch");
+ABSL_FLAG(std::string, mode, "get", "get | put | mixed | txn | watch");
+ABSL_FLAG(int, txn_keys, 2,
+          "txn: keys each Txn moves a unit between (1: an increment; 2: a transfer, which lands on "
+          "two shards most of the time)");
 ABSL_FLAG(int, get_percent, 90, "mixed: share of gets");
 ABSL_FLAG(int, connections, 16, "channels (TCP connections)");
 ABSL_FLAG(int, concurrency, 128, "calls in flight, spread over the connections");
@@ -119,6 +122,8 @@ struct merge_on_exit {
   }
 };
 
+uint64_t key_index_of(const std::string& key) { return std::stoull(key.substr(6)); }
+
 std::string key_of(uint64_t i) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "bench/%010llu", static_cast<unsigned long long>(i));
@@ -153,7 +158,29 @@ rt::task<> load_loop(shared_state* s, int index, std::string mode, int get_perce
         mode == "get" || (mode == "mixed" && static_cast<int>(rng() % 100) < get_percent);
     const auto t0 = clk::now();
     grpc::Status st;
-    if (is_get) {
+    if (mode == "txn") {
+      // A transfer: if the source exists, move one unit from it to another key, atomically.
+      v1::TxnRequest txn;
+      v1::Compare* c = txn.add_compares();
+      c->set_key(key);
+      c->set_target(v1::Compare::EXISTS);
+      c->set_exists(true);
+      v1::IncrementRequest* from = txn.add_success()->mutable_increment();
+      from->set_key(key);
+      from->set_delta(-1);
+      if (absl::GetFlag(FLAGS_txn_keys) > 1) {
+        v1::IncrementRequest* to = txn.add_success()->mutable_increment();
+        to->set_key(key_of((rng() % static_cast<uint64_t>(keys - 1) + 1 + key_index_of(key)) %
+                           static_cast<uint64_t>(keys)));
+        to->set_delta(1);
+      }
+      v1::TxnResponse resp;
+      st = co_await unary(
+          [&](grpc::ClientContext* c, grpc::CompletionQueue* cq) {
+            return stub->PrepareAsyncTxn(c, txn, cq);
+          },
+          &resp);
+    } else if (is_get) {
       get.set_key(key);
       v1::GetResponse resp;
       st = co_await unary(
@@ -170,7 +197,8 @@ rt::task<> load_loop(shared_state* s, int index, std::string mode, int get_perce
           },
           &resp);
     }
-    const uint64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(clk::now() - t0).count();
+    const uint64_t ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(clk::now() - t0).count();
     if (!s->measuring.load(std::memory_order_relaxed)) continue;
     if (st.ok()) {
       local.record(ns);
@@ -200,7 +228,8 @@ rt::task<> prefill(shared_state* s, int from, int to, std::string value) {
 }
 
 int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(clk::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(clk::now().time_since_epoch())
+      .count();
 }
 
 // Watch mode: each watcher records, for every event, now - the send time carried in the value.
@@ -254,7 +283,8 @@ rt::task<> timed_put(shared_state* s, uint64_t i, int value_size, rt::semaphore_
 // Puts at a fixed rate, each as its own task (at most 256 in flight), so a slow reply does not
 // slow the pace.
 rt::task<> paced_writer(shared_state* s, int rate, int value_size) {
-  rt::interval tick(std::chrono::nanoseconds(1'000'000'000 / rate), rt::missed_tick_behavior::burst);
+  rt::interval tick(std::chrono::nanoseconds(1'000'000'000 / rate),
+                    rt::missed_tick_behavior::burst);
   rt::semaphore in_flight(256);
   for (uint64_t i = 0; !s->stop.load(); ++i) {
     co_await tick.tick();
@@ -278,12 +308,14 @@ rt::task<> generic_loop(shared_state* s, grpc::GenericStub* stub, std::string me
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     const auto t0 = clk::now();
-    auto rpc = stub->PrepareUnaryCall(&ctx, method, buf, rtg::completion_queue_driver::current_queue());
+    auto rpc =
+        stub->PrepareUnaryCall(&ctx, method, buf, rtg::completion_queue_driver::current_queue());
     rpc->StartCall();
     grpc::ByteBuffer reply;
     grpc::Status st;
     (void)co_await rtg::async_op(&ctx, [&](void* tag) { rpc->Finish(&reply, &st, tag); });
-    const uint64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(clk::now() - t0).count();
+    const uint64_t ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(clk::now() - t0).count();
     if (!s->measuring.load(std::memory_order_relaxed)) continue;
     if (st.ok()) {
       local.record(ns);
@@ -305,7 +337,9 @@ int main(int argc, char** argv) {
   const int connections = std::max(1, absl::GetFlag(FLAGS_connections));
   const int concurrency = std::max(1, absl::GetFlag(FLAGS_concurrency));
   const int keys = std::max(1, absl::GetFlag(FLAGS_keys));
-  const std::string value(absl::GetFlag(FLAGS_value_size), 'x');
+  // Transfers need decimal counters to move units between.
+  const std::string value =
+      mode == "txn" ? std::string("1000000") : std::string(absl::GetFlag(FLAGS_value_size), 'x');
 
   shoal::rt::runtime_options o;
   o.workers = absl::GetFlag(FLAGS_workers);
@@ -330,16 +364,19 @@ int main(int argc, char** argv) {
           absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials(), args)));
     }
     for (int i = 0; i < concurrency; ++i) {
-      rt.spawn(generic_loop(&s, generic[i % connections].get(), absl::GetFlag(FLAGS_method), i, keys))
+      rt.spawn(
+            generic_loop(&s, generic[i % connections].get(), absl::GetFlag(FLAGS_method), i, keys))
           .detach();
     }
   } else if (mode == "watch") {
     std::atomic<int> ready{0};
-    for (int i = 0; i < absl::GetFlag(FLAGS_watchers); ++i) rt.spawn(watcher(&s, i, &ready)).detach();
-    while (ready.load() < absl::GetFlag(FLAGS_watchers)) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    for (int i = 0; i < absl::GetFlag(FLAGS_watchers); ++i)
+      rt.spawn(watcher(&s, i, &ready)).detach();
+    while (ready.load() < absl::GetFlag(FLAGS_watchers))
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     rt.spawn(paced_writer(&s, absl::GetFlag(FLAGS_rate), absl::GetFlag(FLAGS_value_size))).detach();
   } else {
-    if (mode != "get" && mode != "put" && mode != "mixed") {
+    if (mode != "get" && mode != "put" && mode != "mixed" && mode != "txn") {
       std::fprintf(stderr, "unknown --mode %s\n", mode.c_str());
       return 2;
     }
@@ -373,8 +410,9 @@ int main(int argc, char** argv) {
                  static_cast<unsigned long long>(ops - last_ops),
                  static_cast<unsigned long long>(s.errors.load()));
     last_ops = ops;
-    const bool done = absl::GetFlag(FLAGS_count) > 0 ? s.budget.load() <= 0
-                                                     : std::chrono::duration<double>(clk::now() - start).count() >= duration;
+    const bool done = absl::GetFlag(FLAGS_count) > 0
+                          ? s.budget.load() <= 0
+                          : std::chrono::duration<double>(clk::now() - start).count() >= duration;
     if (done) break;
   }
   s.measuring = false;
@@ -384,9 +422,10 @@ int main(int argc, char** argv) {
   rt.shutdown();  // ends every loop and stream, and merges their histograms
   const double rate = ops / elapsed;
   const auto us = [&](double p) { return s.merged.percentile(p) / 1000.0; };
-  std::printf("mode=%s ops=%llu elapsed=%.2fs ops/s=%.0f p50=%.1fus p99=%.1fus p999=%.1fus errors=%llu\n",
-              mode.c_str(), static_cast<unsigned long long>(ops), elapsed, rate, us(50), us(99),
-              us(99.9), static_cast<unsigned long long>(s.errors.load()));
+  std::printf(
+      "mode=%s ops=%llu elapsed=%.2fs ops/s=%.0f p50=%.1fus p99=%.1fus p999=%.1fus errors=%llu\n",
+      mode.c_str(), static_cast<unsigned long long>(ops), elapsed, rate, us(50), us(99), us(99.9),
+      static_cast<unsigned long long>(s.errors.load()));
   std::printf(
       "{\"mode\":\"%s\",\"ops\":%llu,\"seconds\":%.3f,\"ops_per_s\":%.0f,\"p50_us\":%.1f,"
       "\"p99_us\":%.1f,\"p999_us\":%.1f,\"errors\":%llu,\"connections\":%d,\"concurrency\":%d}\n",

@@ -62,6 +62,12 @@ TEST(watch_resume, a_restarted_server_is_reported_as_compacted_not_silently_resu
   first.reset();
   testing::shoald_process second({"--listen=" + address});
   client kv2(at(address));
+  // Channels to one address share gRPC's connection to it, which may still be backing off from
+  // the first server: wait until a read gets through before writing.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!kv2.get("k").ok() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   ASSERT_TRUE(kv2.put("k", "new").ok());
   ASSERT_TRUE(kv2.put("k", "newer").ok());
 
