@@ -16,7 +16,7 @@ for r in $(seq 1 "$rounds"); do
   for what in "put" "txn --txn_keys=1" "txn --txn_keys=2"; do
     # shellcheck disable=SC2086
     line=$(build/clients/shoal-bench --target="$target" --mode=$what --keys=10000 \
-      --duration="$seconds" --workers=2 | tail -1)
+      --duration="$seconds" --workers=2 2>/dev/null | tail -1)
     echo "round $r | $what | $line"
   done
 done
