@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <thread>
 #include <vector>
@@ -251,6 +252,10 @@ absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
                                                            .seq = p->seq.get(),
                                                            .expiry_changed = &p->expiry_changed});
   p->ctx.store_id = new_store_id();
+  if (const char* t = std::getenv("SHOALD_TESTING_NONATOMIC_TXN"); t != nullptr && t[0] == '1') {
+    p->ctx.testing_nonatomic_txn = true;
+    SHOAL_LOG(warn, "TESTING ONLY: Txn is not atomic in this process", {});
+  }
   p->ctx.started = std::chrono::steady_clock::now();
   p->ctx.seq = p->seq.get();
   p->ctx.kv = p->kv.get();

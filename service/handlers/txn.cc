@@ -1,4 +1,5 @@
 // KV/Txn: validates and converts the request, runs it in the store, fills the results.
+#include <algorithm>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -133,6 +134,39 @@ grpc::Status to_branch(const google::protobuf::RepeatedPtrField<v1::Op>& ops, co
   return grpc::Status::OK;
 }
 
+// The broken Txn of SHOALD_TESTING_NONATOMIC_TXN: compares, then each operation on its own.
+absl::StatusOr<store::txn_result> nonatomic_txn(context& ctx, const store::txn_request& t,
+                                                const config::snapshot& cfg) {
+  store::txn_result out;
+  out.succeeded = std::all_of(t.compares.begin(), t.compares.end(), [&](const auto& c) {
+    bool holds = false;
+    if (!ctx.kv->get(c.key, [&](const store::entry& e) { holds = c.holds(&e); })) {
+      holds = c.holds(nullptr);
+    }
+    return holds;
+  });
+  for (const store::txn_op& op : out.succeeded ? t.success : t.failure) {
+    store::txn_op_result& r = out.results.emplace_back();
+    auto copy = [&](const store::entry& e) {
+      r.found = true;
+      r.entry = store::entry_copy{std::string(e.key()), std::string(e.value()), e.metadata()};
+    };
+    if (op.type == store::txn_op::kind::get) {
+      ctx.kv->get(op.key, copy);
+    } else if (op.type == store::txn_op::kind::put) {
+      auto w = ctx.kv->put(op.key, op.value, op.ttl, store::condition{}, to_limits(cfg),
+                           [&](const store::entry*, const store::entry* after, bool) {
+                             if (after) r.entry.meta = after->metadata();
+                           });
+      if (!w.ok()) return w.status();
+      out.revision = w->revision;
+    } else {
+      return absl::UnimplementedError("the testing Txn runs get and put only");
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 grpc::Status txn(context& ctx, const v1::TxnRequest& req, v1::TxnResponse& resp) {
@@ -153,7 +187,8 @@ grpc::Status txn(context& ctx, const v1::TxnRequest& req, v1::TxnResponse& resp)
     if (auto st = check_writable(*cfg); !st.ok()) return st;
   }
 
-  auto r = ctx.kv->txn(t, to_limits(*cfg));
+  auto r =
+      ctx.testing_nonatomic_txn ? nonatomic_txn(ctx, t, *cfg) : ctx.kv->txn(t, to_limits(*cfg));
   if (!r.ok()) return to_grpc(r.status());
   resp.set_succeeded(r->succeeded);
   resp.set_revision(r->revision);
