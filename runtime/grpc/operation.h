@@ -73,8 +73,13 @@ class [[nodiscard]] async_op : private operation, private rt::detail::cancel_hoo
     auto* self = static_cast<async_op*>(op);
     self->ok_ = ok;
     rt::detail::task_header* t = self->task_;
+    // Once the hook is cleared, a task being cancelled may be destroyed and its header freed by
+    // another worker at any moment: hold a reference until the wake is done. (`self` lives in the
+    // frame: not touched after the store.)
+    t->add_ref();
     t->hook.store(nullptr, std::memory_order_release);
     rt::detail::wake(t);
+    t->release();
   }
   static void cancel(rt::detail::cancel_hook* hook) {
     auto* self = static_cast<async_op*>(hook);
