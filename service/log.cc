@@ -28,8 +28,8 @@ const char* name(level l) {
 
 std::string quote(std::string_view s) {
   const absl::string_view in(s.data(), s.size());  // Debian's absl has its own string_view
-  return absl::StrCat("\"", absl::StrReplaceAll(in, {{"\\", "\\\\"}, {"\"", "\\\""}, {"\n", "\\n"}}),
-                      "\"");
+  return absl::StrCat(
+      "\"", absl::StrReplaceAll(in, {{"\\", "\\\\"}, {"\"", "\\\""}, {"\n", "\\n"}}), "\"");
 }
 
 }  // namespace

@@ -37,9 +37,9 @@ void write(level l, std::string_view msg, std::initializer_list<field> fields = 
 
 }  // namespace shoal::service::log
 
-#define SHOAL_LOG(lvl, ...)                                                        \
-  do {                                                                             \
-    if (::shoal::service::log::enabled(::shoal::service::log::level::lvl)) {      \
+#define SHOAL_LOG(lvl, ...)                                                         \
+  do {                                                                              \
+    if (::shoal::service::log::enabled(::shoal::service::log::level::lvl)) {        \
       ::shoal::service::log::write(::shoal::service::log::level::lvl, __VA_ARGS__); \
-    }                                                                              \
+    }                                                                               \
   } while (0)

@@ -130,6 +130,18 @@ std::string key_of(uint64_t i) {
   return buf;
 }
 
+// Counts one finished call (its latency when it succeeded), once the warm-up is over.
+void record_outcome(shared_state* s, histogram& local, const grpc::Status& st, clk::time_point t0) {
+  const uint64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(clk::now() - t0).count();
+  if (!s->measuring.load(std::memory_order_relaxed)) return;
+  if (st.ok()) {
+    local.record(ns);
+    s->ops.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    s->errors.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
 template <class Resp, class Prepare>
 rt::task<grpc::Status> unary(Prepare prepare, Resp* resp) {
   grpc::ClientContext ctx;
@@ -197,15 +209,7 @@ rt::task<> load_loop(shared_state* s, int index, std::string mode, int get_perce
           },
           &resp);
     }
-    const uint64_t ns =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(clk::now() - t0).count();
-    if (!s->measuring.load(std::memory_order_relaxed)) continue;
-    if (st.ok()) {
-      local.record(ns);
-      s->ops.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      s->errors.fetch_add(1, std::memory_order_relaxed);
-    }
+    record_outcome(s, local, st, t0);
   }
 }
 
@@ -314,15 +318,7 @@ rt::task<> generic_loop(shared_state* s, grpc::GenericStub* stub, std::string me
     grpc::ByteBuffer reply;
     grpc::Status st;
     (void)co_await rtg::async_op(&ctx, [&](void* tag) { rpc->Finish(&reply, &st, tag); });
-    const uint64_t ns =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(clk::now() - t0).count();
-    if (!s->measuring.load(std::memory_order_relaxed)) continue;
-    if (st.ok()) {
-      local.record(ns);
-      s->ops.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      s->errors.fetch_add(1, std::memory_order_relaxed);
-    }
+    record_outcome(s, local, st, t0);
   }
 }
 

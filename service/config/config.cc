@@ -46,8 +46,8 @@ absl::StatusOr<v1::ServerConfig> parse_json(std::string_view json) {
   options.ignore_unknown_fields = false;
   auto st = google::protobuf::util::JsonStringToMessage(std::string(json), &c, options);
   if (!st.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("config is not valid JSON for shoal.v1.ServerConfig: ",
-                                                   st.message().as_string()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config is not valid JSON for shoal.v1.ServerConfig: ", st.message().as_string()));
   }
   return c;
 }
@@ -79,7 +79,8 @@ absl::Status validate(const v1::ServerConfig& c) {
                                   s.runtime(), "\""));
   }
   if (s.shards() != 0 && (s.shards() & (s.shards() - 1)) != 0) {
-    errors.push_back(absl::StrCat("startup.shards must be a power of two (or 0), not ", s.shards()));
+    errors.push_back(
+        absl::StrCat("startup.shards must be a power of two (or 0), not ", s.shards()));
   }
   if (s.shards() > 4096) errors.push_back("startup.shards must be at most 4096");
   if (s.workers() > 256) errors.push_back("startup.workers must be at most 256");

@@ -2,9 +2,9 @@
 #include <gtest/gtest.h>
 
 #include "clients/cpp/client.h"
-#include "tests/clients/client_options.h"
 #include "runtime/grpc/completion_queue_driver.h"
 #include "runtime/runtime.h"
+#include "tests/clients/client_options.h"
 #include "tests/e2e/shoald_process.h"
 
 namespace shoal::client {
