@@ -46,6 +46,8 @@ ABSL_FLAG(bool, read_only, false, "refuse writes (readiness NOT_SERVING)");
 ABSL_FLAG(uint32_t, range_page_max_items, 1000, "most entries in a Range page");
 ABSL_FLAG(uint32_t, max_batch_ops, 1000, "most operations in one Batch");
 ABSL_FLAG(uint32_t, max_txn_ops, 128, "most operations in one branch of a Txn");
+ABSL_FLAG(uint32_t, max_pipeline_depth, 16, "most requests read ahead on one Pipeline stream");
+ABSL_FLAG(uint32_t, max_pipeline_bytes, 1u << 20, "most reply bytes queued on one Pipeline stream");
 ABSL_FLAG(uint32_t, range_page_max_bytes, 1u << 20, "most bytes in a Range page");
 ABSL_FLAG(uint32_t, progress_interval_ms, 0, "default watch progress interval (0: none)");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
@@ -96,6 +98,8 @@ shoal::v1::ServerConfig flag_overlay() {
   SHOAL_OVERLAY(l, range_page_max_items);
   SHOAL_OVERLAY(l, max_batch_ops);
   SHOAL_OVERLAY(l, max_txn_ops);
+  SHOAL_OVERLAY(l, max_pipeline_depth);
+  SHOAL_OVERLAY(l, max_pipeline_bytes);
   SHOAL_OVERLAY(l, range_page_max_bytes);
   SHOAL_OVERLAY(l, progress_interval_ms);
   SHOAL_OVERLAY(l, log_level);

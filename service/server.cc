@@ -25,6 +25,7 @@
 #include "service/handlers/admin.h"
 #include "service/handlers/call.h"
 #include "service/handlers/kv.h"
+#include "service/handlers/pipeline.h"
 #include "service/handlers/watch.h"
 #include "service/log.h"
 #include "service/metrics/metrics.h"
@@ -154,6 +155,8 @@ void server::impl::post_calls(grpc::ServerCompletionQueue* cq) {
              k_posted_cold);
   post_stream(rt, &kv_service, &KV::RequestWatch, &handlers::watch, cq, &ctx,
               metrics::method::watch, k_posted_cold);
+  post_bidi(rt, &kv_service, &KV::RequestPipeline, &handlers::pipeline, cq, &ctx,
+            metrics::method::pipeline, k_posted_cold);
   post_unary(rt, &admin_service, &Admin::RequestStatus, &handlers::status, cq, &ctx,
              metrics::method::status, 2);
   post_unary(rt, &admin_service, &Admin::RequestGetConfig, &handlers::get_config, cq, &ctx,

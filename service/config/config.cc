@@ -34,6 +34,8 @@ v1::ServerConfig defaults() {
   l->set_range_page_max_items(1000);
   l->set_max_batch_ops(1000);
   l->set_max_txn_ops(128);
+  l->set_max_pipeline_depth(16);
+  l->set_max_pipeline_bytes(1u << 20);
   l->set_range_page_max_bytes(1u << 20);
   l->set_progress_interval_ms(0);
   l->set_log_level("info");
@@ -104,6 +106,10 @@ absl::Status validate(const v1::ServerConfig& c) {
   if (l.range_page_max_items() == 0) errors.push_back("live.range_page_max_items must be positive");
   if (l.max_batch_ops() == 0) errors.push_back("live.max_batch_ops must be positive");
   if (l.max_txn_ops() == 0) errors.push_back("live.max_txn_ops must be positive");
+  if (l.max_pipeline_depth() == 0 || l.max_pipeline_depth() > 4096) {
+    errors.push_back("live.max_pipeline_depth must be between 1 and 4096");
+  }
+  if (l.max_pipeline_bytes() == 0) errors.push_back("live.max_pipeline_bytes must be positive");
   log::level lvl;
   if (!log::parse_level(l.log_level(), &lvl)) {
     errors.push_back(absl::StrCat("live.log_level must be debug, info, warn or error, not \"",

@@ -1,6 +1,6 @@
 // call: how a gRPC method is served on the runtime — one task per call.
 //
-// serve_unary / serve_stream post a request (RequestX) on a worker's completion queue and await
+// serve_unary / serve_stream / serve_bidi post a request (RequestX) on a worker's completion queue and await
 // it; when a call arrives, the task first posts its own replacement (spawn per request, so the
 // queue always has requests posted), then admits the call against live.max_in_flight, runs the
 // handler and finishes. A posted request waits on a tag only Server::Shutdown can return, so it is
@@ -169,6 +169,66 @@ template <class Service, class Request, class Req, class Resp>
 void post_stream(rt::runtime& rt, Service* svc, Request request, stream_handler<Req, Resp> handle,
                  grpc::ServerCompletionQueue* cq, context* ctx, metrics::method m, int count) {
   for (int i = 0; i < count; ++i) rt.spawn(serve_stream(svc, request, handle, cq, ctx, m)).detach();
+}
+
+// Both directions of a bidirectional stream. gRPC allows one read and one write outstanding at a
+// time, and the two may overlap (a reader task and a writer task).
+template <class Req, class Resp>
+class bidi_stream {
+ public:
+  bidi_stream(grpc::ServerContext* call, grpc::ServerAsyncReaderWriter<Resp, Req>* stream)
+      : call_(call), stream_(stream) {}
+  // `co_await` yields false once the client has finished sending (or the stream is broken).
+  auto read(Req* r) {
+    return rt::grpc::async_op(call_, [this, r](void* tag) { stream_->Read(r, tag); });
+  }
+  // `co_await` yields false if the stream is broken (the client went away).
+  auto write(const Resp& r) {
+    return rt::grpc::async_op(call_, [this, &r](void* tag) { stream_->Write(r, tag); });
+  }
+
+ private:
+  grpc::ServerContext* call_;
+  grpc::ServerAsyncReaderWriter<Resp, Req>* stream_;
+};
+
+template <class Req, class Resp>
+using bidi_handler = rt::task<grpc::Status> (*)(context&, bidi_stream<Req, Resp>&,
+                                                const call_done&);
+
+// serve_stream's twin for a bidirectional method: the handler reads the requests itself.
+template <class Service, class Request, class Req, class Resp>
+rt::task<> serve_bidi(Service* svc, Request request, bidi_handler<Req, Resp> handle,
+                      grpc::ServerCompletionQueue* cq, context* ctx, metrics::method m) {
+  grpc::ServerContext call;
+  struct done_ref {
+    call_done* d;
+    bool started = false;
+    ~done_ref() { d->release(started); }
+  } done{call_done::arm(call)};
+  grpc::ServerAsyncReaderWriter<Resp, Req> stream(&call);
+  const bool arrived = co_await rt::grpc::uncancellable_op(
+      [&](void* tag) { (svc->*request)(&call, &stream, cq, cq, tag); });
+  if (!arrived) co_return;
+  done.started = true;
+  const auto arrived_at = std::chrono::steady_clock::now();
+  rt::spawn(serve_bidi(svc, request, handle, cq, ctx, m)).detach();
+
+  bidi_stream<Req, Resp> both(&call, &stream);
+  grpc::Status status;
+  {
+    in_flight_permit permit;
+    status = in_flight_permit::admit(*ctx, *ctx->current_config(), &permit);
+    if (status.ok()) status = co_await handle(*ctx, both, *done.d);
+  }
+  metrics::record_call(m, status.error_code(), std::chrono::steady_clock::now() - arrived_at);
+  (void)co_await rt::grpc::async_op(&call, [&](void* tag) { stream.Finish(status, tag); });
+}
+
+template <class Service, class Request, class Req, class Resp>
+void post_bidi(rt::runtime& rt, Service* svc, Request request, bidi_handler<Req, Resp> handle,
+               grpc::ServerCompletionQueue* cq, context* ctx, metrics::method m, int count) {
+  for (int i = 0; i < count; ++i) rt.spawn(serve_bidi(svc, request, handle, cq, ctx, m)).detach();
 }
 
 }  // namespace shoal::service::handlers

@@ -13,6 +13,9 @@ grpc::Status put(context& ctx, const v1::PutRequest& req, v1::PutResponse& resp)
 grpc::Status remove(context& ctx, const v1::DeleteRequest& req, v1::DeleteResponse& resp);
 grpc::Status increment(context& ctx, const v1::IncrementRequest& req, v1::IncrementResponse& resp);
 grpc::Status range(context& ctx, const v1::RangeRequest& req, v1::RangeResponse& resp);
+// One operation of a Batch or a Pipeline, as its own call would run it; a failure becomes the
+// result's error. `keep_header`: false in a Batch, whose header says it once.
+void run_op(context& ctx, const v1::Op& op, v1::OpResult& result, bool keep_header);
 // Runs each operation as its own call would, in order; not atomic.
 grpc::Status batch(context& ctx, const v1::BatchRequest& req, v1::BatchResponse& resp);
 // Compares, then one branch, atomically and in one revision (docs/design.md).

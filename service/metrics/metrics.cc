@@ -33,7 +33,8 @@ constexpr std::array<const char*, k_methods> k_method_names = {"shoal.v1.KV/Get"
                                                                "grpc.health.v1.Health/Check",
                                                                "grpc.health.v1.Health/Watch",
                                                                "shoal.v1.KV/Batch",
-                                                               "shoal.v1.KV/Txn"};
+                                                               "shoal.v1.KV/Txn",
+                                                               "shoal.v1.KV/Pipeline"};
 
 constexpr std::array<const char*, k_codes> k_code_names = {
     "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",

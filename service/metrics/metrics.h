@@ -33,6 +33,7 @@ enum class method : uint8_t {
   health_watch,
   batch,
   txn,
+  pipeline,
   count_
 };
 

@@ -162,7 +162,11 @@ def read_examples(doc):
 
 
 def json_documents(text, where):
-    """The messages of one output block: grpcurl prints a stream's messages one after another."""
+    """The messages of one output block: grpcurl prints a stream's messages one after another.
+
+    A placeholder may stand for a number (`"depth": <depth>`): it reads as 0 here.
+    """
+    text = PLACEHOLDER.sub("0", text)
     decoder, documents, pos = json.JSONDecoder(), [], 0
     while True:
         while pos < len(text) and text[pos].isspace():
@@ -172,8 +176,7 @@ def json_documents(text, where):
         try:
             _, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as e:
-            raise Failure(f"{where}: the output is not JSON messages ({e}); placeholders go "
-                          "inside strings") from None
+            raise Failure(f"{where}: the output is not JSON messages ({e})") from None
         documents.append(text[pos:end])
         pos = end
 
@@ -311,9 +314,12 @@ class Reflection:
         path = f"/{method.containing_service.full_name}/{method.name}"
         request, response = (self.message_class(method.input_type),
                              self.message_class(method.output_type))
-        if method.client_streaming:
-            raise Failure(f"{path} streams requests: grpcurl examples here send one")
-        make = self._channel.unary_stream if method.server_streaming else self._channel.unary_unary
+        make = {
+            (False, False): self._channel.unary_unary,
+            (False, True): self._channel.unary_stream,
+            (True, False): self._channel.stream_unary,
+            (True, True): self._channel.stream_stream,
+        }[(method.client_streaming, method.server_streaming)]
         return request, make(path, request_serializer=request.SerializeToString,
                              response_deserializer=response.FromString)
 
@@ -362,10 +368,15 @@ def run_call(reflection, example, doc):
     """Calls the example's method; returns what grpcurl prints and whether it streamed."""
     method = reflection.method(example.target)
     request_class, call = reflection.multicallable(method)
+    # For a method that streams requests, grpcurl sends each JSON message of -d in turn, then
+    # closes its side.
+    documents = (json_documents(example.data, example.where(doc))
+                 if method.client_streaming else [example.data or "{}"])
     try:
-        request = json_format.Parse(example.data or "{}", request_class())
+        requests = [json_format.Parse(d, request_class()) for d in documents]
     except json_format.ParseError as e:
         raise Failure(f"{example.where(doc)}: -d is not a {method.input_type.full_name}: {e}")
+    request = iter(requests) if method.client_streaming else requests[0]
     streaming = method.server_streaming
     # grpcurl prints a stream's messages until it ends or is interrupted (Ctrl-C): read as many
     # as the document shows, then cancel.

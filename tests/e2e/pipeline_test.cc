@@ -1,0 +1,279 @@
+// Pipeline: many requests on one stream, answered in order with their ids, read ahead within
+// bounds that hold even against a client that stops reading.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "tests/e2e/shoald_process.h"
+
+namespace shoal::testing {
+namespace {
+
+using stream_t = grpc::ClientReaderWriter<v1::PipelineRequest, v1::PipelineResponse>;
+
+v1::PipelineRequest put_request(uint64_t id, const std::string& k, const std::string& v) {
+  v1::PipelineRequest r;
+  r.set_id(id);
+  r.mutable_op()->mutable_put()->set_key(k);
+  r.mutable_op()->mutable_put()->set_value(v);
+  return r;
+}
+
+v1::PipelineRequest get_request(uint64_t id, const std::string& k) {
+  v1::PipelineRequest r;
+  r.set_id(id);
+  r.mutable_op()->mutable_get()->set_key(k);
+  return r;
+}
+
+// Resident memory of a process, in bytes.
+uint64_t rss_bytes(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+TEST(pipeline, replies_come_in_order_with_the_ids_the_client_chose) {
+  shoald_process s;
+  auto kv = s.kv();
+  auto c = ctx();
+  std::unique_ptr<stream_t> stream = kv->Pipeline(c.get());
+  constexpr int k_rounds = 300;
+  // Ids count down, so an answer in arrival order cannot be mistaken for one sorted by id.
+  for (int i = 0; i < k_rounds; ++i) {
+    const std::string key = "p/" + std::to_string(i);
+    ASSERT_TRUE(stream->Write(put_request(3 * (k_rounds - i), key, "v" + std::to_string(i))));
+    ASSERT_TRUE(stream->Write(get_request(3 * (k_rounds - i) - 1, key)));
+    v1::PipelineRequest batch;
+    batch.set_id(3 * (k_rounds - i) - 2);
+    v1::Op* incr = batch.mutable_batch()->add_ops();
+    incr->mutable_increment()->set_key("p/counter");
+    incr->mutable_increment()->set_delta(1);
+    batch.mutable_batch()->add_ops()->mutable_get()->set_key(key);
+    ASSERT_TRUE(stream->Write(batch));
+  }
+  ASSERT_TRUE(stream->WritesDone());
+
+  v1::PipelineResponse r;
+  for (int i = 0; i < k_rounds; ++i) {
+    ASSERT_TRUE(stream->Read(&r));
+    EXPECT_EQ(r.id(), 3u * (k_rounds - i));
+    ASSERT_TRUE(r.result().put().applied());
+    const uint64_t put_revision = r.result().put().entry().mod_revision();
+    EXPECT_EQ(r.result().put().header().revision(), put_revision) << "an op keeps its header";
+
+    ASSERT_TRUE(stream->Read(&r));
+    EXPECT_EQ(r.id(), 3u * (k_rounds - i) - 1);
+    EXPECT_EQ(r.result().get().entry().value(), "v" + std::to_string(i)) << "sees the put before";
+    EXPECT_EQ(r.result().get().entry().mod_revision(), put_revision);
+
+    ASSERT_TRUE(stream->Read(&r));
+    EXPECT_EQ(r.id(), 3u * (k_rounds - i) - 2);
+    ASSERT_EQ(r.batch().results_size(), 2);
+    EXPECT_EQ(r.batch().results(0).increment().value(), i + 1) << "run in order";
+    EXPECT_EQ(r.batch().results(1).get().entry().value(), "v" + std::to_string(i));
+  }
+  EXPECT_FALSE(stream->Read(&r)) << "one reply per request";
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+TEST(pipeline, a_refused_request_gets_its_error_and_the_stream_goes_on) {
+  shoald_process s({"--max_batch_ops=2"});
+  auto kv = s.kv();
+  auto c = ctx();
+  std::unique_ptr<stream_t> stream = kv->Pipeline(c.get());
+  v1::PipelineRequest empty;
+  empty.set_id(7);
+  ASSERT_TRUE(stream->Write(empty));
+  v1::PipelineRequest big;
+  big.set_id(8);
+  for (int i = 0; i < 3; ++i) big.mutable_batch()->add_ops()->mutable_get()->set_key("k");
+  ASSERT_TRUE(stream->Write(big));
+  ASSERT_TRUE(stream->Write(put_request(9, "", "an empty key")));
+  ASSERT_TRUE(stream->Write(put_request(10, "k", "v")));
+  ASSERT_TRUE(stream->WritesDone());
+
+  v1::PipelineResponse r;
+  ASSERT_TRUE(stream->Read(&r));
+  EXPECT_EQ(r.id(), 7u);
+  EXPECT_EQ(r.error().code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(r.error().message().find("neither an op nor a batch"), std::string::npos);
+  ASSERT_TRUE(stream->Read(&r));
+  EXPECT_EQ(r.id(), 8u);
+  EXPECT_EQ(r.error().code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(r.error().message().find("max_batch_ops"), std::string::npos);
+  ASSERT_TRUE(stream->Read(&r));
+  EXPECT_EQ(r.id(), 9u);
+  EXPECT_EQ(r.result().error().code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_TRUE(stream->Read(&r));
+  EXPECT_EQ(r.id(), 10u);
+  EXPECT_TRUE(r.result().put().applied());
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+// The client sends requests whose replies are large and reads none: the server must stop
+// reading at max_pipeline_depth unanswered requests, the client's writes must stall once the
+// stream's flow-control window is full, and the server's memory must not follow what the client
+// tried to send. Then the client reads everything, in order.
+TEST(pipeline, a_client_that_stops_reading_is_stopped_from_sending_and_costs_bounded_memory) {
+  constexpr int k_depth = 8;
+  shoald_process s({"--max_pipeline_depth=" + std::to_string(k_depth),
+                    "--max_pipeline_bytes=4194304"});
+  auto kv = s.kv();
+  // Long keys make the requests fill the client's window; large values, the server's.
+  const std::string key(4000, 'k');
+  const std::string big(128 << 10, 'b');
+  {
+    v1::PutRequest put;
+    put.set_key(key);
+    put.set_value(big);
+    v1::PutResponse resp;
+    ASSERT_TRUE(kv->Put(ctx().get(), put, &resp).ok());
+  }
+  const uint64_t rss_before = rss_bytes(s.pid());
+
+  // 5,000 replies of 128 KiB: 625 MiB, if the server buffered them.
+  constexpr int k_requests = 5000;
+  auto c = ctx(std::chrono::milliseconds(120'000));
+  std::unique_ptr<stream_t> stream = kv->Pipeline(c.get());
+  std::atomic<int> sent{0};
+  std::thread writer([&] {
+    for (int i = 0; i < k_requests; ++i) {
+      if (!stream->Write(get_request(i, key))) return;
+      sent.store(i + 1);
+    }
+    stream->WritesDone();
+  });
+  // Wait until the client's sends stop making progress.
+  int last = -1;
+  while (sent.load() != last) {
+    last = sent.load();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  }
+  EXPECT_LT(last, k_requests) << "the client was never stopped";
+  const uint64_t rss_stalled = rss_bytes(s.pid());
+  EXPECT_LT(rss_stalled, rss_before + (48u << 20))
+      << "before " << rss_before << " stalled " << rss_stalled << " after " << last << " sends";
+
+  // The server still serves others meanwhile.
+  {
+    v1::GetRequest get;
+    get.set_key(key);
+    v1::GetResponse resp;
+    EXPECT_TRUE(s.kv()->Get(ctx().get(), get, &resp).ok());
+  }
+
+  uint32_t deepest = 0;
+  v1::PipelineResponse r;
+  for (int i = 0; i < k_requests; ++i) {
+    ASSERT_TRUE(stream->Read(&r)) << "reply " << i;
+    ASSERT_EQ(r.id(), static_cast<uint64_t>(i));
+    ASSERT_EQ(r.result().get().entry().value().size(), big.size());
+    deepest = std::max(deepest, r.depth());
+  }
+  writer.join();
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(deepest, static_cast<uint32_t>(k_depth))
+      << "the server read ahead to its bound, and no further";
+}
+
+// With a byte budget of three replies, the bytes bind before the depth does.
+TEST(pipeline, queued_reply_bytes_are_bounded_too) {
+  shoald_process s({"--max_pipeline_depth=64", "--max_pipeline_bytes=400000"});
+  auto kv = s.kv();
+  const std::string big(128 << 10, 'b');
+  v1::PutRequest put;
+  put.set_key("big");
+  put.set_value(big);
+  v1::PutResponse presp;
+  ASSERT_TRUE(kv->Put(ctx().get(), put, &presp).ok());
+  auto c = ctx();
+  std::unique_ptr<stream_t> stream = kv->Pipeline(c.get());
+  std::thread writer([&] {
+    for (int i = 0; i < 200; ++i) {
+      if (!stream->Write(get_request(i, "big"))) return;
+    }
+    stream->WritesDone();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // let the server fill up
+  uint32_t deepest = 0;
+  v1::PipelineResponse r;
+  while (stream->Read(&r)) deepest = std::max(deepest, r.depth());
+  writer.join();
+  EXPECT_TRUE(stream->Finish().ok());
+  // Three replies wait (3 x 128 KiB < 400,000 bytes), a fourth is being built and waits for
+  // room: depth 4 at most, and the client stopped reading long enough to reach it.
+  EXPECT_EQ(deepest, 4u);
+}
+
+// Many small requests written at once: the server reads the next request before the reply to
+// the previous one is written, so its measured depth exceeds one.
+TEST(pipeline, the_server_reads_ahead_of_its_replies) {
+  shoald_process s;
+  auto kv = s.kv();
+  auto c = ctx();
+  std::unique_ptr<stream_t> stream = kv->Pipeline(c.get());
+  constexpr int k_requests = 5000;
+  std::thread writer([&] {
+    for (int i = 0; i < k_requests; ++i) {
+      if (!stream->Write(put_request(i, "k" + std::to_string(i % 100), "v"))) return;
+    }
+    stream->WritesDone();
+  });
+  uint32_t deepest = 0;
+  v1::PipelineResponse r;
+  int replies = 0;
+  while (stream->Read(&r)) {
+    EXPECT_EQ(r.id(), static_cast<uint64_t>(replies));
+    deepest = std::max(deepest, r.depth());
+    ++replies;
+  }
+  writer.join();
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(replies, k_requests);
+  EXPECT_GT(deepest, 1u);
+  EXPECT_LE(deepest, 16u) << "the default live.max_pipeline_depth";
+}
+
+TEST(pipeline, a_client_that_cancels_mid_stream_leaves_the_server_serving) {
+  shoald_process s;
+  auto kv = s.kv();
+  {
+    auto c = ctx();
+    std::unique_ptr<stream_t> stream = kv->Pipeline(c.get());
+    for (int i = 0; i < 200; ++i) ASSERT_TRUE(stream->Write(put_request(i, "c/k", "v")));
+    v1::PipelineResponse r;
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(stream->Read(&r));
+    c->TryCancel();
+    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  // The stream's place in max_in_flight comes back (the Status call itself is the one left).
+  auto admin = s.admin();
+  v1::StatusResponse status;
+  for (int i = 0; i < 500; ++i) {
+    ASSERT_TRUE(admin->Status(ctx().get(), v1::StatusRequest(), &status).ok());
+    if (status.in_flight() == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(status.in_flight(), 1u);
+  // Whatever ran before the cancel is whole: the key holds its value, and a new stream works.
+  auto c = ctx();
+  std::unique_ptr<stream_t> stream = kv->Pipeline(c.get());
+  ASSERT_TRUE(stream->Write(get_request(1, "c/k")));
+  ASSERT_TRUE(stream->WritesDone());
+  v1::PipelineResponse r;
+  ASSERT_TRUE(stream->Read(&r));
+  EXPECT_EQ(r.result().get().entry().value(), "v");
+  EXPECT_GE(r.result().get().entry().version(), 10);
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+}  // namespace
+}  // namespace shoal::testing
