@@ -20,6 +20,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -28,16 +29,23 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "google/protobuf/arena.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "runtime/grpc/completion_queue_driver.h"
 #include "runtime/grpc/operation.h"
 #include "runtime/runtime.h"
+#include "runtime/sync/mpsc.h"
+#include "runtime/sync/select.h"
 #include "runtime/sync/semaphore.h"
 #include "runtime/time/sleep.h"
 #include "shoal/v1/kv.grpc.pb.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "server address");
-ABSL_FLAG(std::string, mode, "get", "get | put | mixed | txn | watch");
+ABSL_FLAG(std::string, mode, "get", "get | put | mixed | txn | watch | pipeline");
+ABSL_FLAG(std::string, pipeline_op, "get", "pipeline: get | set (Put) in every Batch");
+ABSL_FLAG(int, batch, 64, "pipeline: operations per Batch (one request on the stream)");
+ABSL_FLAG(int, depth, 4, "pipeline: requests in flight per stream");
+ABSL_FLAG(int, streams, 8, "pipeline: Pipeline streams, spread over the connections");
 ABSL_FLAG(int, txn_keys, 2,
           "txn: keys each Txn moves a unit between (1: an increment; 2: a transfer, which lands on "
           "two shards most of the time)");
@@ -297,6 +305,107 @@ rt::task<> paced_writer(shared_state* s, int rate, int value_size) {
   }
 }
 
+// Pipeline mode: one stream, --depth Batches of --batch operations in flight. The writer sends
+// while fewer than `depth` are unanswered; the reader matches each reply to its send time (replies
+// come in order) and counts its operations. Latency is per Batch.
+using pipeline_rpc = grpc::ClientAsyncReaderWriter<v1::PipelineRequest, v1::PipelineResponse>;
+
+struct pipeline_stream {
+  grpc::ClientContext ctx;
+  std::unique_ptr<pipeline_rpc> rpc;
+  rt::semaphore window;
+  explicit pipeline_stream(int depth) : window(depth) {}
+};
+
+rt::task<> send_batches(shared_state* s, pipeline_stream* p, int index, bool is_get, int batch,
+                        int keys, std::string value, rt::mpsc::sender<clk::time_point> sent) {
+  std::mt19937_64 rng(index * 7919 + 1);
+  v1::PipelineRequest req;
+  auto* ops = req.mutable_batch()->mutable_ops();
+  for (int i = 0; i < batch; ++i) {
+    v1::Op* op = ops->Add();
+    if (is_get) {
+      op->mutable_get();
+    } else {
+      op->mutable_put()->set_value(value);
+    }
+  }
+  // Formatting a key per operation would cost the client more than the server spends on it.
+  std::vector<std::string> names(keys);
+  for (int i = 0; i < keys; ++i) names[i] = key_of(i);
+  for (uint64_t id = 0; !s->stop.load(std::memory_order_relaxed); ++id) {
+    auto permit = co_await p->window.acquire();
+    if (!permit) break;
+    permit->forget();  // the reader returns it when the reply comes
+    req.set_id(id);
+    for (v1::Op& op : *ops) {
+      const std::string& key = names[rng() % static_cast<uint64_t>(keys)];
+      if (is_get) {
+        op.mutable_get()->set_key(key);
+      } else {
+        op.mutable_put()->set_key(key);
+      }
+    }
+    const clk::time_point t0 = clk::now();
+    const bool ok =
+        co_await rtg::async_op(&p->ctx, [&](void* tag) { p->rpc->Write(req, tag); });
+    if (!ok) break;
+    const bool queued = co_await sent.send(t0);
+    if (!queued) break;
+  }
+  // The server answers what it has, then ends the stream: the reader sees the end.
+  (void)co_await rtg::async_op(&p->ctx, [&](void* tag) { p->rpc->WritesDone(tag); });
+}
+
+rt::task<> receive_replies(shared_state* s, pipeline_stream* p, rt::mpsc::receiver<clk::time_point> sent) {
+  histogram local;
+  merge_on_exit merge{s, &local};
+  // Each reply is parsed into an arena reset before the next: protobuf frees and allocates a
+  // oneof's message on every parse otherwise.
+  constexpr std::size_t k_block = 16384;
+  auto block = std::make_unique<char[]>(k_block);
+  google::protobuf::ArenaOptions options;
+  options.initial_block = block.get();
+  options.initial_block_size = k_block;
+  google::protobuf::Arena arena(options);
+  for (;;) {
+    arena.Reset();
+    auto& resp = *google::protobuf::Arena::CreateMessage<v1::PipelineResponse>(&arena);
+    const bool ok = co_await rtg::async_op(&p->ctx, [&](void* tag) { p->rpc->Read(&resp, tag); });
+    if (!ok) break;
+    std::optional<clk::time_point> t0 = co_await sent.recv();
+    if (!t0) break;
+    p->window.release(1);
+    bool failed = resp.has_error();
+    for (const v1::OpResult& r : resp.batch().results()) failed = failed || r.has_error();
+    if (!s->measuring.load(std::memory_order_relaxed)) continue;
+    if (failed) {
+      s->errors.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    local.record(std::chrono::duration_cast<std::chrono::nanoseconds>(clk::now() - *t0).count());
+    s->ops.fetch_add(resp.batch().results_size(), std::memory_order_relaxed);
+  }
+}
+
+rt::task<> pipeline_loop(shared_state* s, int index, bool is_get, int batch, int depth, int keys,
+                         std::string value) {
+  v1::KV::Stub* stub = s->stubs[index % s->stubs.size()].get();
+  pipeline_stream p(depth);
+  p.rpc = stub->PrepareAsyncPipeline(&p.ctx, rtg::completion_queue_driver::current_queue());
+  const bool started = co_await rtg::async_op(&p.ctx, [&](void* tag) { p.rpc->StartCall(tag); });
+  if (started) {
+    auto [tx, rx] = rt::mpsc::channel<clk::time_point>(depth);
+    (void)co_await rt::join(send_batches(s, &p, index, is_get, batch, keys, value, std::move(tx)),
+                            receive_replies(s, &p, std::move(rx)));
+  }
+  grpc::Status st;
+  (void)co_await rtg::async_op(&p.ctx, [&](void* tag) { p.rpc->Finish(&st, tag); });
+  if (!st.ok() && !s->stop.load()) {
+    std::fprintf(stderr, "pipeline stream %d ended: %s\n", index, st.error_message().c_str());
+  }
+}
+
 // Generic mode: any unary method whose request is `bytes key = 1` (Shoal's Get, the baseline's).
 rt::task<> generic_loop(shared_state* s, grpc::GenericStub* stub, std::string method, int index,
                         int keys) {
@@ -351,6 +460,7 @@ int main(int argc, char** argv) {
         absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials(), args)));
   }
 
+  std::vector<shoal::rt::join_handle<void>> streams;  // pipeline mode
   std::vector<std::unique_ptr<grpc::GenericStub>> generic;
   if (!absl::GetFlag(FLAGS_method).empty()) {
     for (int i = 0; i < connections; ++i) {
@@ -372,11 +482,12 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     rt.spawn(paced_writer(&s, absl::GetFlag(FLAGS_rate), absl::GetFlag(FLAGS_value_size))).detach();
   } else {
-    if (mode != "get" && mode != "put" && mode != "mixed" && mode != "txn") {
+    if (mode != "get" && mode != "put" && mode != "mixed" && mode != "txn" && mode != "pipeline") {
       std::fprintf(stderr, "unknown --mode %s\n", mode.c_str());
       return 2;
     }
-    if (absl::GetFlag(FLAGS_prefill) && mode != "put") {
+    const bool pipelined_sets = mode == "pipeline" && absl::GetFlag(FLAGS_pipeline_op) == "set";
+    if (absl::GetFlag(FLAGS_prefill) && mode != "put" && !pipelined_sets) {
       std::vector<shoal::rt::join_handle<void>> hs;
       const int parts = std::min(keys, 64);
       for (int p = 0; p < parts; ++p) {
@@ -389,8 +500,17 @@ int main(int argc, char** argv) {
       }
     }
     s.budget = absl::GetFlag(FLAGS_count);
-    for (int i = 0; i < concurrency; ++i) {
-      rt.spawn(load_loop(&s, i, mode, absl::GetFlag(FLAGS_get_percent), keys, value)).detach();
+    if (mode == "pipeline") {
+      for (int i = 0; i < absl::GetFlag(FLAGS_streams); ++i) {
+        streams.push_back(rt.spawn(pipeline_loop(&s, i, !pipelined_sets,
+                                                 std::max(1, absl::GetFlag(FLAGS_batch)),
+                                                 std::max(1, absl::GetFlag(FLAGS_depth)), keys,
+                                                 value)));
+      }
+    } else {
+      for (int i = 0; i < concurrency; ++i) {
+        rt.spawn(load_loop(&s, i, mode, absl::GetFlag(FLAGS_get_percent), keys, value)).detach();
+      }
     }
   }
 
@@ -415,6 +535,12 @@ int main(int argc, char** argv) {
   const double elapsed = std::chrono::duration<double>(clk::now() - start).count();
   const uint64_t ops = s.ops.load();
   s.stop = true;
+  // Pipeline streams end cleanly (their last replies come back) before the runtime stops.
+  for (auto& h : streams) {
+    rt.block_on([](shoal::rt::join_handle<void> h) -> shoal::rt::task<> {
+      (void)co_await std::move(h);
+    }(std::move(h)));
+  }
   rt.shutdown();  // ends every loop and stream, and merges their histograms
   const double rate = ops / elapsed;
   const auto us = [&](double p) { return s.merged.percentile(p) / 1000.0; };

@@ -4,18 +4,20 @@
 
 namespace shoal::service::handlers {
 
-grpc::Status get(context& ctx, const v1::GetRequest& req, v1::GetResponse& resp) {
-  const auto cfg = ctx.current_config();
+grpc::Status get_with(context& ctx, const op_env& env, const v1::GetRequest& req,
+                      v1::GetResponse& resp) {
+  const config::snapshot* cfg = &env.cfg;
   if (auto st = check_key(req.key(), *cfg); !st.ok()) return st;
   const bool found = ctx.kv->get(
       req.key(), [&](const store::entry& e) { fill_entry(resp.mutable_entry(), e, *ctx.kv); });
   resp.set_found(found);
-  ctx.fill(resp.mutable_header());
+  if (env.header) ctx.fill(resp.mutable_header());
   return grpc::Status::OK;
 }
 
-grpc::Status put(context& ctx, const v1::PutRequest& req, v1::PutResponse& resp) {
-  const auto cfg = ctx.current_config();
+grpc::Status put_with(context& ctx, const op_env& env, const v1::PutRequest& req,
+                      v1::PutResponse& resp) {
+  const config::snapshot* cfg = &env.cfg;
   if (auto st = check_writable(*cfg); !st.ok()) return st;
   if (auto st = check_key(req.key(), *cfg); !st.ok()) return st;
   if (auto st = check_value(req.value(), *cfg); !st.ok()) return st;
@@ -37,12 +39,13 @@ grpc::Status put(context& ctx, const v1::PutRequest& req, v1::PutResponse& resp)
                        });
   if (!r.ok()) return to_grpc(r.status());
   resp.set_applied(r->applied);
-  ctx.fill(resp.mutable_header());
+  if (env.header) ctx.fill(resp.mutable_header());
   return grpc::Status::OK;
 }
 
-grpc::Status remove(context& ctx, const v1::DeleteRequest& req, v1::DeleteResponse& resp) {
-  const auto cfg = ctx.current_config();
+grpc::Status remove_with(context& ctx, const op_env& env, const v1::DeleteRequest& req,
+                         v1::DeleteResponse& resp) {
+  const config::snapshot* cfg = &env.cfg;
   if (auto st = check_writable(*cfg); !st.ok()) return st;
   if (req.by_prefix()) {
     if (req.key().empty() && !req.all_keys()) {
@@ -67,7 +70,7 @@ grpc::Status remove(context& ctx, const v1::DeleteRequest& req, v1::DeleteRespon
     });
     resp.set_applied(true);
     resp.set_deleted(n);
-    ctx.fill(resp.mutable_header());
+    if (env.header) ctx.fill(resp.mutable_header());
     return grpc::Status::OK;
   }
   if (req.all_keys()) return invalid("all_keys applies only with by_prefix");
@@ -87,12 +90,13 @@ grpc::Status remove(context& ctx, const v1::DeleteRequest& req, v1::DeleteRespon
   if (!r.ok()) return to_grpc(r.status());
   resp.set_applied(r->applied);
   resp.set_deleted(deleted ? 1 : 0);
-  ctx.fill(resp.mutable_header());
+  if (env.header) ctx.fill(resp.mutable_header());
   return grpc::Status::OK;
 }
 
-grpc::Status increment(context& ctx, const v1::IncrementRequest& req, v1::IncrementResponse& resp) {
-  const auto cfg = ctx.current_config();
+grpc::Status increment_with(context& ctx, const op_env& env, const v1::IncrementRequest& req,
+                            v1::IncrementResponse& resp) {
+  const config::snapshot* cfg = &env.cfg;
   if (auto st = check_writable(*cfg); !st.ok()) return st;
   if (auto st = check_key(req.key(), *cfg); !st.ok()) return st;
   store::ttl_spec ttl;
@@ -104,8 +108,24 @@ grpc::Status increment(context& ctx, const v1::IncrementRequest& req, v1::Increm
       [&](const store::entry& e) { fill_entry(resp.mutable_entry(), e, *ctx.kv); });
   if (!r.ok()) return to_grpc(r.status());
   resp.set_value(*r);
-  ctx.fill(resp.mutable_header());
+  if (env.header) ctx.fill(resp.mutable_header());
   return grpc::Status::OK;
+}
+
+grpc::Status get(context& ctx, const v1::GetRequest& req, v1::GetResponse& resp) {
+  return as_call(ctx, req, resp, &get_with);
+}
+
+grpc::Status put(context& ctx, const v1::PutRequest& req, v1::PutResponse& resp) {
+  return as_call(ctx, req, resp, &put_with);
+}
+
+grpc::Status remove(context& ctx, const v1::DeleteRequest& req, v1::DeleteResponse& resp) {
+  return as_call(ctx, req, resp, &remove_with);
+}
+
+grpc::Status increment(context& ctx, const v1::IncrementRequest& req, v1::IncrementResponse& resp) {
+  return as_call(ctx, req, resp, &increment_with);
 }
 
 }  // namespace shoal::service::handlers

@@ -8,16 +8,45 @@
 
 namespace shoal::service::handlers {
 
+// The calls: each reads the live configuration, then runs as below.
 grpc::Status get(context& ctx, const v1::GetRequest& req, v1::GetResponse& resp);
 grpc::Status put(context& ctx, const v1::PutRequest& req, v1::PutResponse& resp);
 grpc::Status remove(context& ctx, const v1::DeleteRequest& req, v1::DeleteResponse& resp);
 grpc::Status increment(context& ctx, const v1::IncrementRequest& req, v1::IncrementResponse& resp);
 grpc::Status range(context& ctx, const v1::RangeRequest& req, v1::RangeResponse& resp);
+// What an operation runs with when it is one of many (a Batch, a Pipeline): the configuration
+// read once for all of them, and whether its response carries its own header (a Batch's header
+// says it once).
+struct op_env {
+  const config::snapshot& cfg;
+  bool header;
+};
+grpc::Status get_with(context& ctx, const op_env& env, const v1::GetRequest& req,
+                      v1::GetResponse& resp);
+grpc::Status put_with(context& ctx, const op_env& env, const v1::PutRequest& req,
+                      v1::PutResponse& resp);
+grpc::Status remove_with(context& ctx, const op_env& env, const v1::DeleteRequest& req,
+                         v1::DeleteResponse& resp);
+grpc::Status increment_with(context& ctx, const op_env& env, const v1::IncrementRequest& req,
+                            v1::IncrementResponse& resp);
+grpc::Status range_with(context& ctx, const op_env& env, const v1::RangeRequest& req,
+                        v1::RangeResponse& resp);
+
+// A call's configuration, read when it starts, for `op`.
+template <class Req, class Resp>
+grpc::Status as_call(context& ctx, const Req& req, Resp& resp,
+                     grpc::Status (*op)(context&, const op_env&, const Req&, Resp&)) {
+  const auto cfg = ctx.current_config();
+  return op(ctx, op_env{*cfg, true}, req, resp);
+}
+
 // One operation of a Batch or a Pipeline, as its own call would run it; a failure becomes the
-// result's error. `keep_header`: false in a Batch, whose header says it once.
-void run_op(context& ctx, const v1::Op& op, v1::OpResult& result, bool keep_header);
+// result's error.
+void run_op(context& ctx, const op_env& env, const v1::Op& op, v1::OpResult& result);
 // Runs each operation as its own call would, in order; not atomic.
 grpc::Status batch(context& ctx, const v1::BatchRequest& req, v1::BatchResponse& resp);
+grpc::Status batch_with(context& ctx, const config::snapshot& cfg, const v1::BatchRequest& req,
+                        v1::BatchResponse& resp);
 // Compares, then one branch, atomically and in one revision (docs/design.md).
 grpc::Status txn(context& ctx, const v1::TxnRequest& req, v1::TxnResponse& resp);
 

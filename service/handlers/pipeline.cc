@@ -16,7 +16,8 @@ namespace {
 
 using stream_t = bidi_stream<v1::PipelineRequest, v1::PipelineResponse>;
 
-// A reply of a 64-operation Batch of small values fits the first block.
+// A 64-operation Batch of small values, parsed or answered, fits the first block.
+constexpr std::size_t k_request_arena_bytes = 16384;
 constexpr std::size_t k_reply_arena_bytes = 8192;
 
 // A reply waiting to be written, with what it holds of the stream's two budgets: its place in
@@ -40,12 +41,13 @@ struct pipeline_state {
 
 void answer(context& ctx, const v1::PipelineRequest& req, v1::PipelineResponse& resp) {
   resp.set_id(req.id());
+  const auto cfg = ctx.current_config();  // each request sees the configuration of its time
   switch (req.request_case()) {
     case v1::PipelineRequest::kOp:
-      run_op(ctx, req.op(), *resp.mutable_result(), /*keep_header=*/true);
+      run_op(ctx, op_env{*cfg, true}, req.op(), *resp.mutable_result());
       break;
     case v1::PipelineRequest::kBatch: {
-      const grpc::Status st = batch(ctx, req.batch(), *resp.mutable_batch());
+      const grpc::Status st = batch_with(ctx, *cfg, req.batch(), *resp.mutable_batch());
       if (!st.ok()) {
         v1::OpError* e = resp.mutable_error();  // replaces the partial batch in the oneof
         e->set_code(st.error_code());
@@ -65,11 +67,20 @@ void answer(context& ctx, const v1::PipelineRequest& req, v1::PipelineResponse& 
 // tells the writer that no more come.
 rt::task<> read_requests(context& ctx, std::shared_ptr<pipeline_state> st,
                          rt::mpsc::sender<queued_reply> replies) {
-  v1::PipelineRequest req;  // reused: parsing into it keeps its allocations
+  // Each request is parsed into an arena reset after it ran: an operation is a oneof, which
+  // protobuf would otherwise free and allocate again for every request.
+  auto block = std::make_unique<char[]>(k_request_arena_bytes);
+  google::protobuf::ArenaOptions request_options;
+  request_options.initial_block = block.get();
+  request_options.initial_block_size = k_request_arena_bytes;
+  google::protobuf::Arena request_arena(request_options);
   for (;;) {
     auto slot = co_await st->slots.acquire();
     if (!slot) co_return;  // the writer found the stream broken
-    if (!co_await st->stream->read(&req)) co_return;  // the client is done sending
+    request_arena.Reset();
+    auto& req = *google::protobuf::Arena::CreateMessage<v1::PipelineRequest>(&request_arena);
+    const bool more = co_await st->stream->read(&req);
+    if (!more) co_return;  // the client is done sending
     google::protobuf::ArenaOptions options;
     options.start_block_size = k_reply_arena_bytes;
     auto arena = std::make_unique<google::protobuf::Arena>(options);

@@ -43,10 +43,11 @@ void fill_range(const store::range_page& page, const store::store& kv, v1::Range
   resp.set_continuation(page.continuation);
 }
 
-grpc::Status range(context& ctx, const v1::RangeRequest& req, v1::RangeResponse& resp) {
-  const auto cfg = ctx.current_config();
+grpc::Status range_with(context& ctx, const op_env& env, const v1::RangeRequest& req,
+                        v1::RangeResponse& resp) {
+  const config::snapshot* cfg = &env.cfg;
   // Range is not a snapshot: the revision is read before the first shard.
-  ctx.fill(resp.mutable_header());
+  if (env.header) ctx.fill(resp.mutable_header());
   store::range_query q;
   if (auto st = to_range_query(req, *cfg, &q); !st.ok()) return st;
   if (req.count_only()) {
@@ -55,6 +56,10 @@ grpc::Status range(context& ctx, const v1::RangeRequest& req, v1::RangeResponse&
   }
   fill_range(ctx.kv->range(q), *ctx.kv, resp);
   return grpc::Status::OK;
+}
+
+grpc::Status range(context& ctx, const v1::RangeRequest& req, v1::RangeResponse& resp) {
+  return as_call(ctx, req, resp, &range_with);
 }
 
 }  // namespace shoal::service::handlers

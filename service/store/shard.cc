@@ -17,11 +17,14 @@ entry* shard::upsert(entry* e) {
   auto [it, inserted] = by_key_.insert(e);
   if (!inserted) {
     old = *it;
-    // Same key: swap the pointer in place in both indexes (the key, hash and order are equal).
-    by_key_.erase(it);
-    by_key_.insert(e);
-    ordered_.erase(old);
+    // Same key: the new entry takes the old one's slot in both indexes. Its key, hash and order
+    // are the old one's, so the sets stay valid, and neither is searched or rebalanced again.
+    const_cast<entry*&>(*it) = e;
+    const auto pos = ordered_.find(old);
+    const_cast<entry*&>(*pos) = e;
     unindex_expiry(old);
+    index_expiry(e);
+    return old;
   }
   ordered_.insert(e);
   index_expiry(e);

@@ -25,7 +25,7 @@ class history {
   void append(event_ptr e, evicted_events& evicted);
   // The oldest revision a watch may start from: every event from there on is here.
   uint64_t compact_revision(uint64_t current_revision) const {
-    return events_.empty() ? current_revision + 1 : events_.front()->revision;
+    return events_.empty() ? current_revision + 1 : events_.front().revision;
   }
   // Appends to `out` every event with revision >= from.
   void collect(uint64_t from, std::vector<event_ptr>& out) const;
@@ -33,9 +33,18 @@ class history {
   std::size_t bytes() const { return bytes_; }
 
  private:
+  void prefetch_evictions() const;
+
+  // The revision and size sit beside the pointer: evicting the oldest event, long out of the
+  // cache, then costs no load of its memory under the sequencer's lock.
+  struct slot {
+    uint64_t revision;
+    std::size_t bytes;
+    event_ptr event;
+  };
   const std::size_t max_events_;
   const std::size_t max_bytes_;
-  std::deque<event_ptr> events_;
+  std::deque<slot> events_;
   std::size_t bytes_ = 0;
 };
 
