@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "clients/cli/args.h"
 #include "clients/cli/output.h"
@@ -301,6 +302,98 @@ int cmd_txn(const global& g, sc::client& c, const parsed_args& a) {
   return r->succeeded() ? k_ok : k_not_applied;
 }
 
+// One line of `pipe` input: "get KEY", "put KEY VALUE", "del KEY" or "incr KEY [DELTA]", words
+// separated by blanks; or, with --ops-json, a shoal.v1.Op in JSON.
+absl::StatusOr<v1::Op> parse_op_line(const std::string& line, bool json) {
+  v1::Op op;
+  if (json) {
+    if (auto st = google::protobuf::util::JsonStringToMessage(line, &op); !st.ok()) {
+      return absl::InvalidArgumentError("not a shoal.v1.Op in JSON: " + st.ToString());
+    }
+    return op;
+  }
+  std::istringstream in(line);
+  std::vector<std::string> w{std::istream_iterator<std::string>(in),
+                             std::istream_iterator<std::string>()};
+  const auto arity = [&](std::size_t lo, std::size_t hi) { return w.size() >= lo && w.size() <= hi; };
+  if (!w.empty() && w[0] == "get" && arity(2, 2)) {
+    op.mutable_get()->set_key(w[1]);
+  } else if (!w.empty() && w[0] == "put" && arity(3, 3)) {
+    op.mutable_put()->set_key(w[1]);
+    op.mutable_put()->set_value(w[2]);
+  } else if (!w.empty() && w[0] == "del" && arity(2, 2)) {
+    op.mutable_delete_()->set_key(w[1]);
+  } else if (!w.empty() && w[0] == "incr" && arity(2, 3)) {
+    op.mutable_increment()->set_key(w[1]);
+    int64_t delta = 1;
+    if (w.size() == 3 && !absl::SimpleAtoi(w[2], &delta)) {
+      return absl::InvalidArgumentError("the increment must be an integer");
+    }
+    op.mutable_increment()->set_delta(delta);
+  } else {
+    return absl::InvalidArgumentError(
+        "expected get KEY, put KEY VALUE, del KEY or incr KEY [DELTA]");
+  }
+  return op;
+}
+
+// A reply of `pipe`, in the form the single commands print.
+void print_pipe_reply(const global& g, const v1::PipelineResponse& r) {
+  if (g.json) {
+    std::printf("%s\n", to_json(r).c_str());
+    return;
+  }
+  const v1::OpResult& res = r.result();
+  switch (res.result_case()) {
+    case v1::OpResult::kGet:
+      std::printf("%s\n", res.get().found() ? display(res.get().entry().value()).c_str()
+                                            : "(not found)");
+      break;
+    case v1::OpResult::kPut:
+      std::printf("OK revision %llu\n",
+                  static_cast<unsigned long long>(res.put().entry().mod_revision()));
+      break;
+    case v1::OpResult::kDelete:
+      std::printf("deleted %llu\n", static_cast<unsigned long long>(res.delete_().deleted()));
+      break;
+    case v1::OpResult::kIncrement:
+      std::printf("%lld\n", static_cast<long long>(res.increment().value()));
+      break;
+    case v1::OpResult::kError:
+      std::printf("ERROR %s: %s\n",
+                  absl::StatusCodeToString(static_cast<absl::StatusCode>(res.error().code())).c_str(),
+                  res.error().message().c_str());
+      break;
+    default:
+      std::printf("%s\n", to_json(r).c_str());
+  }
+}
+
+// Runs the operations read from stdin on one Pipeline stream, --window of them in flight, and
+// prints the replies in order.
+int cmd_pipe(const global& g, sc::client& c, const parsed_args& a) {
+  auto window = a.integer("window");
+  if (!window.ok()) return usage_error(std::string(window.status().message()));
+  const int64_t w = window->value_or(64);
+  if (w < 1) return usage_error("--window must be at least 1");
+  std::vector<v1::Op> ops;
+  std::string line;
+  for (int n = 1; std::getline(std::cin, line); ++n) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    auto op = parse_op_line(line, a.has("ops-json"));
+    if (!op.ok()) return usage_error(absl::StrCat("line ", n, ": ", op.status().message()));
+    ops.push_back(*std::move(op));
+  }
+  bool any_failed = false;
+  sc::pipeline p = c.open_pipeline();
+  const absl::Status st = p.run(ops, static_cast<std::size_t>(w), [&](const v1::PipelineResponse& r) {
+    any_failed = any_failed || r.result().has_error() || r.has_error();
+    print_pipe_reply(g, r);
+  });
+  if (!st.ok()) return fail(g, st);
+  return any_failed ? k_error : k_ok;
+}
+
 int cmd_status(const global& g, sc::client& c, const parsed_args&) {
   auto r = c.status();
   if (!r.ok()) return fail(g, r.status());
@@ -406,6 +499,16 @@ const std::vector<command>& commands() {
        1,
        1,
        cmd_txn},
+      {"pipe",
+       "pipe",
+       "Runs operations read from stdin, one per line (get KEY, put KEY VALUE, del KEY,\n"
+       "  incr KEY [DELTA]), on one Pipeline stream, and prints the replies in order. Exit code\n"
+       "  1 if any operation failed (its line says ERROR).",
+       {{"window", true, "requests in flight (default 64)"},
+        {"ops-json", false, "each line is a shoal.v1.Op in JSON (bytes in base64)"}},
+       0,
+       0,
+       cmd_pipe},
       {"status",
        "status",
        "Shows the server's revision, keys, bytes, watchers, config...",

@@ -8,6 +8,8 @@
 //   auto w = kv.watch({.key = "app/", .prefix = true});
 //   while (auto ev = w.next()) { ... }                 // resumes by itself after a dropped stream
 //
+//   kv.open_pipeline().run(ops, 64, [](const v1::PipelineResponse& r) { ... });  // in order
+//
 //   co_await kv.get_async("greeting");                 // inside a task on the runtime
 //   auto aw = kv.watch_async({.key = "app/", .prefix = true});
 //   auto ev = co_await aw.next();
@@ -26,6 +28,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "clients/cpp/pipeline.h"
 #include "clients/cpp/range_reader.h"
 #include "clients/cpp/watcher.h"
 #include "runtime/task.h"
@@ -93,6 +96,9 @@ class client {
   absl::StatusOr<v1::BatchResponse> batch(const v1::BatchRequest& req);
   // Compares, then one branch, atomically in one revision (not retried: it may write).
   absl::StatusOr<v1::TxnResponse> txn(const v1::TxnRequest& req);
+  // A Pipeline stream: requests sent without waiting, replies in order (see pipeline.h). It has
+  // no deadline; it must not outlive this client.
+  pipeline open_pipeline() { return pipeline(*kv_); }
   absl::StatusOr<v1::StatusResponse> status();
   absl::StatusOr<v1::ServerConfig> config();
 

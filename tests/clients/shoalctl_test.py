@@ -138,12 +138,31 @@ def run_checks(ctl, binary):
     expect("txn from stdin, failure branch", EXIT["not_applied"], ctl.run("txn", "-", stdin=txn),
            out_has="Zmlyc3Q=")
     expect("txn with bad JSON", EXIT["usage"], ctl.run("txn", "{not json"))
+    # pipe: many operations on one Pipeline stream, replies printed in input order.
+    lines = "".join(f"put ctl/p{i} v{i}\nget ctl/p{i}\n" for i in range(300)) + "incr ctl/pn 5\n"
+    p = ctl.run("pipe", "--window=16", stdin=lines)
+    expect("pipe", 0, p)
+    out = p.stdout.splitlines()
+    check("pipe prints one line per operation", 601, len(out))
+    check("pipe replies in order", [f"v{i}" for i in range(300)], out[1:600:2])
+    check("pipe increment", "5", out[600])
+    p = ctl.run("pipe", stdin="get ctl/p1\nput  x\n")
+    expect("pipe with a bad line", EXIT["usage"], p, err_has="line 2")
+    p = ctl.run("pipe", stdin="get ctl/p7\nincr ctl/a\nget ctl/nothing\n")
+    expect("pipe with a failing operation", 1, p, out_has="ERROR FAILED_PRECONDITION")
+    check("pipe goes on after a failure", ["v7", "(not found)"],
+          [p.stdout.splitlines()[0], p.stdout.splitlines()[2]])
+    p = ctl.run("--json", "pipe", "--ops-json", stdin='{"get":{"key":"Y3RsL3Ax"}}\n')
+    reply = json.loads(p.stdout)
+    check("pipe --ops-json --json", ("1", "djE="),
+          (reply["id"], reply["result"]["get"]["entry"]["value"]))
     expect("status", 0, ctl.run("status"), out_has="keys:")
     code, [st] = ctl.json("status")
     check("status --json keys", True, int(st["keys"]) >= 5)
     expect("config show", 0, ctl.run("config"), out_has='"live"')
 
-    for command in ["get", "put", "del", "incr", "range", "watch", "txn", "status", "config"]:
+    for command in ["get", "put", "del", "incr", "range", "watch", "txn", "pipe", "status",
+                    "config"]:
         expect(f"{command} --help", 0, ctl.run(command, "--help"), out_has="usage: shoalctl " + command)
     expect("--help", 0, subprocess.run([binary, "--help"], capture_output=True, text=True),
            out_has="exit codes")

@@ -1,0 +1,65 @@
+// pipeline: one KV/Pipeline stream — many requests sent without waiting, replies in order.
+//
+//   shoal::client::pipeline p = kv.pipeline();
+//   p.send(op);                         // an operation or a Batch; returns its id (1, 2, ...)
+//   auto reply = p.receive();           // the oldest unanswered request's reply
+//   p.close();                          // no more requests; then the stream's status
+//
+// Sending blocks while the stream's flow control holds it back (the server reads at most
+// live.max_pipeline_depth requests ahead of its replies), so a caller that sends without ever
+// receiving can stall: keep a window, as run() does. One thread may send while another
+// receives (each side on one thread at a time); close() once both are done.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "grpcpp/grpcpp.h"
+#include "shoal/v1/kv.grpc.pb.h"
+
+namespace shoal::client {
+
+class pipeline {
+ public:
+  explicit pipeline(v1::KV::Stub& stub);
+  ~pipeline();
+  pipeline(const pipeline&) = delete;
+  pipeline& operator=(const pipeline&) = delete;
+
+  // Sends one request with the next id and returns that id.
+  absl::StatusOr<uint64_t> send(const v1::Op& op);
+  absl::StatusOr<uint64_t> send(const v1::BatchRequest& batch);
+  // The next reply, in the order the requests were sent. FAILED_PRECONDITION when nothing is
+  // outstanding; the stream's error if it broke.
+  absl::StatusOr<v1::PipelineResponse> receive();
+  // Requests sent and not yet received.
+  std::size_t outstanding() const { return sent_.load() - received_.load(); }
+  // Says that no more requests come, drops the replies not yet received, and returns how the
+  // stream ended.
+  absl::Status close();
+
+  // Sends every operation with at most `window` unanswered, and hands each reply to `on_reply`
+  // in order. Returns the first stream error (per-operation errors are in the replies).
+  absl::Status run(const std::vector<v1::Op>& ops, std::size_t window,
+                   const std::function<void(const v1::PipelineResponse&)>& on_reply);
+
+ private:
+  absl::StatusOr<uint64_t> send_request(v1::PipelineRequest& req);
+  absl::Status finish();
+
+  grpc::ClientContext ctx_;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::PipelineRequest, v1::PipelineResponse>> stream_;
+  std::atomic<uint64_t> sent_{0};
+  std::atomic<uint64_t> received_{0};
+  std::atomic<bool> closed_{false};
+  std::atomic<bool> finished_{false};
+  absl::Status final_;  // set once, by whichever side finishes the stream
+};
+
+}  // namespace shoal::client
