@@ -5,7 +5,7 @@
 
 Each round starts a fresh redis-server (no persistence) and runs, exactly,
 `redis-benchmark -P 16 -c 50 -d 16 -n 2000000 -t get,set`; then a fresh shoald (default
-configuration) and shoal-bench: Pipeline streams carrying Batches of 64 operations with 16-byte
+configuration, then --workers=1) and shoal-bench: Pipeline streams carrying Batches of 64 operations with 16-byte
 values (set, then get), and the unary Get and Put loops for the "times unary" ratios. The rounds
 interleave the two servers, so both see the same machine; the table shows medians.
 """
@@ -26,6 +26,9 @@ BENCH = ROOT / "build/clients/shoal-bench"
 REDIS_ARGS = ["-P", "16", "-c", "50", "-d", "16", "-n", "2000000", "-t", "get,set"]
 # One client thread, as redis-benchmark has; 2 connections, 8 streams each with up to 16 Batches
 # of 64 in flight.
+# shoald as it starts by default (a worker per core), and with one worker, as redis-server
+# serves its clients from one thread (the load generator then has the other core to itself).
+SERVERS = {"default": [], "--workers=1": ["--workers=1"]}
 PIPELINE_ARGS = ["--mode=pipeline", "--batch=64", "--value_size=16", "--workers=1",
                  "--connections=2", "--streams=8", "--depth=16", "--keys=10000"]
 
@@ -65,9 +68,9 @@ def shoal_bench(target, args, seconds):
     return result["ops_per_s"], result["p99_us"] / 1000
 
 
-def shoal_round(seconds):
-    server = subprocess.Popen([str(SHOALD), "--listen=127.0.0.1:0"], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True)
+def shoal_round(seconds, server_args):
+    server = subprocess.Popen([str(SHOALD), "--listen=127.0.0.1:0", *server_args],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         target = server.stdout.readline().split("listening on ")[1].split()[0]
         return {
@@ -88,23 +91,29 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5)
     args = parser.parse_args()
-    redis, shoal = [], []
+    redis, shoal = [], {name: [] for name in SERVERS}
     for r in range(args.rounds):
         redis.append(redis_round())
-        shoal.append(shoal_round(args.seconds))
-        print(f"round {r + 1}: redis {redis[-1]}  shoal {shoal[-1]}", flush=True)
+        print(f"round {r + 1}: redis {redis[-1]}", flush=True)
+        for name, server_args in SERVERS.items():
+            shoal[name].append(shoal_round(args.seconds, server_args))
+            print(f"round {r + 1}: shoald {name} {shoal[name][-1]}", flush=True)
 
     def median(rounds, key, index=0):
         return statistics.median(x[key][index] for x in rounds)
 
-    print(f"\nmedians of {args.rounds} rounds (ops/s; p99 in ms)")
-    print("| | Redis -P 16 | Shoal Pipeline, Batches of 64 | Shoal / Redis | Shoal unary | "
-          "Pipeline / unary |")
-    print("|---|---|---|---|---|---|")
+    print(f"\nmedians of {args.rounds} rounds (ops/s; p99 in ms: Redis per command, Shoal per "
+          "Batch of 64)")
+    print("| | Redis -P 16 | shoald | Shoal Pipeline, Batches of 64 | Shoal / Redis | "
+          "Shoal unary | Pipeline / unary |")
+    print("|---|---|---|---|---|---|---|")
     for op, unary in (("get", "unary get"), ("set", "unary put")):
-        rr, sr, ur = median(redis, op), median(shoal, op), median(shoal, unary)
-        print(f"| {op} | {rr:,.0f} (p99 {median(redis, op, 1):.2f}) | {sr:,.0f} "
-              f"(p99 {median(shoal, op, 1):.2f}) | {sr / rr:.2f}x | {ur:,.0f} | {sr / ur:.1f}x |")
+        rr = median(redis, op)
+        for name in SERVERS:
+            sr, ur = median(shoal[name], op), median(shoal[name], unary)
+            print(f"| {op} | {rr:,.0f} (p99 {median(redis, op, 1):.2f}) | {name} | {sr:,.0f} "
+                  f"(p99 {median(shoal[name], op, 1):.2f}) | {sr / rr:.2f}x | {ur:,.0f} | "
+                  f"{sr / ur:.1f}x |")
 
 
 if __name__ == "__main__":

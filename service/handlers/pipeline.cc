@@ -64,9 +64,10 @@ void answer(context& ctx, const v1::PipelineRequest& req, v1::PipelineResponse& 
 }
 
 // Reads and runs requests, in order, as long as both budgets allow; dropping `replies` at the end
-// tells the writer that no more come.
-rt::task<> read_requests(context& ctx, std::shared_ptr<pipeline_state> st,
-                         rt::mpsc::sender<queued_reply> replies) {
+// tells the writer that no more come. Yields true if it stopped because the server is draining
+// (the request read then was not run).
+rt::task<bool> read_requests(context& ctx, std::shared_ptr<pipeline_state> st,
+                             rt::mpsc::sender<queued_reply> replies) {
   // Each request is parsed into an arena reset after it ran: an operation is a oneof, which
   // protobuf would otherwise free and allocate again for every request.
   auto block = std::make_unique<char[]>(k_request_arena_bytes);
@@ -76,11 +77,12 @@ rt::task<> read_requests(context& ctx, std::shared_ptr<pipeline_state> st,
   google::protobuf::Arena request_arena(request_options);
   for (;;) {
     auto slot = co_await st->slots.acquire();
-    if (!slot) co_return;  // the writer found the stream broken
+    if (!slot) co_return false;  // the writer found the stream broken
     request_arena.Reset();
     auto& req = *google::protobuf::Arena::CreateMessage<v1::PipelineRequest>(&request_arena);
     const bool more = co_await st->stream->read(&req);
-    if (!more) co_return;  // the client is done sending
+    if (!more) co_return false;  // the client is done sending
+    if (ctx.draining.load(std::memory_order_acquire)) co_return true;
     google::protobuf::ArenaOptions options;
     options.start_block_size = k_reply_arena_bytes;
     auto arena = std::make_unique<google::protobuf::Arena>(options);
@@ -90,11 +92,11 @@ rt::task<> read_requests(context& ctx, std::shared_ptr<pipeline_state> st,
     // A reply larger than the whole budget waits for the queue to empty, then goes alone.
     const std::size_t size = std::min<std::size_t>(resp->ByteSizeLong(), st->byte_budget);
     auto bytes = co_await st->bytes.acquire(std::max<std::size_t>(size, 1));
-    if (!bytes) co_return;
+    if (!bytes) co_return false;
     // Named, not brace-built inside the co_await (the g++ 12 pitfall in runtime/README.md).
     queued_reply reply{std::move(arena), resp, std::move(*slot), std::move(*bytes)};
     const bool sent = co_await replies.send(std::move(reply));
-    if (!sent) co_return;
+    if (!sent) co_return false;
   }
 }
 
@@ -123,11 +125,15 @@ rt::task<grpc::Status> pipeline(context& ctx, stream_t& stream, const call_done&
   const uint32_t depth = cfg->live().max_pipeline_depth();
   auto st = std::make_shared<pipeline_state>(&stream, depth, cfg->live().max_pipeline_bytes());
   auto [tx, rx] = rt::mpsc::channel<queued_reply>(depth);  // never full: the slots bound it
-  auto [read, written] =
+  auto [drained, written] =
       co_await rt::join(read_requests(ctx, st, std::move(tx)), write_replies(st, std::move(rx)));
-  (void)read;
   if (!written || done.done()) {
     co_return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+  }
+  if (drained) {
+    co_return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                           "the server is shutting down; the requests without a reply were not "
+                           "run: send them to another instance");
   }
   co_return grpc::Status::OK;
 }

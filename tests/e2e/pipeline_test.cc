@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -273,6 +274,38 @@ TEST(pipeline, a_client_that_cancels_mid_stream_leaves_the_server_serving) {
   EXPECT_EQ(r.result().get().entry().value(), "v");
   EXPECT_GE(r.result().get().entry().version(), 10);
   EXPECT_TRUE(stream->Finish().ok());
+}
+
+// On SIGTERM the server answers what it has read, runs nothing more, and ends the stream with
+// UNAVAILABLE, whose message says the unanswered requests were not run.
+TEST(pipeline, a_draining_server_runs_no_more_requests_and_says_so) {
+  shoald_process s({"--shutdown_grace_seconds=5"});
+  auto kv = s.kv();
+  auto c = ctx();
+  std::unique_ptr<stream_t> stream = kv->Pipeline(c.get());
+  ASSERT_TRUE(stream->Write(put_request(1, "d/k", "before")));
+  v1::PipelineResponse r;
+  ASSERT_TRUE(stream->Read(&r));
+  EXPECT_TRUE(r.result().put().applied());
+  ASSERT_EQ(::kill(s.pid(), SIGTERM), 0);
+  // The drain has begun once readiness says so.
+  auto health = s.health();
+  for (int i = 0; i < 200; ++i) {
+    grpc::health::v1::HealthCheckRequest hr;
+    hr.set_service("shoal.v1.KV");
+    grpc::health::v1::HealthCheckResponse hs;
+    if (health->Check(ctx().get(), hr, &hs).ok() &&
+        hs.status() == grpc::health::v1::HealthCheckResponse::NOT_SERVING) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  stream->Write(put_request(2, "d/k", "after"));  // may or may not be accepted by the transport
+  EXPECT_FALSE(stream->Read(&r)) << "request 2 got a reply: " << r.ShortDebugString();
+  const grpc::Status st = stream->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_NE(st.error_message().find("not run"), std::string::npos) << st.error_message();
+  EXPECT_EQ(s.wait_exit(std::chrono::seconds(30)), 0);
 }
 
 }  // namespace
