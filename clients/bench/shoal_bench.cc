@@ -347,8 +347,7 @@ rt::task<> send_batches(shared_state* s, pipeline_stream* p, int index, bool is_
       }
     }
     const clk::time_point t0 = clk::now();
-    const bool ok =
-        co_await rtg::async_op(&p->ctx, [&](void* tag) { p->rpc->Write(req, tag); });
+    const bool ok = co_await rtg::async_op(&p->ctx, [&](void* tag) { p->rpc->Write(req, tag); });
     if (!ok) break;
     const bool queued = co_await sent.send(t0);
     if (!queued) break;
@@ -357,7 +356,8 @@ rt::task<> send_batches(shared_state* s, pipeline_stream* p, int index, bool is_
   (void)co_await rtg::async_op(&p->ctx, [&](void* tag) { p->rpc->WritesDone(tag); });
 }
 
-rt::task<> receive_replies(shared_state* s, pipeline_stream* p, rt::mpsc::receiver<clk::time_point> sent) {
+rt::task<> receive_replies(shared_state* s, pipeline_stream* p,
+                           rt::mpsc::receiver<clk::time_point> sent) {
   histogram local;
   merge_on_exit merge{s, &local};
   // Each reply is parsed into an arena reset before the next: protobuf frees and allocates a
@@ -502,10 +502,9 @@ int main(int argc, char** argv) {
     s.budget = absl::GetFlag(FLAGS_count);
     if (mode == "pipeline") {
       for (int i = 0; i < absl::GetFlag(FLAGS_streams); ++i) {
-        streams.push_back(rt.spawn(pipeline_loop(&s, i, !pipelined_sets,
-                                                 std::max(1, absl::GetFlag(FLAGS_batch)),
-                                                 std::max(1, absl::GetFlag(FLAGS_depth)), keys,
-                                                 value)));
+        streams.push_back(
+            rt.spawn(pipeline_loop(&s, i, !pipelined_sets, std::max(1, absl::GetFlag(FLAGS_batch)),
+                                   std::max(1, absl::GetFlag(FLAGS_depth)), keys, value)));
       }
     } else {
       for (int i = 0; i < concurrency; ++i) {

@@ -315,7 +315,9 @@ absl::StatusOr<v1::Op> parse_op_line(const std::string& line, bool json) {
   std::istringstream in(line);
   std::vector<std::string> w{std::istream_iterator<std::string>(in),
                              std::istream_iterator<std::string>()};
-  const auto arity = [&](std::size_t lo, std::size_t hi) { return w.size() >= lo && w.size() <= hi; };
+  const auto arity = [&](std::size_t lo, std::size_t hi) {
+    return w.size() >= lo && w.size() <= hi;
+  };
   if (!w.empty() && w[0] == "get" && arity(2, 2)) {
     op.mutable_get()->set_key(w[1]);
   } else if (!w.empty() && w[0] == "put" && arity(3, 3)) {
@@ -346,8 +348,8 @@ void print_pipe_reply(const global& g, const v1::PipelineResponse& r) {
   const v1::OpResult& res = r.result();
   switch (res.result_case()) {
     case v1::OpResult::kGet:
-      std::printf("%s\n", res.get().found() ? display(res.get().entry().value()).c_str()
-                                            : "(not found)");
+      std::printf("%s\n",
+                  res.get().found() ? display(res.get().entry().value()).c_str() : "(not found)");
       break;
     case v1::OpResult::kPut:
       std::printf("OK revision %llu\n",
@@ -360,9 +362,10 @@ void print_pipe_reply(const global& g, const v1::PipelineResponse& r) {
       std::printf("%lld\n", static_cast<long long>(res.increment().value()));
       break;
     case v1::OpResult::kError:
-      std::printf("ERROR %s: %s\n",
-                  absl::StatusCodeToString(static_cast<absl::StatusCode>(res.error().code())).c_str(),
-                  res.error().message().c_str());
+      std::printf(
+          "ERROR %s: %s\n",
+          absl::StatusCodeToString(static_cast<absl::StatusCode>(res.error().code())).c_str(),
+          res.error().message().c_str());
       break;
     default:
       std::printf("%s\n", to_json(r).c_str());
@@ -386,10 +389,11 @@ int cmd_pipe(const global& g, sc::client& c, const parsed_args& a) {
   }
   bool any_failed = false;
   sc::pipeline p = c.open_pipeline();
-  const absl::Status st = p.run(ops, static_cast<std::size_t>(w), [&](const v1::PipelineResponse& r) {
-    any_failed = any_failed || r.result().has_error() || r.has_error();
-    print_pipe_reply(g, r);
-  });
+  const absl::Status st =
+      p.run(ops, static_cast<std::size_t>(w), [&](const v1::PipelineResponse& r) {
+        any_failed = any_failed || r.result().has_error() || r.has_error();
+        print_pipe_reply(g, r);
+      });
   if (!st.ok()) return fail(g, st);
   return any_failed ? k_error : k_ok;
 }

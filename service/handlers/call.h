@@ -1,10 +1,10 @@
 // call: how a gRPC method is served on the runtime — one task per call.
 //
-// serve_unary / serve_stream / serve_bidi post a request (RequestX) on a worker's completion queue and await
-// it; when a call arrives, the task first posts its own replacement (spawn per request, so the
-// queue always has requests posted), then admits the call against live.max_in_flight, runs the
-// handler and finishes. A posted request waits on a tag only Server::Shutdown can return, so it is
-// awaited with uncancellable_op; everything after uses the call's context for cancellation.
+// serve_unary / serve_stream / serve_bidi post a request (RequestX) on a worker's completion queue
+// and await it; when a call arrives, the task first posts its own replacement (spawn per request,
+// so the queue always has requests posted), then admits the call against live.max_in_flight, runs
+// the handler and finishes. A posted request waits on a tag only Server::Shutdown can return, so it
+// is awaited with uncancellable_op; everything after uses the call's context for cancellation.
 #pragma once
 
 #include <atomic>

@@ -57,8 +57,8 @@ void answer(context& ctx, const v1::PipelineRequest& req, v1::PipelineResponse& 
     }
     case v1::PipelineRequest::REQUEST_NOT_SET:
       resp.mutable_error()->set_code(grpc::StatusCode::INVALID_ARGUMENT);
-      resp.mutable_error()->set_message(absl::StrCat("request ", req.id(),
-                                                     " names neither an op nor a batch"));
+      resp.mutable_error()->set_message(
+          absl::StrCat("request ", req.id(), " names neither an op nor a batch"));
       break;
   }
 }

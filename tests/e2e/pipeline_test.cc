@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <cstdio>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -125,8 +126,8 @@ TEST(pipeline, a_refused_request_gets_its_error_and_the_stream_goes_on) {
 // tried to send. Then the client reads everything, in order.
 TEST(pipeline, a_client_that_stops_reading_is_stopped_from_sending_and_costs_bounded_memory) {
   constexpr int k_depth = 8;
-  shoald_process s({"--max_pipeline_depth=" + std::to_string(k_depth),
-                    "--max_pipeline_bytes=4194304"});
+  shoald_process s(
+      {"--max_pipeline_depth=" + std::to_string(k_depth), "--max_pipeline_bytes=4194304"});
   auto kv = s.kv();
   // Long keys make the requests fill the client's window; large values, the server's.
   const std::string key(4000, 'k');
@@ -160,6 +161,8 @@ TEST(pipeline, a_client_that_stops_reading_is_stopped_from_sending_and_costs_bou
   }
   EXPECT_LT(last, k_requests) << "the client was never stopped";
   const uint64_t rss_stalled = rss_bytes(s.pid());
+  std::printf("stalled after %d of %d sends; shoald's resident memory grew by %.1f MiB\n", last,
+              k_requests, (static_cast<double>(rss_stalled) - rss_before) / (1 << 20));
   EXPECT_LT(rss_stalled, rss_before + (48u << 20))
       << "before " << rss_before << " stalled " << rss_stalled << " after " << last << " sends";
 
