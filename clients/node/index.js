@@ -207,16 +207,6 @@ class ShoalClient {
   // result: 'EQUAL'|'NOT_EQUAL'|'LESS'|'GREATER', value | number | exists}. Operations:
   // {get: {key}}, {put: {key, value, ttlMs}}, {delete: {key}}, {increment: {key, delta}}.
   async txn({ compares = [], success = [], failure = [] } = {}) {
-    const op = (o) => {
-      if (o.get) return { get: { key: toBytes(o.get.key) } };
-      if (o.put) {
-        const { key, value, ttlMs } = o.put;
-        return { put: { key: toBytes(key), value: toBytes(value), ...(ttlMs === undefined ? {} : { ttlMs: String(ttlMs) }) } };
-      }
-      if (o.delete) return { delete: { key: toBytes(o.delete.key) } };
-      if (o.increment) return { increment: { key: toBytes(o.increment.key), delta: String(o.increment.delta ?? 1) } };
-      throw new TypeError('an operation is one of get, put, delete, increment');
-    };
     const request = {
       compares: compares.map((c) => ({
         key: toBytes(c.key),
@@ -226,11 +216,46 @@ class ShoalClient {
         number: c.number === undefined ? undefined : String(c.number),
         exists: c.exists,
       })),
-      success: success.map(op),
-      failure: failure.map(op),
+      success: success.map(toOp),
+      failure: failure.map(toOp),
     };
     const res = await this.#unary(this.#kv, 'txn', request);
     return { succeeded: res.succeeded, revision: toNumber(res.revision), results: res.results };
+  }
+
+  // Runs operations (as for txn) on one Pipeline stream, up to `window` of them unanswered, and
+  // yields each result in order: {get}, {put}, {delete}, {increment}, or {error: {code, message}}
+  // for an operation that failed. The stream has no deadline; it is canceled if the consumer
+  // stops iterating early.
+  async *pipeline(ops, { window = 64 } = {}) {
+    if (!(window >= 1)) throw new RangeError('window must be at least 1');
+    const requests = [...ops].map(toOp);
+    const call = this.#kv.pipeline();
+    let sent = 0;
+    const sendWithin = (received) => {
+      while (sent < requests.length && sent - received < window) {
+        call.write({ id: String(sent + 1), op: requests[sent] });
+        sent += 1;
+        if (sent === requests.length) call.end();
+      }
+    };
+    let received = 0;
+    sendWithin(0);
+    if (requests.length === 0) call.end();
+    try {
+      for await (const reply of call) {
+        received += 1;
+        sendWithin(received);
+        yield reply.result;
+      }
+    } catch (err) {
+      throw isGrpcError(err) ? new ShoalError(err) : err;
+    } finally {
+      if (received < requests.length) {
+        call.on('error', () => {});
+        call.cancel();
+      }
+    }
   }
 
   async status() {
@@ -285,6 +310,19 @@ function toNumber(decimal, what = 'a 64-bit value') {
     throw new RangeError(`${what} ${decimal} is beyond Number's exact range`);
   }
   return n;
+}
+
+// An operation of a Txn or a Pipeline: {get: {key}}, {put: {key, value, ttlMs}}, {delete: {key}}
+// or {increment: {key, delta}}.
+function toOp(o) {
+  if (o.get) return { get: { key: toBytes(o.get.key) } };
+  if (o.put) {
+    const { key, value, ttlMs } = o.put;
+    return { put: { key: toBytes(key), value: toBytes(value), ...(ttlMs === undefined ? {} : { ttlMs: String(ttlMs) }) } };
+  }
+  if (o.delete) return { delete: { key: toBytes(o.delete.key) } };
+  if (o.increment) return { increment: { key: toBytes(o.increment.key), delta: String(o.increment.delta ?? 1) } };
+  throw new TypeError('an operation is one of get, put, delete, increment');
 }
 
 function toCondition({ ifAbsent, ifPresent, ifRevision, storeId = '' }) {

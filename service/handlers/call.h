@@ -113,6 +113,14 @@ class call_done {
   std::atomic<int> refs_{2};  // the task's and the tag's
 };
 
+// A streaming task's share of its call_done, released however the task ends (finished, or
+// cancelled by a runtime shutdown).
+struct call_done_ref {
+  call_done* d;
+  bool started = false;  // set once the call arrived
+  ~call_done_ref() { d->release(started); }
+};
+
 template <class Resp>
 class stream_writer {
  public:
@@ -136,12 +144,7 @@ template <class Service, class Request, class Req, class Resp>
 rt::task<> serve_stream(Service* svc, Request request, stream_handler<Req, Resp> handle,
                         grpc::ServerCompletionQueue* cq, context* ctx, metrics::method m) {
   grpc::ServerContext call;
-  // Released however the task ends (finished, or cancelled by a runtime shutdown).
-  struct done_ref {
-    call_done* d;
-    bool started = false;
-    ~done_ref() { d->release(started); }
-  } done{call_done::arm(call)};  // must precede the request
+  call_done_ref done{call_done::arm(call)};  // must precede the request
   Req req;
   grpc::ServerAsyncWriter<Resp> writer(&call);
   const bool arrived = co_await rt::grpc::uncancellable_op(
@@ -201,11 +204,7 @@ template <class Service, class Request, class Req, class Resp>
 rt::task<> serve_bidi(Service* svc, Request request, bidi_handler<Req, Resp> handle,
                       grpc::ServerCompletionQueue* cq, context* ctx, metrics::method m) {
   grpc::ServerContext call;
-  struct done_ref {
-    call_done* d;
-    bool started = false;
-    ~done_ref() { d->release(started); }
-  } done{call_done::arm(call)};
+  call_done_ref done{call_done::arm(call)};
   grpc::ServerAsyncReaderWriter<Resp, Req> stream(&call);
   const bool arrived = co_await rt::grpc::uncancellable_op(
       [&](void* tag) { (svc->*request)(&call, &stream, cq, cq, tag); });

@@ -200,6 +200,27 @@ async function checkTxn(client) {
   console.log('ok   txn: compare-and-swap across two keys, then the failure branch');
 }
 
+// Many operations on one Pipeline stream: results in order, a failure in its place.
+async function checkPipeline(client) {
+  const ops = [];
+  for (let i = 0; i < 200; i += 1) {
+    ops.push({ put: { key: `pipe/${i}`, value: String(i) } }, { get: { key: `pipe/${i}` } });
+  }
+  ops.push({ increment: { key: 'pipe/1', delta: 1 } }, { get: { key: '' } });
+  const results = [];
+  for await (const r of client.pipeline(ops, { window: 8 })) results.push(r);
+  if (results.length !== ops.length) fail(`pipeline: ${results.length} results for ${ops.length}`);
+  for (let i = 0; i < 200; i += 1) {
+    const value = results[2 * i + 1].get?.entry?.value?.toString();
+    if (value !== String(i)) fail(`pipeline: result ${2 * i + 1} is ${value}, expected ${i}`);
+  }
+  if (String(results[400].increment?.value) !== '2') fail(`pipeline: increment ${JSON.stringify(results[400])}`);
+  if (results[401].error?.code !== grpcStatus.INVALID_ARGUMENT) {
+    fail(`pipeline: the empty key gave ${JSON.stringify(results[401])}`);
+  }
+  console.log('ok   pipeline: 402 operations on one stream, in order, a failure in its place');
+}
+
 async function checkFailingCall(client) {
   const label = 'error: get of an empty key';
   try {
@@ -246,6 +267,7 @@ async function main() {
   try {
     await runScenario(client, scenario.steps);
     await checkTxn(client);
+    await checkPipeline(client);
     await checkFailingCall(client);
     await checkWatchesCanceled(client);
   } catch (err) {

@@ -89,6 +89,24 @@ def run_txn(sc, client):
     print("txn: ok")
 
 
+def run_pipeline(sc, client):
+    """Many operations on one Pipeline stream: results in order, a failure in its place."""
+    ops = []
+    for i in range(200):
+        ops += [sc.op_put(f"pipe/{i}", str(i)), sc.op_get(f"pipe/{i}")]
+    ops.append(sc.op_increment("pipe/1"))  # "1" + 1
+    ops.append(sc.op_increment("txn/a", 1))
+    ops.append(sc.op_get(""))  # an empty key: INVALID_ARGUMENT, in its place
+    results = list(client.pipeline(ops, window=8))
+    check("pipeline results", len(ops), len(results))
+    check("pipeline gets in order", [str(i).encode() for i in range(200)],
+          [r.get.entry.value for r in results[1:400:2]])
+    check("pipeline increment", 2, results[400].increment.value)
+    check("pipeline error in its place", grpc.StatusCode.INVALID_ARGUMENT.value[0],
+          results[402].error.code)
+    print("pipeline: ok")
+
+
 def run_errors(sc, client):
     """Failures raise ShoalError with the server's status code (sc: the shoal_client module)."""
     code = grpc.StatusCode
@@ -138,6 +156,7 @@ def main():
             with shoal_client.ShoalClient(server.address) as client:
                 run_scenario(lambda step: observe(client, step), steps)
                 run_txn(shoal_client, client)
+                run_pipeline(shoal_client, client)
                 run_errors(shoal_client, client)
 
         run_against_server(os.path.abspath(args.shoald), scenario)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import enum
 import os
+import threading
 from dataclasses import dataclass, field, replace
-from typing import Iterator, Optional, Union
+from typing import Iterable, Iterator, Optional, Union
 
 import grpc
 
@@ -376,6 +377,30 @@ class ShoalClient:
         req = kv_pb2.TxnRequest(compares=list(compares), success=list(success), failure=list(failure))
         resp = self._call(self._kv.Txn, req)
         return TxnResult(resp.succeeded, resp.revision, list(resp.results))
+
+    def pipeline(self, ops: Iterable, *, window: int = 64) -> Iterator["kv_pb2.OpResult"]:
+        """Runs the operations (op_get/op_put/op_delete/op_increment) on one Pipeline stream,
+        up to `window` of them unanswered, and yields each result in order; a failed operation
+        yields a result whose `error` is set. The stream has no deadline."""
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        slots = threading.Semaphore(window)
+
+        def requests():
+            for i, op in enumerate(ops, start=1):
+                slots.acquire()  # released as each reply is read
+                yield kv_pb2.PipelineRequest(id=i, op=op)
+
+        call = self._kv.Pipeline(requests())
+        try:
+            for reply in call:
+                slots.release()
+                yield reply.result
+        except grpc.RpcError as err:
+            raise ShoalError(err.code(), err.details()) from err
+        finally:
+            call.cancel()
+            slots.release(window)  # a sender waiting for a slot must not wait forever
 
     def status(self) -> admin_pb2.StatusResponse:
         """The server's Admin/Status: keys, bytes, watchers, version, compact_revision..."""
