@@ -44,9 +44,6 @@ class entry {
     }
   }
 
-  // Starts loading, for writing, the line holding the reference count (an unref soon to come).
-  void prefetch_refs() const noexcept { __builtin_prefetch(&refs_, 1); }
-
   std::string_view key() const { return {data_, key_size_}; }
   std::string_view value() const { return {data_ + key_size_, value_size_}; }
   const meta& metadata() const { return meta_; }

@@ -15,22 +15,6 @@ void history::append(event_ptr e, evicted_events& evicted) {
     evicted.push_back(std::move(events_.front().event));
     events_.pop_front();
   }
-  prefetch_evictions();
-}
-
-// In a full history every append evicts the oldest event, written long ago and out of the cache;
-// freeing it touches the event, its control block, and the entries it holds (one miss each).
-// Starting those loads a few appends early overlaps them with useful work.
-void history::prefetch_evictions() const {
-  constexpr std::size_t k_event_ahead = 4;
-  constexpr std::size_t k_entries_ahead = 2;  // its event was prefetched two appends ago
-  if (events_.size() <= k_event_ahead) return;
-  const auto* next = reinterpret_cast<const char*>(events_[k_event_ahead].event.get());
-  __builtin_prefetch(next);
-  __builtin_prefetch(next - 16);  // make_shared's control block sits just before the event
-  const event* soon = events_[k_entries_ahead].event.get();
-  if (soon->entry) soon->entry->prefetch_refs();
-  if (soon->previous) soon->previous->prefetch_refs();
 }
 
 void history::collect(uint64_t from, std::vector<event_ptr>& out) const {

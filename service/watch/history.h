@@ -33,8 +33,6 @@ class history {
   std::size_t bytes() const { return bytes_; }
 
  private:
-  void prefetch_evictions() const;
-
   // The revision and size sit beside the pointer: evicting the oldest event, long out of the
   // cache, then costs no load of its memory under the sequencer's lock.
   struct slot {
