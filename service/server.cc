@@ -322,7 +322,7 @@ void server::impl::stop() {
   // Readiness first, so that load balancers stop sending; new calls are refused with
   // UNAVAILABLE; every stream ends with UNAVAILABLE.
   serving_tx.send_modify([](serving_state& s) { s.draining = true; });
-  ctx.draining.store(true, std::memory_order_release);
+  ctx.draining.store(true);  // sequentially consistent: a Pipeline reader pairs with it
   stopping_tx.send_replace(true);
   seq->publish_control(watch::event::kind::shutdown);
   watcher.reset();

@@ -189,10 +189,19 @@ class bidi_stream {
   auto write(const Resp& r) {
     return rt::grpc::async_op(call_, [this, &r](void* tag) { stream_->Write(r, tag); });
   }
+  // Ends the call early, with no write outstanding; a read still outstanding then fails (gRPC
+  // allows this for ending a call with a non-OK status). The handler then calls mark_finished(),
+  // so that the call is not finished twice.
+  auto finish(const grpc::Status& status) {
+    return rt::grpc::async_op(call_, [this, &status](void* tag) { stream_->Finish(status, tag); });
+  }
+  void mark_finished() { finished_ = true; }
+  bool finished() const { return finished_; }
 
  private:
   grpc::ServerContext* call_;
   grpc::ServerAsyncReaderWriter<Resp, Req>* stream_;
+  bool finished_ = false;
 };
 
 template <class Req, class Resp>
@@ -221,6 +230,7 @@ rt::task<> serve_bidi(Service* svc, Request request, bidi_handler<Req, Resp> han
     if (status.ok()) status = co_await handle(*ctx, both, *done.d);
   }
   metrics::record_call(m, status.error_code(), std::chrono::steady_clock::now() - arrived_at);
+  if (both.finished()) co_return;
   (void)co_await rt::grpc::async_op(&call, [&](void* tag) { stream.Finish(status, tag); });
 }
 

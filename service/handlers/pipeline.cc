@@ -1,14 +1,17 @@
 #include "service/handlers/pipeline.h"
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/arena.h"
 #include "runtime/sync/mpsc.h"
+#include "runtime/sync/notify.h"
 #include "runtime/sync/select.h"
 #include "runtime/sync/semaphore.h"
+#include "runtime/sync/watch.h"
 #include "service/handlers/kv.h"
 
 namespace shoal::service::handlers {
@@ -20,14 +23,21 @@ using stream_t = bidi_stream<v1::PipelineRequest, v1::PipelineResponse>;
 constexpr std::size_t k_request_arena_bytes = 16384;
 constexpr std::size_t k_reply_arena_bytes = 8192;
 
-// A reply waiting to be written, with what it holds of the stream's two budgets: its place in
-// the depth, and its bytes. Both return when it is dropped, written or not.
+// What the writer receives: a reply waiting to be written, with what it holds of the stream's two
+// budgets (its place in the depth, and its bytes; both return when it is dropped, written or
+// not); or word that the server is draining; or the reader's last word.
 struct queued_reply {
+  enum class kind : uint8_t { reply, drain, end };
+  kind what = kind::reply;
   std::unique_ptr<google::protobuf::Arena> arena;
-  v1::PipelineResponse* response;
+  v1::PipelineResponse* response = nullptr;
   rt::semaphore_permit slot;
   rt::semaphore_permit bytes;
 };
+
+// The reader's state, for ending an idle stream on a drain: the writer may finish the call only
+// while the reader waits in a read (and so runs nothing more).
+enum reader_state : int { k_running, k_reading, k_finishing };
 
 struct pipeline_state {
   pipeline_state(stream_t* s, uint32_t depth, uint32_t byte_budget)
@@ -37,7 +47,13 @@ struct pipeline_state {
   const uint32_t byte_budget;
   rt::semaphore slots;  // one per request read and not yet answered
   rt::semaphore bytes;  // reply bytes waiting to be written
+  std::atomic<int> reader{k_running};
+  bool finished_by_writer = false;  // read after the join
 };
+
+const grpc::Status k_draining(grpc::StatusCode::UNAVAILABLE,
+                              "the server is shutting down; the requests without a reply were not "
+                              "run: send them to another instance");
 
 void answer(context& ctx, const v1::PipelineRequest& req, v1::PipelineResponse& resp) {
   resp.set_id(req.id());
@@ -63,11 +79,10 @@ void answer(context& ctx, const v1::PipelineRequest& req, v1::PipelineResponse& 
   }
 }
 
-// Reads and runs requests, in order, as long as both budgets allow; dropping `replies` at the end
-// tells the writer that no more come. Yields true if it stopped because the server is draining
-// (the request read then was not run).
-rt::task<bool> read_requests(context& ctx, std::shared_ptr<pipeline_state> st,
-                             rt::mpsc::sender<queued_reply> replies) {
+// Reads and runs requests, in order, as long as both budgets allow. Yields true if it stopped
+// because the server is draining (a request read then is not run).
+rt::task<bool> read_and_run(context& ctx, pipeline_state& st,
+                            rt::mpsc::sender<queued_reply>& replies) {
   // Each request is parsed into an arena reset after it ran: an operation is a oneof, which
   // protobuf would otherwise free and allocate again for every request.
   auto block = std::make_unique<char[]>(k_request_arena_bytes);
@@ -76,46 +91,102 @@ rt::task<bool> read_requests(context& ctx, std::shared_ptr<pipeline_state> st,
   request_options.initial_block_size = k_request_arena_bytes;
   google::protobuf::Arena request_arena(request_options);
   for (;;) {
-    auto slot = co_await st->slots.acquire();
+    auto slot = co_await st.slots.acquire();
     if (!slot) co_return false;  // the writer found the stream broken
+    // Announce the read, then look for a drain: with the writer's claim in write_replies, one of
+    // the two sees the other (both sequentially consistent).
+    st.reader.store(k_reading);
+    if (ctx.draining.load()) co_return true;
     request_arena.Reset();
     auto& req = *google::protobuf::Arena::CreateMessage<v1::PipelineRequest>(&request_arena);
-    const bool more = co_await st->stream->read(&req);
+    const bool more = co_await st.stream->read(&req);
+    int expected = k_reading;
+    if (!st.reader.compare_exchange_strong(expected, k_running)) co_return true;  // finished
     if (!more) co_return false;  // the client is done sending
-    if (ctx.draining.load(std::memory_order_acquire)) co_return true;
+    if (ctx.draining.load()) co_return true;
     google::protobuf::ArenaOptions options;
     options.start_block_size = k_reply_arena_bytes;
     auto arena = std::make_unique<google::protobuf::Arena>(options);
     auto* resp = google::protobuf::Arena::CreateMessage<v1::PipelineResponse>(arena.get());
     answer(ctx, req, *resp);
-    resp->set_depth(st->depth - static_cast<uint32_t>(st->slots.available_permits()));
+    resp->set_depth(st.depth - static_cast<uint32_t>(st.slots.available_permits()));
     // A reply larger than the whole budget waits for the queue to empty, then goes alone.
-    const std::size_t size = std::min<std::size_t>(resp->ByteSizeLong(), st->byte_budget);
-    auto bytes = co_await st->bytes.acquire(std::max<std::size_t>(size, 1));
+    const std::size_t size = std::min<std::size_t>(resp->ByteSizeLong(), st.byte_budget);
+    auto bytes = co_await st.bytes.acquire(std::max<std::size_t>(size, 1));
     if (!bytes) co_return false;
     // Named, not brace-built inside the co_await (the g++ 12 pitfall in runtime/README.md).
-    queued_reply reply{std::move(arena), resp, std::move(*slot), std::move(*bytes)};
+    queued_reply reply{queued_reply::kind::reply, std::move(arena), resp, std::move(*slot),
+                       std::move(*bytes)};
     const bool sent = co_await replies.send(std::move(reply));
     if (!sent) co_return false;
   }
 }
 
+rt::task<bool> read_requests(context& ctx, std::shared_ptr<pipeline_state> st,
+                             rt::mpsc::sender<queued_reply> replies) {
+  const bool drained = co_await read_and_run(ctx, *st, replies);
+  queued_reply end;
+  end.what = queued_reply::kind::end;
+  (void)co_await replies.send(std::move(end));
+  co_return drained;
+}
+
+// On a drain: true if the reader waits in a read with every reply written, in which case it is
+// now marked finishing (it will run nothing it reads).
+bool claim_idle_reader(pipeline_state& st) {
+  const auto all_written = [&] { return st.slots.available_permits() == st.depth - 1; };
+  if (!all_written()) return false;
+  int expected = k_reading;
+  if (!st.reader.compare_exchange_strong(expected, k_finishing)) return false;
+  if (all_written()) return true;
+  st.reader.store(k_reading);  // a reply came in between: it is written first
+  return false;
+}
+
 // Writes the replies in order. After a failed write it keeps receiving, and drops what it gets,
-// so the reader is never left waiting for budget that only a write would return.
+// so the reader is never left waiting for budget that only a write would return. On a drain it
+// ends the stream itself once the reader waits in a read and every reply is out: that read may
+// wait for a request that never comes.
 rt::task<bool> write_replies(std::shared_ptr<pipeline_state> st,
                              rt::mpsc::receiver<queued_reply> replies) {
   bool broken = false;
+  bool draining = false;
   for (;;) {
     std::optional<queued_reply> r = co_await replies.recv();
-    if (!r) break;
+    if (!r || r->what == queued_reply::kind::end) break;
     if (broken) continue;
-    if (!co_await st->stream->write(*r->response)) {
+    if (r->what == queued_reply::kind::drain) {
+      draining = true;
+    } else if (!co_await st->stream->write(*r->response)) {
       broken = true;
       st->slots.close();
       st->bytes.close();
+      continue;
+    }
+    r.reset();  // its permits return before the reader is looked at
+    if (draining && claim_idle_reader(*st)) {
+      (void)co_await st->stream->finish(k_draining);
+      st->finished_by_writer = true;
+      break;
     }
   }
   co_return !broken;
+}
+
+// Puts word of a drain in the writer's channel, then waits to be cancelled with the stream.
+rt::task<> watch_drain(context& ctx, rt::mpsc::sender<queued_reply> replies) {
+  rt::watch::receiver<bool> stopping = *ctx.stopping;
+  while (!*stopping.borrow()) {
+    const bool changed = co_await stopping.changed();
+    if (!changed) break;
+  }
+  if (*stopping.borrow()) {
+    queued_reply drain;
+    drain.what = queued_reply::kind::drain;
+    (void)co_await replies.send(std::move(drain));
+  }
+  rt::notify never;
+  co_await never.notified();
 }
 
 }  // namespace
@@ -124,17 +195,16 @@ rt::task<grpc::Status> pipeline(context& ctx, stream_t& stream, const call_done&
   const auto cfg = ctx.current_config();
   const uint32_t depth = cfg->live().max_pipeline_depth();
   auto st = std::make_shared<pipeline_state>(&stream, depth, cfg->live().max_pipeline_bytes());
-  auto [tx, rx] = rt::mpsc::channel<queued_reply>(depth);  // never full: the slots bound it
-  auto [drained, written] =
-      co_await rt::join(read_requests(ctx, st, std::move(tx)), write_replies(st, std::move(rx)));
+  // Never full: the slots bound the replies, and each marker is sent once.
+  auto [tx, rx] = rt::mpsc::channel<queued_reply>(depth + 2);
+  auto both = rt::join(read_requests(ctx, st, tx), write_replies(st, std::move(rx)));
+  auto first = co_await rt::select(std::move(both), watch_drain(ctx, std::move(tx)));
+  const auto [drained, written] = std::get<0>(first);  // watch_drain never ends by itself
+  if (st->finished_by_writer) stream.mark_finished();
   if (!written || done.done()) {
     co_return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
   }
-  if (drained) {
-    co_return grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                           "the server is shutting down; the requests without a reply were not "
-                           "run: send them to another instance");
-  }
+  if (drained || st->finished_by_writer) co_return k_draining;
   co_return grpc::Status::OK;
 }
 

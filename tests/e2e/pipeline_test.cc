@@ -311,5 +311,26 @@ TEST(pipeline, a_draining_server_runs_no_more_requests_and_says_so) {
   EXPECT_EQ(s.wait_exit(std::chrono::seconds(30)), 0);
 }
 
+// A stream whose client sends nothing more does not hold the drain to its grace period: the
+// server ends it with UNAVAILABLE while its read is still waiting.
+TEST(pipeline, an_idle_stream_ends_at_once_when_the_server_drains) {
+  shoald_process s({"--shutdown_grace_seconds=30"});
+  auto kv = s.kv();
+  auto c = ctx(std::chrono::milliseconds(60'000));
+  std::unique_ptr<stream_t> stream = kv->Pipeline(c.get());
+  ASSERT_TRUE(stream->Write(put_request(1, "i/k", "v")));
+  v1::PipelineResponse r;
+  ASSERT_TRUE(stream->Read(&r));
+  const auto sigterm_at = std::chrono::steady_clock::now();
+  ASSERT_EQ(::kill(s.pid(), SIGTERM), 0);
+  EXPECT_FALSE(stream->Read(&r));
+  const grpc::Status st = stream->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+  EXPECT_NE(st.error_message().find("not run"), std::string::npos) << st.error_message();
+  EXPECT_EQ(s.wait_exit(std::chrono::seconds(60)), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - sigterm_at, std::chrono::seconds(10))
+      << "the drain waited for the idle stream (grace: 30 s)";
+}
+
 }  // namespace
 }  // namespace shoal::testing
