@@ -14,6 +14,10 @@ read -r before before_sys < <(ticks)
 out=$(build/clients/shoal-bench --target="$target" --warmup=0 "$@" 2>/dev/null | tail -1)
 read -r after after_sys < <(ticks)
 ops=$(grep -o '"ops":[0-9]*' <<<"$out" | cut -d: -f2)
+if [[ -z "$ops" || "$ops" == 0 ]]; then
+  echo "shoal-bench did no operations against $target: $out" >&2
+  exit 1
+fi
 hz=$(getconf CLK_TCK)
 awk -v t=$((after - before)) -v s=$((after_sys - before_sys)) -v n="$ops" -v hz="$hz" \
   -v line="$out" 'BEGIN {
