@@ -311,6 +311,12 @@ TEST(pipeline, a_draining_server_runs_no_more_requests_and_says_so) {
   EXPECT_EQ(s.wait_exit(std::chrono::seconds(30)), 0);
 }
 
+TEST(pipeline, a_bound_of_zero_or_beyond_4096_is_refused_at_start) {
+  EXPECT_THROW(shoald_process({"--max_pipeline_depth=0"}), std::runtime_error);
+  EXPECT_THROW(shoald_process({"--max_pipeline_depth=4097"}), std::runtime_error);
+  EXPECT_THROW(shoald_process({"--max_pipeline_bytes=0"}), std::runtime_error);
+}
+
 // A stream whose client sends nothing more does not hold the drain to its grace period: the
 // server ends it with UNAVAILABLE while its read is still waiting.
 TEST(pipeline, an_idle_stream_ends_at_once_when_the_server_drains) {
