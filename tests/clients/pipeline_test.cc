@@ -6,23 +6,14 @@
 
 #include "clients/cpp/client.h"
 #include "tests/clients/client_options.h"
+#include "tests/e2e/ops.h"
 #include "tests/e2e/shoald_process.h"
 
 namespace shoal::client {
 namespace {
 
-v1::Op put_op(const std::string& k, const std::string& v) {
-  v1::Op op;
-  op.mutable_put()->set_key(k);
-  op.mutable_put()->set_value(v);
-  return op;
-}
-
-v1::Op get_op(const std::string& k) {
-  v1::Op op;
-  op.mutable_get()->set_key(k);
-  return op;
-}
+using testing::get_op;
+using testing::put_op;
 
 TEST(client_pipeline, run_sends_within_a_window_and_hands_over_the_replies_in_order) {
   testing::shoald_process server;

@@ -1,17 +1,11 @@
 // Batch: independent operations in one message, in order, each with its own result or error.
 #include <gtest/gtest.h>
 
+#include "tests/e2e/ops.h"
 #include "tests/e2e/shoald_process.h"
 
 namespace shoal::testing {
 namespace {
-
-v1::Op put_op(const std::string& k, const std::string& v) {
-  v1::Op op;
-  op.mutable_put()->set_key(k);
-  op.mutable_put()->set_value(v);
-  return op;
-}
 
 TEST(batch, operations_run_in_order_each_with_its_result_and_a_failure_stops_nothing) {
   shoald_process s({"--max_batch_ops=8"});
