@@ -181,7 +181,7 @@ TEST(shutdown, calls_in_flight_finish_streams_end_unavailable_later_calls_fail_e
   auto watch = kv->Watch(&wc, wr);
   // Writers keep going through the drain; every acknowledged write must be readable until exit.
   std::atomic<bool> stop{false};
-  std::atomic<int> acked{0}, refused{0}, cut{0};
+  std::atomic<int> acked{0}, refused{0}, cut{0}, acked_after_cut{0};
   std::thread writer([&] {
     auto stub = s.kv();
     for (int i = 0; !stop.load(); ++i) {
@@ -192,11 +192,13 @@ TEST(shutdown, calls_in_flight_finish_streams_end_unavailable_later_calls_fail_e
       auto st = stub->Put(ctx(2000ms).get(), p, &pr);
       if (st.ok()) {
         acked++;
+        if (cut.load() > 0) acked_after_cut++;
       } else if (st.error_code() == grpc::StatusCode::UNAVAILABLE) {
         refused++;
       } else {
-        // The one call that reaches the transport in the instant gRPC's own shutdown starts is
-        // cancelled by gRPC core; nothing else may fail differently.
+        // A call that reaches the transport in the instant gRPC's own shutdown starts is
+        // cancelled by gRPC core (this writer calls again at once, so a second one can land in
+        // that instant before it sees the connection close); nothing else may fail differently.
         EXPECT_EQ(st.error_code(), grpc::StatusCode::CANCELLED) << st.error_message();
         cut++;
       }
@@ -214,7 +216,8 @@ TEST(shutdown, calls_in_flight_finish_streams_end_unavailable_later_calls_fail_e
   writer.join();
   EXPECT_GT(acked.load(), 0);
   EXPECT_GT(refused.load(), 0);  // new calls during the drain: UNAVAILABLE
-  EXPECT_LE(cut.load(), 1);
+  EXPECT_LE(cut.load(), 2);
+  EXPECT_EQ(acked_after_cut.load(), 0) << "cancelled calls come only at the very end";
 }
 
 TEST(ttl, a_key_expires_with_an_expire_event_and_the_purge_needs_no_reader) {
