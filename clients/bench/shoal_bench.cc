@@ -3,24 +3,24 @@
 //   shoal-bench --target=127.0.0.1:50051 --mode=get --connections=16 --concurrency=128
 //               --duration=10 --keys=10000 --value_size=16
 //   shoal-bench --mode=watch --watchers=100 --rate=2000 --duration=10
+//   shoal-bench --mode=pipeline --pipeline_op=set --workers=1 --connections=2 --streams=8 --depth=16
 //
 // Runs on Shoal's runtime: each connection is a channel, each of --concurrency tasks loops issuing
 // one call at a time through its worker's completion queue. Prints a progress line per second
 // (stderr), then ops/s and latency percentiles, and one JSON line for scripts (stdout).
 // Watch mode: --watchers streams on one prefix, one writer putting at --rate per second with the
 // send time in the value; reports put-to-event latency as each watcher sees it.
+// Pipeline mode (pipeline_load.cc): --streams Pipeline streams of Batches of --batch gets or sets
+// (--pipeline_op), --depth Batches in flight on each; latency is per Batch.
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <memory>
-#include <mutex>
-#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -29,13 +29,12 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "google/protobuf/arena.h"
+#include "clients/bench/load_state.h"
+#include "clients/bench/pipeline_load.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "runtime/grpc/completion_queue_driver.h"
 #include "runtime/grpc/operation.h"
 #include "runtime/runtime.h"
-#include "runtime/sync/mpsc.h"
-#include "runtime/sync/select.h"
 #include "runtime/sync/semaphore.h"
 #include "runtime/time/sleep.h"
 #include "shoal/v1/kv.grpc.pb.h"
@@ -68,75 +67,6 @@ namespace shoal::bench {
 namespace {
 
 namespace rtg = rt::grpc;
-using clk = std::chrono::steady_clock;
-
-// Latency histogram: log2 buckets split in 64 linear sub-buckets (about 1.6% resolution).
-class histogram {
- public:
-  void record(uint64_t ns) {
-    if (ns == 0) ns = 1;
-    const int msb = 63 - __builtin_clzll(ns);
-    const int sub = msb < 6 ? static_cast<int>(ns) : static_cast<int>((ns >> (msb - 6)) & 63);
-    const int idx = msb < 6 ? static_cast<int>(ns) : (msb - 5) * 64 + sub;
-    counts_[std::min(idx, k_buckets - 1)]++;
-    total_++;
-  }
-  void merge(const histogram& o) {
-    for (int i = 0; i < k_buckets; ++i) counts_[i] += o.counts_[i];
-    total_ += o.total_;
-  }
-  uint64_t total() const { return total_; }
-  double percentile(double p) const {
-    if (total_ == 0) return 0;
-    const uint64_t want = static_cast<uint64_t>(std::ceil(p / 100.0 * total_));
-    uint64_t seen = 0;
-    for (int i = 0; i < k_buckets; ++i) {
-      seen += counts_[i];
-      if (seen >= want) return value_of(i);
-    }
-    return value_of(k_buckets - 1);
-  }
-
- private:
-  static constexpr int k_buckets = 64 * 60;
-  static double value_of(int idx) {
-    if (idx < 64) return idx;
-    const int msb = idx / 64 + 5, sub = idx % 64;
-    return std::ldexp(64 + sub + 0.5, msb - 6);
-  }
-  std::vector<uint64_t> counts_ = std::vector<uint64_t>(k_buckets, 0);
-  uint64_t total_ = 0;
-};
-
-struct shared_state {
-  std::vector<std::unique_ptr<v1::KV::Stub>> stubs;
-  std::atomic<bool> measuring{false};
-  std::atomic<bool> stop{false};
-  std::atomic<uint64_t> ops{0};
-  std::atomic<uint64_t> errors{0};
-  std::atomic<int64_t> budget{0};  // --count
-  std::mutex mu;
-  histogram merged;  // guarded by mu
-};
-
-// Adds a task's histogram to the total however the task ends (finished, or cancelled by the
-// runtime's shutdown: destroying its frame runs this destructor).
-struct merge_on_exit {
-  shared_state* s;
-  histogram* h;
-  ~merge_on_exit() {
-    std::lock_guard lock(s->mu);
-    s->merged.merge(*h);
-  }
-};
-
-uint64_t key_index_of(const std::string& key) { return std::stoull(key.substr(6)); }
-
-std::string key_of(uint64_t i) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "bench/%010llu", static_cast<unsigned long long>(i));
-  return buf;
-}
 
 // Counts one finished call (its latency when it succeeded), once the warm-up is over.
 void record_outcome(shared_state* s, histogram& local, const grpc::Status& st, clk::time_point t0) {
@@ -302,107 +232,6 @@ rt::task<> paced_writer(shared_state* s, int rate, int value_size) {
     co_await tick.tick();
     auto permit = co_await in_flight.acquire();
     rt::spawn(timed_put(s, i, value_size, std::move(*permit))).detach();
-  }
-}
-
-// Pipeline mode: one stream, --depth Batches of --batch operations in flight. The writer sends
-// while fewer than `depth` are unanswered; the reader matches each reply to its send time (replies
-// come in order) and counts its operations. Latency is per Batch.
-using pipeline_rpc = grpc::ClientAsyncReaderWriter<v1::PipelineRequest, v1::PipelineResponse>;
-
-struct pipeline_stream {
-  grpc::ClientContext ctx;
-  std::unique_ptr<pipeline_rpc> rpc;
-  rt::semaphore window;
-  explicit pipeline_stream(int depth) : window(depth) {}
-};
-
-rt::task<> send_batches(shared_state* s, pipeline_stream* p, int index, bool is_get, int batch,
-                        int keys, std::string value, rt::mpsc::sender<clk::time_point> sent) {
-  std::mt19937_64 rng(index * 7919 + 1);
-  v1::PipelineRequest req;
-  auto* ops = req.mutable_batch()->mutable_ops();
-  for (int i = 0; i < batch; ++i) {
-    v1::Op* op = ops->Add();
-    if (is_get) {
-      op->mutable_get();
-    } else {
-      op->mutable_put()->set_value(value);
-    }
-  }
-  // Formatting a key per operation would cost the client more than the server spends on it.
-  std::vector<std::string> names(keys);
-  for (int i = 0; i < keys; ++i) names[i] = key_of(i);
-  for (uint64_t id = 0; !s->stop.load(std::memory_order_relaxed); ++id) {
-    auto permit = co_await p->window.acquire();
-    if (!permit) break;
-    permit->forget();  // the reader returns it when the reply comes
-    req.set_id(id);
-    for (v1::Op& op : *ops) {
-      const std::string& key = names[rng() % static_cast<uint64_t>(keys)];
-      if (is_get) {
-        op.mutable_get()->set_key(key);
-      } else {
-        op.mutable_put()->set_key(key);
-      }
-    }
-    const clk::time_point t0 = clk::now();
-    const bool ok = co_await rtg::async_op(&p->ctx, [&](void* tag) { p->rpc->Write(req, tag); });
-    if (!ok) break;
-    const bool queued = co_await sent.send(t0);
-    if (!queued) break;
-  }
-  // The server answers what it has, then ends the stream: the reader sees the end.
-  (void)co_await rtg::async_op(&p->ctx, [&](void* tag) { p->rpc->WritesDone(tag); });
-}
-
-rt::task<> receive_replies(shared_state* s, pipeline_stream* p,
-                           rt::mpsc::receiver<clk::time_point> sent) {
-  histogram local;
-  merge_on_exit merge{s, &local};
-  // Each reply is parsed into an arena reset before the next: protobuf frees and allocates a
-  // oneof's message on every parse otherwise.
-  constexpr std::size_t k_block = 16384;
-  auto block = std::make_unique<char[]>(k_block);
-  google::protobuf::ArenaOptions options;
-  options.initial_block = block.get();
-  options.initial_block_size = k_block;
-  google::protobuf::Arena arena(options);
-  for (;;) {
-    arena.Reset();
-    auto& resp = *google::protobuf::Arena::CreateMessage<v1::PipelineResponse>(&arena);
-    const bool ok = co_await rtg::async_op(&p->ctx, [&](void* tag) { p->rpc->Read(&resp, tag); });
-    if (!ok) break;
-    std::optional<clk::time_point> t0 = co_await sent.recv();
-    if (!t0) break;
-    p->window.release(1);
-    bool failed = resp.has_error();
-    for (const v1::OpResult& r : resp.batch().results()) failed = failed || r.has_error();
-    if (!s->measuring.load(std::memory_order_relaxed)) continue;
-    if (failed) {
-      s->errors.fetch_add(1, std::memory_order_relaxed);
-      continue;
-    }
-    local.record(std::chrono::duration_cast<std::chrono::nanoseconds>(clk::now() - *t0).count());
-    s->ops.fetch_add(resp.batch().results_size(), std::memory_order_relaxed);
-  }
-}
-
-rt::task<> pipeline_loop(shared_state* s, int index, bool is_get, int batch, int depth, int keys,
-                         std::string value) {
-  v1::KV::Stub* stub = s->stubs[index % s->stubs.size()].get();
-  pipeline_stream p(depth);
-  p.rpc = stub->PrepareAsyncPipeline(&p.ctx, rtg::completion_queue_driver::current_queue());
-  const bool started = co_await rtg::async_op(&p.ctx, [&](void* tag) { p.rpc->StartCall(tag); });
-  if (started) {
-    auto [tx, rx] = rt::mpsc::channel<clk::time_point>(depth);
-    (void)co_await rt::join(send_batches(s, &p, index, is_get, batch, keys, value, std::move(tx)),
-                            receive_replies(s, &p, std::move(rx)));
-  }
-  grpc::Status st;
-  (void)co_await rtg::async_op(&p.ctx, [&](void* tag) { p.rpc->Finish(&st, tag); });
-  if (!st.ok() && !s->stop.load()) {
-    std::fprintf(stderr, "pipeline stream %d ended: %s\n", index, st.error_message().c_str());
   }
 }
 
