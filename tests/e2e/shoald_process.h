@@ -7,6 +7,7 @@
 
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -46,7 +48,9 @@ class shoald_process {
   const std::string& metrics_address() const { return metrics_address_; }
   pid_t pid() const { return pid_; }
 
+  // Thread-safe: tests open stubs from several threads at once.
   std::shared_ptr<grpc::Channel> channel() {
+    std::lock_guard lock(channel_mu_);
     if (!channel_) {
       grpc::ChannelArguments args;
       args.SetMaxReceiveMessageSize(64 << 20);
@@ -85,6 +89,9 @@ class shoald_process {
     if (::pipe(out) != 0) throw std::runtime_error("pipe");
     pid_ = ::fork();
     if (pid_ == 0) {
+      // A test binary that crashes must not leave its server behind (it would hold the test
+      // runner's output pipe open until the runner's timeout).
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       ::dup2(out[1], STDOUT_FILENO);
       ::close(out[0]);
       ::close(out[1]);
@@ -126,7 +133,8 @@ class shoald_process {
   pid_t pid_ = -1;
   std::string address_;
   std::string metrics_address_;
-  std::shared_ptr<grpc::Channel> channel_;
+  std::mutex channel_mu_;
+  std::shared_ptr<grpc::Channel> channel_;  // guarded by channel_mu_
 };
 
 // A context with a deadline, so that no test can hang on a call.
