@@ -24,13 +24,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SHOALD = ROOT / "build/service/shoald"
 BENCH = ROOT / "build/clients/shoal-bench"
 REDIS_ARGS = ["-P", "16", "-c", "50", "-d", "16", "-n", "2000000", "-t", "get,set"]
-# One client thread, as redis-benchmark has; 2 connections, 8 streams each with up to 16 Batches
-# of 64 in flight.
 # shoald as it starts by default (a worker per core), and with one worker, as redis-server
 # serves its clients from one thread (the load generator then has the other core to itself).
 SERVERS = {"default": [], "--workers=1": ["--workers=1"]}
+# One client thread, as redis-benchmark has; 2 connections, 8 streams each with up to --depth
+# Batches of 64 in flight (16: 8,192 operations in flight; 2: 1,024, where redis-benchmark keeps
+# 50 x 16 = 800).
 PIPELINE_ARGS = ["--mode=pipeline", "--batch=64", "--value_size=16", "--workers=1",
-                 "--connections=2", "--streams=8", "--depth=16", "--keys=10000"]
+                 "--connections=2", "--streams=8", "--keys=10000"]
 
 
 def free_port():
@@ -68,14 +69,15 @@ def shoal_bench(target, args, seconds):
     return result["ops_per_s"], result["p99_us"] / 1000
 
 
-def shoal_round(seconds, server_args):
+def shoal_round(seconds, server_args, depth):
     server = subprocess.Popen([str(SHOALD), "--listen=127.0.0.1:0", *server_args],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         target = server.stdout.readline().split("listening on ")[1].split()[0]
+        pipeline = [*PIPELINE_ARGS, f"--depth={depth}"]
         return {
-            "set": shoal_bench(target, [*PIPELINE_ARGS, "--pipeline_op=set"], seconds),
-            "get": shoal_bench(target, [*PIPELINE_ARGS, "--pipeline_op=get", "--prefill=false"],
+            "set": shoal_bench(target, [*pipeline, "--pipeline_op=set"], seconds),
+            "get": shoal_bench(target, [*pipeline, "--pipeline_op=get", "--prefill=false"],
                                seconds),
             "unary put": shoal_bench(target, ["--mode=put", "--workers=2"], seconds),
             "unary get": shoal_bench(target, ["--mode=get", "--workers=2", "--prefill=false"],
@@ -90,13 +92,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--depth", type=int, default=16, help="Batches in flight per stream")
     args = parser.parse_args()
     redis, shoal = [], {name: [] for name in SERVERS}
     for r in range(args.rounds):
         redis.append(redis_round())
         print(f"round {r + 1}: redis {redis[-1]}", flush=True)
         for name, server_args in SERVERS.items():
-            shoal[name].append(shoal_round(args.seconds, server_args))
+            shoal[name].append(shoal_round(args.seconds, server_args, args.depth))
             print(f"round {r + 1}: shoald {name} {shoal[name][-1]}", flush=True)
 
     def median(rounds, key, index=0):
