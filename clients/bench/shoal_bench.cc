@@ -3,7 +3,8 @@
 //   shoal-bench --target=127.0.0.1:50051 --mode=get --connections=16 --concurrency=128
 //               --duration=10 --keys=10000 --value_size=16
 //   shoal-bench --mode=watch --watchers=100 --rate=2000 --duration=10
-//   shoal-bench --mode=pipeline --pipeline_op=set --workers=1 --connections=2 --streams=8 --depth=16
+//   shoal-bench --mode=pipeline --pipeline_op=set --workers=1 --connections=2 --streams=8
+//   --depth=16
 //
 // Runs on Shoal's runtime: each connection is a channel, each of --concurrency tasks loops issuing
 // one call at a time through its worker's completion queue. Prints a progress line per second

@@ -11,10 +11,7 @@ void run(context& ctx, const op_env& env,
          grpc::Status (*handler)(context&, const op_env&, const Req&, Resp&), const Req& req,
          Resp* out, v1::OpResult& result) {
   const grpc::Status st = handler(ctx, env, req, *out);
-  if (st.ok()) return;
-  v1::OpError* e = result.mutable_error();  // replaces the partial response in the oneof
-  e->set_code(st.error_code());
-  e->set_message(st.error_message());
+  if (!st.ok()) fill_error(st, result.mutable_error());  // replaces the partial response
 }
 
 }  // namespace
@@ -37,9 +34,8 @@ void run_op(context& ctx, const op_env& env, const v1::Op& op, v1::OpResult& r) 
       run(ctx, env, &range_with, op.range(), r.mutable_range(), r);
       break;
     case v1::Op::OP_NOT_SET:
-      r.mutable_error()->set_code(grpc::StatusCode::INVALID_ARGUMENT);
-      r.mutable_error()->set_message(
-          "an operation names none of get, put, delete, increment, range");
+      fill_error(invalid("an operation names none of get, put, delete, increment, range"),
+                 r.mutable_error());
       break;
   }
 }

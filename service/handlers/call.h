@@ -190,18 +190,19 @@ class bidi_stream {
     return rt::grpc::async_op(call_, [this, &r](void* tag) { stream_->Write(r, tag); });
   }
   // Ends the call early, with no write outstanding; a read still outstanding then fails (gRPC
-  // allows this for ending a call with a non-OK status). The handler then calls mark_finished(),
-  // so that the call is not finished twice.
+  // allows this for ending a call with a non-OK status). serve_bidi then does not finish it again.
   auto finish(const grpc::Status& status) {
-    return rt::grpc::async_op(call_, [this, &status](void* tag) { stream_->Finish(status, tag); });
+    return rt::grpc::async_op(call_, [this, &status](void* tag) {
+      finished_ = true;
+      stream_->Finish(status, tag);
+    });
   }
-  void mark_finished() { finished_ = true; }
   bool finished() const { return finished_; }
 
  private:
   grpc::ServerContext* call_;
   grpc::ServerAsyncReaderWriter<Resp, Req>* stream_;
-  bool finished_ = false;
+  bool finished_ = false;  // read by serve_bidi once the handler has returned
 };
 
 template <class Req, class Resp>

@@ -17,6 +17,13 @@ inline grpc::Status invalid(std::string msg) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::move(msg));
 }
 
+// A failure reported inside a message (a Batch's or a Pipeline's result) instead of as the call's
+// status. Setting it replaces whatever else the result's oneof held.
+inline void fill_error(const grpc::Status& st, v1::OpError* out) {
+  out->set_code(st.error_code());
+  out->set_message(st.error_message());
+}
+
 inline void fill_metadata(v1::Entry* out, const store::entry::meta& m, const store::store& kv) {
   out->set_create_revision(m.create_revision);
   out->set_mod_revision(m.mod_revision);

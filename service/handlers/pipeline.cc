@@ -12,6 +12,7 @@
 #include "runtime/sync/select.h"
 #include "runtime/sync/semaphore.h"
 #include "runtime/sync/watch.h"
+#include "service/handlers/convert.h"
 #include "service/handlers/kv.h"
 
 namespace shoal::service::handlers {
@@ -48,7 +49,6 @@ struct pipeline_state {
   rt::semaphore slots;  // one per request read and not yet answered
   rt::semaphore bytes;  // reply bytes waiting to be written
   std::atomic<int> reader{k_running};
-  bool finished_by_writer = false;  // read after the join
 };
 
 const grpc::Status k_draining(grpc::StatusCode::UNAVAILABLE,
@@ -64,17 +64,12 @@ void answer(context& ctx, const v1::PipelineRequest& req, v1::PipelineResponse& 
       break;
     case v1::PipelineRequest::kBatch: {
       const grpc::Status st = batch_with(ctx, *cfg, req.batch(), *resp.mutable_batch());
-      if (!st.ok()) {
-        v1::OpError* e = resp.mutable_error();  // replaces the partial batch in the oneof
-        e->set_code(st.error_code());
-        e->set_message(st.error_message());
-      }
+      if (!st.ok()) fill_error(st, resp.mutable_error());  // replaces the partial batch
       break;
     }
     case v1::PipelineRequest::REQUEST_NOT_SET:
-      resp.mutable_error()->set_code(grpc::StatusCode::INVALID_ARGUMENT);
-      resp.mutable_error()->set_message(
-          absl::StrCat("request ", req.id(), " names neither an op nor a batch"));
+      fill_error(invalid(absl::StrCat("request ", req.id(), " names neither an op nor a batch")),
+                 resp.mutable_error());
       break;
   }
 }
@@ -166,7 +161,6 @@ rt::task<bool> write_replies(std::shared_ptr<pipeline_state> st,
     r.reset();  // its permits return before the reader is looked at
     if (draining && claim_idle_reader(*st)) {
       (void)co_await st->stream->finish(k_draining);
-      st->finished_by_writer = true;
       break;
     }
   }
@@ -200,11 +194,10 @@ rt::task<grpc::Status> pipeline(context& ctx, stream_t& stream, const call_done&
   auto both = rt::join(read_requests(ctx, st, tx), write_replies(st, std::move(rx)));
   auto first = co_await rt::select(std::move(both), watch_drain(ctx, std::move(tx)));
   const auto [drained, written] = std::get<0>(first);  // watch_drain never ends by itself
-  if (st->finished_by_writer) stream.mark_finished();
   if (!written || done.done()) {
     co_return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
   }
-  if (drained || st->finished_by_writer) co_return k_draining;
+  if (drained || stream.finished()) co_return k_draining;
   co_return grpc::Status::OK;
 }
 

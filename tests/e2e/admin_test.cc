@@ -216,8 +216,8 @@ TEST(shutdown, calls_in_flight_finish_streams_end_unavailable_later_calls_fail_e
   writer.join();
   EXPECT_GT(acked.load(), 0);
   EXPECT_GT(refused.load(), 0);  // new calls during the drain: UNAVAILABLE
-  EXPECT_EQ(acked_after_cut.load(), 0) << "cancelled calls come only at the very end ("
-                                         << cut.load() << " of them)";
+  EXPECT_EQ(acked_after_cut.load(), 0)
+      << "cancelled calls come only at the very end (" << cut.load() << " of them)";
 }
 
 TEST(ttl, a_key_expires_with_an_expire_event_and_the_purge_needs_no_reader) {
