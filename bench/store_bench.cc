@@ -29,6 +29,7 @@ namespace {
 using namespace shoal;
 using service::store::condition;
 using service::store::entry;
+using service::store::entry_view;
 using service::store::limits;
 using service::store::sequencer;
 using service::store::store;
@@ -57,7 +58,7 @@ struct fixture {
     const std::string value(100, 'v');
     for (int64_t i = 0; i < n; ++i) {
       auto r = kv.put(key_of(i), value, ttl_spec{}, condition{}, limits{},
-                      [](const entry*, const entry*, bool) {});
+                      [](const entry_view*, const entry_view*, bool) {});
       if (!r.ok()) std::abort();
     }
   }
@@ -140,7 +141,7 @@ void put(benchmark::State& state) {
   for (auto _ : state) {
     const std::string k = key_of(static_cast<int64_t>(rng() % static_cast<uint64_t>(n)));
     auto r = f.kv.put(k, value, ttl_spec{}, condition{}, limits{},
-                      [](const entry*, const entry*, bool) {});
+                      [](const entry_view*, const entry_view*, bool) {});
     benchmark::DoNotOptimize(r);
   }
 }

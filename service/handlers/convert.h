@@ -38,8 +38,12 @@ inline void fill_entry(v1::Entry* out, std::string_view key, std::string_view va
   fill_metadata(out, m, kv);
 }
 
+inline void fill_entry(v1::Entry* out, const store::entry_view& e, const store::store& kv) {
+  fill_entry(out, e.key, e.value, e.meta, kv);
+}
+
 inline void fill_entry(v1::Entry* out, const store::entry& e, const store::store& kv) {
-  fill_entry(out, e.key(), e.value(), e.metadata(), kv);
+  fill_entry(out, store::entry_view::of(e), kv);
 }
 
 inline grpc::Status check_key(const std::string& key, const config::snapshot& cfg) {

@@ -27,16 +27,16 @@ grpc::Status put_with(context& ctx, const op_env& env, const v1::PutRequest& req
   }
   store::condition cond;
   if (auto st = to_condition(req.condition(), ctx, &cond); !st.ok()) return st;
-  auto r = ctx.kv->put(req.key(), req.value(), ttl, cond, to_limits(*cfg),
-                       [&](const store::entry* before, const store::entry* after, bool applied) {
-                         // The caller sent the key and value it wrote: only the metadata goes back.
-                         if (after && applied)
-                           fill_metadata(resp.mutable_entry(), after->metadata(), *ctx.kv);
-                         if (after && !applied) fill_entry(resp.mutable_entry(), *after, *ctx.kv);
-                         if (before && req.return_previous()) {
-                           fill_entry(resp.mutable_previous(), *before, *ctx.kv);
-                         }
-                       });
+  auto r = ctx.kv->put(
+      req.key(), req.value(), ttl, cond, to_limits(*cfg),
+      [&](const store::entry_view* before, const store::entry_view* after, bool applied) {
+        // The caller sent the key and value it wrote: only the metadata goes back.
+        if (after && applied) fill_metadata(resp.mutable_entry(), after->meta, *ctx.kv);
+        if (after && !applied) fill_entry(resp.mutable_entry(), *after, *ctx.kv);
+        if (before && req.return_previous()) {
+          fill_entry(resp.mutable_previous(), *before, *ctx.kv);
+        }
+      });
   if (!r.ok()) return to_grpc(r.status());
   resp.set_applied(r->applied);
   if (env.header) ctx.fill(resp.mutable_header());
@@ -78,15 +78,16 @@ grpc::Status remove_with(context& ctx, const op_env& env, const v1::DeleteReques
   store::condition cond;
   if (auto st = to_condition(req.condition(), ctx, &cond); !st.ok()) return st;
   bool deleted = false;
-  auto r =
-      ctx.kv->remove(req.key(), cond, [&](const store::entry* before, const store::entry* current) {
-        if (before) {
-          deleted = true;
-          if (req.return_previous()) fill_entry(resp.add_previous(), *before, *ctx.kv);
-        } else if (current) {
-          fill_entry(resp.mutable_current(), *current, *ctx.kv);
-        }
-      });
+  auto r = ctx.kv->remove(req.key(), cond,
+                          [&](const store::entry_view* before, const store::entry_view* current) {
+                            if (before) {
+                              deleted = true;
+                              if (req.return_previous())
+                                fill_entry(resp.add_previous(), *before, *ctx.kv);
+                            } else if (current) {
+                              fill_entry(resp.mutable_current(), *current, *ctx.kv);
+                            }
+                          });
   if (!r.ok()) return to_grpc(r.status());
   resp.set_applied(r->applied);
   resp.set_deleted(deleted ? 1 : 0);

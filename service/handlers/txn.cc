@@ -155,8 +155,8 @@ absl::StatusOr<store::txn_result> nonatomic_txn(context& ctx, const store::txn_r
       ctx.kv->get(op.key, copy);
     } else if (op.type == store::txn_op::kind::put) {
       auto w = ctx.kv->put(op.key, op.value, op.ttl, store::condition{}, to_limits(cfg),
-                           [&](const store::entry*, const store::entry* after, bool) {
-                             if (after) r.entry.meta = after->metadata();
+                           [&](const store::entry_view*, const store::entry_view* after, bool) {
+                             if (after) r.entry.meta = after->meta;
                            });
       if (!w.ok()) return w.status();
       out.revision = w->revision;

@@ -40,7 +40,7 @@ void add_event(const v1::WatchRequest& req, const watch::event& e, const store::
   switch (e.type) {
     case watch::event::kind::put:
       out->set_type(v1::Event::PUT);
-      fill_entry(out->mutable_entry(), *e.entry, kv);
+      fill_entry(out->mutable_entry(), e.entry(), kv);
       break;
     case watch::event::kind::remove:
     case watch::event::kind::expire:
@@ -51,7 +51,7 @@ void add_event(const v1::WatchRequest& req, const watch::event& e, const store::
     default:
       break;
   }
-  if (req.prev_kv() && e.previous) fill_entry(out->mutable_previous(), *e.previous, kv);
+  if (req.prev_kv() && e.has_previous()) fill_entry(out->mutable_previous(), e.previous(), kv);
 }
 
 // A slot against live.max_watchers, held for the life of the stream.

@@ -1,20 +1,18 @@
-// entry: one key and its value, with their metadata, in a single allocation.
+// entry: one key and its value, with their metadata, in a single allocation owned by its shard.
 //
-//   [ revisions, version, expiry, lengths, references (40 bytes) | key bytes | value bytes ]
+//   [ revisions, version, expiry, lengths (40 bytes) | key bytes | value bytes | spare ]
 //
-// Entries are immutable once published: a write allocates a new entry and swaps it in, under the
-// shard's lock. The shard holds one reference; the events that wrote or replaced the entry hold
-// the others, so the watch history shares the store's bytes instead of copying them. That bounds
-// the count: the shard, the event that wrote the entry and the one that replaced or removed it.
+// Only the shard holds an entry, and only under its lock is it read or written: events and
+// results take copies. So an overwrite whose value fits the allocation rewrites the entry in place
+// and neither index of the shard moves (docs/design.md, "Writes in place").
 #pragma once
 
-#include <atomic>
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <string_view>
-#include <utility>
 
 namespace shoal::service::store {
 
@@ -27,8 +25,7 @@ class entry {
     int64_t expires_at_ns = 0;  // runtime-clock time; 0 = no TTL
   };
 
-  // Keys are at most 65,535 bytes (live.max_key_bytes is capped there). One reference, the
-  // caller's.
+  // Keys are at most 65,535 bytes (live.max_key_bytes is capped there).
   static entry* make(std::string_view key, std::string_view value, const meta& m) {
     void* p = ::operator new(sizeof(entry) + key.size() + value.size());
     auto* e =
@@ -37,11 +34,21 @@ class entry {
     std::memcpy(e->data_ + key.size(), value.data(), value.size());
     return e;
   }
-  static void ref(const entry* e) noexcept { e->refs_.fetch_add(1, std::memory_order_relaxed); }
-  static void unref(const entry* e) noexcept {
-    if (e->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      ::operator delete(const_cast<void*>(static_cast<const void*>(e)));
-    }
+  static void destroy(entry* e) noexcept { ::operator delete(static_cast<void*>(e)); }
+
+  // Whether a value of n bytes may replace this one in place: it fits, and leaves little room
+  // unused (at most its own size or 64 bytes, and never more than 65,535).
+  bool fits(std::size_t n) const {
+    const std::size_t room = std::size_t{value_size_} + spare_;
+    return n <= room && room - n <= std::min<std::size_t>(0xffff, std::max<std::size_t>(n, 64));
+  }
+  // Replaces the value and metadata; the key stays. Requires fits(value.size()).
+  void overwrite(std::string_view value, const meta& m) {
+    const std::size_t room = std::size_t{value_size_} + spare_;
+    std::memcpy(data_ + key_size_, value.data(), value.size());
+    value_size_ = static_cast<uint32_t>(value.size());
+    spare_ = static_cast<uint16_t>(room - value.size());
+    meta_ = m;
   }
 
   std::string_view key() const { return {data_, key_size_}; }
@@ -56,46 +63,24 @@ class entry {
   }
   // What the entry counts against the store's byte limit.
   std::size_t charged_bytes() const { return key_size_ + value_size_; }
-  void set_mod_revision(uint64_t r) { meta_.mod_revision = r; }
-  void set_create_revision(uint64_t r) { meta_.create_revision = r; }
 
  private:
   entry(const meta& m, uint16_t k, uint32_t v) : meta_(m), value_size_(v), key_size_(k) {}
   meta meta_;
   uint32_t value_size_;
   uint16_t key_size_;
-  mutable std::atomic<uint16_t> refs_{1};
-  char data_[];  // NOLINT: flexible array member (a GNU extension g++ and clang accept)
+  uint16_t spare_ = 0;  // bytes after the value, left by an overwrite with a shorter one
+  char data_[];         // NOLINT: flexible array member (a GNU extension g++ and clang accept)
 };
 static_assert(sizeof(entry) == 40);
 
-// A counted reference to an entry, for holders outside the shard (events).
-class entry_ref {
- public:
-  entry_ref() = default;
-  // Shares `e` (adds a reference).
-  explicit entry_ref(entry* e) noexcept : e_(e) {
-    if (e_) entry::ref(e_);
-  }
-  entry_ref(const entry_ref& o) noexcept : entry_ref(o.e_) {}
-  entry_ref(entry_ref&& o) noexcept : e_(std::exchange(o.e_, nullptr)) {}
-  entry_ref& operator=(entry_ref o) noexcept {
-    std::swap(e_, o.e_);
-    return *this;
-  }
-  ~entry_ref() {
-    if (e_) entry::unref(e_);
-  }
+// An entry's contents, wherever they are held: the store (under its shard's lock) or an event.
+struct entry_view {
+  std::string_view key;
+  std::string_view value;
+  entry::meta meta;
 
-  const entry* get() const { return e_; }
-  const entry* operator->() const { return e_; }
-  const entry& operator*() const { return *e_; }
-  explicit operator bool() const { return e_ != nullptr; }
-  // Before the entry is published only (the sequencer stamps its revision).
-  entry* unpublished() const { return e_; }
-
- private:
-  entry* e_ = nullptr;
+  static entry_view of(const entry& e) { return {e.key(), e.value(), e.metadata()}; }
 };
 
 }  // namespace shoal::service::store

@@ -6,22 +6,21 @@ sequencer::sequencer(options o)
     : history_(o.history_max_events, o.history_max_bytes),
       tx_(rt::broadcast::channel<watch::event_ptr>(o.channel_capacity).first) {}
 
-uint64_t sequencer::publish(std::shared_ptr<watch::event> e) {
-  // Declared before the lock, so destroyed after it: freeing evicted events (and the entries
-  // only they still hold) touches cold memory and the allocator, which is no work for the
-  // innermost lock.
+uint64_t sequencer::publish(watch::event_ptr e) {
+  // Declared before the lock, so destroyed after it: freeing evicted events touches cold memory
+  // and the allocator, which is no work for the innermost lock.
   watch::history::evicted_events evicted;
   rt::plain_lock lock(mu_);
   const uint64_t rev = revision_.load(std::memory_order_relaxed) + 1;
-  e->revision = rev;
+  watch::event* unpublished = e.unpublished();
+  unpublished->revision = rev;
   if (e->type == watch::event::kind::put) {
-    entry* written = e->entry.unpublished();
-    written->set_mod_revision(rev);
-    if (written->create_revision() == 0) written->set_create_revision(rev);
+    entry::meta& m = unpublished->unpublished_meta();
+    m.mod_revision = rev;
+    if (m.create_revision == 0) m.create_revision = rev;
   }
-  watch::event_ptr published = std::move(e);
-  history_.append(published, evicted);
-  tx_.send(std::move(published));
+  history_.append(e, evicted);
+  tx_.send(std::move(e));
   revision_.store(rev, std::memory_order_release);
   return rev;
 }
@@ -34,23 +33,16 @@ uint64_t sequencer::publish_txn(
   std::vector<watch::event_ptr> parts;
   apply(rev, parts);
   if (parts.empty()) return 0;
-  auto group = std::make_shared<watch::event>();
-  group->type = watch::event::kind::txn;
-  group->revision = rev;
-  group->parts = std::move(parts);
-  watch::event_ptr published = std::move(group);
-  history_.append(published, evicted);
-  tx_.send(std::move(published));
+  watch::event_ptr group = watch::event::group(rev, std::move(parts));
+  history_.append(group, evicted);
+  tx_.send(std::move(group));
   revision_.store(rev, std::memory_order_release);
   return rev;
 }
 
 void sequencer::publish_control(watch::event::kind k) {
-  auto e = std::make_shared<watch::event>();
-  e->type = k;
   rt::plain_lock lock(mu_);
-  e->revision = revision_.load(std::memory_order_relaxed);
-  tx_.send(std::move(e));
+  tx_.send(watch::event::control(k, revision_.load(std::memory_order_relaxed)));
 }
 
 uint64_t sequencer::compact_revision() {

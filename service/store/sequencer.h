@@ -9,7 +9,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <memory>
 #include <vector>
 
 #include "absl/functional/function_ref.h"
@@ -29,9 +28,9 @@ class sequencer {
   };
   explicit sequencer(options o);
 
-  // Gives `e` the next revision (and, for a creating put, its create_revision), records and
-  // publishes it. Returns the revision.
-  uint64_t publish(std::shared_ptr<watch::event> e);
+  // Gives `e` the next revision (and, for a put, its mod_revision, and its create_revision if it
+  // creates the key), records and publishes it. Returns the revision.
+  uint64_t publish(watch::event_ptr e);
   // A Txn's writes: under the sequencer's lock, `apply` gets the revision, makes the writes and
   // returns their events; they are published as one group with that revision. Returns the
   // revision, or 0 (and none is used) if `apply` wrote nothing. `apply` must take no lock.

@@ -4,7 +4,7 @@ namespace shoal::service::store {
 
 shard::~shard() {
   rt::plain_lock lock(mu);
-  for (entry* e : by_key_) entry::unref(e);
+  for (entry* e : by_key_) entry::destroy(e);
 }
 
 entry* shard::find(std::string_view key) const {
@@ -12,23 +12,31 @@ entry* shard::find(std::string_view key) const {
   return it == by_key_.end() ? nullptr : *it;
 }
 
-entry* shard::upsert(entry* e) {
-  entry* old = nullptr;
-  auto [it, inserted] = by_key_.insert(e);
-  if (!inserted) {
-    old = *it;
-    // Same key: the new entry takes the old one's slot in both indexes. Its key, hash and order
-    // are the old one's, so the sets stay valid, and neither is searched or rebalanced again.
-    const_cast<entry*&>(*it) = e;
-    const auto pos = ordered_.find(old);
-    const_cast<entry*&>(*pos) = e;
-    unindex_expiry(old);
+entry* shard::assign(entry* current, std::string_view key, std::string_view value,
+                     const entry::meta& m) {
+  if (current == nullptr) {
+    entry* e = entry::make(key, value, m);
+    by_key_.insert(e);
+    ordered_.insert(e);
     index_expiry(e);
-    return old;
+    return e;
   }
-  ordered_.insert(e);
+  if (current->fits(value.size())) {
+    const bool expiry_moved = current->expires_at_ns() != m.expires_at_ns;
+    if (expiry_moved) unindex_expiry(current);
+    current->overwrite(value, m);
+    if (expiry_moved) index_expiry(current);
+    return current;
+  }
+  // The value outgrew its entry: the new one takes the old one's slot in both indexes. Its key,
+  // hash and order are the old one's, so the sets stay valid, and neither is rebalanced.
+  entry* e = entry::make(key, value, m);
+  const_cast<entry*&>(*by_key_.find(key)) = e;
+  const_cast<entry*&>(*ordered_.find(current)) = e;
+  unindex_expiry(current);
   index_expiry(e);
-  return old;
+  entry::destroy(current);
+  return e;
 }
 
 void shard::erase(entry* e) {

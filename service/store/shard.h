@@ -55,8 +55,11 @@ class shard {
   rt::plain_mutex mu;
 
   entry* find(std::string_view key) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
-  // Adds a new key, or puts `e` in place of the entry with the same key (returned, not freed).
-  entry* upsert(entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Writes key = value with metadata m: a new entry if `current` (find(key)) is null, else over
+  // `current` — in place when the value fits it, so that neither index changes. Returns the entry
+  // now holding the key (`current`, or its replacement: `current` is then freed).
+  entry* assign(entry* current, std::string_view key, std::string_view value, const entry::meta& m)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // Takes `e` out of every index (the caller frees it).
   void erase(entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 

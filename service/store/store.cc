@@ -117,38 +117,31 @@ entry* store::live_entry(shard& s, std::string_view key) {
   return e;
 }
 
-void store::expire_locked(shard& s, entry* e) { entry::unref(unlink_locked(s, e, true)); }
+void store::expire_locked(shard& s, entry* e) { entry::destroy(unlink_locked(s, e, true)); }
 
 entry* store::unlink_locked(shard& s, entry* e, bool expired) {
-  auto ev = std::make_shared<watch::event>();
-  ev->type = expired ? watch::event::kind::expire : watch::event::kind::remove;
-  ev->previous = entry_ref(e);
-  seq_->publish(std::move(ev));
+  seq_->publish(
+      watch::event::removal(expired ? watch::event::kind::expire : watch::event::kind::remove, *e));
   s.erase(e);
   keys_.fetch_sub(1, std::memory_order_relaxed);
   bytes_.fetch_sub(e->charged_bytes(), std::memory_order_relaxed);
   return e;
 }
 
-std::pair<entry*, entry*> store::write_locked(shard& s, std::string_view key,
-                                              std::string_view value, entry* current,
-                                              int64_t expires_at) {
+store::written store::write_locked(shard& s, std::string_view key, std::string_view value,
+                                   entry* current, int64_t expires_at) {
   entry::meta m;
   m.version = current ? current->version() + 1 : 1;
   m.create_revision = current ? current->create_revision() : 0;  // 0: this write creates it
   m.expires_at_ns = expires_at;
-  entry* written = entry::make(key, value, m);  // the shard's reference
-  auto ev = std::make_shared<watch::event>();
-  ev->type = watch::event::kind::put;
-  ev->entry = entry_ref(written);
-  ev->previous = entry_ref(current);
-  seq_->publish(std::move(ev));  // stamps the revision on `written`
-  entry* old = s.upsert(written);
+  watch::event_ptr ev = watch::event::put(key, value, m, current);
+  seq_->publish(ev);  // stamps the revisions on the event's copy of the metadata
+  entry* e = s.assign(current, key, value, ev->entry().meta);
   if (expires_at != 0 && expiry_changed_ != nullptr) {
     const int64_t wakeup = purge_wakeup_.load(std::memory_order_seq_cst);
     if (wakeup == 0 || expires_at < wakeup) expiry_changed_->notify_one();
   }
-  return {written, old};
+  return {e, std::move(ev)};
 }
 
 absl::Status store::reserve(const entry* current, std::size_t new_bytes, const limits& lim) {
@@ -201,14 +194,16 @@ absl::StatusOr<write_result> store::put(std::string_view key, std::string_view v
   rt::plain_lock lock(s.mu);
   entry* current = live_entry(s, key);
   if (!cond.holds(current)) {
-    obs(nullptr, current, false);
+    const entry_view now = current ? entry_view::of(*current) : entry_view{};
+    obs(nullptr, current ? &now : nullptr, false);
     return write_result{false, revision()};
   }
   if (auto st = reserve(current, key.size() + value.size(), lim); !st.ok()) return st;
-  auto [written, old] = write_locked(s, key, value, current, expiry_for(ttl, current));
-  obs(old, written, true);
-  if (old) entry::unref(old);
-  return write_result{true, written->mod_revision()};
+  const written w = write_locked(s, key, value, current, expiry_for(ttl, current));
+  const entry_view before = w.event->previous();
+  const entry_view after = entry_view::of(*w.stored);
+  obs(w.event->has_previous() ? &before : nullptr, &after, true);
+  return write_result{true, after.meta.mod_revision};
 }
 
 absl::StatusOr<write_result> store::remove(std::string_view key, const condition& cond,
@@ -217,14 +212,16 @@ absl::StatusOr<write_result> store::remove(std::string_view key, const condition
   rt::plain_lock lock(s.mu);
   entry* current = live_entry(s, key);
   if (!cond.holds(current)) {
-    obs(nullptr, current);
+    const entry_view now = current ? entry_view::of(*current) : entry_view{};
+    obs(nullptr, current ? &now : nullptr);
     return write_result{false, revision()};
   }
   if (current == nullptr) return write_result{true, revision()};  // nothing to delete
   entry* removed = unlink_locked(s, current, false);
   const uint64_t rev = revision();
-  obs(removed, nullptr);
-  entry::unref(removed);
+  const entry_view before = entry_view::of(*removed);
+  obs(&before, nullptr);
+  entry::destroy(removed);
   return write_result{true, rev};
 }
 
@@ -250,7 +247,7 @@ uint64_t store::remove_prefix(std::string_view prefix, visit each) {
           each(*gone);
           ++removed;
         }
-        entry::unref(gone);
+        entry::destroy(gone);
       }
     }
   }
@@ -266,9 +263,8 @@ absl::StatusOr<int64_t> store::increment(std::string_view key, int64_t delta, tt
   if (!sum.ok()) return sum.status();
   const std::string text = absl::StrCat(*sum);
   if (auto st = reserve(current, key.size() + text.size(), lim); !st.ok()) return st;
-  auto [written, old] = write_locked(s, key, text, current, expiry_for(ttl, current));
-  after(*written);
-  if (old) entry::unref(old);
+  const written w = write_locked(s, key, text, current, expiry_for(ttl, current));
+  after(*w.stored);
   return *sum;
 }
 

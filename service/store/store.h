@@ -143,10 +143,10 @@ class store {
   using visit = absl::FunctionRef<void(const entry&)>;
   // before: the entry replaced or removed (null if none); after: the entry written (null on
   // delete), or, when the condition did not hold, the current entry (null if none).
-  using observe = absl::FunctionRef<void(const entry* before, const entry* after)>;
+  using observe = absl::FunctionRef<void(const entry_view* before, const entry_view* after)>;
   // As observe, and whether the write was applied (the condition held).
   using observe_write =
-      absl::FunctionRef<void(const entry* before, const entry* after, bool applied)>;
+      absl::FunctionRef<void(const entry_view* before, const entry_view* after, bool applied)>;
 
   // Calls `found` under the shard's lock if the key exists. Returns whether it does.
   bool get(std::string_view key, visit found);
@@ -197,11 +197,14 @@ class store {
   void expire_locked(shard& s, entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Publishes the removal (DELETE or EXPIRE) and takes e out of the shard; the caller frees it.
   entry* unlink_locked(shard& s, entry* e, bool expired) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
-  // Publishes a put and swaps the new entry in. Returns {written, replaced}; the caller frees
-  // `replaced` (null for a new key) once it has looked at it.
-  std::pair<entry*, entry*> write_locked(shard& s, std::string_view key, std::string_view value,
-                                         entry* current, int64_t expires_at)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // Publishes a put of key = value over `current` (null for a new key) and writes it into the
+  // shard. Returns the entry written and the event, which holds what `current` held before.
+  struct written {
+    entry* stored;
+    watch::event_ptr event;
+  };
+  written write_locked(shard& s, std::string_view key, std::string_view value, entry* current,
+                       int64_t expires_at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   absl::Status reserve(const entry* current, std::size_t new_bytes, const limits& lim);
   // Gives back what reserve() took, for a write that will not happen after all.
   void unreserve(const entry* current, std::size_t new_bytes);

@@ -176,7 +176,6 @@ absl::StatusOr<txn_result> store::txn(const txn_request& t, const limits& lim) {
   // 4. The branch, in order, under the sequencer's lock: one revision for all its writes, and one
   // group event. Reads see the writes before them.
   out.results.resize(ops.size());
-  std::vector<entry*> replaced;  // the shards' references, dropped once the events hold theirs
   int64_t earliest_expiry = 0;
   out.revision = seq_->publish_txn([&](uint64_t rev, std::vector<watch::event_ptr>& parts) {
     for (std::size_t i = 0; i < ops.size(); ++i) {
@@ -195,38 +194,34 @@ absl::StatusOr<txn_result> store::txn(const txn_request& t, const limits& lim) {
           r.entry = entry_copy{std::string(now->key()), std::string(now->value()), now->metadata()};
         continue;
       }
-      auto ev = std::make_shared<watch::event>();
-      ev->revision = rev;
-      ev->previous = entry_ref(now);
       if (op.type == txn_op::kind::remove) {
         if (now == nullptr) continue;  // nothing to delete: no event
-        ev->type = watch::event::kind::remove;
+        watch::event_ptr ev = watch::event::removal(watch::event::kind::remove, *now);
+        ev.unpublished()->revision = rev;
+        parts.push_back(std::move(ev));
         s.erase(now);
         keys_.fetch_sub(1, std::memory_order_relaxed);
         bytes_.fetch_sub(now->charged_bytes(), std::memory_order_relaxed);
-        replaced.push_back(now);
-      } else {
-        const prepared& p = prep[i];
-        entry::meta m;
-        m.create_revision = now ? now->create_revision() : rev;
-        m.mod_revision = rev;
-        m.version = now ? now->version() + 1 : 1;
-        m.expires_at_ns = p.expires_at;
-        entry* written = entry::make(op.key, p.value, m);
-        if (entry* old = s.upsert(written)) replaced.push_back(old);
-        ev->type = watch::event::kind::put;
-        ev->entry = entry_ref(written);
-        r.entry =
-            entry_copy{op.key, op.type == txn_op::kind::increment ? p.value : std::string(), m};
-        r.number = p.number;
-        if (p.expires_at != 0 && (earliest_expiry == 0 || p.expires_at < earliest_expiry)) {
-          earliest_expiry = p.expires_at;
-        }
+        entry::destroy(now);
+        continue;
       }
+      const prepared& p = prep[i];
+      entry::meta m;
+      m.create_revision = now ? now->create_revision() : rev;
+      m.mod_revision = rev;
+      m.version = now ? now->version() + 1 : 1;
+      m.expires_at_ns = p.expires_at;
+      watch::event_ptr ev = watch::event::put(op.key, p.value, m, now);
+      ev.unpublished()->revision = rev;
       parts.push_back(std::move(ev));
+      s.assign(now, op.key, p.value, m);
+      r.entry = entry_copy{op.key, op.type == txn_op::kind::increment ? p.value : std::string(), m};
+      r.number = p.number;
+      if (p.expires_at != 0 && (earliest_expiry == 0 || p.expires_at < earliest_expiry)) {
+        earliest_expiry = p.expires_at;
+      }
     }
   });
-  for (entry* e : replaced) entry::unref(e);
   if (earliest_expiry != 0 && expiry_changed_ != nullptr) {
     const int64_t wakeup = purge_wakeup_.load(std::memory_order_seq_cst);
     if (wakeup == 0 || earliest_expiry < wakeup) expiry_changed_->notify_one();

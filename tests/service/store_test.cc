@@ -31,7 +31,8 @@ class store_test : public ::testing::Test {
       store::options{.shards = 8, .clock = &rt_.clock(), .seq = &seq_, .expiry_changed = &expiry_}};
 
   write_result put(const std::string& k, const std::string& v, ttl_spec ttl = {}) {
-    auto r = kv_.put(k, v, ttl, condition{}, limits{}, [](const entry*, const entry*, bool) {});
+    auto r = kv_.put(k, v, ttl, condition{}, limits{},
+                     [](const entry_view*, const entry_view*, bool) {});
     EXPECT_TRUE(r.ok());
     return *r;
   }
@@ -96,10 +97,85 @@ TEST_F(store_test, keep_ttl_keeps_the_deadline_and_a_plain_put_clears_it) {
   EXPECT_TRUE(present("t"));
 }
 
+TEST(entry_test, a_value_fits_in_place_when_it_leaves_little_room_unused) {
+  entry* e = entry::make("k", std::string(100, 'v'), {});
+  EXPECT_TRUE(e->fits(100));
+  EXPECT_TRUE(e->fits(36));   // 64 bytes unused
+  EXPECT_FALSE(e->fits(35));  // 65
+  EXPECT_FALSE(e->fits(101));
+  e->overwrite("short", {});
+  EXPECT_EQ(e->value(), "short");
+  EXPECT_EQ(e->key(), "k");
+  EXPECT_TRUE(e->fits(100));  // the room left by the shorter value is still there
+  EXPECT_EQ(e->charged_bytes(), 6u);
+  entry::destroy(e);
+}
+
+TEST_F(store_test, overwrites_in_place_and_into_new_entries_keep_each_event_its_own_copy) {
+  put("a", "first");
+  put("z", "last");
+  // Same size and shorter: in place. Longer, then much shorter: a new entry each time.
+  const std::vector<std::string> values = {"aaaa", "bbbb", "cc", std::string(100, 'x'), "y"};
+  for (const auto& v : values) {
+    put("m", v);
+    std::string now;
+    kv_.get("m", [&](const entry& e) { now = std::string(e.value()); });
+    EXPECT_EQ(now, v);
+  }
+  EXPECT_EQ(kv_.bytes(), 6u + 5u + 2u);
+  auto removed = kv_.remove("m", condition{}, [](const entry_view*, const entry_view*) {});
+  ASSERT_TRUE(removed.ok());
+
+  auto sub = seq_.subscribe(3);
+  ASSERT_EQ(sub.replay.size(), values.size() + 1);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const watch::event& e = *sub.replay[i];
+    ASSERT_TRUE(e.has_entry());
+    EXPECT_EQ(e.entry().value, values[i]);
+    EXPECT_EQ(e.entry().meta.version, i + 1);
+    EXPECT_EQ(e.entry().meta.mod_revision, e.revision);
+    ASSERT_EQ(e.has_previous(), i > 0);
+    if (i > 0) {
+      EXPECT_EQ(e.previous().value, values[i - 1]);
+      EXPECT_EQ(e.previous().meta.mod_revision, e.revision - 1);
+    }
+  }
+  const watch::event& del = *sub.replay.back();
+  EXPECT_EQ(del.type, watch::event::kind::remove);
+  EXPECT_EQ(del.key(), "m");
+  EXPECT_EQ(del.previous().value, values.back());
+
+  // Both indexes still hold every key, in order.
+  range_query all;
+  all.from = "";
+  auto page = kv_.range(all);
+  ASSERT_EQ(page.entries.size(), 2u);
+  EXPECT_EQ(page.entries[0].key, "a");
+  EXPECT_EQ(page.entries[1].key, "z");
+  put("m", "back");
+  EXPECT_EQ(kv_.range(all).entries.size(), 3u);
+}
+
+TEST_F(store_test, a_ttl_set_or_cleared_by_an_overwrite_in_place_moves_the_expiry) {
+  put("t", "1");
+  put("t", "2", {ttl_spec::kind::after_ms, 100});  // in place, now with a deadline
+  EXPECT_NE(kv_.earliest_expiry(), 0);
+  rt_.advance(100ms);
+  EXPECT_EQ(kv_.expire_due(), 1u);
+  EXPECT_FALSE(present("t"));
+  put("u", "1", {ttl_spec::kind::after_ms, 100});
+  put("u", "2");  // in place, deadline cleared
+  EXPECT_EQ(kv_.earliest_expiry(), 0);
+  rt_.advance(1s);
+  EXPECT_EQ(kv_.expire_due(), 0u);
+  EXPECT_TRUE(present("u"));
+}
+
 TEST_F(store_test, limits_refuse_new_keys_and_bytes_with_resource_exhausted) {
   limits lim{2, 10};
   auto w = [&](const std::string& k, const std::string& v) {
-    return kv_.put(k, v, {}, condition{}, lim, [](const entry*, const entry*, bool) {}).status();
+    return kv_.put(k, v, {}, condition{}, lim, [](const entry_view*, const entry_view*, bool) {})
+        .status();
   };
   EXPECT_TRUE(w("a", "1").ok());
   EXPECT_TRUE(w("b", "1").ok());
@@ -144,7 +220,7 @@ TEST(sequencer_test, concurrent_writers_publish_every_revision_once_in_order) {
     ts.emplace_back([&, t] {
       for (int i = 0; i < per; ++i) {
         auto r = kv.put("k" + std::to_string((t * 31 + i) % 97), std::to_string(i), {}, condition{},
-                        limits{}, [](const entry*, const entry*, bool) {});
+                        limits{}, [](const entry_view*, const entry_view*, bool) {});
         ASSERT_TRUE(r.ok());
       }
     });
@@ -155,7 +231,7 @@ TEST(sequencer_test, concurrent_writers_publish_every_revision_once_in_order) {
   while (auto e = sub.live->try_recv()) {
     ASSERT_TRUE(e->has_value()) << "lagged";
     ASSERT_EQ((**e)->revision, expect++);
-    last[std::string((**e)->key())] = std::string((**e)->entry->value());
+    last[std::string((**e)->key())] = std::string((**e)->entry().value);
   }
   EXPECT_EQ(expect - 1, static_cast<uint64_t>(threads * per));
   for (const auto& kv_pair : last) {
@@ -174,7 +250,7 @@ TEST(txn_test, concurrent_transactions_lock_in_one_order_and_conserve_the_sum) {
   constexpr int k_accounts = 8;
   for (int i = 0; i < k_accounts; ++i) {
     ASSERT_TRUE(kv.put("acct" + std::to_string(i), "0", {}, condition{}, limits{},
-                       [](const entry*, const entry*, bool) {})
+                       [](const entry_view*, const entry_view*, bool) {})
                     .ok());
   }
   auto sub = seq.subscribe(0);
@@ -195,7 +271,7 @@ TEST(txn_test, concurrent_transactions_lock_in_one_order_and_conserve_the_sum) {
         ASSERT_TRUE(r->succeeded);
         ASSERT_NE(r->revision, 0u);
         (void)kv.put("noise" + std::to_string(i % 13), "x", {}, condition{}, limits{},
-                     [](const entry*, const entry*, bool) {});
+                     [](const entry_view*, const entry_view*, bool) {});
       }
     });
   }
