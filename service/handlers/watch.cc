@@ -142,7 +142,7 @@ rt::task<grpc::Status> watch(context& ctx, const v1::WatchRequest& req,
     next = e.revision + 1;
     // A Txn's events go into the response together: a batch is flushed only between events.
     if (e.type == watch::event::kind::txn) {
-      for (const auto& part : e.parts) {
+      for (const auto& part : e.parts()) {
         if (!matches(req, filter, *part)) continue;
         add_event(req, *part, *ctx.kv, resp);
         batch_bytes += part->bytes();

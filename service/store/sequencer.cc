@@ -12,13 +12,7 @@ uint64_t sequencer::publish(watch::event_ptr e) {
   watch::history::evicted_events evicted;
   rt::plain_lock lock(mu_);
   const uint64_t rev = revision_.load(std::memory_order_relaxed) + 1;
-  watch::event* unpublished = e.unpublished();
-  unpublished->revision = rev;
-  if (e->type == watch::event::kind::put) {
-    entry::meta& m = unpublished->unpublished_meta();
-    m.mod_revision = rev;
-    if (m.create_revision == 0) m.create_revision = rev;
-  }
+  e.unpublished()->stamp(rev);
   history_.append(e, evicted);
   tx_.send(std::move(e));
   revision_.store(rev, std::memory_order_release);

@@ -4,7 +4,7 @@ namespace shoal::service::store {
 
 shard::~shard() {
   rt::plain_lock lock(mu);
-  for (entry* e : by_key_) entry::destroy(e);
+  for (entry* e : by_key_) entry::unref(e);
 }
 
 entry* shard::find(std::string_view key) const {
@@ -12,31 +12,26 @@ entry* shard::find(std::string_view key) const {
   return it == by_key_.end() ? nullptr : *it;
 }
 
-entry* shard::assign(entry* current, std::string_view key, std::string_view value,
-                     const entry::meta& m) {
-  if (current == nullptr) {
-    entry* e = entry::make(key, value, m);
-    by_key_.insert(e);
-    ordered_.insert(e);
-    index_expiry(e);
-    return e;
-  }
-  if (current->fits(value.size())) {
-    const bool expiry_moved = current->expires_at_ns() != m.expires_at_ns;
-    if (expiry_moved) unindex_expiry(current);
-    current->overwrite(value, m);
-    if (expiry_moved) index_expiry(current);
-    return current;
-  }
-  // The value outgrew its entry: the new one takes the old one's slot in both indexes. Its key,
-  // hash and order are the old one's, so the sets stay valid, and neither is rebalanced.
-  entry* e = entry::make(key, value, m);
-  const_cast<entry*&>(*by_key_.find(key)) = e;
-  const_cast<entry*&>(*ordered_.find(current)) = e;
-  unindex_expiry(current);
+void shard::insert(entry* e) {
+  by_key_.insert(e);
+  ordered_.insert(e);
   index_expiry(e);
-  entry::destroy(current);
-  return e;
+}
+
+void shard::overwrite(entry* e, std::string_view value, const entry::meta& m) {
+  const bool expiry_moves = e->expires_at_ns() != m.expires_at_ns;
+  if (expiry_moves) unindex_expiry(e);
+  e->overwrite(value, m);
+  if (expiry_moves) index_expiry(e);
+}
+
+void shard::replace(entry* old, entry* fresh) {
+  // Same key: `fresh` takes `old`'s slot in both indexes. Its key, hash and order are `old`'s,
+  // so the sets stay valid, and neither is rebalanced.
+  const_cast<entry*&>(*by_key_.find(old->key())) = fresh;
+  const_cast<entry*&>(*ordered_.find(old)) = fresh;
+  unindex_expiry(old);
+  index_expiry(fresh);
 }
 
 void shard::erase(entry* e) {

@@ -55,11 +55,15 @@ class shard {
   rt::plain_mutex mu;
 
   entry* find(std::string_view key) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
-  // Writes key = value with metadata m: a new entry if `current` (find(key)) is null, else over
-  // `current` — in place when the value fits it, so that neither index changes. Returns the entry
-  // now holding the key (`current`, or its replacement: `current` is then freed).
-  entry* assign(entry* current, std::string_view key, std::string_view value, const entry::meta& m)
+  // Adds `e`, whose key is not in the shard. The shard takes the caller's reference.
+  void insert(entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Rewrites `e` in place (requires e->unshared() and e->fits(value.size())): neither the hash
+  // set nor the ordered index changes.
+  void overwrite(entry* e, std::string_view value, const entry::meta& m)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Puts `fresh` in the place of `old`, which has the same key. The shard takes the caller's
+  // reference to `fresh` and gives the caller its reference to `old`.
+  void replace(entry* old, entry* fresh) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // Takes `e` out of every index (the caller frees it).
   void erase(entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 

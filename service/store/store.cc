@@ -117,7 +117,7 @@ entry* store::live_entry(shard& s, std::string_view key) {
   return e;
 }
 
-void store::expire_locked(shard& s, entry* e) { entry::destroy(unlink_locked(s, e, true)); }
+void store::expire_locked(shard& s, entry* e) { entry::unref(unlink_locked(s, e, true)); }
 
 entry* store::unlink_locked(shard& s, entry* e, bool expired) {
   seq_->publish(
@@ -128,20 +128,48 @@ entry* store::unlink_locked(shard& s, entry* e, bool expired) {
   return e;
 }
 
+store::planned_put store::plan_put(std::string_view key, std::string_view value,
+                                   const entry::meta& m, entry* current) {
+  if (current == nullptr) {
+    entry* fresh = entry::make(key, value, m);
+    return {fresh, watch::event::put(key, value, m, fresh, nullptr, false)};
+  }
+  if (current->unshared() && current->fits(value.size())) {
+    return {nullptr, watch::event::put(key, value, m, nullptr, current, false)};
+  }
+  return {entry::make(key, value, m), watch::event::put(key, value, m, nullptr, current, true)};
+}
+
+entry* store::apply_put(shard& s, entry* current, const planned_put& p, std::string_view value) {
+  const entry::meta stamped = p.event->entry().meta;
+  if (p.fresh == nullptr) {
+    s.overwrite(current, value, stamped);
+    return current;
+  }
+  p.fresh->set_metadata(stamped);
+  if (current == nullptr) {
+    s.insert(p.fresh);
+  } else {
+    s.replace(current, p.fresh);
+    entry::unref(current);  // the event has it now
+  }
+  return p.fresh;
+}
+
 store::written store::write_locked(shard& s, std::string_view key, std::string_view value,
                                    entry* current, int64_t expires_at) {
   entry::meta m;
   m.version = current ? current->version() + 1 : 1;
   m.create_revision = current ? current->create_revision() : 0;  // 0: this write creates it
   m.expires_at_ns = expires_at;
-  watch::event_ptr ev = watch::event::put(key, value, m, current);
-  seq_->publish(ev);  // stamps the revisions on the event's copy of the metadata
-  entry* e = s.assign(current, key, value, ev->entry().meta);
+  planned_put p = plan_put(key, value, m, current);
+  seq_->publish(p.event);  // stamps the revisions on the event's metadata
+  entry* e = apply_put(s, current, p, value);
   if (expires_at != 0 && expiry_changed_ != nullptr) {
     const int64_t wakeup = purge_wakeup_.load(std::memory_order_seq_cst);
     if (wakeup == 0 || expires_at < wakeup) expiry_changed_->notify_one();
   }
-  return {e, std::move(ev)};
+  return {e, std::move(p.event)};
 }
 
 absl::Status store::reserve(const entry* current, std::size_t new_bytes, const limits& lim) {
@@ -200,7 +228,7 @@ absl::StatusOr<write_result> store::put(std::string_view key, std::string_view v
   }
   if (auto st = reserve(current, key.size() + value.size(), lim); !st.ok()) return st;
   const written w = write_locked(s, key, value, current, expiry_for(ttl, current));
-  const entry_view before = w.event->previous();
+  const entry_view before = w.event->has_previous() ? w.event->previous() : entry_view{};
   const entry_view after = entry_view::of(*w.stored);
   obs(w.event->has_previous() ? &before : nullptr, &after, true);
   return write_result{true, after.meta.mod_revision};
@@ -221,7 +249,7 @@ absl::StatusOr<write_result> store::remove(std::string_view key, const condition
   const uint64_t rev = revision();
   const entry_view before = entry_view::of(*removed);
   obs(&before, nullptr);
-  entry::destroy(removed);
+  entry::unref(removed);
   return write_result{true, rev};
 }
 
@@ -247,7 +275,7 @@ uint64_t store::remove_prefix(std::string_view prefix, visit each) {
           each(*gone);
           ++removed;
         }
-        entry::destroy(gone);
+        entry::unref(gone);
       }
     }
   }

@@ -197,6 +197,18 @@ class store {
   void expire_locked(shard& s, entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Publishes the removal (DELETE or EXPIRE) and takes e out of the shard; the caller frees it.
   entry* unlink_locked(shard& s, entry* e, bool expired) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // A put, before it is published: its event, and a new entry unless `current` (null for a new
+  // key) can be rewritten in place.
+  struct planned_put {
+    entry* fresh;
+    watch::event_ptr event;
+  };
+  static planned_put plan_put(std::string_view key, std::string_view value, const entry::meta& m,
+                              entry* current);
+  // Once the event is published: writes the put into the shard with the event's metadata (its
+  // revisions now stamped). Returns the entry that holds the key.
+  static entry* apply_put(shard& s, entry* current, const planned_put& p, std::string_view value)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Publishes a put of key = value over `current` (null for a new key) and writes it into the
   // shard. Returns the entry written and the event, which holds what `current` held before.
   struct written {

@@ -197,12 +197,12 @@ absl::StatusOr<txn_result> store::txn(const txn_request& t, const limits& lim) {
       if (op.type == txn_op::kind::remove) {
         if (now == nullptr) continue;  // nothing to delete: no event
         watch::event_ptr ev = watch::event::removal(watch::event::kind::remove, *now);
-        ev.unpublished()->revision = rev;
+        ev.unpublished()->stamp(rev);
         parts.push_back(std::move(ev));
         s.erase(now);
         keys_.fetch_sub(1, std::memory_order_relaxed);
         bytes_.fetch_sub(now->charged_bytes(), std::memory_order_relaxed);
-        entry::destroy(now);
+        entry::unref(now);  // the event has it now
         continue;
       }
       const prepared& p = prep[i];
@@ -211,10 +211,10 @@ absl::StatusOr<txn_result> store::txn(const txn_request& t, const limits& lim) {
       m.mod_revision = rev;
       m.version = now ? now->version() + 1 : 1;
       m.expires_at_ns = p.expires_at;
-      watch::event_ptr ev = watch::event::put(op.key, p.value, m, now);
-      ev.unpublished()->revision = rev;
-      parts.push_back(std::move(ev));
-      s.assign(now, op.key, p.value, m);
+      planned_put put = plan_put(op.key, p.value, m, now);
+      put.event.unpublished()->stamp(rev);
+      apply_put(s, now, put, p.value);
+      parts.push_back(std::move(put.event));
       r.entry = entry_copy{op.key, op.type == txn_op::kind::increment ? p.value : std::string(), m};
       r.number = p.number;
       if (p.expires_at != 0 && (earliest_expiry == 0 || p.expires_at < earliest_expiry)) {

@@ -1,8 +1,9 @@
 // event: one change to the store, as watchers and the history see it. Immutable once published.
 //
-// An event owns copies of what it reports, in one allocation with its header: the entry written
-// (key, value, metadata) and the entry it replaced or removed. Nothing is shared with the store,
-// so the store may rewrite an entry in place, and dropping an old event frees one block.
+// An event reports the entry written and the one it replaced or removed. Each side is either
+// shared with the store (an entry the store will not write again: one it just created, or one it
+// let go of) or copied into the event's own allocation (an entry the store rewrote in place).
+// Sharing keeps a bulk load's history small; copying lets an overwrite stay in place.
 #pragma once
 
 #include <atomic>
@@ -55,56 +56,84 @@ class event {
     shutdown,  // the server is draining: end every stream now
   };
 
-  // A put of key = value with metadata `m` over `previous` (null for a new key). The sequencer
-  // stamps the revisions when it publishes it, unless `m` has them already (a Txn's parts).
+  // A put of key = value with metadata `m` (its mod_revision is the event's revision, which
+  // the sequencer stamps when it publishes it, with create_revision if that is 0).
+  //   share_written: the entry just created for the key, shared instead of copied.
+  //   previous: the entry replaced (null for a new key), shared if share_previous (the store lets
+  //   go of it), else copied (the store rewrites it in place).
   static event_ptr put(std::string_view key, std::string_view value, const store::entry::meta& m,
-                       const store::entry* previous);
-  // DELETE or EXPIRE of `removed`.
+                       const store::entry* share_written, const store::entry* previous,
+                       bool share_previous);
+  // DELETE or EXPIRE of `removed` (shared: the store lets go of it).
   static event_ptr removal(kind k, const store::entry& removed);
   static event_ptr group(uint64_t revision, std::vector<event_ptr> parts);
   static event_ptr control(kind k, uint64_t revision);
+  ~event();
 
-  const kind type;
-  uint64_t revision = 0;
-  const std::vector<event_ptr> parts;  // txn only
-
-  std::string_view key() const { return {data_, key_size_}; }
-  // put: the entry written.
-  bool has_entry() const { return type == kind::put; }
-  store::entry_view entry() const { return {key(), {data_ + key_size_, value_size_}, meta_}; }
-  // The entry replaced or removed, if there was one.
-  bool has_previous() const { return has_previous_; }
-  store::entry_view previous() const {
-    return {key(), {data_ + key_size_ + value_size_, previous_value_size_}, previous_meta_};
-  }
-  // The written entry's metadata, for the sequencer to stamp before publishing.
-  store::entry::meta& unpublished_meta() { return meta_; }
-
-  // What the event keeps alive, counted against the history's byte bound.
-  std::size_t bytes() const {
-    std::size_t n = sizeof(event) + key_size_ + value_size_ + previous_value_size_;
-    for (const auto& p : parts) n += p->bytes();
-    return n;
+  // Before publishing: gives the event its revision (and a creating put its create_revision).
+  void stamp(uint64_t rev) {
+    revision = rev;
+    if (type == kind::put && create_revision_ == 0) create_revision_ = rev;
   }
 
  private:
-  friend class event_ptr;
-  event(kind k, std::vector<event_ptr> parts) : type(k), parts(std::move(parts)) {}
-  static event_ptr make(kind k, std::string_view key, std::string_view value,
-                        const store::entry::meta& m, const store::entry* previous,
-                        std::vector<event_ptr> parts);
-  void ref() const noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
-  void unref() const noexcept;
-
   mutable std::atomic<uint32_t> refs_{1};
+
+ public:
+  const kind type;
+
+ private:
   bool has_previous_ = false;
-  uint32_t key_size_ = 0;
+  // Copied bytes in data_: key (unless the written entry is shared) | value | previous value.
+  uint16_t key_size_ = 0;
   uint32_t value_size_ = 0;
   uint32_t previous_value_size_ = 0;
-  store::entry::meta meta_;
-  store::entry::meta previous_meta_;
-  char data_[];  // NOLINT: key | value | previous value
+
+ public:
+  uint64_t revision = 0;
+
+  std::string_view key() const;
+  // put: the entry written.
+  bool has_entry() const { return type == kind::put; }
+  store::entry_view entry() const;
+  // The entry replaced or removed, if there was one (else previous() is empty).
+  bool has_previous() const { return has_previous_; }
+  store::entry_view previous() const;
+  // txn: its writes.
+  const std::vector<event_ptr>& parts() const;
+
+  // What the event keeps alive, counted against the history's byte bound as if nothing were
+  // shared with the store (a replaced or removed entry lives on only through its events).
+  std::size_t bytes() const;
+
+ private:
+  friend class event_ptr;
+  // A copied previous entry's revision and expiry, at the front of data_; its create_revision is
+  // the written entry's and its version one less.
+  struct previous_meta {
+    uint64_t mod_revision;
+    int64_t expires_at_ns;
+  };
+  explicit event(kind k) : type(k) {}
+  void ref() const noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void unref() const noexcept;
+  bool previous_copied() const { return has_previous_ && shared_previous_ == nullptr; }
+  const char* bytes_begin() const {
+    return data_ + (previous_copied() ? sizeof(previous_meta) : 0);
+  }
+
+  union {
+    const store::entry* shared_written_ = nullptr;  // put
+    std::vector<event_ptr>* parts_;                 // txn
+  };
+  const store::entry* shared_previous_ = nullptr;
+  // The written entry's metadata (its mod_revision is `revision`).
+  uint64_t create_revision_ = 0;
+  uint64_t version_ = 0;
+  int64_t expires_at_ns_ = 0;
+  alignas(8) char data_[];  // NOLINT: flexible array member
 };
+static_assert(sizeof(event) == 64, "an event's header is one cache line");
 
 inline event_ptr::event_ptr(const event_ptr& o) noexcept : e_(o.e_) {
   if (e_) e_->ref();

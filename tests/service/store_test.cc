@@ -102,19 +102,29 @@ TEST(entry_test, a_value_fits_in_place_when_it_leaves_little_room_unused) {
   EXPECT_TRUE(e->fits(100));
   EXPECT_TRUE(e->fits(36));   // 64 bytes unused
   EXPECT_FALSE(e->fits(35));  // 65
+  entry* big = entry::make("k", std::string(1000, 'v'), {});
+  EXPECT_TRUE(big->fits(745));  // 255 bytes unused
+  EXPECT_FALSE(big->fits(744));
+  entry::unref(big);
   EXPECT_FALSE(e->fits(101));
   e->overwrite("short", {});
   EXPECT_EQ(e->value(), "short");
   EXPECT_EQ(e->key(), "k");
   EXPECT_TRUE(e->fits(100));  // the room left by the shorter value is still there
   EXPECT_EQ(e->charged_bytes(), 6u);
-  entry::destroy(e);
+  EXPECT_TRUE(e->unshared());
+  entry::ref(e);  // as an event that shares it
+  EXPECT_FALSE(e->unshared());
+  entry::unref(e);
+  EXPECT_TRUE(e->unshared());
+  entry::unref(e);
 }
 
 TEST_F(store_test, overwrites_in_place_and_into_new_entries_keep_each_event_its_own_copy) {
   put("a", "first");
   put("z", "last");
-  // Same size and shorter: in place. Longer, then much shorter: a new entry each time.
+  // The first overwrite gets a new entry (the creating event shares the first); then same size
+  // and shorter are in place; longer, then much shorter, get a new entry each time.
   const std::vector<std::string> values = {"aaaa", "bbbb", "cc", std::string(100, 'x'), "y"};
   for (const auto& v : values) {
     put("m", v);
@@ -290,8 +300,8 @@ TEST(txn_test, concurrent_transactions_lock_in_one_order_and_conserve_the_sum) {
     ASSERT_EQ((**e)->revision, expect++);
     if ((**e)->type == watch::event::kind::txn) {
       ++groups;
-      ASSERT_EQ((**e)->parts.size(), 2u);
-      for (const auto& part : (**e)->parts) EXPECT_EQ(part->revision, (**e)->revision);
+      ASSERT_EQ((**e)->parts().size(), 2u);
+      for (const auto& part : (**e)->parts()) EXPECT_EQ(part->revision, (**e)->revision);
     }
   }
   EXPECT_EQ(groups, threads * per);
