@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <map>
 #include <set>
 #include <string>
 #include <thread>
@@ -219,6 +221,69 @@ TEST_F(store_test, range_pages_merge_the_shards_in_order_and_respect_both_caps) 
 
 // Many threads write through one sequencer: the revisions published are exactly 1..N, in order,
 // and each key's last event matches what the store holds.
+// Writers overwrite a few keys (in place, into new entries, and over entries events share) while
+// a reader follows the events as they are published and a short history drops them. Each key's
+// events must chain: every event's previous value is the value of the event before it. An
+// in-place write into bytes an event still shares would break the chain (and TSan would see it).
+TEST(sequencer_test, events_read_while_entries_are_rewritten_keep_their_own_values) {
+  rt::runtime rt{rt::runtime_options{}};
+  sequencer seq{sequencer::options{.history_max_events = 16, .channel_capacity = 1 << 16}};
+  store kv{store::options{.shards = 4, .clock = &rt.clock(), .seq = &seq}};
+  auto sub = seq.subscribe(0);
+  constexpr int threads = 4, per = 3000, keys = 5;
+  // Lengths that fit in place, outgrow the entry, and shrink far below it.
+  const std::vector<std::size_t> lengths = {12, 12, 9, 12, 200, 12, 12};
+  std::atomic<bool> writing{true};
+  std::map<std::string, std::string> last;
+  uint64_t seen = 0;
+  std::thread reader([&] {
+    for (;;) {
+      auto e = sub.live->try_recv();
+      if (!e) {
+        if (!writing.load()) break;
+        std::this_thread::yield();
+        continue;
+      }
+      ASSERT_TRUE(e->has_value()) << "lagged";
+      const watch::event& ev = ***e;
+      ++seen;
+      const std::string key(ev.key());
+      const entry_view written = ev.entry();
+      ASSERT_EQ(written.meta.mod_revision, ev.revision);
+      ASSERT_EQ(written.value.substr(0, key.size()), key);
+      auto it = last.find(key);
+      if (it == last.end()) {
+        ASSERT_FALSE(ev.has_previous());
+      } else {
+        ASSERT_TRUE(ev.has_previous());
+        ASSERT_EQ(ev.previous().value, it->second) << "revision " << ev.revision;
+        ASSERT_EQ(ev.previous().meta.version + 1, written.meta.version);
+      }
+      last[key] = std::string(written.value);
+    }
+  });
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < per; ++i) {
+        const std::string key = "k" + std::to_string((t + i) % keys);
+        std::string value = key + ":" + std::to_string(t) + ":" + std::to_string(i);
+        value.resize(std::max(value.size(), lengths[(t * 7 + i) % lengths.size()]), '.');
+        auto r = kv.put(key, value, {}, condition{}, limits{},
+                        [](const entry_view*, const entry_view*, bool) {});
+        ASSERT_TRUE(r.ok());
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  writing.store(false);
+  reader.join();
+  EXPECT_EQ(seen, static_cast<uint64_t>(threads * per));
+  for (const auto& [key, want] : last) {
+    kv.get(key, [&](const entry& e) { EXPECT_EQ(e.value(), want); });
+  }
+}
+
 TEST(sequencer_test, concurrent_writers_publish_every_revision_once_in_order) {
   rt::runtime rt{rt::runtime_options{}};
   sequencer seq{sequencer::options{.channel_capacity = 1 << 16}};
