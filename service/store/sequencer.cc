@@ -6,15 +6,17 @@ sequencer::sequencer(options o)
     : history_(o.history_max_events, o.history_max_bytes),
       tx_(rt::broadcast::channel<watch::event_ptr>(o.channel_capacity).first) {}
 
-uint64_t sequencer::publish(watch::event_ptr e) {
+uint64_t sequencer::publish(const watch::event_ptr& e) {
   // Declared before the lock, so destroyed after it: freeing evicted events touches cold memory
   // and the allocator, which is no work for the innermost lock.
   watch::history::evicted_events evicted;
   rt::plain_lock lock(mu_);
   const uint64_t rev = revision_.load(std::memory_order_relaxed) + 1;
   e.unpublished()->stamp(rev);
-  history_.append(e, evicted);
-  tx_.send(std::move(e));
+  // Watchers subscribe under this lock, so a count of 0 here stays 0 until the send is done.
+  const bool watched = tx_.receiver_count() > 0;
+  history_.append(e.share_unpublished(), evicted);
+  if (watched) tx_.send(e.share_unpublished());
   revision_.store(rev, std::memory_order_release);
   return rev;
 }

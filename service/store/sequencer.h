@@ -30,7 +30,7 @@ class sequencer {
 
   // Gives `e` the next revision (and, for a put, its mod_revision, and its create_revision if it
   // creates the key), records and publishes it. Returns the revision.
-  uint64_t publish(watch::event_ptr e);
+  uint64_t publish(const watch::event_ptr& e);
   // A Txn's writes: under the sequencer's lock, `apply` gets the revision, makes the writes and
   // returns their events; they are published as one group with that revision. Returns the
   // revision, or 0 (and none is used) if `apply` wrote nothing. `apply` must take no lock.

@@ -190,7 +190,7 @@ absl::Status store::reserve(const entry* current, std::size_t new_bytes, const l
       return absl::ResourceExhaustedError(absl::StrCat("the store would exceed its maximum of ",
                                                        lim.max_bytes, " bytes (live.max_bytes)"));
     }
-  } else {
+  } else if (new_bytes < old_bytes) {  // an overwrite of the same size touches no counter
     bytes_.fetch_sub(old_bytes - new_bytes, std::memory_order_relaxed);
   }
   return absl::OkStatus();

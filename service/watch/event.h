@@ -37,6 +37,9 @@ class event_ptr {
   explicit operator bool() const { return e_ != nullptr; }
   // Before the event is published only (the sequencer stamps its revision).
   event* unpublished() const { return e_; }
+  // Another reference to an event no other thread can see yet: a plain increment, where a
+  // shared event needs an atomic one (the sequencer takes the history's and the channel's).
+  event_ptr share_unpublished() const;
 
  private:
   friend class event;
@@ -137,6 +140,10 @@ static_assert(sizeof(event) == 64, "an event's header is one cache line");
 
 inline event_ptr::event_ptr(const event_ptr& o) noexcept : e_(o.e_) {
   if (e_) e_->ref();
+}
+inline event_ptr event_ptr::share_unpublished() const {
+  e_->refs_.store(e_->refs_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  return event_ptr(e_);
 }
 inline event_ptr::~event_ptr() {
   if (e_) e_->unref();
