@@ -107,7 +107,7 @@ const std::vector<event_ptr>& event::parts() const {
 }
 
 std::size_t event::bytes() const {
-  std::size_t n = sizeof(event);
+  std::size_t n = sizeof(event) + (previous_copied() ? sizeof(previous_meta) : 0);
   if (has_entry()) n += key().size() + entry().value.size();
   if (has_previous_) n += previous().value.size();
   for (const auto& p : parts()) n += p->bytes();
