@@ -279,8 +279,9 @@ TEST(sequencer_test, events_read_while_entries_are_rewritten_keep_their_own_valu
   writing.store(false);
   reader.join();
   EXPECT_EQ(seen, static_cast<uint64_t>(threads * per));
-  for (const auto& [key, want] : last) {
-    kv.get(key, [&](const entry& e) { EXPECT_EQ(e.value(), want); });
+  for (const auto& kv_pair : last) {
+    const std::string& want = kv_pair.second;
+    kv.get(kv_pair.first, [&](const entry& e) { EXPECT_EQ(e.value(), want); });
   }
 }
 
