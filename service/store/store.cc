@@ -119,9 +119,10 @@ entry* store::live_entry(shard& s, std::string_view key) {
 
 void store::expire_locked(shard& s, entry* e) { entry::unref(unlink_locked(s, e, true)); }
 
-entry* store::unlink_locked(shard& s, entry* e, bool expired) {
-  seq_->publish(
+entry* store::unlink_locked(shard& s, entry* e, bool expired, uint64_t* revision) {
+  const uint64_t rev = seq_->publish(
       watch::event::removal(expired ? watch::event::kind::expire : watch::event::kind::remove, *e));
+  if (revision != nullptr) *revision = rev;
   s.erase(e);
   keys_.fetch_sub(1, std::memory_order_relaxed);
   bytes_.fetch_sub(e->charged_bytes(), std::memory_order_relaxed);
@@ -245,8 +246,8 @@ absl::StatusOr<write_result> store::remove(std::string_view key, const condition
     return write_result{false, revision()};
   }
   if (current == nullptr) return write_result{true, revision()};  // nothing to delete
-  entry* removed = unlink_locked(s, current, false);
-  const uint64_t rev = revision();
+  uint64_t rev = 0;  // the removal's own: revision() may already be a later write's
+  entry* removed = unlink_locked(s, current, false, &rev);
   const entry_view before = entry_view::of(*removed);
   obs(&before, nullptr);
   entry::unref(removed);

@@ -195,8 +195,10 @@ class store {
   // Under the shard's lock: the live entry for key (expiring it first if it is due).
   entry* live_entry(shard& s, std::string_view key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   void expire_locked(shard& s, entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
-  // Publishes the removal (DELETE or EXPIRE) and takes e out of the shard; the caller frees it.
-  entry* unlink_locked(shard& s, entry* e, bool expired) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // Publishes the removal (DELETE or EXPIRE), stores its revision if asked, and takes e out of
+  // the shard; the caller frees it.
+  entry* unlink_locked(shard& s, entry* e, bool expired, uint64_t* revision = nullptr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // A put, before it is published: its event, and a new entry unless `current` (null for a new
   // key) can be rewritten in place.
   struct planned_put {

@@ -87,6 +87,7 @@ std::string_view event::key() const {
 }
 
 store::entry_view event::entry() const {
+  if (type != kind::put) return {};
   const store::entry::meta m{create_revision_, revision, version_, expires_at_ns_};
   if (shared_written_) return {shared_written_->key(), shared_written_->value(), m};
   return {key(), {bytes_begin() + key_size_, value_size_}, m};
@@ -109,7 +110,13 @@ const std::vector<event_ptr>& event::parts() const {
 std::size_t event::bytes() const {
   std::size_t n = sizeof(event) + (previous_copied() ? sizeof(previous_meta) : 0);
   if (has_entry()) n += key().size() + entry().value.size();
-  if (has_previous_) n += previous().value.size();
+  // A shared previous entry is charged whole (a removal event has no entry of its own, so the
+  // key is counted here); a copied one shares the key with the written entry.
+  if (shared_previous_) {
+    n += shared_previous_->charged_bytes();
+  } else if (has_previous_) {
+    n += previous_value_size_;
+  }
   for (const auto& p : parts()) n += p->bytes();
   return n;
 }

@@ -168,6 +168,24 @@ TEST_F(store_test, overwrites_in_place_and_into_new_entries_keep_each_event_its_
   EXPECT_EQ(kv_.range(all).entries.size(), 3u);
 }
 
+TEST_F(store_test, an_event_charges_the_history_for_every_byte_it_keeps_alive) {
+  // The history's byte bound and a Watch response's budget both rest on event::bytes(): a removal
+  // keeps the removed entry (key and value) alive, so it is charged for both.
+  const std::string key(1000, 'k');
+  const std::string value(300, 'v');
+  put(key, value);
+  put(key, "w");
+  ASSERT_TRUE(kv_.remove(key, condition{}, [](const entry_view*, const entry_view*) {}).ok());
+  auto sub = seq_.subscribe(1);
+  ASSERT_EQ(sub.replay.size(), 3u);
+  const std::size_t header = sizeof(watch::event);
+  EXPECT_GE(sub.replay[0]->bytes(), header + key.size() + value.size());
+  EXPECT_GE(sub.replay[1]->bytes(), header + key.size() + 1 + value.size());
+  EXPECT_EQ(sub.replay[2]->type, watch::event::kind::remove);
+  EXPECT_GE(sub.replay[2]->bytes(), header + key.size() + 1);
+  EXPECT_TRUE(sub.replay[2]->entry().key.empty());
+}
+
 TEST_F(store_test, a_ttl_set_or_cleared_by_an_overwrite_in_place_moves_the_expiry) {
   put("t", "1");
   put("t", "2", {ttl_spec::kind::after_ms, 100});  // in place, now with a deadline
