@@ -90,7 +90,10 @@ class tcp_proxy {
           break;
         }
         for (ssize_t sent = 0; sent < n;) {
-          const ssize_t w = ::write(fds[1 - i].fd, buf + sent, static_cast<size_t>(n - sent));
+          // MSG_NOSIGNAL: a side that has just closed (the cut, or a server that stopped) must
+          // end the pump, not raise SIGPIPE in the test process.
+          const ssize_t w =
+              ::send(fds[1 - i].fd, buf + sent, static_cast<size_t>(n - sent), MSG_NOSIGNAL);
           if (w <= 0) {
             open = false;
             break;
