@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "runtime/expected.h"
+#include "runtime/internal/coop.h"
 #include "runtime/internal/task_header.h"
 #include "runtime/task.h"
 
@@ -81,8 +82,12 @@ class [[nodiscard]] join_handle {
 
   // Awaiting an lvalue handle leaves it in place (it still owns the result); awaiting an rvalue
   // consumes it, like `handle.await` in Tokio: the task's memory goes as soon as the value is out.
-  auto operator co_await() & noexcept { return awaiter{t_, false}; }
-  auto operator co_await() && noexcept { return awaiter{std::exchange(t_, nullptr), true}; }
+  auto operator co_await() & noexcept {
+    return detail::coop::budgeted<awaiter>(awaiter{t_, false});
+  }
+  auto operator co_await() && noexcept {
+    return detail::coop::budgeted<awaiter>(awaiter{std::exchange(t_, nullptr), true});
+  }
 
  private:
   struct awaiter {

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "runtime/executor/plain_driver.h"
+#include "runtime/internal/coop.h"
 
 namespace shoal::rt {
 namespace detail {
@@ -194,19 +195,24 @@ void worker::notify_if_surplus() {
   // A driver poll can wake many tasks at once: one notification for the batch, and only when
   // there is more than this worker will run next (as Tokio does after its driver).
   if (searching_ || core_.worker_count() == 1) return;
-  if ((lifo_ != nullptr ? 1u : 0u) + queue_.size() > 1) core_.notify_parked();
+  if ((lifo_.load(std::memory_order_relaxed) != nullptr ? 1u : 0u) + queue_.size() > 1) {
+    core_.notify_parked();
+  }
 }
 
 task_header* worker::next_task() {
   if (tick_ % k_maintenance_interval == 0) {
     if (task_header* t = core_.inject_.pop()) return t;
   }
-  if (lifo_) {
-    if (lifo_streak_ < k_max_lifo_streak) {
-      ++lifo_streak_;
-      return std::exchange(lifo_, nullptr);
+  if (lifo_.load(std::memory_order_relaxed) != nullptr) {
+    // An idle worker may have taken it since: the exchange decides.
+    if (task_header* t = lifo_.exchange(nullptr, std::memory_order_acquire)) {
+      if (lifo_streak_ < k_max_lifo_streak) {
+        ++lifo_streak_;
+        return t;
+      }
+      push_back(t);
     }
-    push_back(std::exchange(lifo_, nullptr));
   }
   lifo_streak_ = 0;
   if (task_header* t = core_.worker_count() == 1 ? queue_.pop_unshared() : queue_.pop()) return t;
@@ -248,8 +254,15 @@ task_header* worker::steal_work() {
     for (int i = 0; i < n; ++i) {
       int victim = (start + i) % n;
       if (victim == index_) continue;
-      uint32_t got = core_.workers_[victim]->queue_.steal(buf, k_max_steal);
-      if (got == 0) continue;
+      worker& w = *core_.workers_[victim];
+      uint32_t got = w.queue_.steal(buf, k_max_steal);
+      if (got == 0) {
+        // A task in the LIFO slot of a worker that is busy with something else would otherwise
+        // wait until that worker's current task suspends, however long that takes.
+        if (w.lifo_.load(std::memory_order_relaxed) == nullptr) continue;
+        if (task_header* t = w.lifo_.exchange(nullptr, std::memory_order_acquire)) return t;
+        continue;
+      }
       for (uint32_t j = 1; j < got; ++j) push_back(buf[j]);
       return buf[0];
     }
@@ -284,7 +297,7 @@ void worker::schedule_local(task_header* t, bool yielded) {
     push_back(t);
     should_notify = true;
   } else {
-    task_header* prev = std::exchange(lifo_, t);
+    task_header* prev = lifo_.exchange(t, std::memory_order_acq_rel);
     should_notify = prev != nullptr;
     if (prev) push_back(prev);
   }
@@ -308,6 +321,7 @@ void worker::run_task(task_header* t) {
     return;
   }
   tls.current_task = t;
+  coop::refill();
   resume_chain(t->resume_point);
   tls.current_task = nullptr;
   if (tls.finished) {

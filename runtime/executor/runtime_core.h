@@ -70,13 +70,17 @@ class worker {
   void notify_if_surplus();
   void push_back(task_header* t);
   void maintenance();
-  bool has_local_work() const { return lifo_ != nullptr || !queue_.empty(); }
+  bool has_local_work() const {
+    return lifo_.load(std::memory_order_relaxed) != nullptr || !queue_.empty();
+  }
 
   runtime_core& core_;
   const int index_;
   std::unique_ptr<driver> driver_;
   local_queue queue_;
-  task_header* lifo_ = nullptr;
+  // The task woken last by this worker's running task: it runs next, on this core. An idle worker
+  // may take it (steal_work), so both sides exchange.
+  std::atomic<task_header*> lifo_{nullptr};
   int lifo_streak_ = 0;
   bool searching_ = false;
   bool in_driver_ = false;  // tasks woken now are notified once, after the driver returns

@@ -26,6 +26,7 @@
 #include <utility>
 
 #include "runtime/expected.h"
+#include "runtime/internal/coop.h"
 #include "runtime/internal/spin_lock.h"
 #include "runtime/internal/task_header.h"
 #include "runtime/internal/waiter_list.h"
@@ -275,7 +276,9 @@ class receiver {
     bool resumed_ = false;
   };
 
-  recv_awaiter recv() { return recv_awaiter(this); }
+  rt::detail::coop::budgeted<recv_awaiter> recv() {
+    return rt::detail::coop::budgeted<recv_awaiter>(recv_awaiter(this));
+  }
   // Non-blocking: nullopt if nothing new.
   std::optional<expected<T, recv_error>> try_recv() { return s_->try_recv(next_); }
   // A new receiver at the current tail (Tokio's resubscribe).

@@ -24,6 +24,7 @@
 #include <optional>
 #include <utility>
 
+#include "runtime/internal/coop.h"
 #include "runtime/internal/spin_lock.h"
 #include "runtime/internal/task_header.h"
 #include "runtime/internal/waiter_list.h"
@@ -353,7 +354,9 @@ class sender {
   };
 
   // Waits for room; `co_await` yields true once sent, false if the receiver is gone.
-  send_awaiter send(T value) { return send_awaiter(ch_, std::move(value)); }
+  rt::detail::coop::budgeted<send_awaiter> send(T value) {
+    return rt::detail::coop::budgeted<send_awaiter>(send_awaiter(ch_, std::move(value)));
+  }
 
   // Never waits. On failure the value is dropped (keep a copy if you need to retry).
   std::optional<try_send_error> try_send(T value) {
@@ -402,13 +405,22 @@ class receiver {
         ch_->serve_blocked_senders();
       }
       if (ch_->ready(std::memory_order_seq_cst) || ch_->tx_closed()) {
-        return !ch_->parking().cancel();  // suspend only if a producer's wake-up is on its way
+        parked_ = ch_->parking().cancel() == false;  // a producer's wake-up is on its way
+        return parked_;
       }
+      parked_ = true;
       return true;
     }
     std::optional<T> await_resume() {
+      parked_ = false;
       if (!value_ && ch_->try_pop(value_, std::memory_order_acquire)) ch_->after_pop();
       return std::move(value_);
+    }
+    recv_awaiter(recv_awaiter&& o) noexcept : ch_(o.ch_) {}
+    // Destroyed while parked (the task was cancelled, or a select took another branch): take the
+    // registration back, so that the next receive does not inherit it.
+    ~recv_awaiter() {
+      if (parked_) ch_->parking().cancel();
     }
 
    private:
@@ -416,10 +428,13 @@ class receiver {
     explicit recv_awaiter(detail::bounded_chan<T>* ch) : ch_(ch) {}
     detail::bounded_chan<T>* ch_;
     std::optional<T> value_;
+    bool parked_ = false;
   };
 
   // `co_await` yields the next message, or std::nullopt once all senders are gone and it is empty.
-  recv_awaiter recv() noexcept { return recv_awaiter(ch_); }
+  rt::detail::coop::budgeted<recv_awaiter> recv() noexcept {
+    return rt::detail::coop::budgeted<recv_awaiter>(recv_awaiter(ch_));
+  }
 
   std::optional<try_recv_error> try_recv(std::optional<T>& out) {
     if (ch_->try_pop(out, std::memory_order_acquire)) {
@@ -562,7 +577,9 @@ class unbounded_receiver {
     detail::unbounded_chan<T>* ch_;
     bool registered_ = false;
   };
-  recv_awaiter recv() noexcept { return recv_awaiter(ch_); }
+  rt::detail::coop::budgeted<recv_awaiter> recv() noexcept {
+    return rt::detail::coop::budgeted<recv_awaiter>(recv_awaiter(ch_));
+  }
 
  private:
   template <class U>

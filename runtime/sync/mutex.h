@@ -48,7 +48,7 @@ class mutex {
     friend class mutex;
     explicit lock_awaiter(mutex* m) : m_(m), a_(m->sem_.acquire(1)) {}
     mutex* m_;
-    semaphore::acquire_awaiter a_;
+    detail::coop::budgeted<semaphore::acquire_awaiter> a_;
   };
 
   lock_awaiter lock() noexcept { return lock_awaiter(this); }

@@ -9,8 +9,9 @@ std::size_t notify::waiters() {
   return waiters_.size();
 }
 
-notify::notified_awaiter notify::notified() noexcept {
-  return notified_awaiter(this, epoch_.load(std::memory_order_acquire));
+detail::coop::budgeted<notify::notified_awaiter> notify::notified() noexcept {
+  return detail::coop::budgeted<notified_awaiter>(
+      notified_awaiter(this, epoch_.load(std::memory_order_acquire)));
 }
 
 void notify::notify_one() {

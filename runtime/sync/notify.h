@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "runtime/internal/coop.h"
 #include "runtime/internal/spin_lock.h"
 #include "runtime/internal/task_header.h"
 #include "runtime/internal/waiter_list.h"
@@ -31,7 +32,7 @@ class notify {
   void notify_one();
   void notify_waiters();
   // Awaitable; the notify_waiters() epoch is captured here, at creation.
-  notified_awaiter notified() noexcept;
+  detail::coop::budgeted<notified_awaiter> notified() noexcept;
   // How many tasks are waiting now (diagnostics and tests).
   std::size_t waiters();
 

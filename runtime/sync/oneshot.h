@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "runtime/expected.h"
+#include "runtime/internal/coop.h"
 #include "runtime/internal/task_header.h"
 
 namespace shoal::rt::oneshot {
@@ -127,26 +128,63 @@ class receiver {
     }
   }
 
-  bool await_ready() const noexcept {
-    return s_->state.load(std::memory_order_acquire) & detail::k_tx_closed;
-  }
-  bool await_suspend(std::coroutine_handle<> h) noexcept {
-    rt::detail::task_header* t = rt::detail::suspend_current(h);
-    t->add_ref();
-    s_->rx_task = t;
-    uint32_t s = s_->state.load(std::memory_order_acquire);
-    do {
-      if (s & detail::k_tx_closed) {
-        t->release();
-        return false;
+  // `co_await std::move(rx)` yields the value, or recv_error::closed if the sender went away
+  // without sending. The receiver must outlive the await (it does when it is awaited in place).
+  class recv_awaiter {
+   public:
+    bool await_ready() const noexcept {
+      return r_->s_->state.load(std::memory_order_acquire) & detail::k_tx_closed;
+    }
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
+      detail::shared<T>* s = r_->s_;
+      rt::detail::task_header* t = rt::detail::suspend_current(h);
+      t->add_ref();
+      s->rx_task = t;
+      uint32_t st = s->state.load(std::memory_order_acquire);
+      do {
+        if (st & detail::k_tx_closed) {
+          t->release();
+          return false;
+        }
+      } while (!s->state.compare_exchange_weak(st, st | detail::k_rx_waiting,
+                                               std::memory_order_acq_rel,
+                                               std::memory_order_acquire));
+      parked_ = true;
+      return true;
+    }
+    recv_awaiter(recv_awaiter&& o) noexcept : r_(o.r_) {}
+    // Destroyed while parked (cancelled, or a select took another branch) with the receiver still
+    // alive: take the registration back unless the sender already owns it (it then wakes the
+    // registered task, harmlessly, and drops its reference).
+    ~recv_awaiter() {
+      if (!parked_) return;
+      detail::shared<T>* s = r_->s_;
+      uint32_t st = s->state.load(std::memory_order_acquire);
+      while ((st & detail::k_rx_waiting) && !(st & detail::k_tx_closed)) {
+        if (s->state.compare_exchange_weak(st, st & ~detail::k_rx_waiting,
+                                           std::memory_order_acq_rel,
+                                           std::memory_order_acquire)) {
+          s->rx_task->release();
+          return;
+        }
       }
-    } while (!s_->state.compare_exchange_weak(
-        s, s | detail::k_rx_waiting, std::memory_order_acq_rel, std::memory_order_acquire));
-    return true;
-  }
-  expected<T, recv_error> await_resume() {
-    if (s_->state.load(std::memory_order_acquire) & detail::k_value) return std::move(*s_->value);
-    return unexpected(recv_error::closed);
+    }
+    expected<T, recv_error> await_resume() {
+      parked_ = false;
+      if (r_->s_->state.load(std::memory_order_acquire) & detail::k_value) {
+        return std::move(*r_->s_->value);
+      }
+      return unexpected(recv_error::closed);
+    }
+
+   private:
+    friend class receiver;
+    explicit recv_awaiter(receiver* r) noexcept : r_(r) {}
+    receiver* r_;
+    bool parked_ = false;
+  };
+  rt::detail::coop::budgeted<recv_awaiter> operator co_await() && noexcept {
+    return rt::detail::coop::budgeted<recv_awaiter>(recv_awaiter(this));
   }
 
   // Non-blocking: the value if it has arrived.

@@ -4,8 +4,8 @@
 
 namespace shoal::rt {
 
-semaphore::acquire_awaiter semaphore::acquire(std::size_t n) noexcept {
-  return acquire_awaiter(this, n);
+detail::coop::budgeted<semaphore::acquire_awaiter> semaphore::acquire(std::size_t n) noexcept {
+  return detail::coop::budgeted<acquire_awaiter>(acquire_awaiter(this, n));
 }
 
 expected<semaphore_permit, try_acquire_error> semaphore::try_acquire(std::size_t n) {

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "runtime/expected.h"
+#include "runtime/internal/coop.h"
 #include "runtime/internal/spin_lock.h"
 #include "runtime/internal/task_header.h"
 #include "runtime/internal/waiter_list.h"
@@ -65,7 +66,7 @@ class semaphore {
   semaphore(const semaphore&) = delete;
   semaphore& operator=(const semaphore&) = delete;
 
-  acquire_awaiter acquire(std::size_t n = 1) noexcept;
+  detail::coop::budgeted<acquire_awaiter> acquire(std::size_t n = 1) noexcept;
   expected<semaphore_permit, try_acquire_error> try_acquire(std::size_t n = 1);
   // Adds permits (what a dropped permit does), serving waiters in order.
   void release(std::size_t n);

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "runtime/internal/coop.h"
 #include "runtime/internal/spin_lock.h"
 #include "runtime/internal/task_header.h"
 #include "runtime/internal/waiter_list.h"
@@ -149,7 +150,7 @@ class sender {
     explicit closed_awaiter(detail::shared<T>* s) : s_(s), n_(s->rx_gone.notified()) {}
     bool gone() const { return s_->receivers.load(std::memory_order_acquire) == 0; }
     detail::shared<T>* s_;
-    notify::notified_awaiter n_;
+    rt::detail::coop::budgeted<notify::notified_awaiter> n_;
   };
   closed_awaiter closed() { return closed_awaiter(s_); }
 
@@ -225,7 +226,9 @@ class receiver {
     typename detail::shared<T>::waiter w_;
     bool resumed_ = false;
   };
-  changed_awaiter changed() { return changed_awaiter(this); }
+  rt::detail::coop::budgeted<changed_awaiter> changed() {
+    return rt::detail::coop::budgeted<changed_awaiter>(changed_awaiter(this));
+  }
 
  private:
   friend class sender<T>;

@@ -11,6 +11,7 @@
 #include <coroutine>
 
 #include "runtime/executor/runtime_core.h"
+#include "runtime/internal/coop.h"
 #include "runtime/internal/task_header.h"
 #include "runtime/time/clock.h"
 #include "runtime/time/timer_queue.h"
@@ -46,8 +47,9 @@ class [[nodiscard]] sleep_awaiter {
 // The current time on the calling task's runtime clock.
 inline clock::time_point now() { return detail::current_core().time().now(); }
 
-inline sleep_awaiter sleep_until(clock::time_point deadline) { return sleep_awaiter(deadline); }
-inline sleep_awaiter sleep(clock::duration d) { return sleep_awaiter(now() + d); }
+using sleep_op = detail::coop::budgeted<sleep_awaiter>;
+inline sleep_op sleep_until(clock::time_point deadline) { return sleep_op(sleep_awaiter(deadline)); }
+inline sleep_op sleep(clock::duration d) { return sleep_op(sleep_awaiter(now() + d)); }
 
 // What an interval does when ticks were missed (the task was busy past one or more deadlines).
 enum class missed_tick_behavior {
@@ -66,7 +68,7 @@ class interval {
   auto tick() {
     struct awaiter {
       interval* iv;
-      sleep_awaiter sleeping;
+      sleep_op sleeping;
       bool await_ready() { return sleeping.await_ready(); }
       void await_suspend(std::coroutine_handle<> h) { sleeping.await_suspend(h); }
       clock::time_point await_resume() {
