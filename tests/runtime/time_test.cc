@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -103,6 +104,36 @@ TEST(time_real, sleep_on_the_real_clock_waits_at_least_the_duration) {
   auto start = std::chrono::steady_clock::now();
   rt.block_on([]() -> task<> { co_await sleep(20ms); }());
   EXPECT_GE(std::chrono::steady_clock::now() - start, 20ms);
+}
+
+// Multi-thread: a timer set on a worker that then stays busy fires on time on the other, parked
+// worker. The sleeper spawns a task that spins (never awaiting) on its own worker until the
+// sleeper has woken; the other worker parked before the timer existed, so it must learn of the
+// new, earlier deadline. Ten rounds, since the other worker is not always parked yet in the first.
+task<> spin_until(std::atomic<bool>* woke, std::atomic<bool>* woke_while_spinning) {
+  const auto give_up = std::chrono::steady_clock::now() + 1s;
+  while (!woke->load(std::memory_order_acquire) && std::chrono::steady_clock::now() < give_up) {
+  }
+  woke_while_spinning->store(woke->load(std::memory_order_acquire));
+  co_return;
+}
+
+task<int> sleep_beside_a_busy_task(int rounds) {
+  int late = 0;
+  for (int i = 0; i < rounds; ++i) {
+    std::atomic<bool> woke{false}, woke_while_spinning{false};
+    auto busy = spawn(spin_until(&woke, &woke_while_spinning));  // this worker's LIFO slot
+    co_await sleep(2ms);
+    woke.store(true, std::memory_order_release);
+    (void)co_await busy;
+    if (!woke_while_spinning.load()) ++late;
+  }
+  co_return late;
+}
+
+TEST(time_real, a_timer_fires_on_an_idle_worker_while_its_own_worker_is_busy) {
+  runtime rt(testing::options_for(flavor::multi_thread));
+  EXPECT_EQ(rt.block_on(sleep_beside_a_busy_task(10)), 0);
 }
 
 }  // namespace
