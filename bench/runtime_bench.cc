@@ -378,6 +378,37 @@ task<std::vector<metric>> watch_bench(std::string p, uint64_t n, int receivers, 
   };
 }
 
+// ---------------------------------------------------------------- 8. timers
+
+// Each task sleeps 1 ms from when it starts and records how late it woke.
+task<> timer_task(clk::duration* lateness) {
+  const rt::clock::time_point deadline = rt::now() + 1ms;
+  co_await rt::sleep_until(deadline);
+  *lateness = rt::now() - deadline;
+}
+
+double percentile_us(std::vector<clk::duration>& v, double q) {
+  const std::size_t i = std::min(v.size() - 1, static_cast<std::size_t>(q * v.size()));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
+  return std::chrono::duration<double, std::micro>(v[i]).count();
+}
+
+task<std::vector<metric>> timers_bench(std::string p, uint64_t n) {
+  std::vector<clk::duration> lateness(n);
+  std::vector<join_handle<void>> hs;
+  hs.reserve(n);
+  const auto t0 = clk::now();
+  for (uint64_t i = 0; i < n; ++i) hs.push_back(rt::spawn(timer_task(&lateness[i])));
+  for (auto& h : hs) (void)co_await h;
+  const auto d = clk::now() - t0;
+  co_return std::vector<metric>{
+      {p + ".lateness_p50", percentile_us(lateness, 0.50), "us"},
+      {p + ".lateness_p99", percentile_us(lateness, 0.99), "us"},
+      {p + ".lateness_max", percentile_us(lateness, 1.0), "us"},
+      {p + ".elapsed", std::chrono::duration<double, std::milli>(d).count(), "ms"},
+  };
+}
+
 // ---------------------------------------------------------------- 7. mutex single vs sharded
 
 constexpr uint64_t k_keys = 1 << 16;
@@ -482,6 +513,7 @@ std::vector<std::string> cases() {
       {"watch_publish_paced", {"mt2", "ct"}},
       {"mutex_single", {"mt2", "ct"}},
       {"mutex_sharded64", {"mt2", "ct"}},
+      {"timers_100k", {"mt2", "ct"}},
   };
   std::vector<std::string> out;
   for (auto& [b, rts] : table) {
@@ -509,6 +541,7 @@ std::vector<metric> run_bench(const std::string& b, rt_kind k, const std::string
     return run_on(k, [&] { return watch_bench(p, 1'000'000, 16, true); });
   if (b == "mutex_single") return run_on(k, [&] { return mutex_bench(p, 1'000'000, false); });
   if (b == "mutex_sharded64") return run_on(k, [&] { return mutex_bench(p, 1'000'000, true); });
+  if (b == "timers_100k") return run_on(k, [&] { return timers_bench(p, 100'000); });
   std::fprintf(stderr, "unknown bench %s\n", b.c_str());
   std::exit(2);
 }

@@ -159,8 +159,10 @@ void worker::run() {
       run_task(t);
       continue;
     }
-    core_.timers_.fire_due(core_.clock_.now());
-    if (task_header* t = next_task()) {
+    // Due timers before the shared backlog: a task whose deadline passed has waited its turn
+    // already, while one in the inject queue may not have started yet.
+    if (fire_timers() > 0) continue;
+    if (task_header* t = take_from_inject()) {
       run_task(t);
       continue;
     }
@@ -179,8 +181,15 @@ void worker::run() {
 }
 
 void worker::maintenance() {
-  core_.timers_.fire_due(core_.clock_.now());
+  fire_timers();
   poll_driver();
+}
+
+std::size_t worker::fire_timers() {
+  // Only as many as the local queue has room for: the rest stay due (and first in line) rather
+  // than overflow to the back of the inject queue, behind work that has not started yet.
+  const uint32_t room = local_queue::k_capacity - queue_.size();
+  return core_.timers_.fire_due(core_.clock_.now(), room > 1 ? room - 1 : 1);
 }
 
 bool worker::poll_driver() {
@@ -215,8 +224,7 @@ task_header* worker::next_task() {
     }
   }
   lifo_streak_ = 0;
-  if (task_header* t = core_.worker_count() == 1 ? queue_.pop_unshared() : queue_.pop()) return t;
-  return take_from_inject();
+  return core_.worker_count() == 1 ? queue_.pop_unshared() : queue_.pop();
 }
 
 task_header* worker::take_from_inject() {
@@ -384,11 +392,17 @@ void worker::park() {
       return;
     }
     if (!core_.try_auto_advance()) {
+      // Announce the deadline before reading the timers: an insert that publishes an earlier one
+      // after our read then finds us parked with a later one, and wakes us (timer_inserted).
+      parked_until_.store(k_parked_without_deadline, std::memory_order_seq_cst);
+      const std::optional<clock::time_point> deadline = core_.park_deadline();
+      if (deadline) parked_until_.store(deadline->time_since_epoch().count());
       in_driver_ = true;
-      driver_->park(core_.park_deadline());
+      driver_->park(core_.steady_deadline(deadline));
       in_driver_ = false;
+      parked_until_.store(k_not_parked, std::memory_order_relaxed);
     }
-    core_.timers_.fire_due(core_.clock_.now());
+    fire_timers();
     if (has_local_work()) {
       if (!core_.idle_.unpark_self(index_)) searching_ = true;
       notify_if_surplus();
@@ -488,10 +502,22 @@ void runtime_core::notify_if_work_pending() {
 
 std::optional<clock::time_point> runtime_core::park_deadline() const {
   if (clock_.paused()) return std::nullopt;  // a paused clock moves only by advance()
-  auto next = timers_.next_deadline();
-  if (!next) return std::nullopt;
+  return timers_.next_deadline();
+}
+
+std::optional<driver::time_point> runtime_core::steady_deadline(
+    std::optional<clock::time_point> deadline) const {
+  if (!deadline) return std::nullopt;
   // Timer deadlines are in clock time, which may be offset from the steady clock after a resume.
-  return std::chrono::steady_clock::now() + (*next - clock_.now());
+  return std::chrono::steady_clock::now() + (*deadline - clock_.now());
+}
+
+void runtime_core::timer_inserted(clock::time_point deadline) {
+  // The new earliest deadline: a worker parked until later would sleep through it.
+  const int64_t at = deadline.time_since_epoch().count();
+  for (auto& w : workers_) {
+    if (w->parked_until() > at) w->unpark();
+  }
 }
 
 bool runtime_core::try_auto_advance() {
@@ -504,8 +530,7 @@ bool runtime_core::try_auto_advance() {
 
 std::size_t runtime_core::advance_clock(clock::duration d) {
   clock_.advance(d);
-  std::size_t n = timers_.fire_due(clock_.now());
-  return n;
+  return timers_.fire_due(clock_.now());
 }
 
 void runtime_core::shutdown() {

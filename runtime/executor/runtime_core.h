@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -48,6 +49,9 @@ class worker {
   void start(const std::string& name);
   void join();
   void unpark() { driver_->unpark(); }
+  // Any thread: the clock time (ns) this worker is parked until; below every deadline when it is
+  // not parked, above every deadline when it is parked without one.
+  int64_t parked_until() const { return parked_until_.load(std::memory_order_seq_cst); }
 
   // On this worker's thread only.
   void schedule_local(task_header* t, bool yielded);
@@ -63,6 +67,7 @@ class worker {
   void after_suspend(task_header* t, bool yielded);
   void cancel(task_header* t);
   task_header* next_task();
+  std::size_t fire_timers();
   task_header* steal_work();
   task_header* take_from_inject();
   void park();
@@ -85,6 +90,9 @@ class worker {
   bool searching_ = false;
   bool in_driver_ = false;  // tasks woken now are notified once, after the driver returns
   uint32_t tick_ = 0;
+  static constexpr int64_t k_not_parked = std::numeric_limits<int64_t>::min();
+  static constexpr int64_t k_parked_without_deadline = std::numeric_limits<int64_t>::max();
+  std::atomic<int64_t> parked_until_{k_not_parked};
   uint64_t rng_;
   std::thread thread_;
 };
@@ -144,6 +152,9 @@ class runtime_core {
 
   clock& time() { return clock_; }
   detail::timer_queue& timers() { return timers_; }
+  // A timer just became the earliest (timer_queue::insert returned true): wake a worker parked
+  // until later, so that it parks again with this deadline.
+  void timer_inserted(clock::time_point deadline);
   // Fires due timers; for a paused clock, a manual advance.
   std::size_t advance_clock(clock::duration d);
   int worker_count() const { return static_cast<int>(workers_.size()); }
@@ -157,7 +168,10 @@ class runtime_core {
   void notify_parked();
   void notify_if_work_pending();
   bool exiting() const { return exiting_.load(std::memory_order_acquire); }
+  // The earliest timer's deadline (none while the clock is paused), and that instant on the steady
+  // clock that drivers park on.
   std::optional<clock::time_point> park_deadline() const;
+  std::optional<driver::time_point> steady_deadline(std::optional<clock::time_point> d) const;
   // The last worker to go idle with a paused clock moves time to the next timer.
   bool try_auto_advance();
 

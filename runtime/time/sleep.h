@@ -33,7 +33,7 @@ class [[nodiscard]] sleep_awaiter {
   void await_suspend(std::coroutine_handle<> h) {
     entry_.task = detail::suspend_current(h);
     entry_.deadline = deadline_;
-    core_->timers().insert(&entry_);
+    if (core_->timers().insert(&entry_)) core_->timer_inserted(deadline_);
   }
   void await_resume() noexcept { resumed_ = true; }
 

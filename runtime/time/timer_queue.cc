@@ -4,12 +4,13 @@
 
 namespace shoal::rt::detail {
 
-void timer_queue::insert(timer_entry* e) {
+bool timer_queue::insert(timer_entry* e) {
   spin_guard lock(mu_);
-  e->index = heap_.size();
-  heap_.push_back(e);
+  heap_.push_back({e->deadline.time_since_epoch().count(), e});
+  e->index = heap_.size() - 1;
   sift_up(e->index);
   publish_next();
+  return e->index == 0;
 }
 
 bool timer_queue::remove(timer_entry* e) {
@@ -20,21 +21,22 @@ bool timer_queue::remove(timer_entry* e) {
   return true;
 }
 
-std::size_t timer_queue::fire_due(clock::time_point now) {
-  if (next_.load(std::memory_order_acquire) > now.time_since_epoch().count()) return 0;
+std::size_t timer_queue::fire_due(clock::time_point now, std::size_t max) {
+  const int64_t at = now.time_since_epoch().count();
+  if (max == 0 || next_.load(std::memory_order_acquire) > at) return 0;
   std::size_t fired = 0;
   for (;;) {
     wake_list wakes;
     {
       spin_guard lock(mu_);
-      while (!heap_.empty() && heap_.front()->deadline <= now && !wakes.full()) {
-        timer_entry* e = heap_.front();
+      while (!heap_.empty() && heap_.front().deadline <= at && !wakes.full() && fired < max) {
+        timer_entry* e = heap_.front().entry;
         erase_at(0);
         wakes.push(e->task);
         ++fired;
       }
       publish_next();
-      if (!wakes.full()) break;
+      if (!wakes.full() || fired == max) break;
     }
     // wakes.~wake_list wakes the batch outside the lock; loop for the next one
   }
@@ -47,45 +49,42 @@ std::size_t timer_queue::size() const {
 }
 
 void timer_queue::sift_up(std::size_t i) {
+  const slot moving = heap_[i];
   while (i > 0) {
-    std::size_t parent = (i - 1) / 2;
-    if (!(heap_[i]->deadline < heap_[parent]->deadline)) break;
-    std::swap(heap_[i], heap_[parent]);
-    heap_[i]->index = i;
-    heap_[parent]->index = parent;
+    const std::size_t parent = (i - 1) / 2;
+    if (!(moving.deadline < heap_[parent].deadline)) break;
+    place(i, heap_[parent]);
     i = parent;
   }
+  place(i, moving);
 }
 
 void timer_queue::sift_down(std::size_t i) {
   const std::size_t n = heap_.size();
+  const slot moving = heap_[i];
   for (;;) {
-    std::size_t smallest = i;
-    std::size_t l = 2 * i + 1, r = l + 1;
-    if (l < n && heap_[l]->deadline < heap_[smallest]->deadline) smallest = l;
-    if (r < n && heap_[r]->deadline < heap_[smallest]->deadline) smallest = r;
-    if (smallest == i) return;
-    std::swap(heap_[i], heap_[smallest]);
-    heap_[i]->index = i;
-    heap_[smallest]->index = smallest;
-    i = smallest;
+    std::size_t child = 2 * i + 1;
+    if (child >= n) break;
+    if (child + 1 < n && heap_[child + 1].deadline < heap_[child].deadline) ++child;
+    if (!(heap_[child].deadline < moving.deadline)) break;
+    place(i, heap_[child]);
+    i = child;
   }
+  place(i, moving);
 }
 
 void timer_queue::erase_at(std::size_t i) {
-  heap_[i]->index = timer_entry::k_not_queued;
-  timer_entry* last = heap_.back();
+  heap_[i].entry->index = timer_entry::k_not_queued;
+  const slot last = heap_.back();
   heap_.pop_back();
   if (i == heap_.size()) return;
-  heap_[i] = last;
-  last->index = i;
+  place(i, last);
   sift_up(i);
-  sift_down(last->index);
+  sift_down(last.entry->index);
 }
 
 void timer_queue::publish_next() {
-  next_.store(heap_.empty() ? k_none : heap_.front()->deadline.time_since_epoch().count(),
-              std::memory_order_release);
+  next_.store(heap_.empty() ? k_none : heap_.front().deadline, std::memory_order_seq_cst);
 }
 
 }  // namespace shoal::rt::detail
