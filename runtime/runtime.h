@@ -129,7 +129,7 @@ inline auto yield_now() noexcept {
   struct awaiter {
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<> h) const noexcept {
-      detail::suspend_current(h);
+      detail::current_task_or_die()->resume_point = h;
       detail::tls.yielded = true;
     }
     void await_resume() const noexcept {}

@@ -41,6 +41,11 @@ task_header* current_task_or_die() noexcept {
 
 void wake(task_header* t) noexcept {
   uint32_t s = t->state.load(std::memory_order_acquire);
+  if (s & k_proxy) {
+    auto* p = static_cast<waker_proxy*>(t);
+    p->vtable->wake(p);
+    return;
+  }
   uint32_t ns;
   do {
     if (s & (k_complete | k_scheduled | k_notified)) return;

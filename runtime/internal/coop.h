@@ -75,6 +75,8 @@ class [[nodiscard]] budgeted {
  public:
   explicit budgeted(Inner&& inner) noexcept(std::is_nothrow_move_constructible_v<Inner>)
       : inner_(std::move(inner)) {}
+  template <class... Args>
+  explicit budgeted(std::in_place_t, Args&&... args) : inner_(std::forward<Args>(args)...) {}
   budgeted(budgeted&& o) noexcept(std::is_nothrow_move_constructible_v<Inner>)
       : inner_(std::move(o.inner_)) {}
   budgeted(const budgeted&) = delete;
@@ -92,7 +94,7 @@ class [[nodiscard]] budgeted {
   }
   bool await_suspend(std::coroutine_handle<> h) {
     if (!has_budget()) {
-      task_header* t = suspend_current(h);
+      task_header* t = current_task_or_die();  // the task itself, even inside a select
       t->resume_point = retry(this, h).handle;
       retry_pending_ = true;
       tls.yielded = true;  // to the back of the run queue

@@ -40,6 +40,7 @@ enum task_state : uint32_t {
   k_frame_gone = 1u << 7,     // the coroutine frame was destroyed (finished, or cancelled)
   k_cancel_hooked = 1u << 8,  // the cancel hook has been invoked for the current suspension
   k_result_stored = 1u << 9,  // a result_cell sits where the frame was (see result_cell)
+  k_proxy = 1u << 10,         // not a task: a waker_proxy (below), e.g. one branch of a select
 };
 // The block's size class (block_cache.h) lives in the state word's top byte; it never changes.
 constexpr uint32_t k_size_class_shift = 24;
@@ -89,7 +90,9 @@ struct alignas(16) task_header {
   void release() noexcept {
     if (refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
     const uint32_t s = state.load(std::memory_order_acquire);
-    if (s & k_result_stored) {
+    if (s & k_proxy) {
+      release_proxy();
+    } else if (s & k_result_stored) {
       auto* cell = static_cast<result_cell_base*>(frame());
       cell->drop(cell);
       free_block();
@@ -99,6 +102,7 @@ struct alignas(16) task_header {
       root().destroy();  // promise_base::operator delete sees refs == 0 and frees the block
     }
   }
+  inline void release_proxy() noexcept;
   void free_block() noexcept {
     const uint32_t size_class = state.load(std::memory_order_relaxed) >> k_size_class_shift;
     this->~task_header();
@@ -106,6 +110,26 @@ struct alignas(16) task_header {
   }
 };
 static_assert(sizeof(task_header) == 64, "keep the task header one cache line");
+
+// A waker that is not a task. Primitives keep a task_header* for the task to wake and call wake()
+// and add_ref()/release() on it; an awaiter that waits on several primitives at once (select)
+// hands each of them a proxy instead of its task (see suspend_current), and learns which of them
+// fired. `wake` and `last_release` are the proxy's own; nothing else of the header is used.
+struct waker_proxy : task_header {
+  struct ops {
+    void (*wake)(waker_proxy* self) noexcept;
+    void (*last_release)(waker_proxy* self) noexcept;
+  };
+  explicit waker_proxy(const ops* o) noexcept : task_header(0), vtable(o) {
+    state.store(k_proxy, std::memory_order_relaxed);
+  }
+  const ops* vtable;
+};
+
+inline void task_header::release_proxy() noexcept {
+  auto* p = static_cast<waker_proxy*>(this);
+  p->vtable->last_release(p);
+}
 
 // Schedules `t` to run (or marks it notified if it is running). The caller holds a reference or a
 // registration that keeps `t` alive for the duration of the call. Defined in executor/worker.cc.
@@ -127,6 +151,8 @@ struct thread_context {
   void* creating[8] = {};
   int creating_count = 0;
   void* creating_promise = nullptr;
+  // While a select registers its branches: the waker they get in place of the running task.
+  task_header* waker_override = nullptr;
 };
 inline thread_local thread_context tls;
 
@@ -142,11 +168,13 @@ inline void resume_chain(std::coroutine_handle<> h) {
 // The task running on this thread; aborts if called outside a task.
 task_header* current_task_or_die() noexcept;
 
-// Records where the current task continues once woken. Leaf awaiters call this in await_suspend.
+// Records where the current task continues once woken, and returns the waker to register with a
+// primitive: the task itself, or the proxy of the select branch being registered. Leaf awaiters
+// call this in await_suspend.
 inline task_header* suspend_current(std::coroutine_handle<> h) noexcept {
   task_header* t = current_task_or_die();
   t->resume_point = h;
-  return t;
+  return tls.waker_override != nullptr ? tls.waker_override : t;
 }
 
 }  // namespace detail

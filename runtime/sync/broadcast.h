@@ -38,6 +38,8 @@ struct recv_error {
   enum kind_t { lagged, closed } kind;
   uint64_t skipped = 0;  // lagged: how many values this receiver missed
 };
+// For select's else_when_closed: falling behind is news, not the end of the channel.
+inline bool is_closed_error(const recv_error& e) { return e.kind == recv_error::closed; }
 
 namespace detail {
 using rt::detail::task_header;
