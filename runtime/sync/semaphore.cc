@@ -1,5 +1,7 @@
 #include "runtime/sync/semaphore.h"
 
+#include <algorithm>
+
 #include "runtime/internal/wake_list.h"
 
 namespace shoal::rt {
@@ -19,8 +21,26 @@ expected<semaphore_permit, try_acquire_error> semaphore::try_acquire(std::size_t
 void semaphore::release(std::size_t n) {
   detail::wake_list wakes;
   detail::spin_guard lock(mu_);
-  permits_ += n;
+  give_back(n, wakes);
+}
+
+void semaphore::give_back(std::size_t n, detail::wake_list& wakes) {
+  const std::size_t paid = std::min(n, debt_);
+  debt_ -= paid;
+  permits_ += n - paid;
   serve_waiters(wakes);
+}
+
+void semaphore::forget_permits(std::size_t n) {
+  detail::spin_guard lock(mu_);
+  const std::size_t now = std::min(n, permits_);
+  permits_ -= now;
+  debt_ += n - now;
+}
+
+std::size_t semaphore::forgotten_pending() const {
+  detail::spin_guard lock(mu_);
+  return debt_;
 }
 
 void semaphore::serve_waiters(detail::wake_list& wakes) {
@@ -94,8 +114,7 @@ semaphore::acquire_awaiter::~acquire_awaiter() {
     s_->waiters_.remove(this);
     if (was_front) s_->serve_waiters(wakes);  // we may have been blocking smaller requests
   } else if (outcome_ == outcome::granted) {
-    s_->permits_ += needed_;
-    s_->serve_waiters(wakes);
+    s_->give_back(needed_, wakes);
   }
 }
 

@@ -9,6 +9,16 @@
 //   auto permit = co_await in_flight.acquire();   // expected<semaphore_permit, acquire_error>
 //   if (!permit) co_return;                        // closed
 //   ...                                            // permit released at scope exit
+//
+// A limit that follows a live setting grows with add_permits(n) and shrinks with
+// forget_permits(n): permits that are free now go at once, the rest as their holders give them
+// back (none of those reaches a waiter first), so the number of permits out never stays above the
+// new limit longer than the holders above it keep theirs.
+//
+//   in_flight.add_permits(50);      // the limit went from 100 to 150
+//   in_flight.forget_permits(120);  // and then down to 30
+//
+// Cancel safety: a cancelled acquire leaves the queue, or gives back a grant it never took.
 #pragma once
 
 #include <coroutine>
@@ -68,8 +78,14 @@ class semaphore {
 
   detail::coop::budgeted<acquire_awaiter> acquire(std::size_t n = 1) noexcept;
   expected<semaphore_permit, try_acquire_error> try_acquire(std::size_t n = 1);
-  // Adds permits (what a dropped permit does), serving waiters in order.
+  // Adds permits (what a dropped permit does), serving waiters in order; permits still owed to
+  // forget_permits are paid first.
   void release(std::size_t n);
+  void add_permits(std::size_t n) { release(n); }
+  // Takes n permits out for good: the free ones now, the rest from the next releases.
+  void forget_permits(std::size_t n);
+  // Permits forget_permits is still waiting to take back.
+  std::size_t forgotten_pending() const;
   void close();
   bool is_closed() const;
   std::size_t available_permits() const;
@@ -98,11 +114,14 @@ class semaphore {
   };
 
  private:
+  // Returns n permits (paying forget_permits' debt first) and serves the waiters.
+  void give_back(std::size_t n, detail::wake_list& wakes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Grants permits to waiters at the front while enough are available.
   void serve_waiters(detail::wake_list& wakes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable detail::spin_lock mu_;
   std::size_t permits_ ABSL_GUARDED_BY(mu_);
+  std::size_t debt_ ABSL_GUARDED_BY(mu_) = 0;  // owed to forget_permits, paid from releases
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   detail::waiter_list<acquire_awaiter> waiters_ ABSL_GUARDED_BY(mu_);
 };

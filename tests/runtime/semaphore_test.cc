@@ -175,5 +175,47 @@ TEST_P(mutex_test, guard_held_across_await_excludes_every_other_task) {
   EXPECT_EQ(rt_.block_on(contended_counter()), 8 * 500);
 }
 
+TEST_P(semaphore_test, add_permits_grows_the_limit) {
+  semaphore s(1);
+  s.add_permits(2);
+  auto a = s.try_acquire(3);
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(s.available_permits(), 0u);
+}
+
+TEST_P(semaphore_test, forget_permits_takes_free_permits_now_and_held_ones_as_they_return) {
+  semaphore s(4);
+  auto held = s.try_acquire(3);  // 3 out, 1 free
+  ASSERT_TRUE(held.has_value());
+  s.forget_permits(2);  // the limit goes from 4 to 2: the free one now, one more when returned
+  EXPECT_EQ(s.available_permits(), 0u);
+  EXPECT_EQ(s.forgotten_pending(), 1u);
+  { auto drop = std::move(*held); }  // 3 come back: one pays the debt, two are free
+  EXPECT_EQ(s.forgotten_pending(), 0u);
+  EXPECT_EQ(s.available_permits(), 2u);
+  EXPECT_EQ(s.try_acquire(3).error(), try_acquire_error::no_permits);
+}
+
+task<bool> a_waiter_is_not_served_from_a_permit_owed_to_forget() {
+  semaphore s(1);
+  auto held = s.try_acquire(1);
+  s.forget_permits(1);  // the limit is now 0
+  auto waiter = spawn([](semaphore* sem) -> task<bool> {
+    auto p = co_await sem->acquire();
+    co_return p.has_value();
+  }(&s));
+  while (s.waiters() == 0) co_await yield_now();
+  { auto drop = std::move(*held); }  // pays the debt: the waiter stays queued
+  for (int i = 0; i < 20; ++i) co_await yield_now();
+  const bool still_waiting = !waiter.is_finished() && s.waiters() == 1;
+  s.add_permits(1);  // the limit goes back to 1: now it is served
+  auto served = co_await waiter;
+  co_return still_waiting && served.has_value() && *served;
+}
+
+TEST_P(semaphore_test, a_waiter_is_not_served_from_a_permit_owed_to_forget_permits) {
+  EXPECT_TRUE(rt_.block_on(a_waiter_is_not_served_from_a_permit_owed_to_forget()));
+}
+
 }  // namespace
 }  // namespace shoal::rt
