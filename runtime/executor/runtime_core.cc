@@ -425,7 +425,11 @@ void worker::park() {
 // --------------------------------------------------------------------------------- runtime_core
 
 runtime_core::runtime_core(runtime_options options)
-    : options_(std::move(options)), idle_(detail::worker_count_of(options_)) {
+    : options_(std::move(options)),
+      idle_(detail::worker_count_of(options_)),
+      blocking_(options_.max_blocking_threads, options_.blocking_keep_alive,
+                options_.thread_name.substr(0, 11) + "-blk"),
+      blocking_admission_(options_.max_blocking_threads + options_.blocking_queue) {
   if (options_.start_paused) clock_.pause();
   const int n = detail::worker_count_of(options_);
   workers_.reserve(n);
@@ -555,6 +559,10 @@ void runtime_core::shutdown() {
     if (stopped_) return;
     stopped_ = true;
   }
+  // Every task is gone, so no one awaits a blocking closure any more: those not started are
+  // dropped; running ones are waited for (a blocking call cannot be interrupted).
+  blocking_admission_.close();
+  blocking_.shutdown();
   exiting_.store(true, std::memory_order_release);
   for (auto& w : workers_) w->unpark();
   for (auto& w : workers_) w->join();

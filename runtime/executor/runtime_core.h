@@ -15,6 +15,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
@@ -26,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/executor/blocking_pool.h"
 #include "runtime/executor/driver.h"
 #include "runtime/executor/idle.h"
 #include "runtime/executor/inject_queue.h"
@@ -33,6 +35,7 @@
 #include "runtime/internal/spin_lock.h"
 #include "runtime/internal/task_header.h"
 #include "runtime/plain_mutex.h"
+#include "runtime/sync/semaphore.h"
 #include "runtime/time/clock.h"
 #include "runtime/time/timer_queue.h"
 
@@ -131,6 +134,12 @@ struct runtime_options {
   bool start_paused = false;   // the test clock starts paused
   bool auto_advance = true;    // a paused clock jumps to the next timer when all workers idle
   std::string thread_name = "shoal-rt";
+  // spawn_blocking's pool (Tokio's defaults): threads started on demand up to this many, each
+  // leaving after this long idle; at most `blocking_queue` closures wait for a thread (more
+  // spawn_blocking calls wait, asynchronously, for room).
+  std::size_t max_blocking_threads = 512;
+  std::chrono::milliseconds blocking_keep_alive{10'000};
+  std::size_t blocking_queue = 4096;
 };
 
 class runtime_core {
@@ -158,6 +167,9 @@ class runtime_core {
   // Fires due timers; for a paused clock, a manual advance.
   std::size_t advance_clock(clock::duration d);
   int worker_count() const { return static_cast<int>(workers_.size()); }
+  detail::blocking_pool& blocking() { return blocking_; }
+  // Admission to the blocking pool: a permit per closure queued or running.
+  semaphore& blocking_admission() { return blocking_admission_; }
   detail::worker& worker_at(int i) { return *workers_[i]; }
 
  private:
@@ -181,6 +193,8 @@ class runtime_core {
   detail::inject_queue inject_;
   detail::idle idle_;
   detail::owned_tasks owned_;
+  detail::blocking_pool blocking_;
+  semaphore blocking_admission_;
   std::vector<std::unique_ptr<detail::worker>> workers_;
   std::atomic<bool> shutting_down_{false};
   std::atomic<bool> exiting_{false};
