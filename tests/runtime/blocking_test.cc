@@ -139,11 +139,14 @@ TEST(blocking_pool, shutdown_waits_for_running_closures_and_drops_the_rest) {
     running_finished_at.store(++order);
   });
   while (!started.load()) std::this_thread::yield();
-  (void)spawn_blocking(*rt, [&] { queued_ran.store(true); });
+  auto queued = spawn_blocking(*rt, [&] { queued_ran.store(true); });
   std::thread stopper([&] {
     rt->shutdown();
     shutdown_returned_at.store(++order);
   });
+  // The shutdown cancels every task first, the one waiting for the queued closure among them;
+  // only then is the running closure let go.
+  while (!queued.is_finished()) std::this_thread::yield();
   release.set_value();
   stopper.join();
   EXPECT_EQ(running_finished_at.load(), 1);
