@@ -1,13 +1,18 @@
-// join_handle<T>: the owner's view of a spawned task.
+// join_handle<T>: the owner's view of a spawned task; abort_handle: a copyable right to cancel it.
 //
 // `co_await handle` yields expected<T, join_error>: the task's value, or an error saying whether it
 // threw (carrying the exception) or was cancelled (by abort() or by the runtime shutting down).
 // Dropping the handle detaches the task; it keeps running. As in Tokio, a handle is awaited once.
 //
 //   auto h = rt::spawn(fetch(key));
-//   h.abort();                                   // optional: request cancellation
+//   rt::abort_handle stop = h.abort_handle();   // give it to whoever may cancel the task
+//   stop.abort();                                // optional: request cancellation
 //   rt::expected<value, rt::join_error> r = co_await std::move(h);
 //   if (!r && r.error().is_cancelled()) ...
+//
+// Cancel safety: awaiting a handle takes nothing; a cancelled await leaves the task running and the
+// handle usable. An abort_handle keeps the task's header (64 bytes, and its result until the
+// handle goes) alive, not the task.
 #pragma once
 
 #include <coroutine>
@@ -50,6 +55,40 @@ bool register_join_waiter(task_header* t, task_header* waiter) noexcept;
 void unregister_join_waiter(task_header* t) noexcept;
 }  // namespace detail
 
+// Cancels a task without owning its result. Copyable; any thread.
+class abort_handle {
+ public:
+  abort_handle() noexcept = default;
+  abort_handle(const abort_handle& o) noexcept : t_(o.t_) {
+    if (t_) t_->add_ref();
+  }
+  abort_handle(abort_handle&& o) noexcept : t_(std::exchange(o.t_, nullptr)) {}
+  abort_handle& operator=(abort_handle o) noexcept {
+    std::swap(t_, o.t_);
+    return *this;
+  }
+  ~abort_handle() {
+    if (t_) t_->release();
+  }
+
+  // Requests cancellation; a task that already finished keeps its result.
+  void abort() const noexcept {
+    if (t_) detail::abort_task(t_);
+  }
+  bool is_finished() const noexcept {
+    return t_ && (t_->state.load(std::memory_order_acquire) & detail::k_complete);
+  }
+
+ private:
+  template <class>
+  friend class join_handle;
+  explicit abort_handle(detail::task_header* t) noexcept : t_(t) { t_->add_ref(); }
+  detail::task_header* t_ = nullptr;
+};
+
+template <class T>
+class join_set;
+
 template <class T>
 class [[nodiscard]] join_handle {
  public:
@@ -73,6 +112,8 @@ class [[nodiscard]] join_handle {
   void abort() const noexcept {
     if (t_) detail::abort_task(t_);
   }
+  // A handle that can cancel the task, for someone other than the one who awaits it.
+  rt::abort_handle abort_handle() const noexcept { return rt::abort_handle(t_); }
   bool is_finished() const noexcept {
     return t_ && (t_->state.load(std::memory_order_acquire) & detail::k_complete);
   }
@@ -90,6 +131,7 @@ class [[nodiscard]] join_handle {
   }
 
  private:
+  friend class join_set<T>;
   struct awaiter {
     detail::task_header* t;
     bool owns;  // holds the handle's reference (awaited as an rvalue)
