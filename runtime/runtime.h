@@ -8,6 +8,12 @@
 //   int v = rt.block_on(compute());              // from ordinary code
 //   auto h = rt.spawn(background_job());         // from anywhere
 //   // inside a task: rt::spawn(...), co_await rt::yield_now()
+//   rt::spawn([key = std::move(key)]() -> rt::task<> { co_await use(key); });  // owns its captures
+//
+// A coroutine lambda's captures live in the lambda object, not in its frame, so spawning the task
+// a temporary lambda returns would leave the task reading a destroyed object. spawn() therefore
+// also takes the lambda itself: it moves it into the spawned task's frame and calls it there, so
+// the captures live exactly as long as the task (one more small frame).
 //
 // Destroying the runtime (or shutdown()) cancels every task still pending, waits until each one
 // has been destroyed, and joins the workers. Their join handles report `cancelled`.
@@ -18,7 +24,9 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <concepts>
 #include <optional>
+#include <type_traits>
 #include <utility>
 
 #include "runtime/executor/runtime_core.h"
@@ -28,6 +36,23 @@
 namespace shoal::rt {
 
 using flavor = runtime_options::flavor;
+
+namespace detail {
+template <class F>
+concept task_factory = std::invocable<F&> && requires { typename std::invoke_result_t<F&>::value_type; } &&
+                       std::is_same_v<std::invoke_result_t<F&>,
+                                      task<typename std::invoke_result_t<F&>::value_type>>;
+
+// Owns `f` for as long as the task it makes runs.
+template <class F, class R = typename std::invoke_result_t<F&>::value_type>
+task<R> call_owned(F f) {
+  if constexpr (std::is_void_v<R>) {
+    co_await f();
+  } else {
+    co_return co_await f();
+  }
+}
+}  // namespace detail
 
 class runtime {
  public:
@@ -45,6 +70,11 @@ class runtime {
     detail::task_header* h = t.release_header();
     core_->spawn(h);
     return join_handle<T>(h);
+  }
+  // Spawns the task a coroutine lambda (or any callable) returns, keeping the callable alive.
+  template <detail::task_factory F>
+  auto spawn(F f) {
+    return spawn(detail::call_owned(std::move(f)));
   }
 
   // Runs `t` to completion and returns its value (rethrowing its exception). Not from a worker.
@@ -122,6 +152,11 @@ join_handle<T> spawn(task<T> t) {
   detail::task_header* h = t.release_header();
   detail::current_core().spawn(h);
   return join_handle<T>(h);
+}
+// Spawns the task a coroutine lambda returns, moving the lambda (and its captures) into the task.
+template <detail::task_factory F>
+auto spawn(F f) {
+  return spawn(detail::call_owned(std::move(f)));
 }
 
 // Lets the other tasks of this worker run; the caller goes to the back of the run queue.

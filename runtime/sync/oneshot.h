@@ -9,11 +9,19 @@
 //
 // send() fails (returns false) if the receiver is gone; awaiting the receiver fails with
 // recv_error::closed if the sender was dropped without sending. One allocation per channel.
+//
+// channel<void>() carries no value, only "done": `tx.send()`, and the receiver yields
+// expected<void, recv_error> (a completion signal that also says whether the sender gave up).
+//
+// Cancel safety: a cancelled await of the receiver takes nothing; awaiting it again (or try_recv)
+// still gets the value.
 #pragma once
 
 #include <atomic>
 #include <coroutine>
 #include <optional>
+#include <type_traits>
+#include <variant>
 #include <utility>
 
 #include "runtime/expected.h"
@@ -42,10 +50,13 @@ enum : uint32_t {
 };
 
 template <class T>
+using stored_t = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+
+template <class T>
 struct shared {
   std::atomic<uint32_t> state{0};
   task_header* rx_task = nullptr;
-  std::optional<T> value;
+  std::optional<stored_t<T>> value;
 
   // The sender closes (with or without a value). Frees the state if the receiver is gone.
   void close_tx(uint32_t bits) {
@@ -80,7 +91,23 @@ class sender {
   }
 
   // Stores the value and wakes the receiver. False (value dropped) if the receiver is gone.
-  bool send(T v) {
+  template <class U = T>
+    requires(!std::is_void_v<U>)
+  bool send(U v) {
+    return deliver(std::move(v));
+  }
+  // channel<void>: signals completion.
+  bool send()
+    requires std::is_void_v<T>
+  {
+    return deliver(std::monostate{});
+  }
+  bool is_closed() const noexcept {
+    return s_->state.load(std::memory_order_acquire) & detail::k_rx_closed;
+  }
+
+ private:
+  bool deliver(detail::stored_t<T> v) {
     auto* s = std::exchange(s_, nullptr);
     if (s->state.load(std::memory_order_acquire) & detail::k_rx_closed) {
       s->close_tx(0);
@@ -90,11 +117,7 @@ class sender {
     s->close_tx(detail::k_value);  // if the receiver left meanwhile, the value goes with the state
     return true;
   }
-  bool is_closed() const noexcept {
-    return s_->state.load(std::memory_order_acquire) & detail::k_rx_closed;
-  }
 
- private:
   template <class U>
   friend std::pair<sender<U>, receiver<U>> channel();
   explicit sender(detail::shared<T>* s) : s_(s) {}
@@ -172,7 +195,11 @@ class receiver {
     expected<T, recv_error> await_resume() {
       parked_ = false;
       if (r_->s_->state.load(std::memory_order_acquire) & detail::k_value) {
-        return std::move(*r_->s_->value);
+        if constexpr (std::is_void_v<T>) {
+          return {};
+        } else {
+          return std::move(*r_->s_->value);
+        }
       }
       return unexpected(recv_error::closed);
     }
@@ -187,8 +214,8 @@ class receiver {
     return rt::detail::coop::budgeted<recv_awaiter>(recv_awaiter(this));
   }
 
-  // Non-blocking: the value if it has arrived.
-  std::optional<T> try_recv() {
+  // Non-blocking: the value if it has arrived (channel<void>: std::monostate).
+  std::optional<detail::stored_t<T>> try_recv() {
     if (s_->state.load(std::memory_order_acquire) & detail::k_value) return std::move(*s_->value);
     return std::nullopt;
   }

@@ -80,5 +80,24 @@ TEST_P(oneshot_test, cancelling_a_waiting_receiver_closes_the_channel_without_le
   EXPECT_FALSE(rt_.block_on(cancelled_receiver()));
 }
 
+task<bool> a_void_oneshot_signals_done_or_closed() {
+  auto [tx, rx] = oneshot::channel<void>();
+  auto waiter = spawn([](oneshot::receiver<void> r) -> task<bool> {
+    auto v = co_await std::move(r);
+    co_return v.has_value();
+  }(std::move(rx)));
+  co_await yield_now();
+  EXPECT_TRUE(tx.send());
+  auto got = co_await waiter;
+  auto [tx2, rx2] = oneshot::channel<void>();
+  { auto drop = std::move(tx2); }  // dropped without sending
+  auto closed = co_await std::move(rx2);
+  co_return got.has_value() && *got && !closed && closed.error() == oneshot::recv_error::closed;
+}
+
+TEST_P(oneshot_test, a_void_channel_signals_done_or_that_the_sender_gave_up) {
+  EXPECT_TRUE(rt_.block_on(a_void_oneshot_signals_done_or_closed()));
+}
+
 }  // namespace
 }  // namespace shoal::rt
