@@ -88,6 +88,7 @@ class abort_handle {
 
 template <class T>
 class join_set;
+class runtime;
 
 template <class T>
 class [[nodiscard]] join_handle {
@@ -132,6 +133,7 @@ class [[nodiscard]] join_handle {
 
  private:
   friend class join_set<T>;
+  friend class runtime;
   struct awaiter {
     detail::task_header* t;
     bool owns;  // holds the handle's reference (awaited as an rvalue)

@@ -1,8 +1,13 @@
 // runtime: runs tasks on worker threads. Shoal's equivalent of tokio::runtime::Runtime.
 //
 // Two flavors: multi_thread (N workers with work stealing; a task may move between workers at any
-// co_await) and current_thread (every task on one worker thread). Each worker parks on a driver:
-// a condition variable by default, or a gRPC completion queue (see runtime/grpc/).
+// co_await) and current_thread (every task on one thread at a time). Each worker parks on a
+// driver: a condition variable by default, or a gRPC completion queue (see runtime/grpc/).
+//
+// block_on: on multi_thread, the task runs on the workers and the caller waits. On
+// current_thread, as in Tokio, the caller's own thread runs it, and every other task of the
+// runtime while it lasts: the runtime's thread steps aside and takes over again afterwards, so a
+// current_thread runtime still serves spawned tasks (and gRPC calls) when no one is in block_on.
 //
 //   rt::runtime rt({.kind = rt::runtime_options::flavor::multi_thread, .workers = 2});
 //   int v = rt.block_on(compute());              // from ordinary code
@@ -77,7 +82,8 @@ class runtime {
     return spawn(detail::call_owned(std::move(f)));
   }
 
-  // Runs `t` to completion and returns its value (rethrowing its exception). Not from a worker.
+  // Runs `t` to completion and returns its value (rethrowing its exception). Not from a worker of
+  // this runtime; on current_thread, the calling thread runs the tasks meanwhile.
   template <class T>
   T block_on(task<T> t);
 
@@ -132,6 +138,19 @@ T runtime::block_on(task<T> t) {
   if (core_->is_current()) {
     std::fprintf(stderr, "shoal::rt: block_on called from a worker of the same runtime\n");
     std::abort();
+  }
+  if (core_->single_threaded()) {
+    core_->take_seat();
+    join_handle<T> h = spawn(std::move(t));
+    core_->serve_on_caller_until(h.t_);
+    core_->give_seat_back();
+    expected<T, join_error> r = join_handle<T>::take_result(h.t_);
+    if (!r) {
+      if (r.error().is_panic()) std::rethrow_exception(r.error().panic());
+      throw r.error();
+    }
+    if constexpr (!std::is_void_v<T>) return std::move(*r);
+    else return;
   }
   detail::block_on_latch latch;
   std::optional<expected<T, join_error>> result;

@@ -26,8 +26,10 @@ class driver {
   virtual bool poll() = 0;
   // Any thread: makes the current or next park() return promptly.
   virtual void unpark() = 0;
-  // Called on the worker thread before it runs any task.
+  // Called on the thread that is about to run the worker's tasks (the worker thread, or a
+  // current_thread runtime's block_on caller), and on that thread when it stops.
   virtual void attach() {}
+  virtual void detach() {}
   // Called by the worker thread once no task is left: release what the driver holds.
   virtual void shutdown() {}
 };

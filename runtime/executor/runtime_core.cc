@@ -155,9 +155,37 @@ void worker::join() {
 }
 
 void worker::run() {
+  for (;;) {
+    tls.current_worker = this;
+    driver_->attach();
+    serve(nullptr);
+    driver_->detach();
+    tls.current_worker = nullptr;
+    if (core_.exiting()) break;
+    core_.lend_seat();  // a block_on caller runs the tasks until it gives the seat back
+  }
+  driver_->shutdown();
+}
+
+void worker::serve_caller_until(task_header* t) {
+  // The caller may be a worker of another runtime, or inside nothing: save what it had.
+  thread_context saved = tls;
+  tls = thread_context{};
   tls.current_worker = this;
   driver_->attach();
-  while (!core_.exiting()) {
+  serve(t);
+  driver_->detach();
+  tls = saved;
+}
+
+bool worker::should_leave() const {
+  if (until_ != nullptr) return until_->state.load(std::memory_order_acquire) & k_complete;
+  return seat_wanted_.load(std::memory_order_acquire);
+}
+
+void worker::serve(task_header* until) {
+  until_ = until;
+  while (!core_.exiting() && !should_leave()) {
     ++tick_;
     if (tick_ % k_maintenance_interval == 0) maintenance();
     if (task_header* t = next_task()) {
@@ -181,8 +209,7 @@ void worker::run() {
     }
     park();
   }
-  driver_->shutdown();
-  tls.current_worker = nullptr;
+  until_ = nullptr;
 }
 
 void worker::maintenance() {
@@ -392,7 +419,7 @@ void worker::park() {
   searching_ = false;
   if (last_searcher) core_.notify_if_work_pending();
   for (;;) {
-    if (core_.exiting()) {
+    if (core_.exiting() || should_leave()) {
       core_.idle_.unpark_self(index_);
       return;
     }
@@ -444,6 +471,30 @@ runtime_core::~runtime_core() { shutdown(); }
 
 void runtime_core::start() {
   for (auto& w : workers_) w->start(options_.thread_name);
+}
+
+void runtime_core::lend_seat() {
+  std::unique_lock lock(seat_mu_);
+  seat_lent_ = true;
+  seat_cv_.notify_all();
+  seat_cv_.wait(lock, [&] { return !seat_lent_ || exiting(); });
+}
+
+void runtime_core::take_seat() {
+  caller_mu_.lock();  // until give_seat_back
+  workers_[0]->request_seat();
+  std::unique_lock lock(seat_mu_);
+  seat_cv_.wait(lock, [&] { return seat_lent_; });
+}
+
+void runtime_core::give_seat_back() {
+  {
+    std::lock_guard lock(seat_mu_);
+    workers_[0]->release_seat();
+    seat_lent_ = false;
+  }
+  seat_cv_.notify_all();
+  caller_mu_.unlock();
 }
 
 bool runtime_core::is_current() const {
@@ -563,7 +614,11 @@ void runtime_core::shutdown() {
   // dropped; running ones are waited for (a blocking call cannot be interrupted).
   blocking_admission_.close();
   blocking_.shutdown();
-  exiting_.store(true, std::memory_order_release);
+  {
+    std::lock_guard lock(seat_mu_);
+    exiting_.store(true, std::memory_order_release);
+  }
+  seat_cv_.notify_all();
   for (auto& w : workers_) w->unpark();
   for (auto& w : workers_) w->join();
 }

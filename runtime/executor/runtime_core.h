@@ -52,6 +52,14 @@ class worker {
   void start(const std::string& name);
   void join();
   void unpark() { driver_->unpark(); }
+  // current_thread: runs the worker's loop on the calling thread until `t` completes (block_on).
+  void serve_caller_until(task_header* t);
+  // current_thread: block_on asks the worker thread to leave its loop (and the seat) for a while.
+  void request_seat() {
+    seat_wanted_.store(true, std::memory_order_release);
+    unpark();
+  }
+  void release_seat() { seat_wanted_.store(false, std::memory_order_release); }
   // Any thread: the clock time (ns) this worker is parked until; below every deadline when it is
   // not parked, above every deadline when it is parked without one.
   int64_t parked_until() const { return parked_until_.load(std::memory_order_seq_cst); }
@@ -66,6 +74,10 @@ class worker {
 
  private:
   void run();
+  // The scheduling loop, on whichever thread holds the worker: until the runtime exits, or until
+  // `until` completes (a block_on caller), or until a block_on caller wants the seat.
+  void serve(task_header* until);
+  bool should_leave() const;
   void run_task(task_header* t);
   void after_suspend(task_header* t, bool yielded);
   void cancel(task_header* t);
@@ -96,6 +108,8 @@ class worker {
   static constexpr int64_t k_not_parked = std::numeric_limits<int64_t>::min();
   static constexpr int64_t k_parked_without_deadline = std::numeric_limits<int64_t>::max();
   std::atomic<int64_t> parked_until_{k_not_parked};
+  task_header* until_ = nullptr;        // what the thread in serve() waits for, if a caller
+  std::atomic<bool> seat_wanted_{false};  // a block_on caller waits for the worker thread to leave
   uint64_t rng_;
   std::thread thread_;
 };
@@ -150,6 +164,13 @@ class runtime_core {
   runtime_core& operator=(const runtime_core&) = delete;
 
   void start();
+  bool single_threaded() const { return options_.kind == runtime_options::flavor::current_thread; }
+  // current_thread: block_on runs every task of the runtime on the calling thread, as Tokio's
+  // does. The caller takes the seat (the worker thread steps aside; one caller at a time), spawns
+  // its task, serves until that task completes, and gives the seat back.
+  void take_seat();
+  void serve_on_caller_until(detail::task_header* t) { workers_[0]->serve_caller_until(t); }
+  void give_seat_back();
   // Takes a freshly created task (refs = 1, the creator's) and schedules it. Adds the join handle's
   // reference.
   void spawn(detail::task_header* t);
@@ -198,6 +219,12 @@ class runtime_core {
   std::vector<std::unique_ptr<detail::worker>> workers_;
   std::atomic<bool> shutting_down_{false};
   std::atomic<bool> exiting_{false};
+  // current_thread's seat: the worker thread lends it to a block_on caller.
+  void lend_seat();
+  std::mutex seat_mu_;
+  std::condition_variable seat_cv_;
+  bool seat_lent_ = false;  // guarded by seat_mu_
+  std::mutex caller_mu_;    // one block_on caller at a time
   std::mutex done_mu_;
   std::condition_variable done_cv_;
   bool stopped_ = false;  // guarded by done_mu_

@@ -46,7 +46,8 @@ std::unique_ptr<completion_queue_driver> completion_queue_driver::create() {
 
 completion_queue_driver::~completion_queue_driver() = default;
 
-void completion_queue_driver::attach() { tls_driver = this; }
+void completion_queue_driver::attach() { previous_ = std::exchange(tls_driver, this); }
+void completion_queue_driver::detach() { tls_driver = std::exchange(previous_, nullptr); }
 
 ::grpc::CompletionQueue* completion_queue_driver::current_queue() {
   return tls_driver ? tls_driver->cq_.get() : nullptr;

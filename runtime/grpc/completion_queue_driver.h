@@ -41,6 +41,7 @@ class completion_queue_driver final : public driver {
   ~completion_queue_driver() override;
 
   void attach() override;
+  void detach() override;
   void park(std::optional<time_point> deadline) override;
   bool poll() override;
   void unpark() override;
@@ -60,6 +61,7 @@ class completion_queue_driver final : public driver {
 
   std::unique_ptr<::grpc::CompletionQueue> cq_;
   const bool server_;
+  completion_queue_driver* previous_ = nullptr;  // the thread's driver before attach()
   ::grpc::Alarm alarm_;
   std::atomic<bool> alarm_pending_{false};
   plain_mutex closing_mu_;  // orders a late unpark() against the queue's shutdown

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -271,6 +272,44 @@ TEST_P(task_test, a_spawned_capturing_lambda_keeps_its_captures_for_the_task) {
     co_return *co_await std::move(inner);
   }()),
             42);
+}
+
+// current_thread: block_on runs its task, and every task spawned meanwhile, on the calling thread;
+// between block_on calls the runtime's own thread keeps serving spawned tasks.
+task<std::pair<bool, bool>> where_things_run(std::thread::id caller) {
+  const bool here = std::this_thread::get_id() == caller;
+  auto child = spawn([caller]() -> task<bool> {
+    co_await yield_now();
+    co_return std::this_thread::get_id() == caller;
+  });
+  co_return std::pair(here, *co_await std::move(child));
+}
+
+TEST(block_on_current_thread, runs_on_the_calling_thread_and_the_runtime_still_serves_without_it) {
+  runtime_options o;
+  o.kind = flavor::current_thread;
+  runtime rt(o);
+  auto [task_here, child_here] = rt.block_on(where_things_run(std::this_thread::get_id()));
+  EXPECT_TRUE(task_here);
+  EXPECT_TRUE(child_here);
+  // No one is in block_on now: a task spawned from outside still runs (on the runtime's thread).
+  std::atomic<bool> ran{false};
+  std::atomic<std::thread::id> ran_on{};
+  auto h = rt.spawn([](std::atomic<bool>* r, std::atomic<std::thread::id>* on) -> task<> {
+    on->store(std::this_thread::get_id());
+    r->store(true);
+    co_return;
+  }(&ran, &ran_on));
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!ran.load() && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
+  EXPECT_TRUE(ran.load());
+  EXPECT_NE(ran_on.load(), std::this_thread::get_id());
+  // And block_on again, from another thread, takes the seat again.
+  std::thread other([&] {
+    auto [a, b] = rt.block_on(where_things_run(std::this_thread::get_id()));
+    EXPECT_TRUE(a && b);
+  });
+  other.join();
 }
 
 }  // namespace
