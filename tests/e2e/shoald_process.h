@@ -59,6 +59,14 @@ class shoald_process {
     return channel_;
   }
   std::unique_ptr<v1::KV::Stub> kv() { return v1::KV::NewStub(channel()); }
+  // A channel on a connection of its own (gRPC otherwise shares one between equal channels): a
+  // second client, whose traffic does not queue behind the first's on one HTTP/2 connection.
+  std::shared_ptr<grpc::Channel> new_connection() {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(64 << 20);
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    return grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args);
+  }
   std::unique_ptr<v1::Admin::Stub> admin() { return v1::Admin::NewStub(channel()); }
   std::unique_ptr<grpc::health::v1::Health::Stub> health() {
     return grpc::health::v1::Health::NewStub(channel());
