@@ -23,6 +23,7 @@
 #include <grpcpp/completion_queue.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 
 #include "runtime/executor/driver.h"
@@ -62,6 +63,7 @@ class completion_queue_driver final : public driver {
   std::unique_ptr<::grpc::CompletionQueue> cq_;
   const bool server_;
   completion_queue_driver* previous_ = nullptr;  // the thread's driver before attach()
+  std::chrono::steady_clock::time_point last_io_poll_{};  // see k_io_poll_interval
   ::grpc::Alarm alarm_;
   std::atomic<bool> alarm_pending_{false};
   plain_mutex closing_mu_;  // orders a late unpark() against the queue's shutdown

@@ -185,9 +185,14 @@ class bidi_stream {
   auto read(Req* r) {
     return rt::grpc::async_op(call_, [this, r](void* tag) { stream_->Read(r, tag); });
   }
-  // `co_await` yields false if the stream is broken (the client went away).
-  auto write(const Resp& r) {
-    return rt::grpc::async_op(call_, [this, &r](void* tag) { stream_->Write(r, tag); });
+  // `co_await` yields false if the stream is broken (the client went away). `more_follows`: another
+  // write comes at once, so gRPC may hold this one and send both in one go (its buffer hint).
+  auto write(const Resp& r, bool more_follows = false) {
+    return rt::grpc::async_op(call_, [this, &r, more_follows](void* tag) {
+      grpc::WriteOptions options;
+      if (more_follows) options.set_buffer_hint();
+      stream_->Write(r, options, tag);
+    });
   }
   // Ends the call early, with no write outstanding; a read still outstanding then fails (gRPC
   // allows this for ending a call with a non-OK status). serve_bidi then does not finish it again.
