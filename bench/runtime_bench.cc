@@ -9,6 +9,10 @@
 //
 // Extra metric beyond the anchor: spawn_idle_1m reports heap allocations per spawned task, counted
 // by a global operator new in this binary (on the spawning thread, while spawning).
+//
+// Cases beyond the anchor (timers_100k, spawn_blocking_rtt, join_set, select2, select8,
+// coop_probe, and the mutex cases with one hash function on both sides) have their Tokio side in
+// bench/tokio-cases, under the same names and parameters.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,11 +32,14 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "runtime/blocking.h"
+#include "runtime/join_set.h"
 #include "runtime/runtime.h"
 #include "runtime/sync/broadcast.h"
 #include "runtime/sync/mpsc.h"
 #include "runtime/sync/notify.h"
 #include "runtime/sync/oneshot.h"
+#include "runtime/sync/select.h"
 #include "runtime/sync/watch.h"
 #include "runtime/time/sleep.h"
 
@@ -378,6 +385,102 @@ task<std::vector<metric>> watch_bench(std::string p, uint64_t n, int receivers, 
   };
 }
 
+// ---------------------------------------------------------------- 9. spawn_blocking
+
+task<std::vector<metric>> blocking_round_trip(std::string p, uint64_t n) {
+  const auto t0 = clk::now();
+  uint64_t sum = 0;
+  for (uint64_t i = 0; i < n; ++i) sum += *co_await rt::spawn_blocking([i] { return i; });
+  const auto d = clk::now() - t0;
+  if (sum != n * (n - 1) / 2) std::abort();
+  co_return std::vector<metric>{{p + ".round_trip", ns_per(d, n), "ns"}};
+}
+
+// ---------------------------------------------------------------- 10. join_set
+
+task<std::vector<metric>> join_set_bench(std::string p, uint64_t n, uint64_t batch) {
+  const auto t0 = clk::now();
+  uint64_t sum = 0;
+  for (uint64_t b = 0; b < n / batch; ++b) {
+    rt::join_set<uint64_t> set;
+    for (uint64_t i = 0; i < batch; ++i) set.spawn(value_task(i));
+    for (;;) {
+      auto r = co_await set.join_next();
+      if (!r) break;
+      sum += **r;
+    }
+  }
+  const auto d = clk::now() - t0;
+  if (sum != (n / batch) * batch * (batch - 1) / 2) std::abort();
+  co_return std::vector<metric>{{p + ".per_task", ns_per(d, n), "ns"}};
+}
+
+// ---------------------------------------------------------------- 11. select
+
+task<> produce(rt::mpsc::sender<uint64_t> tx, uint64_t n) {
+  for (uint64_t i = 0; i < n; ++i) {
+    if (!co_await tx.send(i)) co_return;
+  }
+}
+
+template <class... R>
+task<uint64_t> select_until_all_closed(R*... rx) {
+  uint64_t got = 0;
+  for (;;) {
+    auto r = co_await rt::select(rt::else_when_closed, rx->recv()...);
+    if (r.index() == sizeof...(R)) break;
+    ++got;
+  }
+  co_return got;
+}
+
+task<std::vector<metric>> select_bench(std::string p, uint64_t total, int branches) {
+  std::vector<rt::mpsc::receiver<uint64_t>> rx;
+  for (int i = 0; i < branches; ++i) {
+    auto [t, r] = rt::mpsc::channel<uint64_t>(1024);
+    rt::spawn(produce(std::move(t), total / static_cast<uint64_t>(branches))).detach();
+    rx.push_back(std::move(r));
+  }
+  const auto t0 = clk::now();
+  const uint64_t got =
+      branches == 2 ? co_await select_until_all_closed(&rx[0], &rx[1])
+                    : co_await select_until_all_closed(&rx[0], &rx[1], &rx[2], &rx[3], &rx[4],
+                                                       &rx[5], &rx[6], &rx[7]);
+  const auto d = clk::now() - t0;
+  if (got != total) std::abort();
+  co_return std::vector<metric>{{p + ".throughput", per_sec(got, d) / 1e6, "M msg/s"}};
+}
+
+// ---------------------------------------------------------------- 12. coop
+
+task<> set_flag(std::atomic<bool>* f) {
+  f->store(true, std::memory_order_release);
+  co_return;
+}
+
+task<std::vector<metric>> coop_probe(std::string p, uint64_t n) {
+  std::atomic<bool> ran{false};
+  auto sibling = rt::spawn(set_flag(&ran));
+  auto [tx, rx] = rt::mpsc::channel<uint64_t>(1);
+  uint64_t before = 0;
+  while (!ran.load(std::memory_order_acquire) && before < 10'000'000) {
+    co_await tx.send(before);
+    (void)co_await rx.recv();
+    ++before;
+  }
+  (void)co_await sibling;
+  const auto t0 = clk::now();
+  for (uint64_t i = 0; i < n; ++i) {
+    co_await tx.send(i);
+    (void)co_await rx.recv();
+  }
+  const auto d = clk::now() - t0;
+  co_return std::vector<metric>{
+      {p + ".sibling_after", static_cast<double>(before), "iterations"},
+      {p + ".loop_iteration", ns_per(d, n), "ns"},
+  };
+}
+
 // ---------------------------------------------------------------- 8. timers
 
 // Each task sleeps 1 ms from when it starts and records how late it woke.
@@ -422,39 +525,53 @@ uint64_t xorshift(uint64_t x) {
 }
 int shard_of(uint64_t k) { return static_cast<int>((k * 0x9E3779B97F4A7C15ull) >> 58); }
 
-struct shard {
-  rt::plain_mutex mu;
-  absl::flat_hash_map<uint64_t, uint64_t> map ABSL_GUARDED_BY(mu);
+// The same_hash cases use this hash on both sides (bench/tokio-cases' MixHasher), so that the
+// comparison is of the runtimes and the tables, not of SipHash against abseil's hash.
+struct mix_hash {
+  std::size_t operator()(uint64_t k) const noexcept {
+    const unsigned __int128 p = static_cast<unsigned __int128>(k) * 0x9E3779B97F4A7C15ull;
+    return static_cast<uint64_t>(p) ^ static_cast<uint64_t>(p >> 64);
+  }
 };
 
-task<clk::duration> increment_task(std::vector<std::unique_ptr<shard>>* shards, uint64_t t,
+template <class Hash>
+struct shard {
+  rt::plain_mutex mu;
+  absl::flat_hash_map<uint64_t, uint64_t, Hash> map ABSL_GUARDED_BY(mu);
+};
+
+template <class Hash>
+task<clk::duration> increment_task(std::vector<std::unique_ptr<shard<Hash>>>* shards, uint64_t t,
                                    uint64_t per, bool sharded) {
   const auto ts = clk::now();
   uint64_t x = 0x2545F4914F6CDD1Dull ^ ((t + 1) * 0x9E3779B97F4A7C15ull);
   for (uint64_t i = 0; i < per; ++i) {
     x = xorshift(x);
     const uint64_t k = x & (k_keys - 1);
-    shard& s = *(*shards)[sharded ? shard_of(k) : 0];
+    shard<Hash>& s = *(*shards)[sharded ? shard_of(k) : 0];
     rt::plain_lock lock(s.mu);
     ++s.map[k];
   }
   co_return clk::now() - ts;
 }
 
+template <class Hash = absl::Hash<uint64_t>>
 task<std::vector<metric>> mutex_bench(std::string p, uint64_t per, bool sharded) {
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const uint64_t tasks = 2 * cores;
-  std::vector<std::unique_ptr<shard>> shards;
-  for (int i = 0; i < (sharded ? k_shards : 1); ++i) shards.push_back(std::make_unique<shard>());
+  std::vector<std::unique_ptr<shard<Hash>>> shards;
+  for (int i = 0; i < (sharded ? k_shards : 1); ++i) {
+    shards.push_back(std::make_unique<shard<Hash>>());
+  }
   for (uint64_t k = 0; k < k_keys; ++k) {
-    shard& s = *shards[sharded ? shard_of(k) : 0];
+    shard<Hash>& s = *shards[sharded ? shard_of(k) : 0];
     rt::plain_lock lock(s.mu);
     s.map[k] = 0;
   }
   const auto t0 = clk::now();
   std::vector<join_handle<clk::duration>> hs;
   for (uint64_t t = 0; t < tasks; ++t)
-    hs.push_back(rt::spawn(increment_task(&shards, t, per, sharded)));
+    hs.push_back(rt::spawn(increment_task<Hash>(&shards, t, per, sharded)));
   clk::duration busy{};
   for (auto& h : hs) busy += *co_await h;
   const auto d = clk::now() - t0;
@@ -474,6 +591,13 @@ task<std::vector<metric>> mutex_bench(std::string p, uint64_t per, bool sharded)
 
 // ---------------------------------------------------------------- harness
 
+// What a spin-wait does between tries (the Tokio side's std::hint::spin_loop() is the same `pause`).
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 // Core-to-core round trip between two plain threads: tells apart how the host placed the vCPUs.
 double c2c_rtt_ns(uint64_t iters) {
   struct alignas(128) line {
@@ -483,8 +607,7 @@ double c2c_rtt_ns(uint64_t iters) {
   line l;
   std::thread peer([&] {
     for (uint64_t i = 0; i < total; ++i) {
-      while (l.v.load(std::memory_order_acquire) != 2 * i + 1) {
-      }
+      while (l.v.load(std::memory_order_acquire) != 2 * i + 1) cpu_relax();
       l.v.store(2 * i + 2, std::memory_order_release);
     }
   });
@@ -492,8 +615,7 @@ double c2c_rtt_ns(uint64_t iters) {
   for (uint64_t i = 0; i < total; ++i) {
     if (i == warm) t0 = clk::now();
     l.v.store(2 * i + 1, std::memory_order_release);
-    while (l.v.load(std::memory_order_acquire) != 2 * i + 2) {
-    }
+    while (l.v.load(std::memory_order_acquire) != 2 * i + 2) cpu_relax();
   }
   const auto d = clk::now() - t0;
   peer.join();
@@ -514,6 +636,13 @@ std::vector<std::string> cases() {
       {"mutex_single", {"mt2", "ct"}},
       {"mutex_sharded64", {"mt2", "ct"}},
       {"timers_100k", {"mt2", "ct"}},
+      {"spawn_blocking_rtt", {"mt2", "ct"}},
+      {"join_set", {"mt2", "ct"}},
+      {"select2", {"mt2", "ct"}},
+      {"select8", {"mt2", "ct"}},
+      {"coop_probe", {"mt2", "ct"}},
+      {"mutex_single_same_hash", {"mt2", "ct"}},
+      {"mutex_sharded64_same_hash", {"mt2", "ct"}},
   };
   std::vector<std::string> out;
   for (auto& [b, rts] : table) {
@@ -542,6 +671,17 @@ std::vector<metric> run_bench(const std::string& b, rt_kind k, const std::string
   if (b == "mutex_single") return run_on(k, [&] { return mutex_bench(p, 1'000'000, false); });
   if (b == "mutex_sharded64") return run_on(k, [&] { return mutex_bench(p, 1'000'000, true); });
   if (b == "timers_100k") return run_on(k, [&] { return timers_bench(p, 100'000); });
+  if (b == "spawn_blocking_rtt") return run_on(k, [&] { return blocking_round_trip(p, 100'000); });
+  if (b == "join_set") return run_on(k, [&] { return join_set_bench(p, 1'000'000, 1'000); });
+  if (b == "select2") return run_on(k, [&] { return select_bench(p, 1'000'000, 2); });
+  if (b == "select8") return run_on(k, [&] { return select_bench(p, 1'000'000, 8); });
+  if (b == "coop_probe") return run_on(k, [&] { return coop_probe(p, 10'000'000); });
+  if (b == "mutex_single_same_hash") {
+    return run_on(k, [&] { return mutex_bench<mix_hash>(p, 1'000'000, false); });
+  }
+  if (b == "mutex_sharded64_same_hash") {
+    return run_on(k, [&] { return mutex_bench<mix_hash>(p, 1'000'000, true); });
+  }
   std::fprintf(stderr, "unknown bench %s\n", b.c_str());
   std::exit(2);
 }
