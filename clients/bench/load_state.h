@@ -66,6 +66,7 @@ struct shared_state {
   std::atomic<int64_t> budget{0};  // --count
   std::mutex mu;
   histogram merged;  // guarded by mu
+  histogram puts;    // guarded by mu; watch mode: the Put calls' own latency
 };
 
 // Adds a task's histogram to the total however the task ends (finished, or cancelled by the
