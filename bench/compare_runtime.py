@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""Runs Shoal's runtime benchmark and the Tokio anchor side by side, interleaved, and prints a
-markdown table of medians with the Shoal/Tokio ratio for each metric both report.
+"""Runs Shoal's runtime benchmark and Tokio's side by side, interleaved, and prints a markdown
+table of medians and ranges with the Shoal/Tokio ratio of the medians for each metric both report.
 
     bench/compare_runtime.py --shoal build/bench/shoal-rt-bench \
-        --tokio /tmp/tokio-bench/target/release/tokio-bench --rounds 3 [--filter mpsc]
+        --tokio /tmp/tokio-bench/target/release/tokio-bench \
+        --tokio /tmp/tokio-cases/target/release/tokio-cases --rounds 5 [--filter mpsc]
 
-Each round runs every case of both programs once, each case in a fresh process (the programs'
-own `one <case>`), Tokio first then Shoal, so that both see the same machine weather.
+--tokio may be given more than once (the shared anchor, and bench/tokio-cases for the cases Shoal
+adds); each case runs on the first Tokio program that lists it. Each round runs every case of
+both sides once, each case in a fresh process (the programs' own `one <case>`), Tokio first then
+Shoal, so that both see the same machine weather.
 """
 import argparse
 import statistics
@@ -32,21 +35,26 @@ def run_one(exe, case):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shoal", required=True)
-    ap.add_argument("--tokio", required=True)
+    ap.add_argument("--tokio", required=True, action="append")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--filter", default="")
     args = ap.parse_args()
 
-    cases = subprocess.run([args.tokio, "list"], capture_output=True, text=True).stdout.split()
     shoal_cases = set(subprocess.run([args.shoal, "list"], capture_output=True, text=True).stdout.split())
-    cases = [c for c in cases if c in shoal_cases and args.filter in c]
+    tokio_of = {}
+    cases = []
+    for exe in args.tokio:
+        for c in subprocess.run([exe, "list"], capture_output=True, text=True).stdout.split():
+            if c in shoal_cases and args.filter in c and c not in tokio_of:
+                tokio_of[c] = exe
+                cases.append(c)
 
     values = {"tokio": {}, "shoal": {}}
     units = {}
     order = []
     for r in range(args.rounds):
         for case in cases:
-            for who, exe in (("tokio", args.tokio), ("shoal", args.shoal)):
+            for who, exe in (("tokio", tokio_of[case]), ("shoal", args.shoal)):
                 for name, (v, unit) in run_one(exe, case).items():
                     if name not in units:
                         units[name] = unit
@@ -54,7 +62,9 @@ def main():
                     values[who].setdefault(name, []).append(v)
             print(f"round {r + 1}: {case} done", file=sys.stderr)
 
-    print("| metric | Tokio 1.24 | Shoal | unit | Shoal vs Tokio |")
+    print(f"{args.rounds} interleaved rounds; median [min-max]")
+    print()
+    print("| metric | Tokio 1.24 | Shoal | unit | Shoal vs Tokio (medians) |")
     print("|---|---:|---:|---|---|")
     for name in order:
         t = values["tokio"].get(name)
@@ -70,7 +80,8 @@ def main():
             verdict = f"{ratio:.2f}x {'faster' if ratio >= 1 else 'slower'}"
             if "rss" in name or "allocations" in name:
                 verdict = f"{sm / tm:.2f}x of Tokio's"
-        print(f"| {name} | {tm:.4g} | {sm:.4g} | {unit} | {verdict} |")
+        print(f"| {name} | {tm:.4g} [{min(t):.4g}-{max(t):.4g}] | {sm:.4g} [{min(s):.4g}-{max(s):.4g}] "
+              f"| {unit} | {verdict} |")
 
 
 if __name__ == "__main__":

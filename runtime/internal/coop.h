@@ -53,12 +53,12 @@ bool suspend(A& a, std::coroutine_handle<> h) {
   }
 }
 
-// The frame that runs when a task that yielded for its budget is resumed: it makes the attempt the
-// awaiter gave up, then either hands control back to the awaiting coroutine (through the
-// trampoline) or leaves the task suspended on the primitive. It frees itself when it finishes.
-struct retry_frame {
+// A frame that runs in a task's place: set as the task's resume point, it runs when the task is
+// resumed, on the task's behalf, and frees itself when it finishes (which, to continue the task's
+// own coroutine, sets tls.next). The budget's retry and select's driver are such frames.
+struct stand_in_frame {
   struct promise_type {
-    retry_frame get_return_object() noexcept {
+    stand_in_frame get_return_object() noexcept {
       return {std::coroutine_handle<promise_type>::from_promise(*this)};
     }
     std::suspend_always initial_suspend() const noexcept { return {}; }
@@ -110,7 +110,9 @@ class [[nodiscard]] budgeted {
   Inner& inner() noexcept { return inner_; }
 
  private:
-  static retry_frame retry(budgeted* self, std::coroutine_handle<> h) {
+  // Runs when the task that yielded is resumed: makes the attempt the awaiter gave up, then either
+  // hands control back to the awaiting coroutine or leaves the task suspended on the primitive.
+  static stand_in_frame retry(budgeted* self, std::coroutine_handle<> h) {
     self->retry_pending_ = false;  // this frame is running now and frees itself
     if (self->inner_.await_ready() || !suspend(self->inner_, h)) {
       spend();

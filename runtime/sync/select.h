@@ -194,20 +194,6 @@ inline uint32_t next_random() noexcept {
   return static_cast<uint32_t>(x >> 32);
 }
 
-// The frame that resumes a select when one of its branches fired (see select_awaiter::drive).
-struct select_driver {
-  struct promise_type {
-    select_driver get_return_object() noexcept {
-      return {std::coroutine_handle<promise_type>::from_promise(*this)};
-    }
-    std::suspend_always initial_suspend() const noexcept { return {}; }
-    std::suspend_never final_suspend() const noexcept { return {}; }
-    void return_void() const noexcept {}
-    void unhandled_exception() const noexcept { std::terminate(); }
-  };
-  std::coroutine_handle<promise_type> handle;
-};
-
 // Suspends the running task with this frame as its resume point.
 struct park_here {
   bool await_ready() const noexcept { return false; }
@@ -443,7 +429,7 @@ class select_awaiter {
   }
 
   // Runs in place of the awaiting coroutine each time the task is woken while the select waits.
-  static select_driver drive(select_awaiter* self, std::coroutine_handle<> h) {
+  static coop::stand_in_frame drive(select_awaiter* self, std::coroutine_handle<> h) {
     while (!self->decided() && !self->arm_or_settle()) co_await park_here{};
     if constexpr (k_has_tasks) co_await self->template reap_from<0>();
     self->driver_ = {};

@@ -40,22 +40,24 @@ task<> set_flag(std::atomic<bool>* flag) {
   co_return;
 }
 
-struct probe {
+// Spawns a sibling that only sets a flag, then runs `step` (a coroutine lambda whose awaits all
+// complete at once) until the sibling has run. Yields the iterations that took.
+template <class Step>
+task<uint64_t> iterations_until_a_sibling_runs(Step step) {
   std::atomic<bool> ran{false};
+  auto sibling = spawn(set_flag(&ran));
   uint64_t iterations = 0;
-  bool go_on() { return !ran.load(std::memory_order_acquire) && ++iterations < k_give_up; }
-};
+  while (!ran.load(std::memory_order_acquire) && ++iterations < k_give_up) co_await step();
+  (void)co_await sibling;
+  co_return iterations;
+}
 
 task<uint64_t> mpsc_send_recv_loop() {
-  probe p;
-  auto sibling = spawn(set_flag(&p.ran));
   auto [tx, rx] = mpsc::channel<int>(1);
-  while (p.go_on()) {
+  co_return co_await iterations_until_a_sibling_runs([&]() -> task<> {
     co_await tx.send(1);
     (void)co_await rx.recv();
-  }
-  (void)co_await sibling;
-  co_return p.iterations;
+  });
 }
 
 TEST_P(coop_test, a_task_looping_on_its_own_mpsc_lets_a_sibling_run) {
@@ -63,15 +65,11 @@ TEST_P(coop_test, a_task_looping_on_its_own_mpsc_lets_a_sibling_run) {
 }
 
 task<uint64_t> semaphore_loop() {
-  probe p;
-  auto sibling = spawn(set_flag(&p.ran));
   semaphore sem(1);
-  while (p.go_on()) {
+  co_return co_await iterations_until_a_sibling_runs([&]() -> task<> {
     auto permit = co_await sem.acquire();
     EXPECT_TRUE(permit.has_value());
-  }
-  (void)co_await sibling;
-  co_return p.iterations;
+  });
 }
 
 TEST_P(coop_test, a_task_looping_on_a_free_semaphore_lets_a_sibling_run) {
@@ -79,15 +77,11 @@ TEST_P(coop_test, a_task_looping_on_a_free_semaphore_lets_a_sibling_run) {
 }
 
 task<uint64_t> mutex_loop() {
-  probe p;
-  auto sibling = spawn(set_flag(&p.ran));
   mutex<int> m(0);
-  while (p.go_on()) {
+  co_return co_await iterations_until_a_sibling_runs([&]() -> task<> {
     auto g = co_await m.lock();
     ++*g;
-  }
-  (void)co_await sibling;
-  co_return p.iterations;
+  });
 }
 
 TEST_P(coop_test, a_task_looping_on_a_free_mutex_lets_a_sibling_run) {
@@ -95,15 +89,11 @@ TEST_P(coop_test, a_task_looping_on_a_free_mutex_lets_a_sibling_run) {
 }
 
 task<uint64_t> notify_loop() {
-  probe p;
-  auto sibling = spawn(set_flag(&p.ran));
   notify n;
-  while (p.go_on()) {
+  co_return co_await iterations_until_a_sibling_runs([&]() -> task<> {
     n.notify_one();  // stores the permit that the await takes at once
     co_await n.notified();
-  }
-  (void)co_await sibling;
-  co_return p.iterations;
+  });
 }
 
 TEST_P(coop_test, a_task_looping_on_a_notify_permit_lets_a_sibling_run) {
@@ -111,15 +101,11 @@ TEST_P(coop_test, a_task_looping_on_a_notify_permit_lets_a_sibling_run) {
 }
 
 task<uint64_t> oneshot_loop() {
-  probe p;
-  auto sibling = spawn(set_flag(&p.ran));
-  while (p.go_on()) {
+  co_return co_await iterations_until_a_sibling_runs([]() -> task<> {
     auto [tx, rx] = oneshot::channel<int>();
     tx.send(1);
     (void)co_await std::move(rx);
-  }
-  (void)co_await sibling;
-  co_return p.iterations;
+  });
 }
 
 TEST_P(coop_test, a_task_looping_on_ready_oneshots_lets_a_sibling_run) {
@@ -127,16 +113,13 @@ TEST_P(coop_test, a_task_looping_on_ready_oneshots_lets_a_sibling_run) {
 }
 
 task<uint64_t> watch_loop() {
-  probe p;
-  auto sibling = spawn(set_flag(&p.ran));
   auto [tx, rx] = watch::channel<int>(0);
-  while (p.go_on()) {
-    tx.send(static_cast<int>(p.iterations));
+  int n = 0;
+  co_return co_await iterations_until_a_sibling_runs([&]() -> task<> {
+    tx.send(++n);
     bool changed = co_await rx.changed();
     EXPECT_TRUE(changed);
-  }
-  (void)co_await sibling;
-  co_return p.iterations;
+  });
 }
 
 TEST_P(coop_test, a_task_looping_on_watch_changes_lets_a_sibling_run) {
@@ -144,16 +127,12 @@ TEST_P(coop_test, a_task_looping_on_watch_changes_lets_a_sibling_run) {
 }
 
 task<uint64_t> broadcast_loop() {
-  probe p;
-  auto sibling = spawn(set_flag(&p.ran));
   auto [tx, rx] = broadcast::channel<int>(4);
-  while (p.go_on()) {
+  co_return co_await iterations_until_a_sibling_runs([&]() -> task<> {
     tx.send(1);
     auto v = co_await rx.recv();
     EXPECT_TRUE(v.has_value());
-  }
-  (void)co_await sibling;
-  co_return p.iterations;
+  });
 }
 
 TEST_P(coop_test, a_task_looping_on_its_own_broadcast_lets_a_sibling_run) {
@@ -161,12 +140,9 @@ TEST_P(coop_test, a_task_looping_on_its_own_broadcast_lets_a_sibling_run) {
 }
 
 task<uint64_t> elapsed_sleep_loop() {
-  probe p;
-  auto sibling = spawn(set_flag(&p.ran));
   const clock::time_point past = now();
-  while (p.go_on()) co_await sleep_until(past);
-  (void)co_await sibling;
-  co_return p.iterations;
+  co_return co_await iterations_until_a_sibling_runs(
+      [&]() -> task<> { co_await sleep_until(past); });
 }
 
 TEST_P(coop_test, a_task_looping_on_elapsed_timers_lets_a_sibling_run) {
@@ -176,13 +152,10 @@ TEST_P(coop_test, a_task_looping_on_elapsed_timers_lets_a_sibling_run) {
 task<> nothing() { co_return; }
 
 task<uint64_t> finished_join_loop() {
-  probe p;
   auto done = spawn(nothing());
   while (!done.is_finished()) co_await yield_now();
-  auto sibling = spawn(set_flag(&p.ran));
-  while (p.go_on()) (void)co_await done;
-  (void)co_await sibling;
-  co_return p.iterations;
+  co_return co_await iterations_until_a_sibling_runs(
+      [&]() -> task<> { (void)co_await done; });
 }
 
 TEST_P(coop_test, a_task_looping_on_a_finished_join_handle_lets_a_sibling_run) {
