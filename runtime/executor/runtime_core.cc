@@ -423,7 +423,7 @@ void worker::park() {
       core_.idle_.unpark_self(index_);
       return;
     }
-    if (!core_.try_auto_advance()) {
+    if (!core_.try_auto_advance(index_)) {
       // Announce the deadline before reading the timers: an insert that publishes an earlier one
       // after our read then finds us parked with a later one, and wakes us (timer_inserted).
       parked_until_.store(k_parked_without_deadline, std::memory_order_seq_cst);
@@ -580,12 +580,21 @@ void runtime_core::timer_inserted(clock::time_point deadline) {
   }
 }
 
-bool runtime_core::try_auto_advance() {
-  if (!clock_.paused() || !options_.auto_advance || idle_.unparked() != 0) return false;
+bool runtime_core::try_auto_advance(int worker) {
+  if (!clock_.paused() || !options_.auto_advance) return false;
+  // One advance at a time, and none while the tasks an advance woke have not run: every worker
+  // still counts as parked until the one that fired them returns to its queue, and a second
+  // advance meanwhile would jump the clock past deadlines those tasks are about to set.
+  std::lock_guard lock(advance_mu_);
+  if (advancing_worker_ != -1 && advancing_worker_ != worker) return false;
+  advancing_worker_ = -1;  // the worker that advanced is back: its woken tasks have run
+  if (idle_.unparked() != 0) return false;
   auto next = timers_.next_deadline();
   if (!next) return false;
   clock_.advance_to(*next);
-  return timers_.fire_due(clock_.now()) > 0;
+  if (timers_.fire_due(clock_.now()) == 0) return false;
+  advancing_worker_ = worker;
+  return true;
 }
 
 std::size_t runtime_core::advance_clock(clock::duration d) {

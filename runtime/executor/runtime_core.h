@@ -206,7 +206,7 @@ class runtime_core {
   std::optional<clock::time_point> park_deadline() const;
   std::optional<driver::time_point> steady_deadline(std::optional<clock::time_point> d) const;
   // The last worker to go idle with a paused clock moves time to the next timer.
-  bool try_auto_advance();
+  bool try_auto_advance(int worker);
 
   const runtime_options options_;
   clock clock_;
@@ -225,6 +225,8 @@ class runtime_core {
   std::condition_variable seat_cv_;
   bool seat_lent_ = false;  // guarded by seat_mu_
   std::mutex caller_mu_;    // one block_on caller at a time
+  std::mutex advance_mu_;
+  int advancing_worker_ = -1;  // guarded by advance_mu_: woke tasks with the last auto-advance
   std::mutex done_mu_;
   std::condition_variable done_cv_;
   bool stopped_ = false;  // guarded by done_mu_

@@ -332,15 +332,15 @@ class select_awaiter {
   bool all_disabled() const { return disabled_ == (1u << N) - 1; }
   bool decided() const { return result_.has_value() || error_ != nullptr; }
 
-  // Calls f(integral_constant<I>) for the branch at run-time index i.
+  // Calls f(integral_constant<I>) for the branch at run-time index i; f yields a bool.
   template <class F>
-  decltype(auto) at(std::size_t i, F&& f) {
+  bool at(std::size_t i, F&& f) {
     return at_impl(i, f, std::index_sequence_for<B...>{});
   }
   template <class F, std::size_t... I>
   bool at_impl(std::size_t i, F& f, std::index_sequence<I...>) {
     bool r = false;
-    ((i == I ? (r = f(std::integral_constant<std::size_t, I>{}), true) : false) || ...);
+    (void)((i == I && ((r = f(std::integral_constant<std::size_t, I>{})), true)) || ...);
     return r;
   }
 

@@ -53,8 +53,10 @@ task<uint64_t> iterations_until_a_sibling_runs(Step step) {
 }
 
 task<uint64_t> mpsc_send_recv_loop() {
-  auto [tx, rx] = mpsc::channel<int>(1);
-  co_return co_await iterations_until_a_sibling_runs([&]() -> task<> {
+  // clang 14 cannot capture a structured binding; an init-capture may name one.
+  auto ch = mpsc::channel<int>(1);
+  auto& [tx, rx] = ch;
+  co_return co_await iterations_until_a_sibling_runs([&tx = tx, &rx = rx]() -> task<> {
     co_await tx.send(1);
     (void)co_await rx.recv();
   });
@@ -113,9 +115,10 @@ TEST_P(coop_test, a_task_looping_on_ready_oneshots_lets_a_sibling_run) {
 }
 
 task<uint64_t> watch_loop() {
-  auto [tx, rx] = watch::channel<int>(0);
+  auto ch = watch::channel<int>(0);
+  auto& [tx, rx] = ch;
   int n = 0;
-  co_return co_await iterations_until_a_sibling_runs([&]() -> task<> {
+  co_return co_await iterations_until_a_sibling_runs([&tx = tx, &rx = rx, &n]() -> task<> {
     tx.send(++n);
     bool changed = co_await rx.changed();
     EXPECT_TRUE(changed);
@@ -127,8 +130,9 @@ TEST_P(coop_test, a_task_looping_on_watch_changes_lets_a_sibling_run) {
 }
 
 task<uint64_t> broadcast_loop() {
-  auto [tx, rx] = broadcast::channel<int>(4);
-  co_return co_await iterations_until_a_sibling_runs([&]() -> task<> {
+  auto ch = broadcast::channel<int>(4);
+  auto& [tx, rx] = ch;
+  co_return co_await iterations_until_a_sibling_runs([&tx = tx, &rx = rx]() -> task<> {
     tx.send(1);
     auto v = co_await rx.recv();
     EXPECT_TRUE(v.has_value());
