@@ -38,6 +38,9 @@ def main():
     ap.add_argument("--tokio", required=True, action="append")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--filter", default="")
+    ap.add_argument("--names", default="Tokio 1.24,Shoal",
+                    help="column names: what --tokio runs, then what --shoal runs (for an A/B of two "
+                         "builds of Shoal, pass the older build as --tokio)")
     args = ap.parse_args()
 
     shoal_cases = set(subprocess.run([args.shoal, "list"], capture_output=True, text=True).stdout.split())
@@ -64,7 +67,8 @@ def main():
 
     print(f"{args.rounds} interleaved rounds; median [min-max]")
     print()
-    print("| metric | Tokio 1.24 | Shoal | unit | Shoal vs Tokio (medians) |")
+    first, second = args.names.split(",")
+    print(f"| metric | {first} | {second} | unit | {second} vs {first} (medians) |")
     print("|---|---:|---:|---|---|")
     for name in order:
         t = values["tokio"].get(name)

@@ -9,7 +9,9 @@
 //   rt::join_handle<std::size_t> h = rt::spawn_blocking([fd, buf = std::move(buf)] {
 //     return static_cast<std::size_t>(::write(fd, buf.data(), buf.size()));
 //   });
-//   auto written = co_await std::move(h);     // expected<std::size_t, join_error>
+//   auto written = co_await std::move(h);  // expected<std::size_t, join_error>
+//
+// (tests/runtime/header_examples_test.cc compiles and runs this example.)
 //
 // Bounded: at most max_blocking_threads closures run and `blocking_queue` wait for a thread; the
 // ones beyond wait (as tasks, without blocking anyone) to be admitted.

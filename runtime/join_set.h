@@ -8,10 +8,12 @@
 //   rt::join_set<int> set;
 //   for (auto& k : keys) set.spawn(fetch(k));
 //   for (;;) {
-//     auto r = co_await set.join_next();          // optional<expected<int, join_error>>
-//     if (!r) break;                              // the set is empty
+//     auto r = co_await set.join_next();  // optional<expected<int, join_error>>
+//     if (!r) break;                      // the set is empty
 //     if (*r) total += **r;
 //   }
+//
+// (tests/runtime/header_examples_test.cc compiles and runs this example.)
 //
 // join_next() is for one task at a time (the set's owner). Cancel safety: a cancelled join_next
 // takes no result (the next one gets it). abort_all() cancels every task (each still comes out of

@@ -220,8 +220,13 @@ void worker::maintenance() {
 std::size_t worker::fire_timers() {
   // Only as many as the local queue has room for: the rest stay due (and first in line) rather
   // than overflow to the back of the inject queue, behind work that has not started yet.
+  // Like a driver poll, a batch of timers wakes many tasks at once: one notification for all.
   const uint32_t room = local_queue::k_capacity - queue_.size();
-  return core_.timers_.fire_due(core_.clock_.now(), room > 1 ? room - 1 : 1);
+  in_driver_ = true;
+  const std::size_t fired = core_.timers_.fire_due(core_.clock_.now(), room > 1 ? room - 1 : 1);
+  in_driver_ = false;
+  if (fired > 0) notify_if_surplus();
+  return fired;
 }
 
 bool worker::poll_driver() {

@@ -5,12 +5,14 @@
 // generation. Exactly one arrival of each generation is told it is the leader (the last to
 // arrive), for the work that must happen once per phase.
 //
-//   rt::barrier phase(workers);
-//   for (;;) {
+//   rt::barrier phase(workers);  // shared by `workers` tasks, each running:
+//   for (int n = 0; n < rounds; ++n) {
 //     co_await load_shard(i);
 //     rt::barrier_wait_result r = co_await phase.wait();
 //     if (r.is_leader) publish_progress();
 //   }
+//
+// (tests/runtime/header_examples_test.cc compiles and runs this example.)
 //
 // Cancel safety: a task cancelled while waiting withdraws its arrival, so the barrier still
 // waits for n live participants.

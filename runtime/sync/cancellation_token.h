@@ -8,10 +8,13 @@
 //
 //   rt::cancellation_token server_stop;
 //   rt::cancellation_token stream_stop = server_stop.child_token();
+//   // in the stream's task:
 //   auto r = co_await rt::select(rx.recv(), stream_stop.cancelled());
 //   if (r.index() == 1) co_return unavailable("shutting down");
-//   ...
-//   server_stop.cancel();   // every child and grandchild too
+//   // at shutdown:
+//   server_stop.cancel();  // every child and grandchild too
+//
+// (tests/runtime/header_examples_test.cc compiles and runs this example.)
 //
 // Copies share one token (as clones do in Tokio). Cancelling is idempotent; a token cancelled
 // before anyone awaits it completes their awaits at once. Cancel safety: a cancelled await of

@@ -7,10 +7,12 @@
 //   rt::gate calls;
 //   // per call:
 //   std::optional<rt::gate::holder> in = calls.try_enter();
-//   if (!in) co_return unavailable("shutting down");     // closed: admit nothing new
-//   co_await handle(request);                             // `in` leaves when it goes out of scope
+//   if (!in) co_return unavailable("shutting down");  // closed: admit nothing new
+//   co_return co_await handle(request);               // `in` leaves when it goes out of scope
 //   // at shutdown:
-//   co_await calls.close();                               // no new holders; wait for the rest
+//   co_await calls.close();  // no new holders; wait for the rest
+//
+// (tests/runtime/header_examples_test.cc compiles and runs this example.)
 //
 // Any number of tasks may await close(); a close() that finds the gate empty completes at once.
 // Cancel safety: a cancelled close() leaves the gate closed (closing happens when close() is

@@ -7,8 +7,10 @@
 // function, or sharding, is cheaper when it need not.
 //
 //   rt::rw_lock<routing_table> table(load());
-//   { auto r = co_await table.read();  lookup(*r, key); }            // shared
-//   { auto w = co_await table.write(); co_await refresh(*w); }       // exclusive, across an await
+//   { auto r = co_await table.read();  found = lookup(*r, key); }  // shared
+//   { auto w = co_await table.write(); co_await refresh(*w); }     // exclusive, across an await
+//
+// (tests/runtime/header_examples_test.cc compiles and runs this example.)
 //
 // Built on the fair semaphore: a reader takes one permit, a writer all of them. Cancel safety: a
 // cancelled read() or write() leaves the queue, or gives back what it was granted.

@@ -7,15 +7,17 @@
 // unregisters them from their primitives (each primitive's own cancel safety applies: a receive
 // that lost takes no message, a permit granted to a lost branch goes back).
 //
-//   auto r = co_await rt::select(rx.recv(), stop.changed(), rt::sleep(1s));
-//   if (r.index() == 0) handle(std::get<0>(r));      // std::variant; void results as monostate
-//
+//   auto first = co_await rt::select(a.recv(), stop.changed(), rt::sleep(1s));
+//   if (first.index() == 0) got.push_back(*std::get<0>(first));  // a std::variant
 //   // loop until every channel is closed (the select's "else")
 //   for (;;) {
 //     auto r = co_await rt::select(rt::else_when_closed, a.recv(), b.recv());
-//     if (r.index() == 2) break;                      // rt::all_closed: both senders are gone
-//     ...
+//     if (r.index() == 2) break;  // rt::all_closed: both senders are gone
+//     got.push_back(r.index() == 0 ? *std::get<0>(r) : *std::get<1>(r));
 //   }
+//
+// (tests/runtime/header_examples_test.cc compiles and runs this example; void results are
+// std::monostate in the variant.)
 //
 // Fairness: branches are polled from a random first one, so none is starved; `rt::biased` polls
 // them in the order written (cheaper, and lets a shutdown branch always take precedence). With
