@@ -442,10 +442,10 @@ task<std::vector<metric>> select_bench(std::string p, uint64_t total, int branch
     rx.push_back(std::move(r));
   }
   const auto t0 = clk::now();
-  const uint64_t got =
-      branches == 2 ? co_await select_until_all_closed(&rx[0], &rx[1])
-                    : co_await select_until_all_closed(&rx[0], &rx[1], &rx[2], &rx[3], &rx[4],
-                                                       &rx[5], &rx[6], &rx[7]);
+  const uint64_t got = branches == 2
+                           ? co_await select_until_all_closed(&rx[0], &rx[1])
+                           : co_await select_until_all_closed(&rx[0], &rx[1], &rx[2], &rx[3],
+                                                              &rx[4], &rx[5], &rx[6], &rx[7]);
   const auto d = clk::now() - t0;
   if (got != total) std::abort();
   co_return std::vector<metric>{{p + ".throughput", per_sec(got, d) / 1e6, "M msg/s"}};
@@ -591,7 +591,8 @@ task<std::vector<metric>> mutex_bench(std::string p, uint64_t per, bool sharded)
 
 // ---------------------------------------------------------------- harness
 
-// What a spin-wait does between tries (the Tokio side's std::hint::spin_loop() is the same `pause`).
+// What a spin-wait does between tries (the Tokio side's std::hint::spin_loop() is the same
+// `pause`).
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();

@@ -47,7 +47,9 @@ using blocking_outcome =
 template <class F, class R>
 struct closure_job final : blocking_job {
   closure_job(F fn, oneshot::sender<blocking_outcome<R>> t, semaphore_permit p)
-      : blocking_job{&run_closure, &drop_job}, f(std::move(fn)), tx(std::move(t)),
+      : blocking_job{&run_closure, &drop_job},
+        f(std::move(fn)),
+        tx(std::move(t)),
         permit(std::move(p)) {}
 
   static void run_closure(blocking_job* j) noexcept {

@@ -171,7 +171,7 @@ class join_set {
     list done ABSL_GUARDED_BY(mu);
     std::size_t count ABSL_GUARDED_BY(mu) = 0;
     detail::task_header* waiter ABSL_GUARDED_BY(mu) = nullptr;  // join_next's task
-    std::atomic<int> refs{1};                                  // the set, and each entry alive
+    std::atomic<int> refs{1};                                   // the set, and each entry alive
 
     bool has_result_or_is_empty() {
       detail::spin_guard lock(mu);

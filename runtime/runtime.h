@@ -24,12 +24,12 @@
 // has been destroyed, and joins the workers. Their join handles report `cancelled`.
 #pragma once
 
+#include <concepts>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
-#include <concepts>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -44,9 +44,9 @@ using flavor = runtime_options::flavor;
 
 namespace detail {
 template <class F>
-concept task_factory = std::invocable<F&> && requires { typename std::invoke_result_t<F&>::value_type; } &&
-                       std::is_same_v<std::invoke_result_t<F&>,
-                                      task<typename std::invoke_result_t<F&>::value_type>>;
+concept task_factory = std::invocable<F&> && requires {
+  typename std::invoke_result_t<F&>::value_type;
+} && std::is_same_v<std::invoke_result_t<F&>, task<typename std::invoke_result_t<F&>::value_type>>;
 
 // Owns `f` for as long as the task it makes runs.
 template <class F, class R = typename std::invoke_result_t<F&>::value_type>
@@ -149,8 +149,10 @@ T runtime::block_on(task<T> t) {
       if (r.error().is_panic()) std::rethrow_exception(r.error().panic());
       throw r.error();
     }
-    if constexpr (!std::is_void_v<T>) return std::move(*r);
-    else return;
+    if constexpr (!std::is_void_v<T>)
+      return std::move(*r);
+    else
+      return;
   }
   detail::block_on_latch latch;
   std::optional<expected<T, join_error>> result;

@@ -58,9 +58,8 @@ void blocking_pool::thread_main() {
     }
     if (shutdown_) break;
     ++idle_;
-    const bool woke = work_cv_.wait_for(lock, keep_alive_, [&] {
-      return head_ != nullptr || shutdown_;
-    });
+    const bool woke =
+        work_cv_.wait_for(lock, keep_alive_, [&] { return head_ != nullptr || shutdown_; });
     --idle_;
     if (!woke) break;  // idle for keep_alive: leave
   }

@@ -108,7 +108,7 @@ class worker {
   static constexpr int64_t k_not_parked = std::numeric_limits<int64_t>::min();
   static constexpr int64_t k_parked_without_deadline = std::numeric_limits<int64_t>::max();
   std::atomic<int64_t> parked_until_{k_not_parked};
-  task_header* until_ = nullptr;        // what the thread in serve() waits for, if a caller
+  task_header* until_ = nullptr;          // what the thread in serve() waits for, if a caller
   std::atomic<bool> seat_wanted_{false};  // a block_on caller waits for the worker thread to leave
   uint64_t rng_;
   std::thread thread_;

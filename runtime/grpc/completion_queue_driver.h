@@ -62,7 +62,7 @@ class completion_queue_driver final : public driver {
 
   std::unique_ptr<::grpc::CompletionQueue> cq_;
   const bool server_;
-  completion_queue_driver* previous_ = nullptr;  // the thread's driver before attach()
+  completion_queue_driver* previous_ = nullptr;           // the thread's driver before attach()
   std::chrono::steady_clock::time_point last_io_poll_{};  // see k_io_poll_interval
   ::grpc::Alarm alarm_;
   std::atomic<bool> alarm_pending_{false};

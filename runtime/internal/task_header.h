@@ -145,7 +145,7 @@ struct thread_context {
   bool finished = false;                   // the running spawned task reached its final suspend
   bool yielded = false;                    // the running task asked to go to the back of the queue
   uint32_t budget = 0;  // awaits the running task may still complete without suspending (coop.h)
-  task_header* finishing = nullptr;        // a finished task whose frame is replaced by its result
+  task_header* finishing = nullptr;  // a finished task whose frame is replaced by its result
   // Frames being created: allocated by operator new, not yet checked by initial_suspend (a stack,
   // since copying a coroutine's parameters could itself create a coroutine).
   void* creating[8] = {};

@@ -21,8 +21,8 @@
 #include <coroutine>
 #include <optional>
 #include <type_traits>
-#include <variant>
 #include <utility>
+#include <variant>
 
 #include "runtime/expected.h"
 #include "runtime/internal/coop.h"
@@ -92,16 +92,9 @@ class sender {
 
   // Stores the value and wakes the receiver. False (value dropped) if the receiver is gone.
   template <class U = T>
-    requires(!std::is_void_v<U>)
-  bool send(U v) {
-    return deliver(std::move(v));
-  }
+  requires(!std::is_void_v<U>) bool send(U v) { return deliver(std::move(v)); }
   // channel<void>: signals completion.
-  bool send()
-    requires std::is_void_v<T>
-  {
-    return deliver(std::monostate{});
-  }
+  bool send() requires std::is_void_v<T> { return deliver(std::monostate{}); }
   bool is_closed() const noexcept {
     return s_->state.load(std::memory_order_acquire) & detail::k_rx_closed;
   }
@@ -169,9 +162,8 @@ class receiver {
           t->release();
           return false;
         }
-      } while (!s->state.compare_exchange_weak(st, st | detail::k_rx_waiting,
-                                               std::memory_order_acq_rel,
-                                               std::memory_order_acquire));
+      } while (!s->state.compare_exchange_weak(
+          st, st | detail::k_rx_waiting, std::memory_order_acq_rel, std::memory_order_acquire));
       parked_ = true;
       return true;
     }
@@ -185,8 +177,7 @@ class receiver {
       uint32_t st = s->state.load(std::memory_order_acquire);
       while ((st & detail::k_rx_waiting) && !(st & detail::k_tx_closed)) {
         if (s->state.compare_exchange_weak(st, st & ~detail::k_rx_waiting,
-                                           std::memory_order_acq_rel,
-                                           std::memory_order_acquire)) {
+                                           std::memory_order_acq_rel, std::memory_order_acquire)) {
           s->rx_task->release();
           return;
         }

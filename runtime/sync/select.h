@@ -105,7 +105,10 @@ template <class V>
 bool is_closed_value(const V& v) {
   if constexpr (std::is_same_v<V, bool>) {
     return !v;
-  } else if constexpr (requires { v.has_value(); v == std::nullopt; }) {
+  } else if constexpr (requires {
+                         v.has_value();
+                         v == std::nullopt;
+                       }) {
     return !v.has_value();
   } else if constexpr (is_expected<V>::value) {
     if (v.has_value()) return false;

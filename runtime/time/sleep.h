@@ -48,7 +48,9 @@ class [[nodiscard]] sleep_awaiter {
 inline clock::time_point now() { return detail::current_core().time().now(); }
 
 using sleep_op = detail::coop::budgeted<sleep_awaiter>;
-inline sleep_op sleep_until(clock::time_point deadline) { return sleep_op(sleep_awaiter(deadline)); }
+inline sleep_op sleep_until(clock::time_point deadline) {
+  return sleep_op(sleep_awaiter(deadline));
+}
 inline sleep_op sleep(clock::duration d) { return sleep_op(sleep_awaiter(now() + d)); }
 
 // What an interval does when ticks were missed (the task was busy past one or more deadlines).

@@ -21,9 +21,8 @@ SHOAL_ALL_FLAVORS(blocking_test);
 
 TEST_P(blocking_test, yields_the_closures_value_off_the_workers) {
   auto r = rt_.block_on([]() -> task<std::pair<int, bool>> {
-    auto v = co_await spawn_blocking([] {
-      return std::pair(42, detail::tls.current_worker == nullptr);
-    });
+    auto v = co_await spawn_blocking(
+        [] { return std::pair(42, detail::tls.current_worker == nullptr); });
     co_return *v;
   }());
   EXPECT_EQ(r.first, 42);
@@ -115,7 +114,8 @@ TEST(blocking_pool, a_closure_aborted_before_it_started_never_runs) {
   while (!first_running.load()) std::this_thread::yield();
   auto second = spawn_blocking(rt, [&] { second_ran.store(true); });
   second.abort();
-  rt.block_on([](join_handle<void> j) -> task<> { (void)co_await std::move(j); }(std::move(second)));
+  rt.block_on(
+      [](join_handle<void> j) -> task<> { (void)co_await std::move(j); }(std::move(second)));
   release.set_value();
   // FIFO on one thread: once a later closure has run, the aborted one had its turn.
   auto third = spawn_blocking(rt, [] { return 3; });

@@ -158,8 +158,7 @@ task<> nothing() { co_return; }
 task<uint64_t> finished_join_loop() {
   auto done = spawn(nothing());
   while (!done.is_finished()) co_await yield_now();
-  co_return co_await iterations_until_a_sibling_runs(
-      [&]() -> task<> { (void)co_await done; });
+  co_return co_await iterations_until_a_sibling_runs([&]() -> task<> { (void)co_await done; });
 }
 
 TEST_P(coop_test, a_task_looping_on_a_finished_join_handle_lets_a_sibling_run) {
@@ -210,7 +209,8 @@ TEST(coop_lifo, an_idle_worker_takes_the_task_in_a_busy_workers_lifo_slot) {
     std::this_thread::yield();
   }
   ASSERT_TRUE(spinning.load());
-  // Wake the idle worker from outside: once its own work is done it searches, and finds the sibling.
+  // Wake the idle worker from outside: once its own work is done it searches, and finds the
+  // sibling.
   rt.block_on(nothing());
   EXPECT_TRUE(rt.block_on([](join_handle<bool> h) -> task<bool> {
     auto r = co_await std::move(h);

@@ -62,7 +62,7 @@ task<bool> close_waits_for_every_holder() {
   auto left = co_await closer;
   (void)co_await second_closer;
   for (auto& h : holders) (void)co_await h;
-  co_return waited && left.has_value() && *left == 0;
+  co_return waited&& left.has_value() && *left == 0;
 }
 
 TEST_P(gate_test, close_completes_when_the_last_holder_leaves_for_every_closer) {
@@ -103,7 +103,7 @@ task<bool> cancel_wakes_every_waiter_and_every_descendant() {
   const bool none_early = woke.load() == 0;
   root.cancel();
   for (auto& h : hs) (void)co_await h;
-  co_return none_early && woke.load() == 4 && child.is_cancelled() && grandchild.is_cancelled();
+  co_return none_early&& woke.load() == 4 && child.is_cancelled() && grandchild.is_cancelled();
 }
 
 TEST_P(token_test, cancel_wakes_every_waiter_and_every_descendant) {

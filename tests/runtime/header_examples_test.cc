@@ -2,10 +2,10 @@
 // (the helpers they name are defined here), so that an example cannot drift from the API.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <chrono>
 #include <optional>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "runtime/blocking.h"
@@ -104,8 +104,16 @@ rt::task<> refresh(routing_table& t) {
 rt::task<std::string> rw_lock_example(std::size_t key) {
   rt::rw_lock<routing_table> table(load());
   std::string found;
-  { auto r = co_await table.read();  found = lookup(*r, key); }  // shared
-  { auto w = co_await table.write(); co_await refresh(*w); }     // exclusive, across an await
+  // clang-format off: as the header shows it
+  {
+    auto r = co_await table.read();
+    found = lookup(*r, key);
+  }  // shared
+  {
+    auto w = co_await table.write();
+    co_await refresh(*w);
+  }  // exclusive, across an await
+  // clang-format on
   auto r = co_await table.read();
   co_return found + std::to_string(r->routes.size());
 }

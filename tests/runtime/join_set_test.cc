@@ -107,7 +107,7 @@ task<bool> a_cancelled_join_next_takes_no_result() {
   auto r = co_await select(biased, set.join_next(), sleep(10ms));  // the timer wins
   const bool timer_won = r.index() == 1 && set.size() == 1;
   auto next = co_await set.join_next();  // the result is still there
-  co_return timer_won && next && **next == 9 && set.empty();
+  co_return timer_won&& next&&** next == 9 && set.empty();
 }
 
 TEST_P(join_set_test, a_join_next_that_loses_a_select_takes_no_result) {

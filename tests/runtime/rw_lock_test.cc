@@ -46,7 +46,7 @@ task<bool> readers_share_and_a_writer_waits_for_them() {
   (void)co_await b;
   auto inside = co_await writer;
   auto r = co_await l.read();
-  co_return writer_waited && inside.has_value() && *inside == 0 && *r == 2;
+  co_return writer_waited&& inside.has_value() && *inside == 0 && *r == 2;
 }
 
 TEST_P(rw_lock_test, readers_share_the_lock_and_a_writer_waits_for_them_alone) {
@@ -107,7 +107,7 @@ task<bool> nobody_passes_early() {
   (void)co_await x;
   (void)co_await y;
   (void)co_await z;
-  co_return held && released_by_three;
+  co_return held&& released_by_three;
 }
 
 TEST_P(rw_lock_test, a_barrier_holds_everyone_until_the_last_arrives) {
@@ -128,7 +128,7 @@ task<bool> a_cancelled_arrival_is_taken_back() {
   auto partner = spawn(arrive(&b, &passed, 1));
   (void)co_await lone;
   (void)co_await partner;
-  co_return still_waiting && passed.load() == 2;
+  co_return still_waiting&& passed.load() == 2;
 }
 
 TEST_P(rw_lock_test, a_cancelled_barrier_arrival_is_taken_back) {

@@ -210,7 +210,7 @@ task<bool> a_waiter_is_not_served_from_a_permit_owed_to_forget() {
   const bool still_waiting = !waiter.is_finished() && s.waiters() == 1;
   s.add_permits(1);  // the limit goes back to 1: now it is served
   auto served = co_await waiter;
-  co_return still_waiting && served.has_value() && *served;
+  co_return still_waiting&& served.has_value() && *served;
 }
 
 TEST_P(semaphore_test, a_waiter_is_not_served_from_a_permit_owed_to_forget_permits) {

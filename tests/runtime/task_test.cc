@@ -255,10 +255,11 @@ TEST(runtime_shutdown, cancels_pending_tasks_and_reports_it_in_their_handles) {
 
 // A coroutine lambda's captures outlive the lambda object when the lambda itself is spawned.
 TEST_P(task_test, a_spawned_capturing_lambda_keeps_its_captures_for_the_task) {
-  auto h = rt_.spawn([s = std::string(1000, 'x'), n = std::vector<int>{1, 2, 3}]() -> task<std::size_t> {
-    co_await yield_now();  // the temporary lambda is long gone by now
-    co_return s.size() + n.size();
-  });
+  auto h =
+      rt_.spawn([s = std::string(1000, 'x'), n = std::vector<int>{1, 2, 3}]() -> task<std::size_t> {
+        co_await yield_now();  // the temporary lambda is long gone by now
+        co_return s.size() + n.size();
+      });
   EXPECT_EQ(rt_.block_on([](join_handle<std::size_t> j) -> task<std::size_t> {
     co_return *co_await std::move(j);
   }(std::move(h))),
