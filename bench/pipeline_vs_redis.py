@@ -69,8 +69,8 @@ def shoal_bench(target, args, seconds):
     return result["ops_per_s"], result["p99_us"] / 1000
 
 
-def shoal_round(seconds, server_args, depth):
-    server = subprocess.Popen([str(SHOALD), "--listen=127.0.0.1:0", *server_args],
+def shoal_round(shoald, seconds, server_args, depth):
+    server = subprocess.Popen([shoald, "--listen=127.0.0.1:0", *server_args],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         target = server.stdout.readline().split("listening on ")[1].split()[0]
@@ -93,13 +93,15 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--depth", type=int, default=16, help="Batches in flight per stream")
+    parser.add_argument("--shoald", default=str(SHOALD),
+                        help="the shoald to run (e.g. an older build, for a before/after)")
     args = parser.parse_args()
     redis, shoal = [], {name: [] for name in SERVERS}
     for r in range(args.rounds):
         redis.append(redis_round())
         print(f"round {r + 1}: redis {redis[-1]}", flush=True)
         for name, server_args in SERVERS.items():
-            shoal[name].append(shoal_round(args.seconds, server_args, args.depth))
+            shoal[name].append(shoal_round(args.shoald, args.seconds, server_args, args.depth))
             print(f"round {r + 1}: shoald {name} {shoal[name][-1]}", flush=True)
 
     def median(rounds, key, index=0):
