@@ -140,7 +140,7 @@ T runtime::block_on(task<T> t) {
     std::abort();
   }
   if (core_->single_threaded()) {
-    core_->take_seat();
+    if (!core_->take_seat()) throw join_error::cancelled();  // the runtime has shut down
     join_handle<T> h = spawn(std::move(t));
     core_->serve_on_caller_until(h.t_);
     core_->give_seat_back();

@@ -22,6 +22,7 @@ void blocking_pool::submit(blocking_job* job) {
     job->drop(job);
     return;
   }
+  in_flight_.fetch_add(1, std::memory_order_acq_rel);
   job->next = nullptr;
   if (tail_ != nullptr) {
     tail_->next = job;
@@ -35,7 +36,11 @@ void blocking_pool::submit(blocking_job* job) {
   if (idle_ > 0) work_cv_.notify_one();
   if (idle_ < queued_ && threads_ < max_threads_) {
     ++threads_;
-    std::thread(&blocking_pool::thread_main, this).detach();
+    try {
+      std::thread(&blocking_pool::thread_main, this).detach();
+    } catch (...) {
+      --threads_;  // no thread after all: the job waits for one that exists, or for the next submit
+    }
   }
 }
 
@@ -53,6 +58,7 @@ void blocking_pool::thread_main() {
       --queued_;
       lock.unlock();
       job->run(job);
+      in_flight_.fetch_sub(1, std::memory_order_acq_rel);
       lock.lock();
       continue;
     }
@@ -81,6 +87,7 @@ void blocking_pool::shutdown() {
   while (dropped != nullptr) {
     blocking_job* next = dropped->next;
     dropped->drop(dropped);
+    in_flight_.fetch_sub(1, std::memory_order_acq_rel);
     dropped = next;
   }
   std::unique_lock lock(mu_);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <mutex>
@@ -34,6 +35,9 @@ class blocking_pool {
   // Drops queued jobs, waits for running ones, and lets every thread go. Idempotent.
   void shutdown();
 
+  // Closures queued or running (any thread; a paused clock does not auto-advance while some are).
+  std::size_t in_flight() const noexcept { return in_flight_.load(std::memory_order_acquire); }
+
   // Diagnostics and tests.
   std::size_t threads() const;
   std::size_t idle_threads() const;
@@ -53,6 +57,7 @@ class blocking_pool {
   std::size_t threads_ = 0;          // guarded by mu_: alive
   std::size_t idle_ = 0;             // guarded by mu_: alive and waiting for a job
   bool shutdown_ = false;            // guarded by mu_
+  std::atomic<std::size_t> in_flight_{0};
 };
 
 }  // namespace shoal::rt::detail

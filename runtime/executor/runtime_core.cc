@@ -482,14 +482,21 @@ void runtime_core::lend_seat() {
   std::unique_lock lock(seat_mu_);
   seat_lent_ = true;
   seat_cv_.notify_all();
-  seat_cv_.wait(lock, [&] { return !seat_lent_ || exiting(); });
+  // Until the caller gives it back, even at shutdown: the caller leaves its loop once the runtime
+  // exits, and the worker must not run beside it meanwhile.
+  seat_cv_.wait(lock, [&] { return !seat_lent_; });
 }
 
-void runtime_core::take_seat() {
-  caller_mu_.lock();  // until give_seat_back
+bool runtime_core::take_seat() {
+  caller_mu_.lock();  // until give_seat_back, or released here on failure
   workers_[0]->request_seat();
   std::unique_lock lock(seat_mu_);
-  seat_cv_.wait(lock, [&] { return seat_lent_; });
+  seat_cv_.wait(lock, [&] { return seat_lent_ || exiting(); });
+  if (seat_lent_) return true;
+  workers_[0]->release_seat();  // the runtime has exited: nobody is left to lend it
+  lock.unlock();
+  caller_mu_.unlock();
+  return false;
 }
 
 void runtime_core::give_seat_back() {
@@ -593,7 +600,8 @@ bool runtime_core::try_auto_advance(int worker) {
   std::lock_guard lock(advance_mu_);
   if (advancing_worker_ != -1 && advancing_worker_ != worker) return false;
   advancing_worker_ = -1;  // the worker that advanced is back: its woken tasks have run
-  if (idle_.unparked() != 0) return false;
+  // Nothing to run is not yet "idle" while a blocking closure may still wake a task (Tokio's rule).
+  if (idle_.unparked() != 0 || blocking_.in_flight() != 0) return false;
   auto next = timers_.next_deadline();
   if (!next) return false;
   clock_.advance_to(*next);

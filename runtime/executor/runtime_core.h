@@ -168,7 +168,8 @@ class runtime_core {
   // current_thread: block_on runs every task of the runtime on the calling thread, as Tokio's
   // does. The caller takes the seat (the worker thread steps aside; one caller at a time), spawns
   // its task, serves until that task completes, and gives the seat back.
-  void take_seat();
+  // False if the runtime has already exited (then there is nothing to serve).
+  bool take_seat();
   void serve_on_caller_until(detail::task_header* t) { workers_[0]->serve_caller_until(t); }
   void give_seat_back();
   // Takes a freshly created task (refs = 1, the creator's) and schedules it. Adds the join handle's

@@ -14,14 +14,16 @@ constexpr int k_max_events_per_poll = 64;
 
 thread_local completion_queue_driver* tls_driver = nullptr;
 
-// How long a worker whose queue keeps yielding completions may go without reading its sockets.
-// gRPC's AsyncNext returns a queued completion without polling the network, and a completion
-// queued while nobody polls "kicks" the queue, so that the next zero-deadline AsyncNext returns at
-// once without polling either. A task that keeps completing operations at once (a Pipeline stream
-// whose requests are already buffered, writing replies that are accepted at once) would keep the
-// worker from reading any other connection until it runs dry: measured, a concurrent Get waited
-// behind a whole burst of 16 Batches (p99 4x-10x). Polling at least this often costs nothing
-// measurable in throughput (docs/benchmarks.md).
+// How often a worker makes the extra call that reads its sockets. gRPC's AsyncNext returns a
+// queued completion without polling the network, and a completion queued while nobody polls
+// "kicks" the queue, so that the next zero-deadline AsyncNext takes the kick and returns without
+// polling either. A task whose operations keep completing at once (a Pipeline stream whose
+// requests are already buffered, writing replies that are accepted at once) queues such a
+// completion between every two polls, so the worker read no other connection until the stream's
+// burst ran dry: a concurrent Get waited behind a whole burst of 16 Batches (p99 3x-5x of quiet).
+// Each poll() that drains the queue now makes one more call, which reads the sockets; at most
+// once per interval, which costs nothing measurable (docs/benchmarks.md). A queue that still holds
+// completions after k_max_events_per_poll is drained on the worker's next poll.
 constexpr std::chrono::microseconds k_io_poll_interval{50};
 
 gpr_timespec to_gpr(std::optional<driver::time_point> deadline) {

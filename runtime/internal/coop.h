@@ -39,6 +39,19 @@ inline void spend() noexcept {
   if (tls.budget != 0) --tls.budget;
 }
 
+// Gives the running task a full budget for a scope, and restores what it had after: for an awaiter
+// that polls others (select), so that none of them yields the task in its place.
+class full_budget {
+ public:
+  full_budget() noexcept : saved_(tls.budget) { tls.budget = k_budget; }
+  ~full_budget() { tls.budget = saved_; }
+  full_budget(const full_budget&) = delete;
+  full_budget& operator=(const full_budget&) = delete;
+
+ private:
+  uint32_t saved_;
+};
+
 // Calls an awaiter's await_suspend and reports whether the task stays suspended, whatever the
 // awaiter's return type (void or bool; symmetric transfer is not used by the runtime's awaiters).
 template <class A>

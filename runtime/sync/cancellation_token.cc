@@ -4,17 +4,21 @@
 
 namespace shoal::rt::detail {
 
-token_state::token_state(std::shared_ptr<token_state> parent) : parent_(std::move(parent)) {
-  // Under the parent's lock: either the parent's cancel already set its flag (we are born
-  // cancelled), or its walk over the children comes after us and finds us.
-  spin_guard lock(parent_->mu_);
-  if (parent_->is_cancelled()) {
-    cancelled_.store(true, std::memory_order_release);
-    return;
+std::shared_ptr<token_state> token_state::make_child(std::shared_ptr<token_state> parent) {
+  auto child = std::make_shared<token_state>();
+  child->parent_ = std::move(parent);
+  token_state& p = *child->parent_;
+  // Under the parent's lock: either the parent's cancel already set its flag (the child is born
+  // cancelled), or its walk over the children comes after this and finds the child.
+  spin_guard lock(p.mu_);
+  if (p.is_cancelled()) {
+    child->cancelled_.store(true, std::memory_order_release);
+    return child;
   }
-  next_sibling_ = parent_->first_child_;
-  if (next_sibling_ != nullptr) next_sibling_->prev_sibling_ = this;
-  parent_->first_child_ = this;
+  child->next_sibling_ = p.first_child_;
+  if (child->next_sibling_ != nullptr) child->next_sibling_->prev_sibling_ = child.get();
+  p.first_child_ = child.get();
+  return child;
 }
 
 token_state::~token_state() {

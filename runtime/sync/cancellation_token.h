@@ -37,7 +37,9 @@ namespace detail {
 class token_state : public std::enable_shared_from_this<token_state> {
  public:
   token_state() = default;
-  explicit token_state(std::shared_ptr<token_state> parent);
+  // A child of `parent`, linked into its list (or born cancelled). Made only through here: the
+  // link needs the child's own shared_ptr to exist first (cancel() locks it from the list).
+  static std::shared_ptr<token_state> make_child(std::shared_ptr<token_state> parent);
   ~token_state();
   token_state(const token_state&) = delete;
   token_state& operator=(const token_state&) = delete;
@@ -64,7 +66,7 @@ class cancellation_token {
 
   // A token cancelled with this one (and its ancestors), which can also be cancelled alone.
   cancellation_token child_token() const {
-    return cancellation_token(std::make_shared<detail::token_state>(s_));
+    return cancellation_token(detail::token_state::make_child(s_));
   }
 
   void cancel() const { s_->cancel(); }

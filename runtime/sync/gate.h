@@ -15,9 +15,11 @@
 // (tests/runtime/header_examples_test.cc compiles and runs this example.)
 //
 // Any number of tasks may await close(); a close() that finds the gate empty completes at once.
-// Cancel safety: a cancelled close() leaves the gate closed (closing happens when close() is
-// called, not when it completes) and leaves no waiter behind. One atomic word for the count and
-// the flag, so entering and leaving are one read-modify-write each.
+// The gate may be destroyed as soon as close() completes: its state lives until the last holder
+// has finished leaving. Cancel safety: a cancelled close() leaves the gate closed (closing happens
+// when close() is called, not when it completes) and leaves no waiter behind. One allocation per
+// gate; one atomic word for the count and the flags, so entering and leaving are one
+// read-modify-write each.
 #pragma once
 
 #include <atomic>
@@ -32,15 +34,17 @@
 namespace shoal::rt {
 
 class gate {
+  struct state;
+
  public:
   // One admitted piece of work; leaves the gate when destroyed.
   class [[nodiscard]] holder {
    public:
-    holder(holder&& o) noexcept : g_(std::exchange(o.g_, nullptr)) {}
+    holder(holder&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
     holder& operator=(holder&& o) noexcept {
       if (this != &o) {
         leave();
-        g_ = std::exchange(o.g_, nullptr);
+        s_ = std::exchange(o.s_, nullptr);
       }
       return *this;
     }
@@ -48,68 +52,99 @@ class gate {
 
    private:
     friend class gate;
-    explicit holder(gate* g) noexcept : g_(g) {}
+    explicit holder(state* s) noexcept : s_(s) {}
     void leave() noexcept {
-      if (g_ != nullptr) std::exchange(g_, nullptr)->leave();
+      if (s_ != nullptr) std::exchange(s_, nullptr)->leave();
     }
-    gate* g_;
+    state* s_;
   };
 
-  gate() = default;
+  gate() : s_(new state()) {}
   gate(const gate&) = delete;
   gate& operator=(const gate&) = delete;
+  // The gate may go while holders remain (after close() completed, the last one may still be
+  // leaving): its state lives until the last of them is gone.
+  ~gate() { s_->drop_owner(); }
 
   // A holder, or nullopt once the gate is closed.
   std::optional<holder> try_enter() noexcept {
-    uint64_t s = state_.load(std::memory_order_relaxed);
+    uint64_t w = s_->word.load(std::memory_order_relaxed);
     do {
-      if (s & k_closed) return std::nullopt;
-    } while (!state_.compare_exchange_weak(s, s + k_one, std::memory_order_acquire,
-                                           std::memory_order_relaxed));
-    return holder(this);
+      if (w & k_closed) return std::nullopt;
+    } while (!s_->word.compare_exchange_weak(w, w + k_one, std::memory_order_acquire,
+                                             std::memory_order_relaxed));
+    return holder(s_);
   }
 
   class closed_awaiter {
    public:
-    bool await_ready() { return g_->holders() == 0 || empty_.await_ready(); }
+    bool await_ready() { return s_->holders() == 0 || empty_.await_ready(); }
     bool await_suspend(std::coroutine_handle<> h) {
-      return g_->holders() != 0 && empty_.await_suspend(h);
+      return s_->holders() != 0 && empty_.await_suspend(h);
     }
     void await_resume() { empty_.await_resume(); }
-    closed_awaiter(closed_awaiter&& o) noexcept : g_(o.g_), empty_(std::move(o.empty_)) {}
+    closed_awaiter(closed_awaiter&& o) noexcept : s_(o.s_), empty_(std::move(o.empty_)) {}
 
    private:
     friend class gate;
-    // The waiter is made before the flag is set: a leave that empties the gate afterwards
-    // notifies it (its epoch is older), and one before leaves the count at zero.
-    explicit closed_awaiter(gate* g) : g_(g), empty_(std::move(g->empty_.notified().inner())) {
-      g_->state_.fetch_or(k_closed, std::memory_order_acq_rel);
+    // The waiter is made before the flag is set: the last holder's notification afterwards finds
+    // it (its epoch is older); a holder that left before found the gate open, and left the count
+    // at zero.
+    explicit closed_awaiter(state* s) : s_(s), empty_(std::move(s->empty.notified().inner())) {
+      s_->word.fetch_or(k_closed, std::memory_order_acq_rel);
     }
-    gate* g_;
+    state* s_;
     notify::notified_awaiter empty_;
   };
 
   // Closes the gate now; `co_await` completes once no holder is left.
   detail::coop::budgeted<closed_awaiter> close() {
-    return detail::coop::budgeted<closed_awaiter>(closed_awaiter(this));
+    return detail::coop::budgeted<closed_awaiter>(closed_awaiter(s_));
   }
 
-  bool is_closed() const noexcept { return state_.load(std::memory_order_acquire) & k_closed; }
-  uint64_t holders() const noexcept { return state_.load(std::memory_order_acquire) / k_one; }
+  bool is_closed() const noexcept { return s_->word.load(std::memory_order_acquire) & k_closed; }
+  uint64_t holders() const noexcept { return s_->holders(); }
 
  private:
-  static constexpr uint64_t k_closed = 1;
-  static constexpr uint64_t k_one = 2;
+  static constexpr uint64_t k_closed = 1;  // no new holders
+  static constexpr uint64_t k_owner = 2;   // the gate object still exists
+  static constexpr uint64_t k_one = 4;     // one holder
 
-  void leave() noexcept {
-    // The last holder out of a closed gate wakes whoever awaits close().
-    if (state_.fetch_sub(k_one, std::memory_order_acq_rel) == (k_one | k_closed)) {
-      empty_.notify_waiters();
+  // What holders and closers share. Freed by whichever goes last: the gate object, or the last
+  // holder to leave.
+  struct state {
+    std::atomic<uint64_t> word{k_owner};
+    notify empty;
+
+    uint64_t holders() const noexcept { return word.load(std::memory_order_acquire) / k_one; }
+
+    void leave() noexcept {
+      uint64_t w = word.load(std::memory_order_acquire);
+      for (;;) {
+        if ((w & k_closed) && w / k_one == 1) {
+          // The last holder of a closed gate: wake the closers *before* leaving, so that this
+          // holder's count keeps the state alive while it does (a closer that wakes may destroy
+          // the gate at once).
+          empty.notify_waiters();
+          release(word.fetch_sub(k_one, std::memory_order_acq_rel) - k_one);
+          return;
+        }
+        if (word.compare_exchange_weak(w, w - k_one, std::memory_order_acq_rel,
+                                       std::memory_order_acquire)) {
+          return;  // not the last of a closed gate (closing later re-reads the count)
+        }
+      }
     }
-  }
+    void drop_owner() noexcept {
+      release(word.fetch_and(~k_owner, std::memory_order_acq_rel) & ~k_owner);
+    }
+    // `now`: the word after the caller's change.
+    void release(uint64_t now) noexcept {
+      if (!(now & k_owner) && now / k_one == 0) delete this;
+    }
+  };
 
-  std::atomic<uint64_t> state_{0};
-  notify empty_;
+  state* s_;
 };
 
 }  // namespace shoal::rt

@@ -48,15 +48,20 @@ using rt::detail::task_header;
 // channel closed): its own message may already have been received before the receiver parked.
 // Otherwise it hands the flag back and looks once more (the same Dekker pair, the other way), so a
 // parked receiver is never resumed with nothing to receive, and never left parked with something.
+//
+// A producer holds `waking` from taking the flag until it has woken the receiver or handed the
+// flag back. A receive abandoned while parked (its task cancelled, or a select took another
+// branch) waits out a producer in that window before it takes its registration back: otherwise a
+// handed-back flag would outlive the receive, and the next one would overwrite its reference.
 class rx_parking {
  public:
   // Receiver: registers `self` and returns how many senders were blocked at that instant (one
   // read-modify-write does both: the Dekker half for the receiver, and the check that lets blocked
-  // senders in before it sleeps).
+  // senders in before it sleeps). No registration is left from an earlier receive (see withdraw).
   uint64_t prepare(task_header* self) noexcept {
     self->add_ref();
     task_ = self;
-    return word_.fetch_or(k_rx_waiting, std::memory_order_seq_cst) >> 1;
+    return word_.fetch_or(k_rx_waiting, std::memory_order_seq_cst) / k_one_sender;
   }
   // Receiver, when its re-check found something: true if it took the flag back (do not suspend),
   // false if a producer took it (suspend: that producer wakes it, since something is there).
@@ -65,19 +70,42 @@ class rx_parking {
     task_->release();
     return true;
   }
+  // Receiver, for a receive abandoned while parked: takes its registration back, or lets the
+  // producer that took it finish (it wakes the abandoned task or its select branch, harmlessly).
+  void withdraw() noexcept {
+    for (int spins = 0;;) {
+      uint64_t w = word_.load(std::memory_order_seq_cst);
+      if (w & k_waking) {
+        rt::detail::spin_backoff(spins);
+        continue;
+      }
+      if (!(w & k_rx_waiting)) return;  // a producer took it and woke us
+      if (word_.compare_exchange_weak(w, w & ~k_rx_waiting, std::memory_order_seq_cst)) {
+        task_->release();
+        return;
+      }
+    }
+  }
   // Producer, after publishing. `can_complete` says whether a parked receiver would find work.
   template <class Pred>
   void wake_if_waiting(Pred can_complete) noexcept {
-    if (!(word_.load(std::memory_order_seq_cst) & k_rx_waiting)) return;
+    uint64_t w = word_.load(std::memory_order_seq_cst);
     for (;;) {
-      if (!(word_.fetch_and(~k_rx_waiting, std::memory_order_seq_cst) & k_rx_waiting)) return;
+      // Take the flag, marking the decision as under way.
+      do {
+        if (!(w & k_rx_waiting)) return;
+      } while (!word_.compare_exchange_weak(w, (w & ~k_rx_waiting) | k_waking,
+                                            std::memory_order_seq_cst));
       if (can_complete()) {
         task_header* t = task_;
         rt::detail::wake(t);
         t->release();
+        word_.fetch_and(~k_waking, std::memory_order_seq_cst);
         return;
       }
-      word_.fetch_or(k_rx_waiting, std::memory_order_seq_cst);
+      // Hand the flag back: waking -> rx_waiting in one step (bit 1 set, bit 0 clear: minus one).
+      w = word_.fetch_sub(k_waking - k_rx_waiting, std::memory_order_seq_cst) -
+          (k_waking - k_rx_waiting);
       if (!can_complete()) return;
     }
   }
@@ -88,15 +116,16 @@ class rx_parking {
     word_.fetch_sub(k_one_sender, std::memory_order_relaxed);
   }
   uint64_t blocked_senders_relaxed() const noexcept {
-    return word_.load(std::memory_order_relaxed) >> 1;
+    return word_.load(std::memory_order_relaxed) / k_one_sender;
   }
   uint64_t blocked_senders_certain() noexcept {
-    return word_.fetch_add(0, std::memory_order_seq_cst) >> 1;
+    return word_.fetch_add(0, std::memory_order_seq_cst) / k_one_sender;
   }
 
  private:
   static constexpr uint64_t k_rx_waiting = 1;
-  static constexpr uint64_t k_one_sender = 2;
+  static constexpr uint64_t k_waking = 2;
+  static constexpr uint64_t k_one_sender = 4;
   std::atomic<uint64_t> word_{0};
   task_header* task_ = nullptr;
 };
@@ -420,7 +449,7 @@ class receiver {
     // Destroyed while parked (the task was cancelled, or a select took another branch): take the
     // registration back, so that the next receive does not inherit it.
     ~recv_awaiter() {
-      if (parked_) ch_->parking().cancel();
+      if (parked_) ch_->parking().withdraw();
     }
 
    private:

@@ -27,8 +27,12 @@
 //
 // A `task<T>` branch is spawned (a task cannot share its awaiter's suspension points), and if it
 // loses it is cancelled and awaited until gone before select returns, so nothing of it outlives
-// the call. An exception thrown by a winning task branch is rethrown. A gRPC operation cannot be a
-// branch (its tag must come back before its frame may go): wrap it in a task.
+// the call. An exception thrown by a winning task branch is rethrown. That wait is one more
+// suspension: if the awaiting task is itself cancelled then, a value a winning primitive branch
+// took (a received message) is dropped with it; where that matters, keep task branches and
+// message branches in separate selects. A gRPC operation cannot be a branch (its tag must come
+// back before its frame may go), nor can a select (put the branches in one select): wrap either
+// in a task. else_when_closed takes no task branches (a task is never "closed").
 //
 // Cost: nothing allocated when a branch is ready at once; otherwise one block holding one small
 // waker per branch (it outlives the call if a primitive is waking a losing branch at that moment),
@@ -179,6 +183,18 @@ struct is_task_branch : std::false_type {};
 template <class T>
 struct is_task_branch<join_branch<T>> : std::true_type {};
 
+template <bool Biased, bool Else, class... B>
+class select_awaiter;
+template <class B>
+struct is_select : std::false_type {};
+template <bool Biased, bool Else, class... B>
+struct is_select<select_awaiter<Biased, Else, B...>> : std::true_type {};
+
+// While a select polls and registers its branches, they may spend from the budget (an awaiter
+// made of others, like a mutex's lock, has a budgeted part): they get a full one, and the task's
+// own is restored after, so none of them takes the path that yields the task. The select itself
+// is one await for the budget.
+
 template <class B>
 struct branch_value {
   using raw = decltype(std::declval<B&>().await_resume());
@@ -259,6 +275,11 @@ class select_awaiter {
  public:
   static constexpr std::size_t N = sizeof...(B);
   static_assert(N >= 1 && N <= 31, "a select has 1 to 31 branches");
+  static_assert(!(is_select<B>::value || ...),
+                "a select cannot be a branch of another select: put all the branches in one, or "
+                "wrap the inner select in a task");
+  static_assert(!Else || !(is_task_branch<B>::value || ...),
+                "else_when_closed takes no task branches (a task is never closed)");
   using result_type = std::conditional_t<Else, std::variant<branch_value_t<B>..., all_closed>,
                                          std::variant<branch_value_t<B>...>>;
 
@@ -284,6 +305,7 @@ class select_awaiter {
     if constexpr (k_has_tasks) {
       return false;  // a losing task must be reaped, which takes a suspension
     } else {
+      coop::full_budget polling;
       for (std::size_t k = 0; k < N; ++k) {
         const std::size_t i = order(k);
         if (enabled(i) && ready(i) && take(i)) return true;
@@ -397,6 +419,7 @@ class select_awaiter {
 
   // Registers every branch with its own waker; true if one completed meanwhile and won.
   bool register_branches(std::coroutine_handle<> h) {
+    coop::full_budget registering;
     for (std::size_t k = 0; k < N; ++k) {
       const std::size_t i = order(k);
       if (!enabled(i)) continue;

@@ -4,12 +4,16 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <memory>
 #include <future>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "runtime/sync/notify.h"
+#include "runtime/sync/select.h"
 #include "tests/runtime/flavor_test.h"
 
 namespace shoal::rt {
@@ -152,6 +156,45 @@ TEST(blocking_pool, shutdown_waits_for_running_closures_and_drops_the_rest) {
   EXPECT_EQ(running_finished_at.load(), 1);
   EXPECT_EQ(shutdown_returned_at.load(), 2);
   EXPECT_FALSE(queued_ran.load());
+}
+
+// A paused clock does not jump while a blocking closure runs: the timer below is not due.
+TEST(blocking_paused, a_paused_clock_waits_for_running_closures) {
+  runtime rt(testing::options_for(flavor::current_thread, /*paused=*/true));
+  auto r = rt.block_on([]() -> task<bool> {
+    auto slow = spawn_blocking([] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // real time passes
+      return 1;
+    });
+    auto got = co_await timeout(std::chrono::seconds(1), [](join_handle<int> h) -> task<int> {
+      co_return *co_await std::move(h);
+    }(std::move(slow)));
+    co_return got.ok();
+  }());
+  EXPECT_TRUE(r);
+}
+
+// Shutting the runtime down while a current_thread block_on is in progress ends that block_on
+// (cancelled) and the shutdown, with the runtime's thread never running beside the caller.
+TEST(block_on_shutdown, a_current_thread_runtime_shuts_down_under_a_block_on) {
+  auto rt = std::make_unique<runtime>(testing::options_for(flavor::current_thread));
+  std::atomic<bool> waiting{false}, cancelled{false};
+  std::thread caller([&] {
+    try {
+      rt->block_on([](std::atomic<bool>* w) -> task<> {
+        notify never;
+        w->store(true);
+        co_await never.notified();
+      }(&waiting));
+    } catch (const join_error& e) {
+      cancelled.store(e.is_cancelled());
+    }
+  });
+  while (!waiting.load()) std::this_thread::yield();
+  rt->shutdown();
+  caller.join();
+  EXPECT_TRUE(cancelled.load());
+  EXPECT_THROW(rt->block_on([]() -> task<> { co_return; }()), join_error);  // after: refused
 }
 
 }  // namespace

@@ -80,6 +80,26 @@ task<bool> close_in_a_select() {
 
 TEST_P(gate_test, close_is_a_select_branch) { EXPECT_TRUE(rt_.block_on(close_in_a_select())); }
 
+// The gate may go as soon as close() completes, while the last holder is still leaving (on another
+// worker): ASan would see the holder touch a freed gate otherwise.
+task<> leave_soon(gate::holder in) {
+  co_await yield_now();
+  { auto drop = std::move(in); }
+}
+
+TEST(gate_threads, a_gate_may_be_destroyed_as_soon_as_close_completes) {
+  runtime rt(testing::options_for(flavor::multi_thread));
+  rt.block_on([]() -> task<> {
+    for (int i = 0; i < 2000; ++i) {
+      auto* g = new gate();
+      auto holder = spawn(leave_soon(*g->try_enter()));
+      co_await g->close();
+      delete g;  // the holder may still be inside its leave()
+      (void)co_await holder;
+    }
+  }());
+}
+
 // ------------------------------------------------------------------------- cancellation_token
 
 class token_test : public flavor_test {};

@@ -272,5 +272,41 @@ TEST_P(select_test, a_watch_change_and_a_timer_race_in_place) {
   EXPECT_TRUE(rt_.block_on(watch_change_or_timer()));
 }
 
+// A receive that keeps losing selects to another branch while a producer keeps sending: each lost
+// receive takes back its registration, even from under a producer that is waking it (LeakSanitizer
+// would find the wakers of the selects otherwise, and TSan a race on the registration).
+task<int> receive_beside_a_busy_notify(int rounds) {
+  auto [tx, rx] = mpsc::channel<int>(4);
+  notify often;
+  std::atomic<bool> stop{false};
+  auto producer = spawn([](mpsc::sender<int> t, std::atomic<bool>* s) -> task<> {
+    for (int i = 0; !s->load(); ++i) {
+      if (!co_await t.send(i)) co_return;
+    }
+  }(std::move(tx), &stop));
+  auto poker = spawn([](notify* n, std::atomic<bool>* s) -> task<> {
+    while (!s->load()) {
+      n->notify_one();
+      co_await yield_now();
+    }
+  }(&often, &stop));
+  int received = 0;
+  for (int i = 0; i < rounds; ++i) {
+    auto r = co_await select(rx.recv(), often.notified());
+    if (r.index() == 0) ++received;
+  }
+  stop.store(true);
+  std::optional<int> left;  // let a producer blocked on a full channel finish
+  while (rx.try_recv(left) != mpsc::try_recv_error::disconnected) co_await yield_now();
+  (void)co_await producer;
+  (void)co_await poker;
+  co_return received;
+}
+
+TEST(select_threads, a_receive_that_keeps_losing_leaves_nothing_behind) {
+  runtime rt(testing::options_for(flavor::multi_thread));
+  EXPECT_GT(rt.block_on(receive_beside_a_busy_notify(20000)), 0);
+}
+
 }  // namespace
 }  // namespace shoal::rt
