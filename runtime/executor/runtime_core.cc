@@ -188,6 +188,16 @@ void worker::serve(task_header* until) {
   while (!core_.exiting() && !should_leave()) {
     ++tick_;
     if (tick_ % k_maintenance_interval == 0) maintenance();
+    if (yielded_alone_) {
+      // The task that just yielded is all this worker has: let it wait behind work queued on
+      // another worker (in its LIFO slot too) rather than run it again at once; that worker may
+      // itself be busy, or not running at all.
+      yielded_alone_ = false;
+      if (task_header* t = steal_from_others()) {
+        run_task(t);
+        continue;
+      }
+    }
     if (task_header* t = next_task()) {
       run_task(t);
       continue;
@@ -289,6 +299,11 @@ task_header* worker::steal_work() {
     if (!core_.idle_.transition_to_searching()) return nullptr;
     searching_ = true;
   }
+  if (task_header* t = steal_from_others()) return t;
+  return take_from_inject();
+}
+
+task_header* worker::steal_from_others() {
   const int n = core_.worker_count();
   if (n > 1) {
     rng_ ^= rng_ << 13;
@@ -312,7 +327,7 @@ task_header* worker::steal_work() {
       return buf[0];
     }
   }
-  return take_from_inject();
+  return nullptr;
 }
 
 void worker::push_back(task_header* t) {
@@ -374,7 +389,10 @@ void worker::run_task(task_header* t) {
     core_.complete(t, k_frame_gone | k_result_stored);
     return;
   }
-  after_suspend(t, std::exchange(tls.yielded, false));
+  const bool yielded = std::exchange(tls.yielded, false);
+  after_suspend(t, yielded);
+  yielded_alone_ = yielded && core_.worker_count() > 1 && queue_.size() == 1 &&
+                   lifo_.load(std::memory_order_relaxed) == nullptr;
 }
 
 void worker::after_suspend(task_header* t, bool yielded) {

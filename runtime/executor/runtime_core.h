@@ -84,6 +84,8 @@ class worker {
   task_header* next_task();
   std::size_t fire_timers();
   task_header* steal_work();
+  // Half of another worker's queue, or the task in its LIFO slot; null if they have none.
+  task_header* steal_from_others();
   task_header* take_from_inject();
   void park();
   bool poll_driver();
@@ -104,6 +106,7 @@ class worker {
   int lifo_streak_ = 0;
   bool searching_ = false;
   bool in_driver_ = false;  // tasks woken now are notified once, after the driver returns
+  bool yielded_alone_ = false;  // the last task yielded, and it is all the local queue holds
   uint32_t tick_ = 0;
   static constexpr int64_t k_not_parked = std::numeric_limits<int64_t>::min();
   static constexpr int64_t k_parked_without_deadline = std::numeric_limits<int64_t>::max();
