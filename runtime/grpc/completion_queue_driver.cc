@@ -24,7 +24,7 @@ thread_local completion_queue_driver* tls_driver = nullptr;
 // Each poll() that drains the queue now makes one more call, which reads the sockets; at most
 // once per interval, which costs nothing measurable (docs/benchmarks.md). A queue that still holds
 // completions after k_max_events_per_poll is drained on the worker's next poll.
-constexpr std::chrono::microseconds k_io_poll_interval{50};
+constexpr std::chrono::microseconds k_io_poll_interval{25};
 
 gpr_timespec to_gpr(std::optional<driver::time_point> deadline) {
   if (!deadline) return gpr_inf_future(GPR_CLOCK_MONOTONIC);

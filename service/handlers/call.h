@@ -52,9 +52,14 @@ rt::task<> serve_unary(Service* svc, Request request, unary_handler<Req, Resp> h
   rt::spawn(serve_unary(svc, request, handle, cq, ctx, m)).detach();
 
   Resp& resp = *google::protobuf::Arena::CreateMessage<Resp>(&arena);
-  in_flight_permit permit;  // held until the reply is sent
-  grpc::Status status = in_flight_permit::admit(*ctx, *ctx->current_config(), &permit);
-  if (status.ok()) status = handle(*ctx, req, resp);
+  grpc::Status status;
+  {
+    // Given back before the reply leaves, as the streaming calls do: a client that has its answer
+    // finds the call no longer in flight (Status, max_in_flight).
+    in_flight_permit permit;
+    status = in_flight_permit::admit(*ctx, *ctx->current_config(), &permit);
+    if (status.ok()) status = handle(*ctx, req, resp);
+  }
   // Recorded before the reply leaves: a client that has its answer finds the call counted.
   metrics::record_call(m, status.error_code(), std::chrono::steady_clock::now() - arrived_at);
   (void)co_await rt::grpc::async_op(&call, [&](void* tag) {
