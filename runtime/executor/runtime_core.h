@@ -105,7 +105,7 @@ class worker {
   std::atomic<task_header*> lifo_{nullptr};
   int lifo_streak_ = 0;
   bool searching_ = false;
-  bool in_driver_ = false;  // tasks woken now are notified once, after the driver returns
+  bool in_driver_ = false;      // tasks woken now are notified once, after the driver returns
   bool yielded_alone_ = false;  // the last task yielded, and it is all the local queue holds
   uint32_t tick_ = 0;
   static constexpr int64_t k_not_parked = std::numeric_limits<int64_t>::min();

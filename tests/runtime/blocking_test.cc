@@ -5,8 +5,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <memory>
 #include <future>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
