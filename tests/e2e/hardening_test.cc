@@ -1,0 +1,178 @@
+// Hardening: what an attacker or an unlucky operator sends, against a real shoald. Each test here
+// reproduces a defect found against an earlier build (issue 14) and fails on it.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <string>
+#include <thread>
+
+#include "tests/e2e/shoald_process.h"
+
+namespace shoal {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::ctx;
+using testing::shoald_process;
+
+std::string temp_dir() {
+  char tmpl[] = "/tmp/shoal-hardening-XXXXXX";
+  return ::mkdtemp(tmpl);
+}
+
+void write_file(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+template <class Pred>
+bool eventually(Pred p, std::chrono::milliseconds within = 5000ms) {
+  const auto deadline = std::chrono::steady_clock::now() + within;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (p()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return p();
+}
+
+// Runs shoald with `args` until it exits (each case here refuses to start); its exit code and
+// everything it printed, stdout and stderr.
+std::pair<int, std::string> run_to_exit(const std::string& args) {
+  // `timeout`: a shoald that wrongly starts is stopped after 10 s (and the test fails).
+  const std::string cmd =
+      "timeout 10 " + testing::shoald_path() + " --listen=127.0.0.1:0 " + args + " 2>&1";
+  FILE* f = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
+  const int status = ::pclose(f);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+// 100 years, the documented maximum TTL (kv.proto, PutRequest.ttl_ms).
+constexpr int64_t k_max_ttl_ms = 3'155'760'000'000;
+
+grpc::Status put_with_ttl(v1::KV::Stub& kv, const std::string& key, int64_t ttl_ms) {
+  v1::PutRequest req;
+  req.set_key(key);
+  req.set_value("v");
+  req.set_ttl_ms(ttl_ms);
+  v1::PutResponse resp;
+  return kv.Put(ctx().get(), req, &resp);
+}
+
+bool present(v1::KV::Stub& kv, const std::string& key) {
+  v1::GetRequest req;
+  req.set_key(key);
+  v1::GetResponse resp;
+  EXPECT_TRUE(kv.Get(ctx().get(), req, &resp).ok());
+  return resp.found();
+}
+
+TEST(hardening, a_ttl_beyond_the_maximum_is_refused_not_acknowledged_and_lost) {
+  shoald_process s;
+  auto kv = s.kv();
+  for (const int64_t ttl : {int64_t{10'000'000'000'000}, std::numeric_limits<int64_t>::max(),
+                            k_max_ttl_ms + 1}) {
+    const grpc::Status st = put_with_ttl(*kv, "session", ttl);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << ttl;
+    EXPECT_NE(st.error_message().find("at most"), std::string::npos) << st.error_message();
+    EXPECT_FALSE(present(*kv, "session"));
+  }
+  v1::IncrementRequest inc;
+  inc.set_key("counter");
+  inc.set_delta(1);
+  inc.set_ttl_ms(std::numeric_limits<int64_t>::max());
+  v1::IncrementResponse inc_resp;
+  EXPECT_EQ(kv->Increment(ctx().get(), inc, &inc_resp).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_FALSE(present(*kv, "counter"));
+}
+
+TEST(hardening, the_longest_ttl_allowed_keeps_the_key) {
+  shoald_process s;
+  auto kv = s.kv();
+  ASSERT_TRUE(put_with_ttl(*kv, "session", k_max_ttl_ms).ok());
+  v1::GetRequest req;
+  req.set_key("session");
+  v1::GetResponse resp;
+  ASSERT_TRUE(kv->Get(ctx().get(), req, &resp).ok());
+  ASSERT_TRUE(resp.found());
+  EXPECT_GT(resp.entry().ttl_remaining_ms(), k_max_ttl_ms - 60'000);
+}
+
+TEST(hardening, a_reload_is_validated_against_the_running_start_up_settings) {
+  const std::string dir = temp_dir();
+  const std::string path = dir + "/config.json";
+  write_file(path, R"({"live": {"maxValueBytes": 1000}})");
+  shoald_process s({"--config=" + path});
+  auto admin = s.admin();
+  auto kv = s.kv();
+  // The file raises the message limit (a start-up setting, not applied until a restart) and, on
+  // its strength, the value limit: the value limit must be checked against the running 4 MiB.
+  write_file(path,
+             R"({"startup": {"maxMessageBytes": 67108864}, "live": {"maxValueBytes": 33554432}})");
+  v1::StatusResponse st;
+  ASSERT_TRUE(eventually([&] {
+    EXPECT_TRUE(admin->Status(ctx().get(), v1::StatusRequest(), &st).ok());
+    return !st.last_config_error().empty();
+  })) << "the reload was applied";
+  EXPECT_NE(st.last_config_error().find("max_value_bytes"), std::string::npos)
+      << st.last_config_error();
+  v1::PutRequest req;
+  req.set_key("big");
+  req.set_value(std::string(4 << 20, 'x'));
+  v1::PutResponse resp;
+  EXPECT_NE(kv->Put(ctx().get(), req, &resp).error_code(), grpc::StatusCode::OK);
+}
+
+TEST(hardening, a_key_limit_that_leaves_no_room_in_a_message_is_refused_at_start) {
+  const auto [code, out] = run_to_exit("--max_message_bytes=65536 --max_key_bytes=65535");
+  EXPECT_NE(code, 0) << out;
+  EXPECT_NE(out.find("max_value_bytes"), std::string::npos) << out;
+  EXPECT_EQ(out.find("listening"), std::string::npos) << out;
+}
+
+TEST(hardening, config_errors_name_the_problem_and_never_quote_the_file) {
+  const std::string dir = temp_dir();
+  // Not a config at all: a file a mistyped --config could name.
+  write_file(dir + "/shadow", "root:$6$SECRETHASHSECRETHASH:19000:0:99999:7:::\n");
+  const auto [code, out] = run_to_exit("--config=" + dir + "/shadow");
+  EXPECT_NE(code, 0) << out;
+  EXPECT_EQ(out.find("SECRETHASH"), std::string::npos) << out;
+  EXPECT_EQ(out.find("root:"), std::string::npos) << out;
+  EXPECT_NE(out.find("JSON"), std::string::npos) << out;
+
+  // A reload of a broken file: Status reports it without its content.
+  const std::string path = dir + "/config.json";
+  write_file(path, R"({"live": {"maxKeyBytes": 100}})");
+  shoald_process s({"--config=" + path});
+  auto admin = s.admin();
+  for (const std::string broken : {
+           R"({"live": {"maxKeyBytes": "hunter2-secret"}})",
+           R"({"live": {"logLevel": hunter2-secret}})",
+           "{\"live\": {\"maxKeyBytes\": 100}}\nhunter2-secret",
+       }) {
+    write_file(path, broken);
+    v1::StatusResponse st;
+    ASSERT_TRUE(eventually([&] {
+      EXPECT_TRUE(admin->Status(ctx().get(), v1::StatusRequest(), &st).ok());
+      return !st.last_config_error().empty();
+    })) << broken;
+    EXPECT_EQ(st.last_config_error().find("hunter2"), std::string::npos)
+        << st.last_config_error();
+    // Clean again, so that the next broken file is a new error.
+    write_file(path, R"({"live": {"maxKeyBytes": 100}})");
+    ASSERT_TRUE(eventually([&] {
+      EXPECT_TRUE(admin->Status(ctx().get(), v1::StatusRequest(), &st).ok());
+      return st.last_config_error().empty();
+    }));
+  }
+}
+
+}  // namespace
+}  // namespace shoal
