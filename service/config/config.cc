@@ -1,15 +1,24 @@
 #include "service/config/config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "service/log.h"
+#include "service/store/store.h"
 
 namespace shoal::service::config {
+namespace {
+
+// What a reply holds besides one key and one value: header, revisions, framing.
+constexpr uint64_t k_envelope_bytes = 1024;
+
+}  // namespace
 
 v1::ServerConfig defaults() {
   v1::ServerConfig c;
@@ -48,10 +57,56 @@ absl::StatusOr<v1::ServerConfig> parse_json(std::string_view json) {
   options.ignore_unknown_fields = false;
   auto st = google::protobuf::util::JsonStringToMessage(std::string(json), &c, options);
   if (!st.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "config is not valid JSON for shoal.v1.ServerConfig: ", st.message().as_string()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("config is not valid JSON for shoal.v1.ServerConfig: ",
+                     describe_json_error(json, st.message().as_string())));
   }
   return c;
+}
+
+std::string describe_json_error(std::string_view input, std::string_view message) {
+  constexpr auto npos = std::string_view::npos;
+  // protobuf's message: the problem, then (for a syntax error) the input around it and a caret.
+  const std::size_t first_break = message.find('\n');
+  const std::string_view problem = message.substr(0, first_break);
+  std::string where;
+  const std::size_t last_break = message.rfind('\n');
+  if (first_break != npos && last_break > first_break) {
+    const std::string_view around = message.substr(first_break + 1, last_break - first_break - 1);
+    const std::size_t caret = message.substr(last_break + 1).find('^');
+    const std::size_t at = around.empty() ? npos : input.find(around);
+    if (caret != npos && at != npos) {
+      const std::string_view before = input.substr(0, std::min(at + caret, input.size()));
+      const std::size_t line_start = before.rfind('\n');
+      const std::size_t line = 1 + std::count(before.begin(), before.end(), '\n');
+      const std::size_t column = before.size() - (line_start == npos ? 0 : line_start + 1) + 1;
+      where = absl::StrCat("line ", line, ", column ", column, ": ");
+    }
+  }
+  // Quoted text is the file's (a value it could not take): left out.
+  std::string out;
+  bool quoted = false;
+  for (char ch : problem) {
+    if (ch == '"') {
+      if (!quoted) out += "(a value not shown)";
+      quoted = !quoted;
+    } else if (!quoted) {
+      out += ch;
+    }
+  }
+  // An unknown field is named when it looks like a setting's name, which says what to fix.
+  constexpr std::string_view k_unknown = "Cannot find field: ";
+  if (const std::size_t u = out.find(k_unknown); u != npos) {
+    const std::size_t name_at = u + k_unknown.size();
+    const std::size_t name_end = std::min(out.find(' ', name_at), out.size());
+    const std::string_view name = std::string_view(out).substr(name_at, name_end - name_at);
+    const bool plain = !name.empty() && name.size() <= 64 &&
+                       std::all_of(name.begin(), name.end(), [](char ch) {
+                         return absl::ascii_isalnum(static_cast<unsigned char>(ch)) || ch == '_';
+                       });
+    if (!plain) out.replace(name_at, name_end - name_at, "(a name not shown)");
+  }
+  return absl::StrCat(where, out);
 }
 
 absl::StatusOr<v1::ServerConfig> load_file(const std::string& path) {
@@ -94,7 +149,8 @@ absl::Status validate(const v1::ServerConfig& c) {
     errors.push_back("live.max_key_bytes must be between 1 and 65535");
   }
   // A value must fit in a message with its key and the envelope (header, revisions, framing).
-  const uint64_t room = static_cast<uint64_t>(s.max_message_bytes()) - l.max_key_bytes() - 1024;
+  const uint64_t taken = uint64_t{l.max_key_bytes()} + k_envelope_bytes;
+  const uint64_t room = s.max_message_bytes() > taken ? s.max_message_bytes() - taken : 0;
   if (l.max_value_bytes() > room) {
     errors.push_back(absl::StrCat("live.max_value_bytes (", l.max_value_bytes(),
                                   ") must leave room for the key and the envelope in "
@@ -102,7 +158,10 @@ absl::Status validate(const v1::ServerConfig& c) {
                                   s.max_message_bytes(), "): at most ", room));
   }
   if (l.max_in_flight() == 0) errors.push_back("live.max_in_flight must be positive");
-  if (l.default_ttl_ms() < 0) errors.push_back("live.default_ttl_ms must not be negative");
+  if (l.default_ttl_ms() < 0 || l.default_ttl_ms() > store::k_max_ttl_ms) {
+    errors.push_back(absl::StrCat("live.default_ttl_ms must be between 0 and ",
+                                  store::k_max_ttl_ms, " (100 years)"));
+  }
   if (l.range_page_max_items() == 0) errors.push_back("live.range_page_max_items must be positive");
   if (l.max_batch_ops() == 0) errors.push_back("live.max_batch_ops must be positive");
   if (l.max_txn_ops() == 0) errors.push_back("live.max_txn_ops must be positive");

@@ -31,6 +31,11 @@ v1::ServerConfig defaults();
 absl::StatusOr<v1::ServerConfig> parse_json(std::string_view json);
 absl::StatusOr<v1::ServerConfig> load_file(const std::string& path);
 
+// protobuf's JSON error for `input`, told without quoting the input: a config file may hold
+// secrets, and its errors reach logs and Status. Keeps the problem, the field it names and where
+// it is ("line 3, column 14: Unexpected token.").
+std::string describe_json_error(std::string_view input, std::string_view message);
+
 // Later layers override earlier ones, field by field.
 v1::ServerConfig merge(std::initializer_list<const v1::ServerConfig*> layers);
 

@@ -82,9 +82,14 @@ void config_watcher::reload() {
   auto file = load_file(path_);
   absl::Status problem = file.status();
   v1::ServerConfig next;
+  std::string restart_needed;
   if (problem.ok()) {
     const v1::ServerConfig base = defaults();
     next = merge({&base, &*file, &flags_});
+    // Start-up settings apply at the next restart: the live ones are checked against those the
+    // server runs with, not the file's.
+    restart_needed = startup_differences(running->config, next);
+    *next.mutable_startup() = running->config.startup();
     problem = validate(next);
   }
   if (!problem.ok()) {
@@ -97,12 +102,10 @@ void config_watcher::reload() {
     tx_->send_replace(std::move(s));
     return;
   }
-  const std::string restart_needed = startup_differences(running->config, next);
   if (!restart_needed.empty()) {
     SHOAL_LOG(warn, "config file changes start-up settings; they apply at the next restart",
               {{"fields", restart_needed}});
   }
-  *next.mutable_startup() = running->config.startup();
   if (google::protobuf::util::MessageDifferencer::Equals(next, running->config) &&
       running->last_error.empty()) {
     return;

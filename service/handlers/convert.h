@@ -82,6 +82,10 @@ inline grpc::Status to_ttl(bool has_ttl, int64_t ttl_ms, bool keep_ttl, const co
   if (has_ttl && ttl_ms < 0) {
     return invalid(absl::StrCat("ttl_ms is ", ttl_ms, "; it must be 0 (no TTL) or positive"));
   }
+  if (has_ttl && ttl_ms > store::k_max_ttl_ms) {
+    return invalid(absl::StrCat("ttl_ms is ", ttl_ms, "; it must be at most ", store::k_max_ttl_ms,
+                                " (100 years)"));
+  }
   const int64_t ms = has_ttl ? ttl_ms : cfg.live().default_ttl_ms();
   out->type = ms > 0 ? store::ttl_spec::kind::after_ms : store::ttl_spec::kind::none;
   out->ms = ms;

@@ -99,8 +99,15 @@ int64_t store::expiry_for(ttl_spec ttl, const entry* current) const {
   switch (ttl.type) {
     case ttl_spec::kind::none:
       return 0;
-    case ttl_spec::kind::after_ms:
-      return ttl.ms <= 0 ? 0 : now_ns() + ttl.ms * 1'000'000;
+    case ttl_spec::kind::after_ms: {
+      if (ttl.ms <= 0) return 0;
+      const int64_t ms = std::min(ttl.ms, k_max_ttl_ms);
+      int64_t at = 0;
+      if (__builtin_add_overflow(now_ns(), ms * 1'000'000, &at)) {
+        return std::numeric_limits<int64_t>::max();
+      }
+      return at;
+    }
     case ttl_spec::kind::keep:
       return current ? current->expires_at_ns() : 0;
   }

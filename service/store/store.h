@@ -44,6 +44,11 @@ struct limits {
   uint64_t max_bytes = UINT64_MAX;
 };
 
+// The longest TTL a write may ask for: 100 years. A deadline is a signed 64-bit count of
+// nanoseconds, which a longer TTL could overflow (the handlers refuse one with INVALID_ARGUMENT;
+// the store saturates, should one reach it).
+inline constexpr int64_t k_max_ttl_ms = 3'155'760'000'000;
+
 // What a write's TTL becomes.
 struct ttl_spec {
   enum class kind { none, after_ms, keep };
