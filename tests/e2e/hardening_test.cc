@@ -10,8 +10,10 @@
 #include <cstdio>
 #include <fstream>
 #include <limits>
+#include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "tests/e2e/shoald_process.h"
 
@@ -172,6 +174,87 @@ TEST(hardening, config_errors_name_the_problem_and_never_quote_the_file) {
       return st.last_config_error().empty();
     }));
   }
+}
+
+// Opens `n` Watch streams and waits until each is admitted (its first progress notification).
+struct open_watchers {
+  std::vector<std::unique_ptr<grpc::ClientContext>> ctxs;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::WatchResponse>>> streams;
+  open_watchers(v1::KV::Stub& kv, int n) {
+    v1::WatchRequest wr;
+    wr.set_key("k");
+    wr.set_progress_interval_ms(100);
+    for (int i = 0; i < n; ++i) {
+      ctxs.push_back(ctx(60'000ms));
+      streams.push_back(kv.Watch(ctxs.back().get(), wr));
+      v1::WatchResponse resp;
+      EXPECT_TRUE(streams.back()->Read(&resp)) << "watcher " << i << " was not admitted";
+    }
+  }
+  ~open_watchers() {
+    for (auto& c : ctxs) c->TryCancel();
+  }
+};
+
+TEST(hardening, open_streams_never_take_the_slots_of_unary_calls_status_or_health_checks) {
+  shoald_process s({"--max_in_flight=4"});
+  auto kv = s.kv();
+  open_watchers w(*kv, 8);
+  v1::PutRequest put;
+  put.set_key("k");
+  put.set_value("v");
+  v1::PutResponse put_resp;
+  EXPECT_TRUE(kv->Put(ctx().get(), put, &put_resp).ok());
+  v1::StatusResponse st;
+  EXPECT_TRUE(s.admin()->Status(ctx().get(), v1::StatusRequest(), &st).ok());
+  grpc::health::v1::HealthCheckResponse hc;
+  EXPECT_TRUE(s.health()->Check(ctx().get(), grpc::health::v1::HealthCheckRequest(), &hc).ok());
+  EXPECT_EQ(hc.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+TEST(hardening, streams_beyond_max_streams_are_refused_and_health_checks_still_answer) {
+  shoald_process s({"--max_streams=3"});
+  auto kv = s.kv();
+  open_watchers w(*kv, 3);
+  // A fourth stream of either kind is refused at once.
+  v1::WatchRequest wr;
+  wr.set_key("k");
+  auto c = ctx(5000ms);
+  auto extra = kv->Watch(c.get(), wr);
+  v1::WatchResponse resp;
+  EXPECT_FALSE(extra->Read(&resp));
+  const grpc::Status st = extra->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(st.error_message().find("live.max_streams"), std::string::npos) << st.error_message();
+  auto pc = ctx(5000ms);
+  auto pipe = kv->Pipeline(pc.get());
+  v1::PipelineResponse pr;
+  EXPECT_FALSE(pipe->Read(&pr));
+  EXPECT_EQ(pipe->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  grpc::health::v1::HealthCheckResponse hc;
+  EXPECT_TRUE(s.health()->Check(ctx().get(), grpc::health::v1::HealthCheckRequest(), &hc).ok());
+  v1::GetRequest g;
+  g.set_key("k");
+  v1::GetResponse gr;
+  EXPECT_TRUE(kv->Get(ctx().get(), g, &gr).ok());
+}
+
+TEST(hardening, a_txn_with_more_compares_than_max_txn_ops_is_refused) {
+  shoald_process s({"--max_txn_ops=16"});
+  auto kv = s.kv();
+  v1::TxnRequest req;
+  for (int i = 0; i < 17; ++i) {
+    v1::Compare* c = req.add_compares();
+    c->set_key("k" + std::to_string(i));
+    c->set_target(v1::Compare::EXISTS);
+    c->set_result(v1::Compare::EQUAL);
+  }
+  v1::TxnResponse resp;
+  const grpc::Status st = kv->Txn(ctx().get(), req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("max_txn_ops"), std::string::npos) << st.error_message();
+  req.mutable_compares()->RemoveLast();
+  EXPECT_TRUE(kv->Txn(ctx().get(), req, &resp).ok());
 }
 
 }  // namespace
