@@ -10,6 +10,7 @@
 
 #include "grpcpp/grpcpp.h"
 #include "runtime/sync/watch.h"
+#include "service/admission.h"
 #include "service/config/config.h"
 #include "service/metrics/metrics.h"
 #include "service/store/sequencer.h"
@@ -39,7 +40,8 @@ struct context {
   // Raised once when the server starts draining; long-lived streams end on it.
   rt::watch::receiver<bool>* stopping = nullptr;
 
-  std::atomic<int64_t> in_flight{0};
+  // Admits each call by its class and counts the calls in flight (admission.h).
+  admission* calls = nullptr;
   std::atomic<int64_t> watchers{0};
   // Set when the drain starts: new calls are refused with UNAVAILABLE.
   std::atomic<bool> draining{false};
@@ -52,38 +54,6 @@ struct context {
     h->set_revision(seq->revision());
     h->set_store_id(store_id);
   }
-};
-
-// Counts a call against live.max_in_flight for as long as it lives.
-class in_flight_permit {
- public:
-  // Admits the call, or returns RESOURCE_EXHAUSTED at once (no waiting: a flood gets a prompt
-  // answer, not a queue).
-  static grpc::Status admit(context& ctx, const config::snapshot& cfg, in_flight_permit* out) {
-    if (ctx.draining.load(std::memory_order_acquire)) {
-      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                          "the server is shutting down; retry on another instance");
-    }
-    const int64_t max = cfg.live().max_in_flight();
-    if (ctx.in_flight.fetch_add(1, std::memory_order_relaxed) >= max) {
-      ctx.in_flight.fetch_sub(1, std::memory_order_relaxed);
-      metrics::count(metrics::event::rejected_in_flight);
-      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                          "the server is at its limit of calls in flight (live.max_in_flight = " +
-                              std::to_string(max) + "); retry later");
-    }
-    out->ctx_ = &ctx;
-    return grpc::Status::OK;
-  }
-  in_flight_permit() = default;
-  in_flight_permit(const in_flight_permit&) = delete;
-  in_flight_permit& operator=(const in_flight_permit&) = delete;
-  ~in_flight_permit() {
-    if (ctx_) ctx_->in_flight.fetch_sub(1, std::memory_order_relaxed);
-  }
-
- private:
-  context* ctx_ = nullptr;
 };
 
 // absl and gRPC status codes are equal: the mapping is a cast.

@@ -91,6 +91,21 @@ rt::task<> tick_watchers(context* ctx) {
   }
 }
 
+// The admission limits follow the live configuration.
+rt::task<> follow_limits(rt::watch::receiver<config::snapshot_ptr> rx, admission* calls) {
+  for (;;) {
+    const bool changed = co_await rx.changed();
+    if (!changed) co_return;
+    calls->follow((*rx.borrow_and_update())->live());
+  }
+}
+
+// Waits until every admitted call has gone, or the grace period is over; true if none is left.
+rt::task<bool> drain_calls(admission* calls, std::chrono::seconds grace) {
+  auto first = co_await rt::select(rt::biased, calls->close(), rt::sleep(grace));
+  co_return first.index() == 0;
+}
+
 }  // namespace
 
 struct server::impl {
@@ -105,6 +120,7 @@ struct server::impl {
   rt::watch::sender<bool> stopping_tx;
   rt::watch::receiver<bool> stopping_rx;
 
+  admission calls;
   std::unique_ptr<store::sequencer> seq;
   rt::notify expiry_changed;
   std::unique_ptr<store::store> kv;
@@ -127,7 +143,10 @@ struct server::impl {
         serving_tx(rt::watch::channel<serving_state>(serving_state{}).first),
         serving_rx(serving_tx.subscribe()),
         stopping_tx(rt::watch::channel<bool>(false).first),
-        stopping_rx(stopping_tx.subscribe()) {}
+        stopping_rx(stopping_tx.subscribe()),
+        calls(initial->live()) {
+    ctx.calls = &calls;
+  }
 
   void post_calls(grpc::ServerCompletionQueue* cq);
   void stop();
@@ -270,6 +289,7 @@ absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
   for (grpc::ServerCompletionQueue* cq : p->queues) p->post_calls(cq);
   p->runtime->spawn(purge_expired(p->kv.get(), &p->expiry_changed)).detach();
   p->runtime->spawn(tick_watchers(&p->ctx)).detach();
+  p->runtime->spawn(follow_limits(p->config_tx.subscribe(), &p->calls)).detach();
   // Readiness follows read_only as the configuration changes.
   p->runtime
       ->spawn([](impl* p) -> rt::task<> {
@@ -329,13 +349,9 @@ void server::impl::stop() {
   // Calls in flight get the grace period. (gRPC's own Shutdown would also wait for every client
   // to close its connection, which an idle client may never do: drain here, then shut down at
   // once, which closes the connections.)
-  const auto deadline = std::chrono::steady_clock::now() + grace;
-  while (ctx.in_flight.load(std::memory_order_acquire) > 0 &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (!runtime->block_on(drain_calls(&calls, grace))) {
+    SHOAL_LOG(warn, "grace period over; cancelling calls", {{"calls", calls.in_flight()}});
   }
-  const int64_t left = ctx.in_flight.load(std::memory_order_acquire);
-  if (left > 0) SHOAL_LOG(warn, "grace period over; cancelling calls", {{"calls", left}});
   // Nothing is in flight: stop at once. (During a shutdown window gRPC core keeps connections
   // open but cancels the calls that arrive on them, so the window is kept to nothing; only a
   // call in transit at this very instant can be cut short.)

@@ -38,6 +38,8 @@ v1::ServerConfig defaults() {
   l->set_max_bytes(4ull << 30);
   l->set_max_in_flight(10'000);
   l->set_max_watchers(10'000);
+  l->set_max_streams(10'000);
+  l->set_max_control_calls(256);
   l->set_default_ttl_ms(0);
   l->set_read_only(false);
   l->set_range_page_max_items(1000);
@@ -158,6 +160,8 @@ absl::Status validate(const v1::ServerConfig& c) {
                                   s.max_message_bytes(), "): at most ", room));
   }
   if (l.max_in_flight() == 0) errors.push_back("live.max_in_flight must be positive");
+  if (l.max_streams() == 0) errors.push_back("live.max_streams must be positive");
+  if (l.max_control_calls() == 0) errors.push_back("live.max_control_calls must be positive");
   if (l.default_ttl_ms() < 0 || l.default_ttl_ms() > store::k_max_ttl_ms) {
     errors.push_back(absl::StrCat("live.default_ttl_ms must be between 0 and ",
                                   store::k_max_ttl_ms, " (100 years)"));

@@ -12,7 +12,7 @@ grpc::Status status(context& ctx, const v1::StatusRequest&, v1::StatusResponse& 
   resp.set_keys(ctx.kv->keys());
   resp.set_bytes(ctx.kv->bytes());
   resp.set_watchers(static_cast<uint32_t>(ctx.watchers.load(std::memory_order_relaxed)));
-  resp.set_in_flight(static_cast<uint32_t>(ctx.in_flight.load(std::memory_order_relaxed)));
+  resp.set_in_flight(static_cast<uint32_t>(ctx.calls->in_flight()));
   resp.set_uptime_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
                          std::chrono::steady_clock::now() - ctx.started)
                          .count());

@@ -2,7 +2,7 @@
 //
 // serve_unary / serve_stream / serve_bidi post a request (RequestX) on a worker's completion queue
 // and await it; when a call arrives, the task first posts its own replacement (spawn per request,
-// so the queue always has requests posted), then admits the call against live.max_in_flight, runs
+// so the queue always has requests posted), then admits the call by its class (admission.h), runs
 // the handler and finishes. A posted request waits on a tag only Server::Shutdown can return, so it
 // is awaited with uncancellable_op; everything after uses the call's context for cancellation.
 #pragma once
@@ -23,6 +23,31 @@
 #include "service/metrics/metrics.h"
 
 namespace shoal::service::handlers {
+
+// Which admission class a method's calls belong to.
+inline call_class class_of(metrics::method m) {
+  switch (m) {
+    case metrics::method::watch:
+    case metrics::method::pipeline:
+    case metrics::method::watch_config:
+    case metrics::method::health_watch:
+      return call_class::stream;
+    case metrics::method::status:
+    case metrics::method::get_config:
+    case metrics::method::health_check:
+      return call_class::control;
+    case metrics::method::get:
+    case metrics::method::put:
+    case metrics::method::remove:
+    case metrics::method::increment:
+    case metrics::method::range:
+    case metrics::method::batch:
+    case metrics::method::txn:
+    case metrics::method::count_:
+      break;
+  }
+  return call_class::unary;
+}
 
 // `request` is the generated AsyncService's RequestX member (declared in one of its bases, hence
 // its own template parameter).
@@ -56,8 +81,8 @@ rt::task<> serve_unary(Service* svc, Request request, unary_handler<Req, Resp> h
   {
     // Given back before the reply leaves, as the streaming calls do: a client that has its answer
     // finds the call no longer in flight (Status, max_in_flight).
-    in_flight_permit permit;
-    status = in_flight_permit::admit(*ctx, *ctx->current_config(), &permit);
+    admission::ticket ticket;
+    status = ctx->calls->admit(class_of(m), &ticket);
     if (status.ok()) status = handle(*ctx, req, resp);
   }
   // Recorded before the reply leaves: a client that has its answer finds the call counted.
@@ -162,8 +187,8 @@ rt::task<> serve_stream(Service* svc, Request request, stream_handler<Req, Resp>
   stream_writer<Resp> out(&call, &writer);
   grpc::Status status;
   {
-    in_flight_permit permit;
-    status = in_flight_permit::admit(*ctx, *ctx->current_config(), &permit);
+    admission::ticket ticket;
+    status = ctx->calls->admit(class_of(m), &ticket);
     if (status.ok()) status = co_await handle(*ctx, req, out, *done.d);
   }
   metrics::record_call(m, status.error_code(), std::chrono::steady_clock::now() - arrived_at);
@@ -236,8 +261,8 @@ rt::task<> serve_bidi(Service* svc, Request request, bidi_handler<Req, Resp> han
   bidi_stream<Req, Resp> both(&call, &stream);
   grpc::Status status;
   {
-    in_flight_permit permit;
-    status = in_flight_permit::admit(*ctx, *ctx->current_config(), &permit);
+    admission::ticket ticket;
+    status = ctx->calls->admit(class_of(m), &ticket);
     if (status.ok()) status = co_await handle(*ctx, both, *done.d);
   }
   metrics::record_call(m, status.error_code(), std::chrono::steady_clock::now() - arrived_at);

@@ -172,6 +172,11 @@ absl::StatusOr<store::txn_result> nonatomic_txn(context& ctx, const store::txn_r
 grpc::Status txn(context& ctx, const v1::TxnRequest& req, v1::TxnResponse& resp) {
   const auto cfg = ctx.current_config();
   store::txn_request t;
+  const uint32_t max_ops = cfg->live().max_txn_ops();
+  if (static_cast<uint32_t>(req.compares_size()) > max_ops) {
+    return invalid(absl::StrCat("the Txn has ", req.compares_size(),
+                                " compares; the limit is live.max_txn_ops = ", max_ops));
+  }
   for (const v1::Compare& c : req.compares()) {
     if (auto st = to_compare(c, *cfg, &t.compares.emplace_back()); !st.ok()) return st;
   }

@@ -163,6 +163,8 @@ class collector : public prometheus::Collectable {
     };
     counter("shoal_rejected_calls_total", "Calls refused with RESOURCE_EXHAUSTED, by the limit.",
             {{"max_in_flight", event::rejected_in_flight},
+             {"max_streams", event::rejected_streams},
+             {"max_control_calls", event::rejected_control},
              {"max_watchers", event::rejected_watchers},
              {"max_keys", event::rejected_keys},
              {"max_bytes", event::rejected_bytes}});
@@ -185,7 +187,7 @@ class collector : public prometheus::Collectable {
     out.push_back(gauge("shoal_watchers", "Open watch streams.",
                         static_cast<double>(ctx_->watchers.load(std::memory_order_relaxed))));
     out.push_back(gauge("shoal_in_flight_calls", "Calls in flight.",
-                        static_cast<double>(ctx_->in_flight.load(std::memory_order_relaxed))));
+                        static_cast<double>(ctx_->calls->in_flight())));
     return out;
   }
 

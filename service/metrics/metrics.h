@@ -41,6 +41,8 @@ enum class event : uint8_t {
   watcher_lagged,     // a watcher fell behind and was let go (it resumes with a new Watch)
   watcher_cancelled,  // a watch stream ended by the client
   rejected_in_flight,
+  rejected_streams,
+  rejected_control,
   rejected_watchers,
   rejected_keys,
   rejected_bytes,

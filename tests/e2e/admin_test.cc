@@ -305,29 +305,37 @@ TEST(limits, watchers_beyond_the_limit_get_resource_exhausted_promptly) {
   for (auto& c : ctxs) c->TryCancel();
 }
 
-TEST(limits, calls_beyond_max_in_flight_get_resource_exhausted_promptly) {
-  shoald_process s({"--max_in_flight=2"});
+TEST(limits, a_stream_limit_changed_by_a_reload_applies_to_the_next_stream) {
+  const std::string dir = temp_dir();
+  const std::string path = dir + "/config.json";
+  write_file(path, R"({"live": {"maxStreams": 3}})");
+  shoald_process s({"--config=" + path});
   auto kv = s.kv();
-  // Two open streams hold both slots.
   v1::WatchRequest wr;
   wr.set_key("k");
   wr.set_progress_interval_ms(100);
   std::vector<std::unique_ptr<grpc::ClientContext>> ctxs;
   std::vector<std::unique_ptr<grpc::ClientReader<v1::WatchResponse>>> open;
-  for (int i = 0; i < 2; ++i) {
-    ctxs.push_back(ctx());
+  auto try_open = [&] {
+    ctxs.push_back(ctx(30'000ms));
     open.push_back(kv->Watch(ctxs.back().get(), wr));
     v1::WatchResponse resp;
-    ASSERT_TRUE(open.back()->Read(&resp));
-  }
-  v1::GetRequest g;
-  g.set_key("k");
-  v1::GetResponse gr;
+    return open.back()->Read(&resp);
+  };
+  ASSERT_TRUE(try_open());
+  ASSERT_TRUE(try_open());
+  // Lowered to 2: the two open streams stay, a third is refused.
+  write_file(path, R"({"live": {"maxStreams": 2}})");
+  ASSERT_TRUE(eventually([&] { return get_config(s.admin().get()).config().live().max_streams() == 2u; }));
   const auto start = std::chrono::steady_clock::now();
-  auto st = kv->Get(ctx().get(), g, &gr);
-  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
-  EXPECT_NE(st.error_message().find("max_in_flight"), std::string::npos);
+  EXPECT_FALSE(try_open());
+  EXPECT_EQ(open.back()->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+  // Raised to 4: two more fit.
+  write_file(path, R"({"live": {"maxStreams": 4}})");
+  ASSERT_TRUE(eventually([&] { return get_config(s.admin().get()).config().live().max_streams() == 4u; }));
+  EXPECT_TRUE(try_open());
+  EXPECT_TRUE(try_open());
   for (auto& c : ctxs) c->TryCancel();
 }
 
