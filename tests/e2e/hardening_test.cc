@@ -257,5 +257,119 @@ TEST(hardening, a_txn_with_more_compares_than_max_txn_ops_is_refused) {
   EXPECT_TRUE(kv->Txn(ctx().get(), req, &resp).ok());
 }
 
+// The server's resident memory: its peak since reset(), from /proc.
+class server_memory {
+ public:
+  explicit server_memory(pid_t pid) : proc_("/proc/" + std::to_string(pid)) {}
+  // Starts a new peak at the current size (clear_refs 5 resets VmHWM).
+  void reset() {
+    std::ofstream(proc_ + "/clear_refs") << "5";
+    base_kib_ = field("VmRSS:");
+  }
+  // How far the peak rose above the size at reset(), in MiB.
+  double peak_rise_mib() const { return static_cast<double>(field("VmHWM:") - base_kib_) / 1024; }
+
+ private:
+  long field(const std::string& name) const {
+    std::ifstream in(proc_ + "/status");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind(name, 0) == 0) return std::stol(line.substr(name.size()));
+    }
+    ADD_FAILURE() << name << " not in " << proc_ << "/status";
+    return 0;
+  }
+  std::string proc_;
+  long base_kib_ = 0;
+};
+
+// RSS is measured in the Release build only: the sanitizers' allocators keep what is freed.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool k_rss_meaningful = false;
+#else
+constexpr bool k_rss_meaningful = true;
+#endif
+// What a small request may raise the server's peak memory by (issue 14's bound).
+constexpr double k_max_rise_mib = 16;
+
+void put_value(v1::KV::Stub& kv, const std::string& key, std::size_t bytes) {
+  v1::PutRequest req;
+  req.set_key(key);
+  req.set_value(std::string(bytes, 'v'));
+  v1::PutResponse resp;
+  const grpc::Status st = kv.Put(ctx().get(), req, &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+}
+
+TEST(hardening, a_9_kb_batch_of_gets_of_a_1_mib_value_answers_what_fits_in_one_message) {
+  shoald_process s;
+  auto kv = s.kv();
+  put_value(*kv, "big", 1 << 20);
+  v1::BatchRequest req;
+  for (int i = 0; i < 1000; ++i) req.add_ops()->mutable_get()->set_key("big");
+  ASSERT_LT(req.ByteSizeLong(), 10'000u);
+  server_memory mem(s.pid());
+  mem.reset();
+  v1::BatchResponse resp;
+  const grpc::Status st = kv->Batch(ctx(30'000ms).get(), req, &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(resp.results_size(), 1000);
+  // The reply holds whole results up to the message limit (4 MiB), in order; every later one
+  // says why it is not there.
+  int answered = 0;
+  while (answered < 1000 && resp.results(answered).has_get()) ++answered;
+  EXPECT_GE(answered, 3);
+  EXPECT_LE(answered, 4);
+  for (int i = 0; i < answered; ++i) EXPECT_EQ(resp.results(i).get().entry().value().size(), 1u << 20);
+  for (int i = answered; i < 1000; ++i) {
+    ASSERT_TRUE(resp.results(i).has_error()) << i;
+    EXPECT_EQ(resp.results(i).error().code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  EXPECT_NE(resp.results(answered).error().message().find("max_message_bytes"), std::string::npos)
+      << resp.results(answered).error().message();
+  if (k_rss_meaningful) EXPECT_LE(mem.peak_rise_mib(), k_max_rise_mib);
+}
+
+TEST(hardening, a_txn_whose_reads_would_not_fit_in_a_message_is_refused_whole_before_it_writes) {
+  shoald_process s;
+  auto kv = s.kv();
+  put_value(*kv, "big", 1 << 20);
+  v1::TxnRequest req;
+  v1::PutRequest* w = req.add_success()->mutable_put();
+  w->set_key("written");
+  w->set_value("x");
+  for (int i = 0; i < 127; ++i) req.add_success()->mutable_get()->set_key("big");
+  server_memory mem(s.pid());
+  mem.reset();
+  v1::TxnResponse resp;
+  const grpc::Status st = kv->Txn(ctx(30'000ms).get(), req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  EXPECT_NE(st.error_message().find("max_message_bytes"), std::string::npos) << st.error_message();
+  EXPECT_FALSE(present(*kv, "written"));
+  if (k_rss_meaningful) EXPECT_LE(mem.peak_rise_mib(), k_max_rise_mib);
+  // Three reads of it fit.
+  req.mutable_success()->DeleteSubrange(4, 124);
+  ASSERT_EQ(req.success_size(), 4);
+  EXPECT_TRUE(kv->Txn(ctx(30'000ms).get(), req, &resp).ok());
+  EXPECT_TRUE(present(*kv, "written"));
+}
+
+TEST(hardening, a_range_over_large_values_copies_about_one_page) {
+  shoald_process s({"--max_bytes=200000000"});
+  auto kv = s.kv();
+  for (int i = 0; i < 64; ++i) put_value(*kv, "r/" + std::to_string(100 + i), 1 << 20);
+  v1::RangeRequest req;
+  req.set_prefix("r/");
+  server_memory mem(s.pid());
+  mem.reset();
+  v1::RangeResponse resp;
+  const grpc::Status st = kv->Range(ctx(30'000ms).get(), req, &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(resp.entries_size(), 1);  // range_page_max_bytes is 1 MiB: one value per page
+  EXPECT_EQ(resp.entries(0).key(), "r/100");
+  EXPECT_EQ(resp.continuation(), std::string("r/100\0", 6));
+  if (k_rss_meaningful) EXPECT_LE(mem.peak_rise_mib(), k_max_rise_mib);
+}
+
 }  // namespace
 }  // namespace shoal
