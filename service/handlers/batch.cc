@@ -14,6 +14,35 @@ void run(context& ctx, const op_env& env,
   if (!st.ok()) fill_error(st, result.mutable_error());  // replaces the partial response
 }
 
+// The room an operation needs before it runs: its key and a result's overhead, and for a write
+// that returns the previous entry, room for the largest value (it cannot be taken back once
+// written). A get's or a range's value is checked as it is found.
+std::size_t least_result_bytes(const v1::Op& op, const config::snapshot& cfg) {
+  const std::size_t largest = cfg.live().max_value_bytes();
+  std::size_t key = 0;
+  bool previous = false;
+  switch (op.op_case()) {
+    case v1::Op::kGet:
+      key = op.get().key().size();
+      break;
+    case v1::Op::kPut:
+      key = op.put().key().size();
+      previous = op.put().return_previous();
+      break;
+    case v1::Op::kDelete:
+      key = op.delete_().key().size();
+      previous = op.delete_().return_previous() && !op.delete_().by_prefix();
+      break;
+    case v1::Op::kIncrement:
+      key = op.increment().key().size();
+      break;
+    case v1::Op::kRange:
+    case v1::Op::OP_NOT_SET:
+      break;
+  }
+  return store::k_result_overhead_bytes + key + (previous ? key + largest : 0);
+}
+
 }  // namespace
 
 void run_op(context& ctx, const op_env& env, const v1::Op& op, v1::OpResult& r) {
@@ -53,8 +82,19 @@ grpc::Status batch_with(context& ctx, const config::snapshot& cfg, const v1::Bat
                                 " operations; the limit is live.max_batch_ops = ", max_ops));
   }
   resp.mutable_results()->Reserve(req.ops_size());
-  const op_env env{cfg, false};
-  for (const v1::Op& op : req.ops()) run_op(ctx, env, op, *resp.add_results());
+  // The results share one reply: each takes its room, and one that would not fit is not run.
+  reply_budget budget(reply_room(cfg));
+  const op_env env{cfg, false, &budget};
+  for (const v1::Op& op : req.ops()) {
+    v1::OpResult& result = *resp.add_results();
+    const std::size_t least = least_result_bytes(op, cfg);
+    if (!budget.fits(least)) {
+      fill_error(budget.refuse(least), result.mutable_error());
+    } else {
+      run_op(ctx, env, op, result);
+    }
+    budget.spend(result.ByteSizeLong() + 8);  // and its tag and length in the reply
+  }
   ctx.fill(resp.mutable_header());
   return grpc::Status::OK;
 }

@@ -46,6 +46,12 @@ inline void fill_entry(v1::Entry* out, const store::entry& e, const store::store
   fill_entry(out, store::entry_view::of(e), kv);
 }
 
+// What one reply message may hold besides its envelope, in bytes: startup.max_message_bytes
+// (which config::validate keeps at 64 KiB or more) less 1 KiB.
+inline std::size_t reply_room(const config::snapshot& cfg) {
+  return cfg.startup().max_message_bytes() - 1024;
+}
+
 inline grpc::Status check_key(const std::string& key, const config::snapshot& cfg) {
   if (key.empty()) return invalid("key is empty");
   if (key.size() > cfg.live().max_key_bytes()) {

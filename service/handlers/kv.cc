@@ -1,15 +1,32 @@
 #include "service/handlers/kv.h"
 
+#include "absl/strings/str_cat.h"
 #include "service/handlers/convert.h"
 
 namespace shoal::service::handlers {
+
+grpc::Status reply_budget::refuse(std::size_t bytes) const {
+  return grpc::Status(
+      grpc::StatusCode::RESOURCE_EXHAUSTED,
+      absl::StrCat("not run: its result (", bytes, " bytes) does not fit in what is left of the "
+                   "reply (", left_, " bytes; one reply holds at most startup.max_message_bytes). "
+                   "Send it on its own"));
+}
 
 grpc::Status get_with(context& ctx, const op_env& env, const v1::GetRequest& req,
                       v1::GetResponse& resp) {
   const config::snapshot* cfg = &env.cfg;
   if (auto st = check_key(req.key(), *cfg); !st.ok()) return st;
-  const bool found = ctx.kv->get(
-      req.key(), [&](const store::entry& e) { fill_entry(resp.mutable_entry(), e, *ctx.kv); });
+  std::size_t too_large = 0;  // a result that did not fit in a shared reply
+  const bool found = ctx.kv->get(req.key(), [&](const store::entry& e) {
+    const std::size_t size = e.key().size() + e.value().size() + store::k_result_overhead_bytes;
+    if (env.budget != nullptr && !env.budget->fits(size)) {
+      too_large = size;
+      return;
+    }
+    fill_entry(resp.mutable_entry(), e, *ctx.kv);
+  });
+  if (too_large != 0) return env.budget->refuse(too_large);
   resp.set_found(found);
   if (env.header) ctx.fill(resp.mutable_header());
   return grpc::Status::OK;
@@ -55,8 +72,10 @@ grpc::Status remove_with(context& ctx, const op_env& env, const v1::DeleteReques
     if (req.condition().kind_case() != v1::Condition::KIND_NOT_SET) {
       return invalid("a condition applies to a single key, not to a prefix delete");
     }
-    // The deleted entries go back while they fit in half a message; the rest is only counted.
-    const std::size_t budget = cfg->startup().max_message_bytes() / 2;
+    // The deleted entries go back while they fit in half a message (and in what is left of a
+    // shared reply); the rest is only counted.
+    std::size_t budget = cfg->startup().max_message_bytes() / 2;
+    if (env.budget != nullptr) budget = std::min(budget, env.budget->left());
     std::size_t used = 0;
     const uint64_t n = ctx.kv->remove_prefix(req.key(), [&](const store::entry& e) {
       if (!req.return_previous()) return;

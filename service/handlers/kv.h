@@ -2,6 +2,9 @@
 // calls the (synchronous) store, and fills the response.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
+
 #include "grpcpp/grpcpp.h"
 #include "service/context.h"
 #include "shoal/v1/kv.pb.h"
@@ -14,12 +17,29 @@ grpc::Status put(context& ctx, const v1::PutRequest& req, v1::PutResponse& resp)
 grpc::Status remove(context& ctx, const v1::DeleteRequest& req, v1::DeleteResponse& resp);
 grpc::Status increment(context& ctx, const v1::IncrementRequest& req, v1::IncrementResponse& resp);
 grpc::Status range(context& ctx, const v1::RangeRequest& req, v1::RangeResponse& resp);
+// The room left in a reply that gathers many results (a Batch's), in bytes. An operation whose
+// result would not fit is not run (a read copies nothing) and answers RESOURCE_EXHAUSTED.
+class reply_budget {
+ public:
+  explicit reply_budget(std::size_t bytes) : left_(bytes) {}
+  std::size_t left() const { return left_; }
+  bool fits(std::size_t bytes) const { return bytes <= left_; }
+  void spend(std::size_t bytes) { left_ -= std::min(left_, bytes); }
+  // Why a result of `bytes` is not in the reply.
+  grpc::Status refuse(std::size_t bytes) const;
+
+ private:
+  std::size_t left_;
+};
+
 // What an operation runs with when it is one of many (a Batch, a Pipeline): the configuration
-// read once for all of them, and whether its response carries its own header (a Batch's header
-// says it once).
+// read once for all of them, whether its response carries its own header (a Batch's header
+// says it once), and the room its reply shares with the others (none: a reply of its own, which
+// the limits on keys, values and pages already fit in a message).
 struct op_env {
   const config::snapshot& cfg;
   bool header;
+  reply_budget* budget = nullptr;
 };
 grpc::Status get_with(context& ctx, const op_env& env, const v1::GetRequest& req,
                       v1::GetResponse& resp);

@@ -54,7 +54,16 @@ grpc::Status range_with(context& ctx, const op_env& env, const v1::RangeRequest&
     resp.set_count(ctx.kv->count(q));
     return grpc::Status::OK;
   }
-  fill_range(ctx.kv->range(q), *ctx.kv, resp);
+  if (env.budget != nullptr) {
+    // In a shared reply: the page takes at most what is left, and may come back empty.
+    q.max_bytes = std::min(q.max_bytes, env.budget->left());
+    q.strict_bytes = true;
+  }
+  store::range_page page = ctx.kv->range(q);
+  if (page.entries.empty() && !page.continuation.empty()) {
+    return env.budget->refuse(store::k_result_overhead_bytes + q.max_bytes + 1);
+  }
+  fill_range(page, *ctx.kv, resp);
   return grpc::Status::OK;
 }
 

@@ -180,6 +180,7 @@ grpc::Status txn(context& ctx, const v1::TxnRequest& req, v1::TxnResponse& resp)
   for (const v1::Compare& c : req.compares()) {
     if (auto st = to_compare(c, *cfg, &t.compares.emplace_back()); !st.ok()) return st;
   }
+  t.reply_budget = reply_room(*cfg);
   const std::size_t budget = cfg->startup().max_message_bytes() / 2;
   if (auto st = to_branch(req.success(), "success", *cfg, budget, &t.success); !st.ok()) return st;
   if (auto st = to_branch(req.failure(), "failure", *cfg, budget, &t.failure); !st.ok()) return st;

@@ -312,11 +312,15 @@ store::range_page store::range(const range_query& q) {
     std::string from;
     bool exhausted = false;
   };
-  // Each shard first copies about its share of the page (keys hash evenly), plus a little; the
-  // few shards that hold more are refilled. Copying twice the share costs more than the refills
-  // it saves, most of all in a large store where every entry copied is a cache miss.
+  // Each shard first copies about its share of the page (keys hash evenly), by count and by
+  // bytes, plus a little; the few shards that hold more are refilled. Copying twice the share
+  // costs more than the refills it saves, most of all in a large store where every entry copied
+  // is a cache miss. The byte share keeps a page of large values from copying `shards` times
+  // what it returns: a fill stops after its share, having taken at least one entry, so at most
+  // one page plus one entry per shard is ever copied.
   const std::size_t batch = std::clamp<std::size_t>(
       (q.max_items + shards_.size() - 1) / shards_.size() + 3, 4, q.max_items + 1);
+  const std::size_t byte_share = q.max_bytes / shards_.size() + 1;
   auto fill = [&](cursor& c) {
     c.buf.clear();
     c.pos = 0;
@@ -324,18 +328,26 @@ store::range_page store::range(const range_query& q) {
     const int64_t now = now_ns();
     std::vector<entry*> expired;
     std::size_t taken = 0;
+    std::size_t bytes = 0;
+    bool cut = false;
     c.s->scan(c.from, q.to, q.has_to, [&](entry* e) {
       if (e->expired(now)) {
         expired.push_back(e);
         return true;
       }
+      const std::size_t size = e->key().size() + (q.keys_only ? 0 : e->value().size());
+      if (taken > 0 && bytes + size > byte_share) {
+        cut = true;  // not copied: the next fill starts from it
+        return false;
+      }
+      bytes += size;
       c.buf.push_back(entry_copy{std::string(e->key()),
                                  q.keys_only ? std::string() : std::string(e->value()),
                                  e->metadata()});
       return ++taken < batch;
     });
     for (entry* e : expired) expire_locked(*c.s, e);
-    c.exhausted = taken < batch;
+    c.exhausted = taken < batch && !cut;
     if (!c.buf.empty()) c.from = c.buf.back().key + '\0';
   };
 
@@ -358,7 +370,7 @@ store::range_page store::range(const range_query& q) {
     cursor& c = cursors[i];
     entry_copy& e = c.buf[c.pos];
     const std::size_t size = e.key.size() + e.value.size();
-    if (!page.entries.empty() && bytes + size > q.max_bytes) break;  // one entry always fits
+    if ((!page.entries.empty() || q.strict_bytes) && bytes + size > q.max_bytes) break;
     heap.pop();
     bytes += size;
     page.entries.push_back(std::move(e));
@@ -369,7 +381,9 @@ store::range_page store::range(const range_query& q) {
       heap.push(i);
     }
   }
-  if (!heap.empty()) page.continuation = page.entries.back().key + '\0';
+  if (!heap.empty()) {
+    page.continuation = page.entries.empty() ? q.from : page.entries.back().key + '\0';
+  }
   return page;
 }
 

@@ -77,7 +77,10 @@ struct range_query {
   std::string to;    // exclusive, when has_to
   bool has_to = false;
   std::size_t max_items = 1000;
-  std::size_t max_bytes = 1 << 20;  // at least one entry is always returned
+  std::size_t max_bytes = 1 << 20;  // at least one entry is returned, unless strict_bytes
+  // The page stays within max_bytes even if that leaves it empty (a Range inside a Batch or a
+  // Txn, whose reply has only so much room left): an empty page with a continuation.
+  bool strict_bytes = false;
   bool keys_only = false;
 };
 
@@ -117,7 +120,14 @@ struct txn_request {
   std::vector<txn_compare> compares;
   std::vector<txn_op> success;
   std::vector<txn_op> failure;
+  // Room for the results, in bytes (keys, values and a little per result). A branch whose gets
+  // would need more is refused whole, before anything is written (RESOURCE_EXHAUSTED); its ranges
+  // are cut to what is left (an empty page with a continuation, if need be).
+  std::size_t reply_budget = SIZE_MAX;
 };
+
+// What a result costs in a reply besides its key and value: revisions, version, TTL, framing.
+inline constexpr std::size_t k_result_overhead_bytes = 64;
 
 struct txn_op_result {
   bool found = false;  // get: the key exists; remove: it existed; put/increment: it existed

@@ -1,6 +1,7 @@
 // store::txn — atomic multi-key transactions without a global lock (docs/design.md).
 #include <algorithm>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "service/store/store.h"
 
@@ -33,6 +34,46 @@ class shard_locks {
 template <class A, class B>
 int three_way(const A& a, const B& b) {
   return a < b ? -1 : (b < a ? 1 : 0);
+}
+
+// The bytes a branch's results take in a reply (ranges aside: they are cut to what is left).
+// `current` finds a key's live entry; a get after a write in the branch sees that write.
+template <class Current>
+std::size_t reply_size(const std::vector<txn_op>& ops, Current&& current) {
+  absl::flat_hash_map<std::string_view, std::size_t> written;  // key -> value size; absent: none
+  std::size_t total = 0;
+  for (const txn_op& op : ops) {
+    total += k_result_overhead_bytes;
+    switch (op.type) {
+      case txn_op::kind::get: {
+        const auto w = written.find(op.key);
+        std::size_t value = 0;
+        bool found = false;
+        if (w != written.end()) {
+          found = w->second != SIZE_MAX;
+          value = found ? w->second : 0;
+        } else if (const entry* e = current(op.key)) {
+          found = true;
+          value = e->value().size();
+        }
+        if (found) total += op.key.size() + value;
+        break;
+      }
+      case txn_op::kind::put:
+        written[op.key] = op.value.size();
+        break;
+      case txn_op::kind::increment:
+        written[op.key] = 20;  // a signed 64-bit integer in decimal
+        total += op.key.size() + 20;
+        break;
+      case txn_op::kind::remove:
+        written[op.key] = SIZE_MAX;
+        break;
+      case txn_op::kind::range:
+        break;
+    }
+  }
+  return total;
 }
 
 }  // namespace
@@ -74,34 +115,36 @@ bool txn_compare::holds(const entry* current) const {
 
 range_page store::range_locked(const range_query& q) {
   // Every shard is locked, and the sequencer too: entries found expired are left for the purge
-  // task (expiring one here would publish under the sequencer's lock), but never shown.
+  // task (expiring one here would publish under the sequencer's lock), but never shown. Entries
+  // stay put while every shard is locked, so the page is chosen first and only its entries are
+  // copied.
   const int64_t now = now_ns();
-  std::vector<entry_copy> found;
+  std::vector<const entry*> found;
   for (auto& sp : shards_) {
     shard& s = *sp;
     s.mu.assert_held();
     std::size_t taken = 0;
     s.scan(q.from, q.to, q.has_to, [&](entry* e) {
       if (e->expired(now)) return true;
-      found.push_back(entry_copy{std::string(e->key()),
-                                 q.keys_only ? std::string() : std::string(e->value()),
-                                 e->metadata()});
+      found.push_back(e);
       return ++taken <= q.max_items;  // one more than a page: is there a next page?
     });
   }
   std::sort(found.begin(), found.end(),
-            [](const entry_copy& a, const entry_copy& b) { return a.key < b.key; });
+            [](const entry* a, const entry* b) { return a->key() < b->key(); });
   range_page page;
   std::size_t bytes = 0;
-  for (auto& e : found) {
-    const std::size_t size = e.key.size() + e.value.size();
+  for (const entry* e : found) {
+    const std::size_t size = e->key().size() + (q.keys_only ? 0 : e->value().size());
     if (page.entries.size() == q.max_items ||
-        (!page.entries.empty() && bytes + size > q.max_bytes)) {
-      page.continuation = page.entries.back().key + '\0';
+        ((!page.entries.empty() || q.strict_bytes) && bytes + size > q.max_bytes)) {
+      page.continuation = page.entries.empty() ? q.from : page.entries.back().key + '\0';
       break;
     }
     bytes += size;
-    page.entries.push_back(std::move(e));
+    page.entries.push_back(entry_copy{std::string(e->key()),
+                                      q.keys_only ? std::string() : std::string(e->value()),
+                                      e->metadata()});
   }
   return page;
 }
@@ -133,7 +176,19 @@ absl::StatusOr<txn_result> store::txn(const txn_request& t, const limits& lim) {
                               [&](const txn_compare& c) { return c.holds(current(c.key)); });
   const std::vector<txn_op>& ops = out.succeeded ? t.success : t.failure;
 
-  // 3. Every write's value and its room under the limits, before anything changes: a write that
+  // 3. The reply's size: the gets' results, with the values the branch itself writes before
+  // them. Too large, and nothing is written.
+  const std::size_t reply_bytes = reply_size(ops, current);
+  if (reply_bytes > t.reply_budget) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the Txn's results come to ", reply_bytes, " bytes, more than one reply holds (",
+        t.reply_budget,
+        " bytes: startup.max_message_bytes less the envelope); nothing was written. Read the "
+        "large values with Get or Range"));
+  }
+  std::size_t range_room = t.reply_budget - reply_bytes;
+
+  // 4. Every write's value and its room under the limits, before anything changes: a write that
   // cannot be made fails the Txn, and the room taken for the others is given back.
   struct prepared {
     entry* before = nullptr;
@@ -173,7 +228,7 @@ absl::StatusOr<txn_result> store::txn(const txn_request& t, const limits& lim) {
     p.reserved = true;
   }
 
-  // 4. The branch, in order, under the sequencer's lock: one revision for all its writes, and one
+  // 5. The branch, in order, under the sequencer's lock: one revision for all its writes, and one
   // group event. Reads see the writes before them.
   out.results.resize(ops.size());
   int64_t earliest_expiry = 0;
@@ -181,7 +236,13 @@ absl::StatusOr<txn_result> store::txn(const txn_request& t, const limits& lim) {
     for (std::size_t i = 0; i < ops.size(); ++i) {
       const txn_op& op = ops[i];
       if (op.type == txn_op::kind::range) {
-        out.results[i].page = range_locked(op.range);
+        range_query q = op.range;
+        q.max_bytes = std::min(q.max_bytes, range_room);
+        q.strict_bytes = true;
+        out.results[i].page = range_locked(q);
+        for (const entry_copy& e : out.results[i].page.entries) {
+          range_room -= std::min(range_room, e.key.size() + e.value.size());
+        }
         continue;
       }
       shard& s = shard_for(op.key);
