@@ -381,5 +381,21 @@ TEST(hardening, a_range_over_large_values_copies_about_one_page) {
   }
 }
 
+TEST(hardening, the_watch_channel_does_not_pin_every_large_value_written) {
+  shoald_process s;
+  auto kv = s.kv();
+  open_watchers idle(*kv, 1);  // watches another key: it reads every event and keeps none
+  server_memory mem(s.pid());
+  mem.reset();
+  for (int i = 0; i < 1000; ++i) put_value(*kv, "blob", 512 << 10);  // 512 MiB written in all
+  // The history keeps 64 MiB (startup.history_max_bytes), the channel as much again at most.
+  if (k_rss_meaningful) {
+    EXPECT_LE(mem.peak_rise_mib(), 256);
+  }
+  v1::StatusResponse st;
+  EXPECT_TRUE(s.admin()->Status(ctx().get(), v1::StatusRequest(), &st).ok());
+  EXPECT_EQ(st.watchers(), 1u);
+}
+
 }  // namespace
 }  // namespace shoal
