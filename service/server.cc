@@ -220,7 +220,8 @@ absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
   p->seq = std::make_unique<store::sequencer>(
       store::sequencer::options{.history_max_events = startup.history_max_events(),
                                 .history_max_bytes = startup.history_max_bytes(),
-                                .channel_capacity = 4096});
+                                .channel_capacity = 4096,
+                                .channel_max_bytes = startup.history_max_bytes()});
 
   // gRPC: one completion queue per worker, limits, keepalive.
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -15,8 +15,18 @@
 //
 // Values are copied out to each receiver: broadcast something cheap to copy (a shared_ptr to an
 // immutable event), not the event itself.
+//
+// Bounded by bytes too: channel<T>(capacity, max_bytes, weigh) also lets the oldest values go
+// once the values it holds weigh more than max_bytes in all (the newest always stays, however
+// large). The ring holds a value until it is overwritten, whether or not every receiver has read
+// it, so a channel of large values needs this bound. A receiver behind a value let go lags, as
+// if it had been overwritten.
+//
+//   auto [tx, rx] = rt::broadcast::channel<event_ptr>(4096, 64 << 20,
+//                                                     [](const event_ptr& e) { return e->bytes(); });
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <coroutine>
 #include <cstdint>
@@ -49,9 +59,14 @@ struct rx_waiter : rt::detail::waiter_link {
 };
 
 template <class T>
+using weigh_fn = std::size_t (*)(const T&);
+
+template <class T>
 class shared {
  public:
-  explicit shared(std::size_t capacity) {
+  explicit shared(std::size_t capacity, std::size_t max_bytes = SIZE_MAX,
+                  weigh_fn<T> weigh = nullptr)
+      : max_bytes_(max_bytes), weigh_(weigh) {
     std::size_t n = 1;
     while (n < capacity) n <<= 1;
     mask_ = n - 1;
@@ -66,10 +81,16 @@ class shared {
     if (receivers == 0) return 0;
     const uint64_t pos = tail_pos_++;
     slot& s = slots_[pos & mask_];
+    const std::size_t weight = weigh_ != nullptr ? weigh_(v) : 0;
     s.write_lock();
     s.value = std::move(v);
     s.pos = pos;
+    s.evicted = false;
+    bytes_ += weight - s.weight;  // the overwritten value's weight goes with it
+    s.weight = weight;
     s.write_unlock();
+    head_pos_ = std::max(head_pos_, tail_pos_ - std::min<uint64_t>(tail_pos_, mask_ + 1));
+    while (bytes_ > max_bytes_ && tail_pos_ - head_pos_ > 1) evict_oldest();
     while (rx_waiter* w = waiting_.pop_front()) wakes.push(w->task);
     return receivers;
   }
@@ -81,7 +102,8 @@ class shared {
     slot& s = slots_[next & mask_];
     s.read_lock();
     const uint64_t pos = s.pos;
-    if (pos == next) {
+    const bool evicted = s.evicted;
+    if (pos == next && !evicted) {
       out.emplace(s.value);
       s.read_unlock();
       ++next;
@@ -93,8 +115,8 @@ class shared {
       if (tail_pos_ != next) return read_status::empty;  // written since we looked: retry
       return closed_ ? read_status::closed : read_status::empty;
     }
-    // Overwritten: skip to the oldest value still in the ring.
-    const uint64_t oldest = tail_pos_ - (mask_ + 1);
+    // Overwritten, or let go for the byte bound: skip to the oldest value still in the ring.
+    const uint64_t oldest = head_pos_;
     skipped = oldest - next;
     next = oldest;
     return read_status::lagged;
@@ -161,6 +183,8 @@ class shared {
     static constexpr uint32_t k_writer = 1u << 31;
     std::atomic<uint32_t> guard{0};
     uint64_t pos = k_empty;
+    bool evicted = false;    // let go for the byte bound: `value` is empty
+    std::size_t weight = 0;  // what `value` counts toward the bound
     T value{};
 
     void read_lock() {
@@ -187,10 +211,27 @@ class shared {
     }
   };
 
+  // Lets the oldest retained value go (its slot keeps its position, marked evicted).
+  void evict_oldest() ABSL_EXCLUSIVE_LOCKS_REQUIRED(tail_mu_) {
+    slot& s = slots_[head_pos_ & mask_];
+    T gone{};
+    s.write_lock();
+    std::swap(gone, s.value);  // destroyed after the slot is unlocked
+    s.evicted = true;
+    bytes_ -= s.weight;
+    s.weight = 0;
+    s.write_unlock();
+    ++head_pos_;
+  }
+
   std::unique_ptr<slot[]> slots_;
   uint64_t mask_;
+  const std::size_t max_bytes_;
+  const weigh_fn<T> weigh_;
   rt::detail::spin_lock tail_mu_;
   uint64_t tail_pos_ ABSL_GUARDED_BY(tail_mu_) = 0;
+  uint64_t head_pos_ ABSL_GUARDED_BY(tail_mu_) = 0;  // the oldest value still held
+  std::size_t bytes_ ABSL_GUARDED_BY(tail_mu_) = 0;  // the weight of the values held
   bool closed_ ABSL_GUARDED_BY(tail_mu_) = false;
   rt::detail::waiter_list<rx_waiter> waiting_ ABSL_GUARDED_BY(tail_mu_);
   std::atomic<std::size_t> receivers_{0};
@@ -221,6 +262,9 @@ class sender {
  private:
   template <class U>
   friend std::pair<sender<U>, receiver<U>> channel(std::size_t);
+  template <class U>
+  friend std::pair<sender<U>, receiver<U>> channel(std::size_t, std::size_t,
+                                                   detail::weigh_fn<U>);
   explicit sender(detail::shared<T>* s) : s_(s) {}
   detail::shared<T>* s_;
 };
@@ -290,6 +334,9 @@ class receiver {
   friend class sender<T>;
   template <class U>
   friend std::pair<sender<U>, receiver<U>> channel(std::size_t);
+  template <class U>
+  friend std::pair<sender<U>, receiver<U>> channel(std::size_t, std::size_t,
+                                                   detail::weigh_fn<U>);
   explicit receiver(detail::shared<T>* s) : s_(s), next_(s->subscribe()) {}
   detail::shared<T>* s_;
   uint64_t next_;
@@ -298,6 +345,15 @@ class receiver {
 template <class T>
 std::pair<sender<T>, receiver<T>> channel(std::size_t capacity) {
   auto* s = new detail::shared<T>(capacity == 0 ? 1 : capacity);
+  receiver<T> rx(s);
+  return {sender<T>(s), std::move(rx)};
+}
+
+// Also bounded by bytes: `weigh` says what a value counts (a captureless function or lambda).
+template <class T>
+std::pair<sender<T>, receiver<T>> channel(std::size_t capacity, std::size_t max_bytes,
+                                          detail::weigh_fn<T> weigh) {
+  auto* s = new detail::shared<T>(capacity == 0 ? 1 : capacity, max_bytes, weigh);
   receiver<T> rx(s);
   return {sender<T>(s), std::move(rx)};
 }

@@ -4,7 +4,10 @@ namespace shoal::service::store {
 
 sequencer::sequencer(options o)
     : history_(o.history_max_events, o.history_max_bytes),
-      tx_(rt::broadcast::channel<watch::event_ptr>(o.channel_capacity).first) {}
+      tx_(rt::broadcast::channel<watch::event_ptr>(
+              o.channel_capacity, o.channel_max_bytes,
+              [](const watch::event_ptr& e) -> std::size_t { return e ? e->bytes() : 0; })
+              .first) {}
 
 uint64_t sequencer::publish(const watch::event_ptr& e) {
   // Declared before the lock, so destroyed after it: freeing evicted events touches cold memory

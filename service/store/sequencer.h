@@ -25,6 +25,9 @@ class sequencer {
     std::size_t history_max_events = 100'000;
     std::size_t history_max_bytes = 64 << 20;
     std::size_t channel_capacity = 4096;  // events a watcher may fall behind before it lags out
+    // ... and bytes: the channel holds each event (its value and previous value) until its slot
+    // is overwritten, read or not, so large values need a bound by size too.
+    std::size_t channel_max_bytes = 64 << 20;
   };
   explicit sequencer(options o);
 

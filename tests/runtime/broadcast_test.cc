@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "tests/runtime/flavor_test.h"
@@ -90,6 +92,45 @@ task<bool> cancelled_waiting_receiver() {
 
 TEST_P(broadcast_test, cancelling_a_waiting_receiver_loses_nothing) {
   EXPECT_TRUE(rt_.block_on(cancelled_waiting_receiver()));
+}
+
+// A ring bounded by bytes as well as slots: the oldest values go once the total passes the bound
+// (the newest always stays), and a receiver behind them lags, as if they had been overwritten.
+struct sized {
+  int id = 0;
+  std::shared_ptr<std::string> payload;  // released when the ring lets the value go
+};
+
+task<bool> bytes_bound_the_ring() {
+  auto weigh = [](const sized& v) -> std::size_t { return v.payload ? v.payload->size() : 0; };
+  auto [tx, slow] = broadcast::channel<sized>(64, 1000, weigh);
+  auto fast = tx.subscribe();
+  std::vector<std::weak_ptr<std::string>> sent;
+  for (int i = 1; i <= 10; ++i) {
+    auto p = std::make_shared<std::string>(300, 'x');
+    sent.push_back(p);
+    tx.send(sized{i, std::move(p)});
+    auto got = co_await fast.recv();  // keeps up: never lags
+    if (!got || got->id != i) co_return false;
+  }
+  // 10 x 300 bytes sent, 1,000 kept: only the last three are still held by the ring.
+  for (int i = 0; i < 7; ++i) EXPECT_TRUE(sent[i].expired()) << i;
+  for (int i = 7; i < 10; ++i) EXPECT_FALSE(sent[i].expired()) << i;
+  auto first = co_await slow.recv();
+  if (first || first.error().kind != broadcast::recv_error::lagged) co_return false;
+  EXPECT_EQ(first.error().skipped, 7u);
+  for (int i = 8; i <= 10; ++i) {
+    auto got = co_await slow.recv();
+    if (!got || got->id != i) co_return false;
+  }
+  // One value larger than the bound is still delivered (the newest always stays).
+  tx.send(sized{11, std::make_shared<std::string>(5000, 'y')});
+  auto big = co_await slow.recv();
+  co_return big && big->id == 11 && sent[9].expired();
+}
+
+TEST_P(broadcast_test, a_byte_bound_lets_the_oldest_values_go_and_behind_them_is_a_lag) {
+  EXPECT_TRUE(rt_.block_on(bytes_bound_the_ring()));
 }
 
 }  // namespace
