@@ -397,5 +397,61 @@ TEST(hardening, the_watch_channel_does_not_pin_every_large_value_written) {
   EXPECT_EQ(st.watchers(), 1u);
 }
 
+// A Pipeline stream of raw frames, so that a test can send one that is not a PipelineRequest.
+using raw_stream = grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>;
+
+std::unique_ptr<raw_stream> open_raw_pipeline(shoald_process& s, grpc::ClientContext* c) {
+  const grpc::internal::RpcMethod method("/shoal.v1.KV/Pipeline",
+                                         grpc::internal::RpcMethod::BIDI_STREAMING);
+  return std::unique_ptr<raw_stream>(
+      grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, grpc::ByteBuffer>::Create(
+          s.channel().get(), method, c));
+}
+
+grpc::ByteBuffer frame(const google::protobuf::Message& m) {
+  grpc::ByteBuffer bb;
+  bool own = false;
+  EXPECT_TRUE(grpc::SerializationTraits<google::protobuf::Message>::Serialize(m, &bb, &own).ok());
+  return bb;
+}
+
+grpc::ByteBuffer frame(const std::string& bytes) {
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+v1::PipelineRequest put_request(uint64_t id, const std::string& key) {
+  v1::PipelineRequest r;
+  r.set_id(id);
+  r.mutable_op()->mutable_put()->set_key(key);
+  r.mutable_op()->mutable_put()->set_value("v");
+  return r;
+}
+
+TEST(hardening, an_unparsable_pipeline_request_ends_the_stream_naming_the_last_id_answered) {
+  shoald_process s;
+  auto c = ctx();
+  auto stream = open_raw_pipeline(s, c.get());
+  ASSERT_TRUE(stream->Write(frame(put_request(1, "one"))));
+  ASSERT_TRUE(stream->Write(frame(std::string("\x0a\xff\xff\xff\xff", 5))));  // a cut field
+  (void)stream->Write(frame(put_request(3, "three")));
+  stream->WritesDone();
+  std::vector<uint64_t> ids;
+  grpc::ByteBuffer bb;
+  while (stream->Read(&bb)) {
+    v1::PipelineResponse r;
+    ASSERT_TRUE(grpc::SerializationTraits<v1::PipelineResponse>::Deserialize(&bb, &r).ok());
+    ids.push_back(r.id());
+  }
+  const grpc::Status st = stream->Finish();
+  EXPECT_EQ(ids, std::vector<uint64_t>{1});
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_NE(st.error_message().find("last request answered: id 1"), std::string::npos)
+      << st.error_message();
+  auto kv = s.kv();
+  EXPECT_TRUE(present(*kv, "one"));
+  EXPECT_FALSE(present(*kv, "three"));
+}
+
 }  // namespace
 }  // namespace shoal
