@@ -126,7 +126,8 @@ struct server::impl {
   std::unique_ptr<store::store> kv;
   context ctx;
 
-  v1::KV::AsyncService kv_service;
+  // Pipeline's frames are read raw (handlers/pipeline.h).
+  v1::KV::WithRawMethod_Pipeline<v1::KV::AsyncService> kv_service;
   v1::Admin::AsyncService admin_service;
   health::Health::AsyncService health_service;
   std::unique_ptr<grpc::Server> grpc_server;
@@ -155,7 +156,7 @@ struct server::impl {
 void server::impl::post_calls(grpc::ServerCompletionQueue* cq) {
   using namespace handlers;
   auto& rt = *runtime;
-  using KV = v1::KV::AsyncService;
+  using KV = v1::KV::WithRawMethod_Pipeline<v1::KV::AsyncService>;
   using Admin = v1::Admin::AsyncService;
   using Health = health::Health::AsyncService;
   post_unary(rt, &kv_service, &KV::RequestGet, &handlers::get, cq, &ctx, metrics::method::get,

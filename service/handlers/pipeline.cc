@@ -18,7 +18,9 @@
 namespace shoal::service::handlers {
 namespace {
 
-using stream_t = bidi_stream<v1::PipelineRequest, v1::PipelineResponse>;
+// Frames are read raw and parsed here: gRPC reports a frame it cannot parse as a failed read,
+// which cannot be told from the client closing its side.
+using stream_t = pipeline_stream;
 
 // A 64-operation Batch of small values, parsed or answered, fits the first block.
 constexpr std::size_t k_request_arena_bytes = 16384;
@@ -40,6 +42,9 @@ struct queued_reply {
 // while the reader waits in a read (and so runs nothing more).
 enum reader_state : int { k_running, k_reading, k_finishing };
 
+// How the reader stopped.
+enum class reader_end { client_done, drained, unparsable };
+
 struct pipeline_state {
   pipeline_state(stream_t* s, uint32_t depth, uint32_t byte_budget)
       : stream(s), depth(depth), byte_budget(byte_budget), slots(depth), bytes(byte_budget) {}
@@ -49,7 +54,19 @@ struct pipeline_state {
   rt::semaphore slots;  // one per request read and not yet answered
   rt::semaphore bytes;  // reply bytes waiting to be written
   std::atomic<int> reader{k_running};
+  // The reader's own: requests parsed, and the id of the last one (answered, in order).
+  uint64_t parsed = 0;
+  uint64_t last_id = 0;
 };
+
+// The status that ends a stream whose request `st.parsed + 1` could not be parsed.
+grpc::Status unparsable(const pipeline_state& st) {
+  return invalid(absl::StrCat(
+      "request ", st.parsed + 1, " on this stream is not a shoal.v1.PipelineRequest; ",
+      st.parsed == 0 ? std::string("no request was answered")
+                     : absl::StrCat("last request answered: id ", st.last_id),
+      ". The requests after it were not run"));
+}
 
 const grpc::Status k_draining(grpc::StatusCode::UNAVAILABLE,
                               "the server is shutting down; the requests without a reply were not "
@@ -74,10 +91,11 @@ void answer(context& ctx, const v1::PipelineRequest& req, v1::PipelineResponse& 
   }
 }
 
-// Reads and runs requests, in order, as long as both budgets allow. Yields true if it stopped
-// because the server is draining (a request read then is not run).
-rt::task<bool> read_and_run(context& ctx, pipeline_state& st,
-                            rt::mpsc::sender<queued_reply>& replies) {
+// Reads and runs requests, in order, as long as both budgets allow. Says why it stopped: the
+// client is done (or the stream broke), the server is draining (a request read then is not run),
+// or a frame is not a request (it and those after it are not run).
+rt::task<reader_end> read_and_run(context& ctx, pipeline_state& st,
+                                  rt::mpsc::sender<queued_reply>& replies) {
   // Each request is parsed into an arena reset after it ran: an operation is a oneof, which
   // protobuf would otherwise free and allocate again for every request.
   auto block = std::make_unique<char[]>(k_request_arena_bytes);
@@ -85,20 +103,29 @@ rt::task<bool> read_and_run(context& ctx, pipeline_state& st,
   request_options.initial_block = block.get();
   request_options.initial_block_size = k_request_arena_bytes;
   google::protobuf::Arena request_arena(request_options);
+  grpc::ByteBuffer frame;
   for (;;) {
     auto slot = co_await st.slots.acquire();
-    if (!slot) co_return false;  // the writer found the stream broken
+    if (!slot) co_return reader_end::client_done;  // the writer found the stream broken
     // Announce the read, then look for a drain: with the writer's claim in write_replies, one of
     // the two sees the other (both sequentially consistent).
     st.reader.store(k_reading);
-    if (ctx.draining.load()) co_return true;
+    if (ctx.draining.load()) co_return reader_end::drained;
+    const bool more = co_await st.stream->read(&frame);
+    int expected = k_reading;
+    if (!st.reader.compare_exchange_strong(expected, k_running)) {
+      co_return reader_end::drained;  // the writer finished the call
+    }
+    if (!more) co_return reader_end::client_done;
+    if (ctx.draining.load()) co_return reader_end::drained;
     request_arena.Reset();
     auto& req = *google::protobuf::Arena::CreateMessage<v1::PipelineRequest>(&request_arena);
-    const bool more = co_await st.stream->read(&req);
-    int expected = k_reading;
-    if (!st.reader.compare_exchange_strong(expected, k_running)) co_return true;  // finished
-    if (!more) co_return false;  // the client is done sending
-    if (ctx.draining.load()) co_return true;
+    if (!grpc::GenericDeserialize<grpc::ProtoBufferReader, v1::PipelineRequest>(&frame, &req)
+             .ok()) {
+      co_return reader_end::unparsable;
+    }
+    ++st.parsed;
+    st.last_id = req.id();
     google::protobuf::ArenaOptions options;
     options.start_block_size = k_reply_arena_bytes;
     auto arena = std::make_unique<google::protobuf::Arena>(options);
@@ -108,22 +135,22 @@ rt::task<bool> read_and_run(context& ctx, pipeline_state& st,
     // A reply larger than the whole budget waits for the queue to empty, then goes alone.
     const std::size_t size = std::min<std::size_t>(resp->ByteSizeLong(), st.byte_budget);
     auto bytes = co_await st.bytes.acquire(std::max<std::size_t>(size, 1));
-    if (!bytes) co_return false;
+    if (!bytes) co_return reader_end::client_done;
     // Named, not brace-built inside the co_await (the g++ 12 pitfall in runtime/README.md).
     queued_reply reply{queued_reply::kind::reply, std::move(arena), resp, std::move(*slot),
                        std::move(*bytes)};
     const bool sent = co_await replies.send(std::move(reply));
-    if (!sent) co_return false;
+    if (!sent) co_return reader_end::client_done;
   }
 }
 
-rt::task<bool> read_requests(context& ctx, std::shared_ptr<pipeline_state> st,
-                             rt::mpsc::sender<queued_reply> replies) {
-  const bool drained = co_await read_and_run(ctx, *st, replies);
+rt::task<reader_end> read_requests(context& ctx, std::shared_ptr<pipeline_state> st,
+                                   rt::mpsc::sender<queued_reply> replies) {
+  const reader_end why = co_await read_and_run(ctx, *st, replies);
   queued_reply end;
   end.what = queued_reply::kind::end;
   (void)co_await replies.send(std::move(end));
-  co_return drained;
+  co_return why;
 }
 
 // On a drain: true if the reader waits in a read with every reply written, in which case it is
@@ -164,7 +191,11 @@ rt::task<bool> write_replies(std::shared_ptr<pipeline_state> st,
     } else {
       (void)replies.try_recv(next);
       const bool more = next && next->what == queued_reply::kind::reply;
-      if (!co_await st->stream->write(*r->response, more)) {
+      grpc::ByteBuffer frame;
+      bool own = false;
+      (void)grpc::GenericSerialize<grpc::ProtoBufferWriter, v1::PipelineResponse>(*r->response,
+                                                                                 &frame, &own);
+      if (!co_await st->stream->write(frame, more)) {
         broken = true;
         st->slots.close();
         st->bytes.close();
@@ -198,7 +229,7 @@ rt::task<> watch_drain(context& ctx, rt::mpsc::sender<queued_reply> replies) {
 
 }  // namespace
 
-rt::task<grpc::Status> pipeline(context& ctx, stream_t& stream, const call_done& done) {
+rt::task<grpc::Status> pipeline(context& ctx, pipeline_stream& stream, const call_done& done) {
   const auto cfg = ctx.current_config();
   const uint32_t depth = cfg->live().max_pipeline_depth();
   auto st = std::make_shared<pipeline_state>(&stream, depth, cfg->live().max_pipeline_bytes());
@@ -206,11 +237,12 @@ rt::task<grpc::Status> pipeline(context& ctx, stream_t& stream, const call_done&
   auto [tx, rx] = rt::mpsc::channel<queued_reply>(depth + 2);
   auto both = rt::join(read_requests(ctx, st, tx), write_replies(st, std::move(rx)));
   auto first = co_await rt::select(std::move(both), watch_drain(ctx, std::move(tx)));
-  const auto [drained, written] = std::get<0>(first);  // watch_drain never ends by itself
+  const auto [why, written] = std::get<0>(first);  // watch_drain never ends by itself
   if (!written || done.done()) {
     co_return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
   }
-  if (drained || stream.finished()) co_return k_draining;
+  if (why == reader_end::drained || stream.finished()) co_return k_draining;
+  if (why == reader_end::unparsable) co_return unparsable(*st);
   co_return grpc::Status::OK;
 }
 

@@ -8,12 +8,16 @@
 
 namespace shoal::service::handlers {
 
+// The stream's frames, raw: the handler parses each request itself, so that a frame which is
+// not a PipelineRequest is told apart from the client closing its side (gRPC reports both as a
+// failed read). Served with KV::WithRawMethod_Pipeline.
+using pipeline_stream = bidi_stream<grpc::ByteBuffer, grpc::ByteBuffer>;
+
 // Reads requests while fewer than live.max_pipeline_depth are unanswered and fewer than
 // live.max_pipeline_bytes of replies wait; runs each (an operation or a Batch) at once; a second
 // task writes the replies in order. Ends when the client has sent its last request and every
-// reply is written, or when the stream breaks.
-rt::task<grpc::Status> pipeline(context& ctx,
-                                bidi_stream<v1::PipelineRequest, v1::PipelineResponse>& stream,
-                                const call_done& done);
+// reply is written, or when the stream breaks; a frame that is not a request ends it, once the
+// replies before it are written, with INVALID_ARGUMENT naming the last id answered.
+rt::task<grpc::Status> pipeline(context& ctx, pipeline_stream& stream, const call_done& done);
 
 }  // namespace shoal::service::handlers
