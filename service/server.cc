@@ -62,6 +62,13 @@ uint32_t shards_for(const v1::StartupSettings& s, int workers) {
   return n;
 }
 
+// gRPC's buffers (messages read and not yet handed over, messages queued to send): sixteen
+// messages of the largest size, and at least 128 MiB. The quota is what bounds them in all: 1 GiB
+// (gRPC's own figure) is a pod's whole memory limit.
+int64_t grpc_buffer_quota(const v1::StartupSettings& s) {
+  return std::max<int64_t>(int64_t{128} << 20, int64_t{16} * s.max_message_bytes());
+}
+
 // Expires entries as they come due: sleeps until the earliest expiry, or until a write sets an
 // earlier one. Visits only expired entries.
 rt::task<> purge_expired(store::store* kv, rt::notify* expiry_changed) {
@@ -228,7 +235,7 @@ absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   // Before gRPC starts: a metrics address that cannot be bound stops the start cleanly.
   if (!startup.metrics_listen().empty()) {
-    auto m = metrics::exporter::start(startup.metrics_listen(), &p->ctx);
+    auto m = metrics::exporter::start(startup.metrics_listen());
     if (!m.ok()) return m.status();
     p->metrics = std::move(*m);
   }
@@ -248,7 +255,7 @@ absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5'000);
   grpc::ResourceQuota quota("shoald");
   quota.SetMaxThreads(8);    // the reflection service's synchronous threads
-  quota.Resize(1ull << 30);  // gRPC's buffers
+  quota.Resize(grpc_buffer_quota(startup));
   builder.SetResourceQuota(quota);
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs;
   for (int i = 0; i < workers; ++i) cqs.push_back(builder.AddCompletionQueue());
@@ -288,6 +295,7 @@ absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
   p->ctx.stopping = &p->stopping_rx;
   p->serving_tx.send_replace(serving_state{false, snap->live().read_only()});
 
+  if (p->metrics) p->metrics->publish(&p->ctx);  // the store's gauges, now that it exists
   for (grpc::ServerCompletionQueue* cq : p->queues) p->post_calls(cq);
   p->runtime->spawn(purge_expired(p->kv.get(), &p->expiry_changed)).detach();
   p->runtime->spawn(tick_watchers(&p->ctx)).detach();

@@ -95,7 +95,8 @@ prometheus::MetricFamily gauge(std::string name, std::string help, double value)
 // Builds the families at scrape time from the thread blocks and the server's state.
 class collector : public prometheus::Collectable {
  public:
-  explicit collector(const context* ctx) : ctx_(ctx) {}
+  // The server's state, once it is whole (until then a scrape shows the call counters only).
+  void publish(const context* ctx) { ctx_.store(ctx, std::memory_order_release); }
 
   std::vector<prometheus::MetricFamily> Collect() const override {
     uint64_t calls[k_methods][k_codes] = {};
@@ -178,21 +179,22 @@ class collector : public prometheus::Collectable {
             "Config file changes refused (the running config stays).",
             {{nullptr, event::config_reload_failed}});
 
-    if (ctx_->kv == nullptr || ctx_->seq == nullptr) return out;  // still starting
-    out.push_back(gauge("shoal_keys", "Keys stored.", static_cast<double>(ctx_->kv->keys())));
+    const context* ctx = ctx_.load(std::memory_order_acquire);
+    if (ctx == nullptr) return out;  // still starting
+    out.push_back(gauge("shoal_keys", "Keys stored.", static_cast<double>(ctx->kv->keys())));
     out.push_back(gauge("shoal_bytes", "Bytes of keys and values stored.",
-                        static_cast<double>(ctx_->kv->bytes())));
+                        static_cast<double>(ctx->kv->bytes())));
     out.push_back(gauge("shoal_revision", "The store's revision.",
-                        static_cast<double>(ctx_->seq->revision())));
+                        static_cast<double>(ctx->seq->revision())));
     out.push_back(gauge("shoal_watchers", "Open watch streams.",
-                        static_cast<double>(ctx_->watchers.load(std::memory_order_relaxed))));
+                        static_cast<double>(ctx->watchers.load(std::memory_order_relaxed))));
     out.push_back(gauge("shoal_in_flight_calls", "Calls in flight.",
-                        static_cast<double>(ctx_->calls->in_flight())));
+                        static_cast<double>(ctx->calls->in_flight())));
     return out;
   }
 
  private:
-  const context* ctx_;
+  std::atomic<const context*> ctx_{nullptr};
 };
 
 }  // namespace
@@ -216,10 +218,9 @@ struct exporter::impl {
   std::unique_ptr<prometheus::Exposer> exposer;
 };
 
-absl::StatusOr<std::unique_ptr<exporter>> exporter::start(const std::string& listen,
-                                                          const context* ctx) {
+absl::StatusOr<std::unique_ptr<exporter>> exporter::start(const std::string& listen) {
   auto p = std::make_unique<impl>();
-  p->source = std::make_shared<collector>(ctx);
+  p->source = std::make_shared<collector>();
   try {
     p->exposer = std::make_unique<prometheus::Exposer>(listen, 1);
   } catch (const std::exception& e) {
@@ -231,6 +232,8 @@ absl::StatusOr<std::unique_ptr<exporter>> exporter::start(const std::string& lis
 }
 
 exporter::exporter(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+void exporter::publish(const context* ctx) { impl_->source->publish(ctx); }
 exporter::~exporter() = default;
 
 std::string exporter::address() const {

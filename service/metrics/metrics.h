@@ -55,11 +55,17 @@ enum class event : uint8_t {
 void record_call(method m, grpc::StatusCode code, std::chrono::steady_clock::duration took);
 void count(event e);
 
-// The /metrics endpoint. Stops serving when destroyed.
+// The /metrics endpoint. Stops serving when destroyed. It serves the call counters from the
+// start (so that an address that cannot be bound stops the server before gRPC starts), and the
+// store's gauges once publish() has handed it the finished server state.
+//
+//   auto m = metrics::exporter::start("127.0.0.1:0");   // StatusOr<unique_ptr<exporter>>
+//   ...                                                 // the store, the runtime, ...
+//   (*m)->publish(&ctx);
 class exporter {
  public:
-  static absl::StatusOr<std::unique_ptr<exporter>> start(const std::string& listen,
-                                                         const context* ctx);
+  static absl::StatusOr<std::unique_ptr<exporter>> start(const std::string& listen);
+  void publish(const context* ctx);
   ~exporter();
   std::string address() const;
 
