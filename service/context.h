@@ -45,10 +45,6 @@ struct context {
   std::atomic<int64_t> watchers{0};
   // Set when the drain starts: new calls are refused with UNAVAILABLE.
   std::atomic<bool> draining{false};
-  // Tests only (SHOALD_TESTING_NONATOMIC_TXN=1): Txn checks its compares and then runs each
-  // operation as a call of its own, with no lock held across them, so that the linearizability
-  // test can show that it catches a Txn that is not atomic.
-  bool testing_nonatomic_txn = false;
 
   void fill(v1::ResponseHeader* h) const {
     h->set_revision(seq->revision());

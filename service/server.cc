@@ -254,7 +254,7 @@ absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5'000);
   grpc::ResourceQuota quota("shoald");
-  quota.SetMaxThreads(8);    // the reflection service's synchronous threads
+  quota.SetMaxThreads(8);  // the reflection service's synchronous threads
   quota.Resize(grpc_buffer_quota(startup));
   builder.SetResourceQuota(quota);
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs;
@@ -283,10 +283,6 @@ absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
                                                            .seq = p->seq.get(),
                                                            .expiry_changed = &p->expiry_changed});
   p->ctx.store_id = new_store_id();
-  if (const char* t = std::getenv("SHOALD_TESTING_NONATOMIC_TXN"); t != nullptr && t[0] == '1') {
-    p->ctx.testing_nonatomic_txn = true;
-    SHOAL_LOG(warn, "TESTING ONLY: Txn is not atomic in this process", {});
-  }
   p->ctx.started = std::chrono::steady_clock::now();
   p->ctx.seq = p->seq.get();
   p->ctx.kv = p->kv.get();

@@ -134,9 +134,12 @@ grpc::Status to_branch(const google::protobuf::RepeatedPtrField<v1::Op>& ops, co
   return grpc::Status::OK;
 }
 
-// The broken Txn of SHOALD_TESTING_NONATOMIC_TXN: compares, then each operation on its own.
-absl::StatusOr<store::txn_result> nonatomic_txn(context& ctx, const store::txn_request& t,
-                                                const config::snapshot& cfg) {
+#ifdef SHOAL_TESTING_NONATOMIC_TXN
+// The broken Txn of the test-only build shoald-nonatomic-txn (tests/e2e/CMakeLists.txt): compares,
+// then each operation on its own, with no lock held across them, so that the linearizability test
+// can show that it catches a Txn that is not atomic. Never compiled into shoald.
+absl::StatusOr<store::txn_result> run_txn(context& ctx, const store::txn_request& t,
+                                          const config::snapshot& cfg) {
   store::txn_result out;
   out.succeeded = std::all_of(t.compares.begin(), t.compares.end(), [&](const auto& c) {
     bool holds = false;
@@ -166,6 +169,12 @@ absl::StatusOr<store::txn_result> nonatomic_txn(context& ctx, const store::txn_r
   }
   return out;
 }
+#else
+absl::StatusOr<store::txn_result> run_txn(context& ctx, const store::txn_request& t,
+                                          const config::snapshot& cfg) {
+  return ctx.kv->txn(t, to_limits(cfg));
+}
+#endif
 
 }  // namespace
 
@@ -193,8 +202,7 @@ grpc::Status txn(context& ctx, const v1::TxnRequest& req, v1::TxnResponse& resp)
     if (auto st = check_writable(*cfg); !st.ok()) return st;
   }
 
-  auto r =
-      ctx.testing_nonatomic_txn ? nonatomic_txn(ctx, t, *cfg) : ctx.kv->txn(t, to_limits(*cfg));
+  auto r = run_txn(ctx, t, *cfg);
   if (!r.ok()) return to_grpc(r.status());
   resp.set_succeeded(r->succeeded);
   resp.set_revision(r->revision);

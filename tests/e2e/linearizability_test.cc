@@ -1,9 +1,12 @@
 // Linearizability of Txn, checked from the outside: clients transfer units between counters with
 // compare-and-swap Txns while others read every counter in one Txn. Revisions are the witness
 // order: replaying the writes in revision order must reproduce every read, and an operation that
-// finished before another began must not have a later revision. SHOALD_TESTING_NONATOMIC_TXN=1
-// makes the server's Txn non-atomic, and the same check must then fail: it is able to.
+// finished before another began must not have a later revision. shoald-nonatomic-txn, a test-only
+// build, makes the server's Txn non-atomic, and the same check must then fail: it is able to.
 #include <gtest/gtest.h>
+
+#include <fstream>
+#include <iterator>
 
 #include <algorithm>
 #include <atomic>
@@ -161,9 +164,7 @@ TEST(linearizability, concurrent_transfers_and_reads_replay_in_revision_order) {
 }
 
 TEST(linearizability, the_check_catches_a_txn_that_is_not_atomic) {
-  ::setenv("SHOALD_TESTING_NONATOMIC_TXN", "1", 1);
-  shoald_process s;
-  ::unsetenv("SHOALD_TESTING_NONATOMIC_TXN");
+  shoald_process s(SHOALD_NONATOMIC_TXN_PATH, {});
   history h;
   // Run until the check fails (a read lands between the two puts of a transfer), for at most
   // 20 seconds.
@@ -177,6 +178,19 @@ TEST(linearizability, the_check_catches_a_txn_that_is_not_atomic) {
     return caught || clk::now() >= deadline;
   });
   EXPECT_TRUE(caught) << "the check passed a non-atomic Txn over " << h.size() << " operations";
+}
+
+TEST(linearizability, the_server_binary_holds_no_test_only_txn) {
+  // The broken Txn lives in a test-only build; shoald has neither it nor a switch for it.
+  std::ifstream in(shoald_path(), std::ios::binary);
+  const std::string image((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(image.size(), 1'000'000u);
+  EXPECT_EQ(image.find("the testing Txn"), std::string::npos);
+  EXPECT_EQ(image.find("NONATOMIC"), std::string::npos);
+  std::ifstream test_build(SHOALD_NONATOMIC_TXN_PATH, std::ios::binary);
+  const std::string test_image((std::istreambuf_iterator<char>(test_build)),
+                               std::istreambuf_iterator<char>());
+  EXPECT_NE(test_image.find("the testing Txn"), std::string::npos);
 }
 
 }  // namespace

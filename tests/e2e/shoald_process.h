@@ -33,7 +33,13 @@ inline std::string shoald_path() { return SHOALD_PATH; }
 
 class shoald_process {
  public:
-  explicit shoald_process(std::vector<std::string> args = {}) { start(std::move(args)); }
+  explicit shoald_process(std::vector<std::string> args = {}) {
+    start(shoald_path(), std::move(args));
+  }
+  // Another build of shoald (a test-only one).
+  shoald_process(std::string binary, std::vector<std::string> args) {
+    start(std::move(binary), std::move(args));
+  }
   ~shoald_process() {
     if (pid_ > 0) {
       ::kill(pid_, SIGKILL);
@@ -92,7 +98,7 @@ class shoald_process {
   }
 
  private:
-  void start(std::vector<std::string> args) {
+  void start(std::string binary, std::vector<std::string> args) {
     int out[2];
     if (::pipe(out) != 0) throw std::runtime_error("pipe");
     pid_ = ::fork();
@@ -103,7 +109,7 @@ class shoald_process {
       ::dup2(out[1], STDOUT_FILENO);
       ::close(out[0]);
       ::close(out[1]);
-      std::vector<std::string> all = {shoald_path(), "--listen=127.0.0.1:0"};
+      std::vector<std::string> all = {binary, "--listen=127.0.0.1:0"};
       all.insert(all.end(), args.begin(), args.end());
       std::vector<char*> argv;
       for (auto& a : all) argv.push_back(a.data());
