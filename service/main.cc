@@ -41,8 +41,10 @@ ABSL_FLAG(uint64_t, max_keys, 10'000'000, "most keys stored");
 ABSL_FLAG(uint64_t, max_bytes, 4ull << 30, "most bytes stored (keys + values)");
 ABSL_FLAG(uint32_t, max_in_flight, 10'000, "most unary KV calls in flight");
 ABSL_FLAG(uint32_t, max_watchers, 10'000, "most watch streams");
-ABSL_FLAG(uint32_t, max_streams, 10'000, "most streams open (Watch, Pipeline, WatchConfig, health Watch)");
-ABSL_FLAG(uint32_t, max_control_calls, 256, "most Status, GetConfig and health Check calls in flight");
+ABSL_FLAG(uint32_t, max_streams, 10'000,
+          "most streams open (Watch, Pipeline, WatchConfig, health Watch)");
+ABSL_FLAG(uint32_t, max_control_calls, 256,
+          "most Status, GetConfig and health Check calls in flight");
 ABSL_FLAG(int64_t, default_ttl_ms, 0, "TTL of puts that name none (0: none)");
 ABSL_FLAG(bool, read_only, false, "refuse writes (readiness NOT_SERVING)");
 ABSL_FLAG(uint32_t, range_page_max_items, 1000, "most entries in a Range page");

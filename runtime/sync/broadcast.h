@@ -23,7 +23,8 @@
 // if it had been overwritten.
 //
 //   auto [tx, rx] = rt::broadcast::channel<event_ptr>(4096, 64 << 20,
-//                                                     [](const event_ptr& e) { return e->bytes(); });
+//                                                     [](const event_ptr& e) { return e->bytes();
+//                                                     });
 #pragma once
 
 #include <algorithm>
@@ -263,8 +264,7 @@ class sender {
   template <class U>
   friend std::pair<sender<U>, receiver<U>> channel(std::size_t);
   template <class U>
-  friend std::pair<sender<U>, receiver<U>> channel(std::size_t, std::size_t,
-                                                   detail::weigh_fn<U>);
+  friend std::pair<sender<U>, receiver<U>> channel(std::size_t, std::size_t, detail::weigh_fn<U>);
   explicit sender(detail::shared<T>* s) : s_(s) {}
   detail::shared<T>* s_;
 };
@@ -335,8 +335,7 @@ class receiver {
   template <class U>
   friend std::pair<sender<U>, receiver<U>> channel(std::size_t);
   template <class U>
-  friend std::pair<sender<U>, receiver<U>> channel(std::size_t, std::size_t,
-                                                   detail::weigh_fn<U>);
+  friend std::pair<sender<U>, receiver<U>> channel(std::size_t, std::size_t, detail::weigh_fn<U>);
   explicit receiver(detail::shared<T>* s) : s_(s), next_(s->subscribe()) {}
   detail::shared<T>* s_;
   uint64_t next_;

@@ -102,10 +102,10 @@ std::string describe_json_error(std::string_view input, std::string_view message
     const std::size_t name_at = u + k_unknown.size();
     const std::size_t name_end = std::min(out.find(' ', name_at), out.size());
     const std::string_view name = std::string_view(out).substr(name_at, name_end - name_at);
-    const bool plain = !name.empty() && name.size() <= 64 &&
-                       std::all_of(name.begin(), name.end(), [](char ch) {
-                         return absl::ascii_isalnum(static_cast<unsigned char>(ch)) || ch == '_';
-                       });
+    const bool plain =
+        !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char ch) {
+          return absl::ascii_isalnum(static_cast<unsigned char>(ch)) || ch == '_';
+        });
     if (!plain) out.replace(name_at, name_end - name_at, "(a name not shown)");
   }
   return absl::StrCat(where, out);
@@ -163,8 +163,8 @@ absl::Status validate(const v1::ServerConfig& c) {
   if (l.max_streams() == 0) errors.push_back("live.max_streams must be positive");
   if (l.max_control_calls() == 0) errors.push_back("live.max_control_calls must be positive");
   if (l.default_ttl_ms() < 0 || l.default_ttl_ms() > store::k_max_ttl_ms) {
-    errors.push_back(absl::StrCat("live.default_ttl_ms must be between 0 and ",
-                                  store::k_max_ttl_ms, " (100 years)"));
+    errors.push_back(absl::StrCat("live.default_ttl_ms must be between 0 and ", store::k_max_ttl_ms,
+                                  " (100 years)"));
   }
   if (l.range_page_max_items() == 0) errors.push_back("live.range_page_max_items must be positive");
   if (l.max_batch_ops() == 0) errors.push_back("live.max_batch_ops must be positive");

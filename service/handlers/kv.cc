@@ -6,11 +6,13 @@
 namespace shoal::service::handlers {
 
 grpc::Status reply_budget::refuse(std::size_t bytes) const {
-  return grpc::Status(
-      grpc::StatusCode::RESOURCE_EXHAUSTED,
-      absl::StrCat("not run: its result (", bytes, " bytes) does not fit in what is left of the "
-                   "reply (", left_, " bytes; one reply holds at most startup.max_message_bytes). "
-                   "Send it on its own"));
+  return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                      absl::StrCat("not run: its result (", bytes,
+                                   " bytes) does not fit in what is left of the "
+                                   "reply (",
+                                   left_,
+                                   " bytes; one reply holds at most startup.max_message_bytes). "
+                                   "Send it on its own"));
 }
 
 grpc::Status get_with(context& ctx, const op_env& env, const v1::GetRequest& req,

@@ -61,11 +61,11 @@ struct pipeline_state {
 
 // The status that ends a stream whose request `st.parsed + 1` could not be parsed.
 grpc::Status unparsable(const pipeline_state& st) {
-  return invalid(absl::StrCat(
-      "request ", st.parsed + 1, " on this stream is not a shoal.v1.PipelineRequest; ",
-      st.parsed == 0 ? std::string("no request was answered")
-                     : absl::StrCat("last request answered: id ", st.last_id),
-      ". The requests after it were not run"));
+  return invalid(
+      absl::StrCat("request ", st.parsed + 1, " on this stream is not a shoal.v1.PipelineRequest; ",
+                   st.parsed == 0 ? std::string("no request was answered")
+                                  : absl::StrCat("last request answered: id ", st.last_id),
+                   ". The requests after it were not run"));
 }
 
 const grpc::Status k_draining(grpc::StatusCode::UNAVAILABLE,
@@ -194,7 +194,7 @@ rt::task<bool> write_replies(std::shared_ptr<pipeline_state> st,
       grpc::ByteBuffer frame;
       bool own = false;
       (void)grpc::GenericSerialize<grpc::ProtoBufferWriter, v1::PipelineResponse>(*r->response,
-                                                                                 &frame, &own);
+                                                                                  &frame, &own);
       if (!co_await st->stream->write(frame, more)) {
         broken = true;
         st->slots.close();

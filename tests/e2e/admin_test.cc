@@ -326,14 +326,16 @@ TEST(limits, a_stream_limit_changed_by_a_reload_applies_to_the_next_stream) {
   ASSERT_TRUE(try_open());
   // Lowered to 2: the two open streams stay, a third is refused.
   write_file(path, R"({"live": {"maxStreams": 2}})");
-  ASSERT_TRUE(eventually([&] { return get_config(s.admin().get()).config().live().max_streams() == 2u; }));
+  ASSERT_TRUE(
+      eventually([&] { return get_config(s.admin().get()).config().live().max_streams() == 2u; }));
   const auto start = std::chrono::steady_clock::now();
   EXPECT_FALSE(try_open());
   EXPECT_EQ(open.back()->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
   // Raised to 4: two more fit.
   write_file(path, R"({"live": {"maxStreams": 4}})");
-  ASSERT_TRUE(eventually([&] { return get_config(s.admin().get()).config().live().max_streams() == 4u; }));
+  ASSERT_TRUE(
+      eventually([&] { return get_config(s.admin().get()).config().live().max_streams() == 4u; }));
   EXPECT_TRUE(try_open());
   EXPECT_TRUE(try_open());
   for (auto& c : ctxs) c->TryCancel();

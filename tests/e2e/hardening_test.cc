@@ -78,8 +78,8 @@ bool present(v1::KV::Stub& kv, const std::string& key) {
 TEST(hardening, a_ttl_beyond_the_maximum_is_refused_not_acknowledged_and_lost) {
   shoald_process s;
   auto kv = s.kv();
-  for (const int64_t ttl : {int64_t{10'000'000'000'000}, std::numeric_limits<int64_t>::max(),
-                            k_max_ttl_ms + 1}) {
+  for (const int64_t ttl :
+       {int64_t{10'000'000'000'000}, std::numeric_limits<int64_t>::max(), k_max_ttl_ms + 1}) {
     const grpc::Status st = put_with_ttl(*kv, "session", ttl);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << ttl;
     EXPECT_NE(st.error_message().find("at most"), std::string::npos) << st.error_message();
@@ -165,8 +165,7 @@ TEST(hardening, config_errors_name_the_problem_and_never_quote_the_file) {
       EXPECT_TRUE(admin->Status(ctx().get(), v1::StatusRequest(), &st).ok());
       return !st.last_config_error().empty();
     })) << broken;
-    EXPECT_EQ(st.last_config_error().find("hunter2"), std::string::npos)
-        << st.last_config_error();
+    EXPECT_EQ(st.last_config_error().find("hunter2"), std::string::npos) << st.last_config_error();
     // Clean again, so that the next broken file is a new error.
     write_file(path, R"({"live": {"maxKeyBytes": 100}})");
     ASSERT_TRUE(eventually([&] {
@@ -324,7 +323,8 @@ TEST(hardening, a_9_kb_batch_of_gets_of_a_1_mib_value_answers_what_fits_in_one_m
   while (answered < 1000 && resp.results(answered).has_get()) ++answered;
   EXPECT_GE(answered, 3);
   EXPECT_LE(answered, 4);
-  for (int i = 0; i < answered; ++i) EXPECT_EQ(resp.results(i).get().entry().value().size(), 1u << 20);
+  for (int i = 0; i < answered; ++i)
+    EXPECT_EQ(resp.results(i).get().entry().value().size(), 1u << 20);
   for (int i = answered; i < 1000; ++i) {
     ASSERT_TRUE(resp.results(i).has_error()) << i;
     EXPECT_EQ(resp.results(i).error().code(), grpc::StatusCode::RESOURCE_EXHAUSTED);

@@ -89,8 +89,7 @@ TEST(admission, close_refuses_new_calls_and_completes_when_the_last_one_leaves) 
     auto closing = calls.close();
     EXPECT_TRUE(calls.closed());
     admission::ticket late;
-    EXPECT_EQ(calls.admit(call_class::control, &late).error_code(),
-              grpc::StatusCode::UNAVAILABLE);
+    EXPECT_EQ(calls.admit(call_class::control, &late).error_code(), grpc::StatusCode::UNAVAILABLE);
     // Still one call in: the close waits for it.
     auto first = co_await rt::select(rt::biased, std::move(closing), rt::sleep(20ms));
     EXPECT_EQ(first.index(), 1u);
