@@ -6,8 +6,11 @@
 // channel.
 //
 //   auto file = config::load_file("/etc/shoal/config.json");   // StatusOr<ServerConfig>
-//   v1::ServerConfig effective = config::merge({config::defaults(), *file, flag_overlay});
+//   const v1::ServerConfig base = config::defaults();
+//   v1::ServerConfig effective = config::merge({&base, &*file, &flag_overlay});
 //   if (auto s = config::validate(effective); !s.ok()) ...
+//
+// (server.cc does exactly this at start-up.)
 #pragma once
 
 #include <cstdint>

@@ -55,8 +55,13 @@ grpc::Status range_with(context& ctx, const op_env& env, const v1::RangeRequest&
     return grpc::Status::OK;
   }
   if (env.budget != nullptr) {
-    // In a shared reply: the page takes at most what is left, and may come back empty.
-    q.max_bytes = std::min(q.max_bytes, env.budget->left());
+    // In a shared reply: the page takes at most what is left, and may come back empty. Half of
+    // the room goes to keys and values, half to each entry's overhead (revisions, framing).
+    const std::size_t half = env.budget->left() / 2;
+    const std::size_t entries = half / store::k_result_overhead_bytes;
+    if (entries == 0) return env.budget->refuse(2 * store::k_result_overhead_bytes);
+    q.max_items = std::min(q.max_items, entries);
+    q.max_bytes = std::min(q.max_bytes, half);
     q.strict_bytes = true;
   }
   store::range_page page = ctx.kv->range(q);

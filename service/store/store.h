@@ -7,8 +7,11 @@
 // visible.
 //
 //   store s({.shards = 16, .clock = &rt.clock(), .seq = &seq});
-//   auto r = s.put("k", "v", {.ttl_ms = 0}, [&](const entry* before, const entry* after) { ... });
+//   auto r = s.put("k", "v", ttl_spec{}, condition{}, limits{},
+//                  [&](const entry_view* before, const entry_view* after, bool applied) { ... });
 //   s.get("k", [&](const entry& e) { reply.set_value(e.value()); });
+//
+// (tests/service/store_test.cc makes these calls.)
 #pragma once
 
 #include <atomic>

@@ -236,12 +236,15 @@ absl::StatusOr<txn_result> store::txn(const txn_request& t, const limits& lim) {
     for (std::size_t i = 0; i < ops.size(); ++i) {
       const txn_op& op = ops[i];
       if (op.type == txn_op::kind::range) {
+        // Half the room left for keys and values, half for each entry's overhead.
         range_query q = op.range;
-        q.max_bytes = std::min(q.max_bytes, range_room);
+        q.max_items = std::min(q.max_items, range_room / 2 / k_result_overhead_bytes);
+        q.max_bytes = std::min(q.max_bytes, range_room / 2);
         q.strict_bytes = true;
         out.results[i].page = range_locked(q);
         for (const entry_copy& e : out.results[i].page.entries) {
-          range_room -= std::min(range_room, e.key.size() + e.value.size());
+          range_room -=
+              std::min(range_room, e.key.size() + e.value.size() + k_result_overhead_bytes);
         }
         continue;
       }
