@@ -19,15 +19,11 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::ctx;
+using testing::eventually;
 using testing::shoald_process;
+using testing::temp_dir;
+using testing::write_file;
 namespace health = grpc::health::v1;
-
-std::string temp_dir() {
-  char tmpl[] = "/tmp/shoal-test-XXXXXX";
-  return ::mkdtemp(tmpl);
-}
-
-void write_file(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
 // Does what the kubelet does to a mounted ConfigMap: a new timestamped directory, then an atomic
 // swap of the `..data` symlink; the file the server reads is `dir/config.json -> ..data/...`.
@@ -44,16 +40,6 @@ v1::GetConfigResponse get_config(v1::Admin::Stub* admin) {
   v1::GetConfigResponse resp;
   EXPECT_TRUE(admin->GetConfig(ctx().get(), v1::GetConfigRequest(), &resp).ok());
   return resp;
-}
-
-template <class Pred>
-bool eventually(Pred p, std::chrono::milliseconds within = 5000ms) {
-  const auto deadline = std::chrono::steady_clock::now() + within;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (p()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return p();
 }
 
 TEST(admin, status_reports_the_store_and_the_server) {

@@ -22,24 +22,10 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::ctx;
+using testing::eventually;
 using testing::shoald_process;
-
-std::string temp_dir() {
-  char tmpl[] = "/tmp/shoal-hardening-XXXXXX";
-  return ::mkdtemp(tmpl);
-}
-
-void write_file(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
-
-template <class Pred>
-bool eventually(Pred p, std::chrono::milliseconds within = 5000ms) {
-  const auto deadline = std::chrono::steady_clock::now() + within;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (p()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return p();
-}
+using testing::temp_dir;
+using testing::write_file;
 
 // Runs shoald with `args` until it exits (each case here refuses to start); its exit code and
 // everything it printed, stdout and stderr.

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -150,6 +151,27 @@ class shoald_process {
   std::mutex channel_mu_;
   std::shared_ptr<grpc::Channel> channel_;  // guarded by channel_mu_
 };
+
+// A fresh directory under /tmp, for config files and the like.
+inline std::string temp_dir() {
+  char tmpl[] = "/tmp/shoal-test-XXXXXX";
+  return ::mkdtemp(tmpl);
+}
+
+inline void write_file(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+// Polls `p` until it holds or `within` has passed; whether it held.
+template <class Pred>
+bool eventually(Pred p, std::chrono::milliseconds within = std::chrono::milliseconds(5000)) {
+  const auto deadline = std::chrono::steady_clock::now() + within;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (p()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return p();
+}
 
 // A context with a deadline, so that no test can hang on a call.
 inline std::unique_ptr<grpc::ClientContext> ctx(
