@@ -1,59 +1,37 @@
 #include "service/admission.h"
 
+#include <array>
+
 #include "absl/strings/str_cat.h"
 #include "service/metrics/metrics.h"
 
 namespace shoal::service {
 namespace {
 
-const char* setting_of(call_class c) {
-  switch (c) {
-    case call_class::unary:
-      return "live.max_in_flight";
-    case call_class::stream:
-      return "live.max_streams";
-    case call_class::control:
-      return "live.max_control_calls";
-  }
-  return "";
-}
+// What a class is limited by, and how a refusal names it.
+struct class_info {
+  uint32_t (v1::LiveSettings::*limit)() const;
+  const char* setting;
+  const char* noun;
+  metrics::event rejected;
+};
 
-metrics::event rejection_of(call_class c) {
-  switch (c) {
-    case call_class::unary:
-      return metrics::event::rejected_in_flight;
-    case call_class::stream:
-      return metrics::event::rejected_streams;
-    case call_class::control:
-      return metrics::event::rejected_control;
-  }
-  return metrics::event::rejected_in_flight;
-}
+// Indexed by call_class.
+constexpr std::array<class_info, 3> k_classes{{
+    {&v1::LiveSettings::max_in_flight, "live.max_in_flight", "calls in flight",
+     metrics::event::rejected_in_flight},
+    {&v1::LiveSettings::max_streams, "live.max_streams", "open streams",
+     metrics::event::rejected_streams},
+    {&v1::LiveSettings::max_control_calls, "live.max_control_calls",
+     "control calls (Status, GetConfig, health Check) in flight", metrics::event::rejected_control},
+}};
 
-const char* noun_of(call_class c) {
-  switch (c) {
-    case call_class::unary:
-      return "calls in flight";
-    case call_class::stream:
-      return "open streams";
-    case call_class::control:
-      return "control calls (Status, GetConfig, health Check) in flight";
-  }
-  return "";
-}
+const class_info& info(call_class c) { return k_classes[static_cast<std::size_t>(c)]; }
 
 }  // namespace
 
 uint32_t admission::limit_of(call_class c, const v1::LiveSettings& live) {
-  switch (c) {
-    case call_class::unary:
-      return live.max_in_flight();
-    case call_class::stream:
-      return live.max_streams();
-    case call_class::control:
-      return live.max_control_calls();
-  }
-  return 0;
+  return (live.*info(c).limit)();
 }
 
 admission::admission(const v1::LiveSettings& live)
@@ -70,10 +48,10 @@ grpc::Status admission::admit(call_class c, ticket* out) {
   auto permit = l.permits.try_acquire();
   if (!permit) {
     out->in.reset();
-    metrics::count(rejection_of(c));
+    metrics::count(info(c).rejected);
     return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                        absl::StrCat("the server is at its limit of ", noun_of(c), " (",
-                                     setting_of(c), " = ", l.limit, "); retry later"));
+                        absl::StrCat("the server is at its limit of ", info(c).noun, " (",
+                                     info(c).setting, " = ", l.limit, "); retry later"));
   }
   out->permit = std::move(*permit);
   return grpc::Status::OK;
