@@ -383,6 +383,27 @@ TEST(hardening, the_watch_channel_does_not_pin_every_large_value_written) {
   EXPECT_EQ(st.watchers(), 1u);
 }
 
+TEST(hardening, a_batch_with_too_many_operations_is_refused_before_it_is_parsed) {
+  shoald_process s;
+  auto kv = s.kv();
+  // 1.5 million empty operations: 3 MiB on the wire (two bytes each), far more in memory.
+  std::string wire;
+  for (int i = 0; i < 1'500'000; ++i) wire += std::string("\x0a\x00", 2);
+  v1::BatchRequest req;
+  ASSERT_TRUE(req.ParseFromString(wire));
+  ASSERT_EQ(req.ops_size(), 1'500'000);
+  server_memory mem(s.pid());
+  mem.reset();
+  v1::BatchResponse resp;
+  const grpc::Status st = kv->Batch(ctx(30'000ms).get(), req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_NE(st.error_message().find("live.max_batch_ops"), std::string::npos)
+      << st.error_message();
+  if (k_rss_meaningful) {
+    EXPECT_LE(mem.peak_rise_mib(), k_max_rise_mib);
+  }
+}
+
 // A Pipeline stream of raw frames, so that a test can send one that is not a PipelineRequest.
 using raw_stream = grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>;
 
