@@ -26,6 +26,7 @@
 #include "service/handlers/call.h"
 #include "service/handlers/kv.h"
 #include "service/handlers/pipeline.h"
+#include "service/handlers/screen.h"
 #include "service/handlers/watch.h"
 #include "service/log.h"
 #include "service/metrics/metrics.h"
@@ -133,8 +134,11 @@ struct server::impl {
   std::unique_ptr<store::store> kv;
   context ctx;
 
-  // Pipeline's frames are read raw (handlers/pipeline.h).
-  v1::KV::WithRawMethod_Pipeline<v1::KV::AsyncService> kv_service;
+  // Batch's requests and Pipeline's frames are read raw, screened before they are parsed
+  // (handlers/screen.h).
+  using kv_async =
+      v1::KV::WithRawMethod_Batch<v1::KV::WithRawMethod_Pipeline<v1::KV::AsyncService>>;
+  kv_async kv_service;
   v1::Admin::AsyncService admin_service;
   health::Health::AsyncService health_service;
   std::unique_ptr<grpc::Server> grpc_server;
@@ -163,7 +167,7 @@ struct server::impl {
 void server::impl::post_calls(grpc::ServerCompletionQueue* cq) {
   using namespace handlers;
   auto& rt = *runtime;
-  using KV = v1::KV::WithRawMethod_Pipeline<v1::KV::AsyncService>;
+  using KV = kv_async;
   using Admin = v1::Admin::AsyncService;
   using Health = health::Health::AsyncService;
   post_unary(rt, &kv_service, &KV::RequestGet, &handlers::get, cq, &ctx, metrics::method::get,
@@ -176,8 +180,8 @@ void server::impl::post_calls(grpc::ServerCompletionQueue* cq) {
              metrics::method::increment, k_posted_cold);
   post_unary(rt, &kv_service, &KV::RequestTxn, &handlers::txn, cq, &ctx, metrics::method::txn,
              k_posted_cold);
-  post_unary(rt, &kv_service, &KV::RequestBatch, &handlers::batch, cq, &ctx, metrics::method::batch,
-             k_posted_cold);
+  post_raw_unary(rt, &kv_service, &KV::RequestBatch, &handlers::batch, &handlers::screen_batch, cq,
+                 &ctx, metrics::method::batch, k_posted_cold);
   post_unary(rt, &kv_service, &KV::RequestRange, &handlers::range, cq, &ctx, metrics::method::range,
              k_posted_cold);
   post_stream(rt, &kv_service, &KV::RequestWatch, &handlers::watch, cq, &ctx,

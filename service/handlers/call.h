@@ -10,7 +10,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <type_traits>
 #include <utility>
+#include <variant>
 
 #include "google/protobuf/arena.h"
 #include "grpcpp/grpcpp.h"
@@ -57,9 +59,17 @@ inline constexpr std::size_t k_call_arena_bytes = 1024;
 template <class Req, class Resp>
 using unary_handler = grpc::Status (*)(context&, const Req&, Resp&);
 
-template <class Service, class Request, class Req, class Resp>
+// For a method served raw (KV::WithRawMethod_X): a look at the request's bytes before they are
+// parsed (screen.h), which may refuse the call.
+using wire_screen = grpc::Status (*)(const grpc::ByteBuffer&, const config::snapshot&);
+
+// Raw: the method is registered raw; its request is screened, then parsed into the arena here,
+// and its reply serialized here (gRPC does both for a method that is not raw).
+template <bool Raw, class Service, class Request, class Req, class Resp>
 rt::task<> serve_unary(Service* svc, Request request, unary_handler<Req, Resp> handle,
-                       grpc::ServerCompletionQueue* cq, context* ctx, metrics::method m) {
+                       wire_screen screen, grpc::ServerCompletionQueue* cq, context* ctx,
+                       metrics::method m) {
+  using wire_out = std::conditional_t<Raw, grpc::ByteBuffer, Resp>;
   grpc::ServerContext call;
   // The request and the reply live in an arena that starts inside the task's frame: a small call
   // parses and answers without touching the allocator.
@@ -69,12 +79,18 @@ rt::task<> serve_unary(Service* svc, Request request, unary_handler<Req, Resp> h
   arena_options.initial_block_size = sizeof(arena_block);
   google::protobuf::Arena arena(arena_options);
   Req& req = *google::protobuf::Arena::CreateMessage<Req>(&arena);
-  grpc::ServerAsyncResponseWriter<Resp> responder(&call);
-  const bool arrived = co_await rt::grpc::uncancellable_op(
-      [&](void* tag) { (svc->*request)(&call, &req, &responder, cq, cq, tag); });
+  [[maybe_unused]] std::conditional_t<Raw, grpc::ByteBuffer, std::monostate> wire_in;
+  grpc::ServerAsyncResponseWriter<wire_out> responder(&call);
+  const bool arrived = co_await rt::grpc::uncancellable_op([&](void* tag) {
+    if constexpr (Raw) {
+      (svc->*request)(&call, &wire_in, &responder, cq, cq, tag);
+    } else {
+      (svc->*request)(&call, &req, &responder, cq, cq, tag);
+    }
+  });
   if (!arrived) co_return;  // the server is shutting down
   const auto arrived_at = std::chrono::steady_clock::now();
-  rt::spawn(serve_unary(svc, request, handle, cq, ctx, m)).detach();
+  rt::spawn(serve_unary<Raw>(svc, request, handle, screen, cq, ctx, m)).detach();
 
   Resp& resp = *google::protobuf::Arena::CreateMessage<Resp>(&arena);
   grpc::Status status;
@@ -83,15 +99,32 @@ rt::task<> serve_unary(Service* svc, Request request, unary_handler<Req, Resp> h
     // finds the call no longer in flight (Status, max_in_flight).
     admission::ticket ticket;
     status = ctx->calls->admit(class_of(m), &ticket);
+    if constexpr (Raw) {
+      if (status.ok()) status = screen(wire_in, *ctx->current_config());
+      if (status.ok() &&
+          !grpc::GenericDeserialize<grpc::ProtoBufferReader, Req>(&wire_in, &req).ok()) {
+        status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              "the request is not a valid message of its method's type");
+      }
+    }
     if (status.ok()) status = handle(*ctx, req, resp);
   }
   // Recorded before the reply leaves: a client that has its answer finds the call counted.
   metrics::record_call(m, status.error_code(), std::chrono::steady_clock::now() - arrived_at);
-  (void)co_await rt::grpc::async_op(&call, [&](void* tag) {
+  [[maybe_unused]] std::conditional_t<Raw, grpc::ByteBuffer, std::monostate> wire_reply;
+  if constexpr (Raw) {
+    bool own = false;
     if (status.ok()) {
-      responder.Finish(resp, status, tag);
-    } else {
+      status = grpc::GenericSerialize<grpc::ProtoBufferWriter, Resp>(resp, &wire_reply, &own);
+    }
+  }
+  (void)co_await rt::grpc::async_op(&call, [&](void* tag) {
+    if (!status.ok()) {
       responder.FinishWithError(status, tag);
+    } else if constexpr (Raw) {
+      responder.Finish(wire_reply, status, tag);
+    } else {
+      responder.Finish(resp, status, tag);
     }
   });
 }
@@ -100,7 +133,19 @@ rt::task<> serve_unary(Service* svc, Request request, unary_handler<Req, Resp> h
 template <class Service, class Request, class Req, class Resp>
 void post_unary(rt::runtime& rt, Service* svc, Request request, unary_handler<Req, Resp> handle,
                 grpc::ServerCompletionQueue* cq, context* ctx, metrics::method m, int count) {
-  for (int i = 0; i < count; ++i) rt.spawn(serve_unary(svc, request, handle, cq, ctx, m)).detach();
+  for (int i = 0; i < count; ++i) {
+    rt.spawn(serve_unary<false>(svc, request, handle, nullptr, cq, ctx, m)).detach();
+  }
+}
+
+// The same for a method registered raw, whose requests `screen` looks at before they are parsed.
+template <class Service, class Request, class Req, class Resp>
+void post_raw_unary(rt::runtime& rt, Service* svc, Request request, unary_handler<Req, Resp> handle,
+                    wire_screen screen, grpc::ServerCompletionQueue* cq, context* ctx,
+                    metrics::method m, int count) {
+  for (int i = 0; i < count; ++i) {
+    rt.spawn(serve_unary<true>(svc, request, handle, screen, cq, ctx, m)).detach();
+  }
 }
 
 // Tells a streaming handler that its call is over (the client cancelled or went away, or the

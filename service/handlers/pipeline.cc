@@ -14,6 +14,7 @@
 #include "runtime/sync/watch.h"
 #include "service/handlers/convert.h"
 #include "service/handlers/kv.h"
+#include "service/handlers/screen.h"
 
 namespace shoal::service::handlers {
 namespace {
@@ -72,9 +73,9 @@ const grpc::Status k_draining(grpc::StatusCode::UNAVAILABLE,
                               "the server is shutting down; the requests without a reply were not "
                               "run: send them to another instance");
 
-void answer(context& ctx, const v1::PipelineRequest& req, v1::PipelineResponse& resp) {
+void answer(context& ctx, const config::snapshot_ptr& cfg, const v1::PipelineRequest& req,
+            v1::PipelineResponse& resp) {
   resp.set_id(req.id());
-  const auto cfg = ctx.current_config();  // each request sees the configuration of its time
   switch (req.request_case()) {
     case v1::PipelineRequest::kOp:
       run_op(ctx, op_env{*cfg, true}, req.op(), *resp.mutable_result());
@@ -118,19 +119,30 @@ rt::task<reader_end> read_and_run(context& ctx, pipeline_state& st,
     }
     if (!more) co_return reader_end::client_done;
     if (ctx.draining.load()) co_return reader_end::drained;
+    const auto cfg = ctx.current_config();  // each request sees the configuration of its time
+    // A Batch with too many operations is refused before it is parsed (screen.h): its reply
+    // carries the error, and the stream goes on.
+    uint64_t screened_id = 0;
+    const grpc::Status refused = screen_pipeline_request(frame, *cfg, &screened_id);
     request_arena.Reset();
     auto& req = *google::protobuf::Arena::CreateMessage<v1::PipelineRequest>(&request_arena);
-    if (!grpc::GenericDeserialize<grpc::ProtoBufferReader, v1::PipelineRequest>(&frame, &req)
+    if (refused.ok() &&
+        !grpc::GenericDeserialize<grpc::ProtoBufferReader, v1::PipelineRequest>(&frame, &req)
              .ok()) {
       co_return reader_end::unparsable;
     }
     ++st.parsed;
-    st.last_id = req.id();
+    st.last_id = refused.ok() ? req.id() : screened_id;
     google::protobuf::ArenaOptions options;
     options.start_block_size = k_reply_arena_bytes;
     auto arena = std::make_unique<google::protobuf::Arena>(options);
     auto* resp = google::protobuf::Arena::CreateMessage<v1::PipelineResponse>(arena.get());
-    answer(ctx, req, *resp);
+    if (refused.ok()) {
+      answer(ctx, cfg, req, *resp);
+    } else {
+      resp->set_id(screened_id);
+      fill_error(refused, resp->mutable_error());
+    }
     resp->set_depth(st.depth - static_cast<uint32_t>(st.slots.available_permits()));
     // A reply larger than the whole budget waits for the queue to empty, then goes alone.
     const std::size_t size = std::min<std::size_t>(resp->ByteSizeLong(), st.byte_budget);

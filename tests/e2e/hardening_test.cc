@@ -397,8 +397,7 @@ TEST(hardening, a_batch_with_too_many_operations_is_refused_before_it_is_parsed)
   v1::BatchResponse resp;
   const grpc::Status st = kv->Batch(ctx(30'000ms).get(), req, &resp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
-  EXPECT_NE(st.error_message().find("live.max_batch_ops"), std::string::npos)
-      << st.error_message();
+  EXPECT_NE(st.error_message().find("live.max_batch_ops"), std::string::npos) << st.error_message();
   if (k_rss_meaningful) {
     EXPECT_LE(mem.peak_rise_mib(), k_max_rise_mib);
   }
@@ -458,6 +457,35 @@ TEST(hardening, an_unparsable_pipeline_request_ends_the_stream_naming_the_last_i
   auto kv = s.kv();
   EXPECT_TRUE(present(*kv, "one"));
   EXPECT_FALSE(present(*kv, "three"));
+}
+
+TEST(hardening, a_pipeline_batch_with_too_many_operations_is_refused_before_it_is_parsed) {
+  shoald_process s;
+  auto c = ctx(30'000ms);
+  auto stream = s.kv()->Pipeline(c.get());
+  v1::PipelineRequest big;
+  big.set_id(7);
+  std::string ops;
+  for (int i = 0; i < 1'500'000; ++i) ops += std::string("\x0a\x00", 2);
+  ASSERT_TRUE(big.mutable_batch()->ParseFromString(ops));
+  server_memory mem(s.pid());
+  mem.reset();
+  ASSERT_TRUE(stream->Write(big));
+  ASSERT_TRUE(stream->Write(put_request(8, "after")));
+  stream->WritesDone();
+  v1::PipelineResponse r;
+  ASSERT_TRUE(stream->Read(&r));
+  EXPECT_EQ(r.id(), 7u);
+  ASSERT_TRUE(r.has_error());
+  EXPECT_EQ(r.error().code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(r.error().message().find("live.max_batch_ops"), std::string::npos);
+  ASSERT_TRUE(stream->Read(&r));  // the stream goes on
+  EXPECT_EQ(r.id(), 8u);
+  EXPECT_FALSE(stream->Read(&r));
+  EXPECT_TRUE(stream->Finish().ok());
+  if (k_rss_meaningful) {
+    EXPECT_LE(mem.peak_rise_mib(), k_max_rise_mib);
+  }
 }
 
 }  // namespace
