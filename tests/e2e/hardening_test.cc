@@ -488,5 +488,48 @@ TEST(hardening, a_pipeline_batch_with_too_many_operations_is_refused_before_it_i
   }
 }
 
+// Calls in flight on the server, as its Status reports them (the Status call itself is one).
+uint32_t calls_in_flight(shoald_process& s) {
+  v1::StatusResponse st;
+  EXPECT_TRUE(s.admin()->Status(ctx().get(), v1::StatusRequest(), &st).ok());
+  return st.in_flight();
+}
+
+// How long the server takes to let go of a stream its client cancelled: until Status no longer
+// counts it.
+template <class Open>
+std::chrono::milliseconds release_after_cancel(shoald_process& s, Open open) {
+  auto c = ctx(30'000ms);
+  auto stream = open(c.get());
+  EXPECT_TRUE(eventually([&] { return calls_in_flight(s) == 2; }));  // the stream and Status
+  const auto cancelled = std::chrono::steady_clock::now();
+  c->TryCancel();
+  EXPECT_TRUE(eventually([&] { return calls_in_flight(s) == 1; }));
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               cancelled);
+}
+
+// The server learns that a client left from gRPC's notice (AsyncNotifyWhenDone), not from a look
+// at a flag every second: WatchConfig and health Watch streams let go at once.
+TEST(hardening, a_cancelled_config_or_health_watch_is_let_go_at_once) {
+  shoald_process s;
+  for (int round = 0; round < 3; ++round) {
+    const auto config_watch = release_after_cancel(s, [&](grpc::ClientContext* c) {
+      auto r = s.admin()->WatchConfig(c, v1::WatchConfigRequest());
+      v1::GetConfigResponse first;
+      EXPECT_TRUE(r->Read(&first));
+      return r;
+    });
+    EXPECT_LT(config_watch, 250ms) << "round " << round;
+    const auto health_watch = release_after_cancel(s, [&](grpc::ClientContext* c) {
+      auto r = s.health()->Watch(c, grpc::health::v1::HealthCheckRequest());
+      grpc::health::v1::HealthCheckResponse first;
+      EXPECT_TRUE(r->Read(&first));
+      return r;
+    });
+    EXPECT_LT(health_watch, 250ms) << "round " << round;
+  }
+}
+
 }  // namespace
 }  // namespace shoal
