@@ -21,6 +21,7 @@
 #include "grpcpp/support/async_unary_call.h"
 #include "runtime/grpc/operation.h"
 #include "runtime/runtime.h"
+#include "runtime/sync/notify.h"
 #include "service/context.h"
 #include "service/metrics/metrics.h"
 
@@ -160,6 +161,9 @@ class call_done {
     return d;
   }
   bool done() const { return done_.load(std::memory_order_acquire); }
+  // Awaitable: completes once the call is over, at once if it already is. For the one task that
+  // serves the call (a select branch beside its other work: nothing polls).
+  auto ended() const { return ended_.notified(); }
   // The task lets go; `started` says whether the call began (otherwise no tag will ever come).
   void release(bool started) {
     if (!started) unref();  // the tag's share: gRPC never returns it for a call that did not start
@@ -177,6 +181,7 @@ class call_done {
   static void complete(rt::grpc::operation* o, bool) {
     call_done* self = static_cast<tag*>(o)->owner;
     self->done_.store(true, std::memory_order_release);
+    self->ended_.notify_one();  // kept as a permit if the task is not waiting yet
     self->unref();
   }
   void unref() {
@@ -185,6 +190,7 @@ class call_done {
 
   tag tag_;
   std::atomic<bool> done_{false};
+  mutable rt::notify ended_;
   std::atomic<int> refs_{2};  // the task's and the tag's
 };
 

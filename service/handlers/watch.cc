@@ -17,9 +17,6 @@ namespace health = grpc::health::v1;
 // The name readiness answers for; liveness is the empty name.
 constexpr const char* k_kv_service = "shoal.v1.KV";
 
-// How often streams that wait on a watch channel look whether their client went away.
-constexpr auto k_liveness_poll = std::chrono::seconds(1);
-
 struct filters {
   bool no_put = false;
   bool no_delete = false;
@@ -173,11 +170,14 @@ rt::task<grpc::Status> watch(context& ctx, const v1::WatchRequest& req,
   auto& live = *sub.live;
   clk::time_point last_sent = clk::now();
   for (;;) {
-    auto first = co_await live.recv();
+    // The next event, or the client gone (gRPC's notice, through call_done): nothing polls.
+    auto woke = co_await rt::select(rt::biased, live.recv(), done.ended());
+    if (woke.index() == 1) co_return grpc::Status::CANCELLED;  // the client went away
     bool stop = false;
     bool progress = false;
     uint64_t progress_revision = 0;
-    std::optional<rt::expected<watch::event_ptr, rt::broadcast::recv_error>> r(std::move(first));
+    std::optional<rt::expected<watch::event_ptr, rt::broadcast::recv_error>> r(
+        std::move(std::get<0>(woke)));
     // Take what else is already there, up to a message's worth.
     while (r) {
       if (!*r) {
@@ -225,7 +225,6 @@ rt::task<grpc::Status> watch(context& ctx, const v1::WatchRequest& req,
       co_return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
     }
     if (progress) {
-      if (done.done()) co_return grpc::Status::CANCELLED;  // the client went away
       if (progress_every.count() > 0 && clk::now() - last_sent >= progress_every) {
         // Every event up to the tick's revision has passed through this channel before it.
         resp.set_progress(true);
@@ -253,15 +252,12 @@ rt::task<grpc::Status> watch_config(context& ctx, const v1::WatchConfigRequest&,
     }
     ctx.fill(resp.mutable_header());
     if (!co_await out.write(resp)) co_return grpc::Status::CANCELLED;
-    for (;;) {
-      auto r =
-          co_await rt::select(changed(&rx), changed(&stopping), rt::sleep_for(k_liveness_poll));
-      if (*stopping.borrow()) {
-        co_return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
-      }
-      if (r.index() == 0) break;  // a new configuration
-      if (done.done()) co_return grpc::Status::CANCELLED;
+    auto r = co_await rt::select(changed(&rx), changed(&stopping), done.ended());
+    if (*stopping.borrow()) {
+      co_return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
     }
+    if (r.index() == 2 || done.done()) co_return grpc::Status::CANCELLED;
+    // Otherwise a new configuration: written at the top of the loop.
   }
 }
 
@@ -280,7 +276,8 @@ rt::task<grpc::Status> health_watch(context& ctx, const health::HealthCheckReque
   resp.set_status(status_now());
   if (!co_await out.write(resp)) co_return grpc::Status::CANCELLED;
   for (;;) {
-    auto r = co_await rt::select(changed(&rx), changed(&stopping), rt::sleep_for(k_liveness_poll));
+    auto r = co_await rt::select(changed(&rx), changed(&stopping), done.ended());
+    if (r.index() == 2) co_return grpc::Status::CANCELLED;  // the client went away
     const bool stop = r.index() == 1 || *stopping.borrow();
     if (r.index() == 0 || stop) {
       // Report the latest status first: a drain shows NOT_SERVING before the stream ends.
