@@ -195,7 +195,7 @@ TEST(shutdown, calls_in_flight_finish_streams_end_unavailable_later_calls_fail_e
       }
     }
   });
-  std::this_thread::sleep_for(200ms);
+  ASSERT_TRUE(eventually([&] { return acked.load() >= 20; }));  // writes are flowing
   ASSERT_EQ(::kill(s.pid(), SIGTERM), 0);
   v1::WatchResponse resp;
   bool got_final = false;

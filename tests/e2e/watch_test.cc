@@ -14,7 +14,15 @@ namespace shoal {
 namespace {
 
 using testing::ctx;
+using testing::eventually;
 using testing::shoald_process;
+
+// The store's revision, as Status reports it.
+uint64_t store_revision(shoald_process& s) {
+  v1::StatusResponse st;
+  EXPECT_TRUE(s.admin()->Status(ctx().get(), v1::StatusRequest(), &st).ok());
+  return st.header().revision();
+}
 
 void put(v1::KV::Stub* kv, const std::string& k, const std::string& v) {
   v1::PutRequest req;
@@ -214,7 +222,8 @@ TEST(watch, range_then_watch_from_its_revision_plus_one_reconstructs_the_exact_s
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // The writers have made a history before the Range starts.
+  ASSERT_TRUE(eventually([&] { return store_revision(s) >= 200; }));
 
   struct held {
     std::string value;
@@ -240,7 +249,8 @@ TEST(watch, range_then_watch_from_its_revision_plus_one_reconstructs_the_exact_s
   wr.set_start_revision(revision + 1);
   grpc::ClientContext wc;
   auto reader = kv->Watch(&wc, wr);
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // The writers go on while the watch starts: at least 300 more revisions.
+  ASSERT_TRUE(eventually([&] { return store_revision(s) >= revision + 300; }));
   stop = true;
   for (auto& t : writers) t.join();
 

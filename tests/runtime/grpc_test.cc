@@ -39,12 +39,28 @@ struct alarm_cancel {
   void TryCancel() { alarm->Cancel(); }
 };
 
+// Alarms set by wait_alarm so far: tests wait for their tasks to be waiting on gRPC.
+std::atomic<int> g_alarms_set{0};
+
 task<bool> wait_alarm(std::chrono::milliseconds after) {
   ::grpc::Alarm alarm;
   alarm_cancel cancel{&alarm};
   ::grpc::CompletionQueue* cq = grpc_driver::current_queue();
   auto deadline = std::chrono::system_clock::now() + after;
-  co_return co_await rt::grpc::async_op(&cancel, [&](void* tag) { alarm.Set(cq, deadline, tag); });
+  co_return co_await rt::grpc::async_op(&cancel, [&](void* tag) {
+    alarm.Set(cq, deadline, tag);
+    g_alarms_set.fetch_add(1);
+  });
+}
+
+// Waits (on this test thread) until `done()` holds, for at most 10 s.
+template <class Pred>
+void wait_until(Pred done) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_TRUE(done());
 }
 
 class grpc_bridge_test : public ::testing::TestWithParam<flavor> {};
@@ -78,8 +94,9 @@ TEST_P(grpc_bridge_test, many_concurrent_operations_each_resume_their_own_task) 
 
 TEST_P(grpc_bridge_test, aborting_a_task_waiting_on_grpc_cancels_the_operation_then_frees_it) {
   runtime rt(cq_options(GetParam()));
+  const int before = g_alarms_set.load();
   auto h = rt.spawn(wait_alarm(std::chrono::hours(1)));
-  std::this_thread::sleep_for(10ms);
+  wait_until([&] { return g_alarms_set.load() == before + 1; });  // the task waits on gRPC
   auto start = std::chrono::steady_clock::now();
   h.abort();
   auto r = rt.block_on([](join_handle<bool> h) -> task<expected<bool, join_error>> {
@@ -94,8 +111,9 @@ TEST_P(grpc_bridge_test, runtime_shutdown_cancels_tasks_waiting_on_grpc_and_wait
   std::vector<join_handle<bool>> hs;
   {
     runtime rt(cq_options(GetParam()));
+    const int before = g_alarms_set.load();
     for (int i = 0; i < 50; ++i) hs.push_back(rt.spawn(wait_alarm(std::chrono::hours(1))));
-    std::this_thread::sleep_for(10ms);
+    wait_until([&] { return g_alarms_set.load() == before + 50; });
   }  // ~runtime: cancels, waits for each alarm's tag, drains the queues
   for (auto& h : hs) EXPECT_TRUE(h.is_finished());
 }
@@ -121,6 +139,7 @@ struct echo_server {
   std::vector<std::unique_ptr<::grpc::ServerCompletionQueue>> cqs;
   int port = 0;
   std::atomic<int> handlers_cancelled{0};
+  std::atomic<int> handlers_hanging{0};  // "hang" calls waiting in their second read
 };
 
 struct count_on_destroy {
@@ -146,7 +165,10 @@ task<> serve_one(echo_server* s, ::grpc::ServerCompletionQueue* cq) {
     count_on_destroy guard{&s->handlers_cancelled};
     ::grpc::ByteBuffer never;
     // The client never sends a second message: this read waits until the call ends.
-    ok = co_await rt::grpc::async_op(&ctx, [&](void* tag) { stream.Read(&never, tag); });
+    ok = co_await rt::grpc::async_op(&ctx, [&](void* tag) {
+      stream.Read(&never, tag);
+      s->handlers_hanging.fetch_add(1);
+    });
     guard.armed = !ok;  // count the handler only if its read failed (the call ended)
     co_return;
   }
@@ -240,16 +262,15 @@ task<std::string> hang_call(::grpc::GenericStub* stub, std::chrono::milliseconds
 TEST_P(grpc_server_test, a_client_deadline_completes_the_pending_server_read_with_not_ok) {
   auto code = rt_->block_on(hang_call(stub_.get(), 200ms));
   EXPECT_EQ(code, std::to_string(static_cast<int>(::grpc::StatusCode::DEADLINE_EXCEEDED)));
-  for (int i = 0; i < 200 && s_.handlers_cancelled.load() == 0; ++i)
-    std::this_thread::sleep_for(10ms);
+  wait_until([&] { return s_.handlers_cancelled.load() > 0; });
   EXPECT_EQ(s_.handlers_cancelled.load(), 1);
 }
 
 TEST_P(grpc_server_test, server_shutdown_with_calls_in_flight_ends_every_handler) {
   auto h = rt_->spawn(hang_call(stub_.get(), 60'000ms));
-  for (int i = 0; i < 100; ++i) std::this_thread::sleep_for(5ms);
+  wait_until([&] { return s_.handlers_hanging.load() == 1; });  // the call is in its handler
   s_.server->Shutdown(std::chrono::system_clock::now() + 100ms);
-  while (!h.is_finished()) std::this_thread::sleep_for(5ms);
+  wait_until([&] { return h.is_finished(); });
   EXPECT_EQ(s_.handlers_cancelled.load(), 1);
 }
 
