@@ -12,7 +12,6 @@
 #include "runtime/sync/watch.h"
 #include "service/admission.h"
 #include "service/config/config.h"
-#include "service/metrics/metrics.h"
 #include "service/store/sequencer.h"
 #include "service/store/store.h"
 #include "shoal/v1/kv.pb.h"

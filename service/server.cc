@@ -295,7 +295,16 @@ absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
   p->ctx.stopping = &p->stopping_rx;
   p->serving_tx.send_replace(serving_state{false, snap->live().read_only()});
 
-  if (p->metrics) p->metrics->publish(&p->ctx);  // the store's gauges, now that it exists
+  if (p->metrics) {  // the store's gauges, now that it exists
+    p->metrics->publish([ctx = &p->ctx] {
+      return metrics::gauges{
+          .keys = ctx->kv->keys(),
+          .bytes = ctx->kv->bytes(),
+          .revision = ctx->seq->revision(),
+          .watchers = static_cast<uint64_t>(ctx->watchers.load(std::memory_order_relaxed)),
+          .in_flight = ctx->calls->in_flight()};
+    });
+  }
   for (grpc::ServerCompletionQueue* cq : p->queues) p->post_calls(cq);
   p->runtime->spawn(purge_expired(p->kv.get(), &p->expiry_changed)).detach();
   p->runtime->spawn(tick_watchers(&p->ctx)).detach();

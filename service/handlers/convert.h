@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
 #include "service/context.h"
+#include "service/metrics/metrics.h"
 #include "service/store/store.h"
 #include "service/watch/event.h"
 #include "shoal/v1/kv.pb.h"
@@ -126,6 +127,16 @@ inline grpc::Status to_condition(const v1::Condition& c, const context& ctx,
                      " (the server restarted; its revisions start over)"));
   }
   return grpc::Status::OK;
+}
+
+// A store's refusal as the call's status. A refusal at a store-wide limit is counted for
+// /metrics here, at the handler edge.
+inline grpc::Status from_store(const absl::Status& s) {
+  if (const auto limit = s.GetPayload(store::k_limit_payload)) {
+    metrics::count(*limit == store::k_limit_max_keys ? metrics::event::rejected_keys
+                                                     : metrics::event::rejected_bytes);
+  }
+  return to_grpc(s);
 }
 
 inline store::limits to_limits(const config::snapshot& cfg) {

@@ -56,7 +56,7 @@ grpc::Status put_with(context& ctx, const op_env& env, const v1::PutRequest& req
           fill_entry(resp.mutable_previous(), *before, *ctx.kv);
         }
       });
-  if (!r.ok()) return to_grpc(r.status());
+  if (!r.ok()) return from_store(r.status());
   resp.set_applied(r->applied);
   if (env.header) ctx.fill(resp.mutable_header());
   return grpc::Status::OK;
@@ -109,7 +109,7 @@ grpc::Status remove_with(context& ctx, const op_env& env, const v1::DeleteReques
                               fill_entry(resp.mutable_current(), *current, *ctx.kv);
                             }
                           });
-  if (!r.ok()) return to_grpc(r.status());
+  if (!r.ok()) return from_store(r.status());
   resp.set_applied(r->applied);
   resp.set_deleted(deleted ? 1 : 0);
   if (env.header) ctx.fill(resp.mutable_header());
@@ -128,7 +128,7 @@ grpc::Status increment_with(context& ctx, const op_env& env, const v1::Increment
   auto r = ctx.kv->increment(
       req.key(), req.delta(), ttl, to_limits(*cfg),
       [&](const store::entry& e) { fill_entry(resp.mutable_entry(), e, *ctx.kv); });
-  if (!r.ok()) return to_grpc(r.status());
+  if (!r.ok()) return from_store(r.status());
   resp.set_value(*r);
   if (env.header) ctx.fill(resp.mutable_header());
   return grpc::Status::OK;

@@ -203,7 +203,7 @@ grpc::Status txn(context& ctx, const v1::TxnRequest& req, v1::TxnResponse& resp)
   }
 
   auto r = run_txn(ctx, t, *cfg);
-  if (!r.ok()) return to_grpc(r.status());
+  if (!r.ok()) return from_store(r.status());
   resp.set_succeeded(r->succeeded);
   resp.set_revision(r->revision);
   const auto& ops = r->succeeded ? t.success : t.failure;

@@ -9,7 +9,6 @@
 #include "prometheus/collectable.h"
 #include "prometheus/exposer.h"
 #include "prometheus/metric_family.h"
-#include "service/context.h"
 
 namespace shoal::service::metrics {
 namespace {
@@ -96,7 +95,10 @@ prometheus::MetricFamily gauge(std::string name, std::string help, double value)
 class collector : public prometheus::Collectable {
  public:
   // The server's state, once it is whole (until then a scrape shows the call counters only).
-  void publish(const context* ctx) { ctx_.store(ctx, std::memory_order_release); }
+  void publish(std::function<gauges()> read) {
+    read_ = std::move(read);
+    published_.store(true, std::memory_order_release);
+  }
 
   std::vector<prometheus::MetricFamily> Collect() const override {
     uint64_t calls[k_methods][k_codes] = {};
@@ -179,22 +181,22 @@ class collector : public prometheus::Collectable {
             "Config file changes refused (the running config stays).",
             {{nullptr, event::config_reload_failed}});
 
-    const context* ctx = ctx_.load(std::memory_order_acquire);
-    if (ctx == nullptr) return out;  // still starting
-    out.push_back(gauge("shoal_keys", "Keys stored.", static_cast<double>(ctx->kv->keys())));
-    out.push_back(gauge("shoal_bytes", "Bytes of keys and values stored.",
-                        static_cast<double>(ctx->kv->bytes())));
-    out.push_back(gauge("shoal_revision", "The store's revision.",
-                        static_cast<double>(ctx->seq->revision())));
-    out.push_back(gauge("shoal_watchers", "Open watch streams.",
-                        static_cast<double>(ctx->watchers.load(std::memory_order_relaxed))));
-    out.push_back(gauge("shoal_in_flight_calls", "Calls in flight.",
-                        static_cast<double>(ctx->calls->in_flight())));
+    if (!published_.load(std::memory_order_acquire)) return out;  // still starting
+    const gauges g = read_();
+    out.push_back(gauge("shoal_keys", "Keys stored.", static_cast<double>(g.keys)));
+    out.push_back(
+        gauge("shoal_bytes", "Bytes of keys and values stored.", static_cast<double>(g.bytes)));
+    out.push_back(
+        gauge("shoal_revision", "The store's revision.", static_cast<double>(g.revision)));
+    out.push_back(gauge("shoal_watchers", "Open watch streams.", static_cast<double>(g.watchers)));
+    out.push_back(
+        gauge("shoal_in_flight_calls", "Calls in flight.", static_cast<double>(g.in_flight)));
     return out;
   }
 
  private:
-  std::atomic<const context*> ctx_{nullptr};
+  std::function<gauges()> read_;  // written once, before published_
+  std::atomic<bool> published_{false};
 };
 
 }  // namespace
@@ -233,7 +235,7 @@ absl::StatusOr<std::unique_ptr<exporter>> exporter::start(const std::string& lis
 
 exporter::exporter(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 
-void exporter::publish(const context* ctx) { impl_->source->publish(ctx); }
+void exporter::publish(std::function<gauges()> read) { impl_->source->publish(std::move(read)); }
 exporter::~exporter() = default;
 
 std::string exporter::address() const {

@@ -7,15 +7,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "grpcpp/support/status.h"
-
-namespace shoal::service {
-struct context;
-}
 
 namespace shoal::service::metrics {
 
@@ -55,17 +52,27 @@ enum class event : uint8_t {
 void record_call(method m, grpc::StatusCode code, std::chrono::steady_clock::duration took);
 void count(event e);
 
+// What a scrape reads of the server's state, besides the counters.
+struct gauges {
+  uint64_t keys = 0;
+  uint64_t bytes = 0;
+  uint64_t revision = 0;
+  uint64_t watchers = 0;
+  uint64_t in_flight = 0;
+};
+
 // The /metrics endpoint. Stops serving when destroyed. It serves the call counters from the
 // start (so that an address that cannot be bound stops the server before gRPC starts), and the
-// store's gauges once publish() has handed it the finished server state.
+// gauges once publish() has handed it a way to read them, when the server is whole.
 //
 //   auto m = metrics::exporter::start("127.0.0.1:0");   // StatusOr<unique_ptr<exporter>>
 //   ...                                                 // the store, the runtime, ...
-//   (*m)->publish(&ctx);
+//   (*m)->publish([&] { return metrics::gauges{.keys = kv.keys()}; });
 class exporter {
  public:
   static absl::StatusOr<std::unique_ptr<exporter>> start(const std::string& listen);
-  void publish(const context* ctx);
+  // Once; `read` is called on the exporter's thread, at each scrape.
+  void publish(std::function<gauges()> read);
   ~exporter();
   std::string address() const;
 

@@ -4,8 +4,8 @@
 #include <limits>
 #include <queue>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
-#include "service/metrics/metrics.h"
 
 namespace shoal::service::store {
 namespace {
@@ -184,9 +184,10 @@ absl::Status store::reserve(const entry* current, std::size_t new_bytes, const l
   const bool new_key = current == nullptr;
   if (new_key && keys_.fetch_add(1, std::memory_order_relaxed) >= lim.max_keys) {
     keys_.fetch_sub(1, std::memory_order_relaxed);
-    metrics::count(metrics::event::rejected_keys);
-    return absl::ResourceExhaustedError(
+    absl::Status st = absl::ResourceExhaustedError(
         absl::StrCat("the store holds its maximum of ", lim.max_keys, " keys (live.max_keys)"));
+    st.SetPayload(k_limit_payload, absl::Cord(k_limit_max_keys));
+    return st;
   }
   const std::size_t old_bytes = current ? current->charged_bytes() : 0;
   if (new_bytes > old_bytes) {
@@ -194,9 +195,10 @@ absl::Status store::reserve(const entry* current, std::size_t new_bytes, const l
     if (bytes_.fetch_add(grow, std::memory_order_relaxed) + grow > lim.max_bytes) {
       bytes_.fetch_sub(grow, std::memory_order_relaxed);
       if (new_key) keys_.fetch_sub(1, std::memory_order_relaxed);
-      metrics::count(metrics::event::rejected_bytes);
-      return absl::ResourceExhaustedError(absl::StrCat("the store would exceed its maximum of ",
-                                                       lim.max_bytes, " bytes (live.max_bytes)"));
+      absl::Status st = absl::ResourceExhaustedError(absl::StrCat(
+          "the store would exceed its maximum of ", lim.max_bytes, " bytes (live.max_bytes)"));
+      st.SetPayload(k_limit_payload, absl::Cord(k_limit_max_bytes));
+      return st;
     }
   } else if (new_bytes < old_bytes) {  // an overwrite of the same size touches no counter
     bytes_.fetch_sub(old_bytes - new_bytes, std::memory_order_relaxed);

@@ -41,6 +41,12 @@ struct condition {
   bool holds(const entry* current) const;
 };
 
+// A write refused at a store-wide limit carries this payload, naming the limit (k_limit_max_keys
+// or k_limit_max_bytes), so that the handler edge can count it; the store counts nothing itself.
+inline constexpr char k_limit_payload[] = "shoal.store.limit";
+inline constexpr char k_limit_max_keys[] = "max_keys";
+inline constexpr char k_limit_max_bytes[] = "max_bytes";
+
 // Store-wide limits, from the live configuration at the time of the call.
 struct limits {
   uint64_t max_keys = UINT64_MAX;
