@@ -9,6 +9,7 @@
 #include <string>
 
 #include "grpcpp/grpcpp.h"
+#include "runtime/sync/cancellation_token.h"
 #include "runtime/sync/watch.h"
 #include "service/admission.h"
 #include "service/config/config.h"
@@ -36,8 +37,9 @@ struct context {
   config::snapshot_ptr current_config() const { return *config->borrow(); }
 
   rt::watch::receiver<serving_state>* serving = nullptr;
-  // Raised once when the server starts draining; long-lived streams end on it.
-  rt::watch::receiver<bool>* stopping = nullptr;
+  // Cancelled once, when the drain begins: every stream ends on it (a select branch beside its
+  // work).
+  rt::cancellation_token shutdown;
 
   // Admits each call by its class and counts the calls in flight (admission.h).
   admission* calls = nullptr;

@@ -125,8 +125,6 @@ struct server::impl {
   rt::watch::receiver<config::snapshot_ptr> config_rx;
   rt::watch::sender<serving_state> serving_tx;
   rt::watch::receiver<serving_state> serving_rx;
-  rt::watch::sender<bool> stopping_tx;
-  rt::watch::receiver<bool> stopping_rx;
 
   admission calls;
   std::unique_ptr<store::sequencer> seq;
@@ -154,8 +152,6 @@ struct server::impl {
         config_rx(config_tx.subscribe()),
         serving_tx(rt::watch::channel<serving_state>(serving_state{}).first),
         serving_rx(serving_tx.subscribe()),
-        stopping_tx(rt::watch::channel<bool>(false).first),
-        stopping_rx(stopping_tx.subscribe()),
         calls(initial->live()) {
     ctx.calls = &calls;
   }
@@ -292,7 +288,6 @@ absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
   p->ctx.kv = p->kv.get();
   p->ctx.config = &p->config_rx;
   p->ctx.serving = &p->serving_rx;
-  p->ctx.stopping = &p->stopping_rx;
   p->serving_tx.send_replace(serving_state{false, snap->live().read_only()});
 
   if (p->metrics) {  // the store's gauges, now that it exists
@@ -362,8 +357,7 @@ void server::impl::stop() {
   // UNAVAILABLE; every stream ends with UNAVAILABLE.
   serving_tx.send_modify([](serving_state& s) { s.draining = true; });
   ctx.draining.store(true);  // sequentially consistent: a Pipeline reader pairs with it
-  stopping_tx.send_replace(true);
-  seq->publish_control(watch::event::kind::shutdown);
+  ctx.shutdown.cancel();
   watcher.reset();
   // Calls in flight get the grace period. (gRPC's own Shutdown would also wait for every client
   // to close its connection, which an idle client may never do: drain here, then shut down at

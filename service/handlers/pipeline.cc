@@ -225,16 +225,10 @@ rt::task<bool> write_replies(std::shared_ptr<pipeline_state> st,
 
 // Puts word of a drain in the writer's channel, then waits to be cancelled with the stream.
 rt::task<> watch_drain(context& ctx, rt::mpsc::sender<queued_reply> replies) {
-  rt::watch::receiver<bool> stopping = *ctx.stopping;
-  while (!*stopping.borrow()) {
-    const bool changed = co_await stopping.changed();
-    if (!changed) break;
-  }
-  if (*stopping.borrow()) {
-    queued_reply drain;
-    drain.what = queued_reply::kind::drain;
-    (void)co_await replies.send(std::move(drain));
-  }
+  co_await ctx.shutdown.cancelled();
+  queued_reply drain;
+  drain.what = queued_reply::kind::drain;
+  (void)co_await replies.send(std::move(drain));
   rt::notify never;
   co_await never.notified();
 }

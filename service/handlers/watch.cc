@@ -170,10 +170,19 @@ rt::task<grpc::Status> watch(context& ctx, const v1::WatchRequest& req,
   auto& live = *sub.live;
   clk::time_point last_sent = clk::now();
   for (;;) {
-    // The next event, or the client gone (gRPC's notice, through call_done): nothing polls.
-    auto woke = co_await rt::select(rt::biased, live.recv(), done.ended());
+    // The next event, the client gone (gRPC's notice, through call_done) or the drain: nothing
+    // polls.
+    auto woke =
+        co_await rt::select(rt::biased, live.recv(), done.ended(), ctx.shutdown.cancelled());
     if (woke.index() == 1) co_return grpc::Status::CANCELLED;  // the client went away
-    bool stop = false;
+    if (woke.index() == 2) {
+      resp.set_canceled(true);
+      resp.set_resume_revision(next);
+      resp.set_cancel_reason("the server is shutting down");
+      ctx.fill(resp.mutable_header());
+      (void)co_await out.write(resp);
+      co_return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
+    }
     bool progress = false;
     uint64_t progress_revision = 0;
     std::optional<rt::expected<watch::event_ptr, rt::broadcast::recv_error>> r(
@@ -200,9 +209,6 @@ rt::task<grpc::Status> watch(context& ctx, const v1::WatchRequest& req,
       if (e.type == watch::event::kind::tick) {
         progress = true;
         progress_revision = e.revision;
-      } else if (e.type == watch::event::kind::shutdown) {
-        stop = true;
-        break;
       } else {
         take(e);
       }
@@ -215,14 +221,6 @@ rt::task<grpc::Status> watch(context& ctx, const v1::WatchRequest& req,
       resp.Clear();
       batch_bytes = 0;
       last_sent = clk::now();
-    }
-    if (stop) {
-      resp.set_canceled(true);
-      resp.set_resume_revision(next);
-      resp.set_cancel_reason("the server is shutting down");
-      ctx.fill(resp.mutable_header());
-      (void)co_await out.write(resp);
-      co_return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
     }
     if (progress) {
       if (progress_every.count() > 0 && clk::now() - last_sent >= progress_every) {
@@ -242,7 +240,6 @@ rt::task<grpc::Status> watch_config(context& ctx, const v1::WatchConfigRequest&,
                                     stream_writer<v1::GetConfigResponse>& out,
                                     const call_done& done) {
   rt::watch::receiver<config::snapshot_ptr> rx = *ctx.config;
-  rt::watch::receiver<bool> stopping = *ctx.stopping;
   for (;;) {
     v1::GetConfigResponse resp;
     {
@@ -252,11 +249,11 @@ rt::task<grpc::Status> watch_config(context& ctx, const v1::WatchConfigRequest&,
     }
     ctx.fill(resp.mutable_header());
     if (!co_await out.write(resp)) co_return grpc::Status::CANCELLED;
-    auto r = co_await rt::select(changed(&rx), changed(&stopping), done.ended());
-    if (*stopping.borrow()) {
+    auto r = co_await rt::select(changed(&rx), ctx.shutdown.cancelled(), done.ended());
+    if (r.index() == 1 || ctx.shutdown.is_cancelled()) {
       co_return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
     }
-    if (r.index() == 2 || done.done()) co_return grpc::Status::CANCELLED;
+    if (r.index() == 2) co_return grpc::Status::CANCELLED;
     // Otherwise a new configuration: written at the top of the loop.
   }
 }
@@ -265,7 +262,6 @@ rt::task<grpc::Status> health_watch(context& ctx, const health::HealthCheckReque
                                     stream_writer<health::HealthCheckResponse>& out,
                                     const call_done& done) {
   rt::watch::receiver<serving_state> rx = *ctx.serving;
-  rt::watch::receiver<bool> stopping = *ctx.stopping;
   auto status_now = [&]() {
     if (req.service().empty()) return health::HealthCheckResponse::SERVING;  // liveness
     if (req.service() != k_kv_service) return health::HealthCheckResponse::SERVICE_UNKNOWN;
@@ -276,9 +272,9 @@ rt::task<grpc::Status> health_watch(context& ctx, const health::HealthCheckReque
   resp.set_status(status_now());
   if (!co_await out.write(resp)) co_return grpc::Status::CANCELLED;
   for (;;) {
-    auto r = co_await rt::select(changed(&rx), changed(&stopping), done.ended());
+    auto r = co_await rt::select(changed(&rx), ctx.shutdown.cancelled(), done.ended());
     if (r.index() == 2) co_return grpc::Status::CANCELLED;  // the client went away
-    const bool stop = r.index() == 1 || *stopping.borrow();
+    const bool stop = r.index() == 1 || ctx.shutdown.is_cancelled();
     if (r.index() == 0 || stop) {
       // Report the latest status first: a drain shows NOT_SERVING before the stream ends.
       const auto s = status_now();
@@ -288,7 +284,6 @@ rt::task<grpc::Status> health_watch(context& ctx, const health::HealthCheckReque
       }
     }
     if (stop) co_return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
-    if (done.done()) co_return grpc::Status::CANCELLED;
   }
 }
 

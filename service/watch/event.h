@@ -54,9 +54,11 @@ class event {
     remove,  // DELETE
     expire,  // EXPIRE
     txn,     // a Txn's writes: `parts`, all with this revision, delivered together
-    // Control messages on the same channel, never in the history and without a revision:
-    tick,      // the progress clock: watchers that have been idle long enough report progress
-    shutdown,  // the server is draining: end every stream now
+    // A control message on the same channel, never in the history, carrying the revision it
+    // was sent at: the progress clock (watchers idle long enough report progress). It travels
+    // with the events because its meaning is their order: every event up to its revision came
+    // before it. The drain is not a message: streams await context::shutdown.
+    tick,
   };
 
   // A put of key = value with metadata `m` (its mod_revision is the event's revision, which
