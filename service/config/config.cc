@@ -134,8 +134,9 @@ absl::Status validate(const v1::ServerConfig& c) {
   const auto& s = c.startup();
   const auto& l = c.live();
   if (s.runtime() != "multi_thread" && s.runtime() != "current_thread") {
-    errors.push_back(absl::StrCat("startup.runtime must be multi_thread or current_thread, not \"",
-                                  s.runtime(), "\""));
+    // The value itself is not quoted: errors reach logs and Status, and a file may hold secrets.
+    errors.push_back(absl::StrCat("startup.runtime must be multi_thread or current_thread (",
+                                  s.runtime().size(), " bytes given)"));
   }
   if (s.shards() != 0 && (s.shards() & (s.shards() - 1)) != 0) {
     errors.push_back(
@@ -175,8 +176,8 @@ absl::Status validate(const v1::ServerConfig& c) {
   if (l.max_pipeline_bytes() == 0) errors.push_back("live.max_pipeline_bytes must be positive");
   log::level lvl;
   if (!log::parse_level(l.log_level(), &lvl)) {
-    errors.push_back(absl::StrCat("live.log_level must be debug, info, warn or error, not \"",
-                                  l.log_level(), "\""));
+    errors.push_back(absl::StrCat("live.log_level must be debug, info, warn or error (",
+                                  l.log_level().size(), " bytes given)"));
   }
   if (errors.empty()) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrJoin(errors, "; "));

@@ -134,6 +134,18 @@ TEST(hardening, config_errors_name_the_problem_and_never_quote_the_file) {
   EXPECT_EQ(out.find("SECRETHASH"), std::string::npos) << out;
   EXPECT_EQ(out.find("root:"), std::string::npos) << out;
   EXPECT_NE(out.find("JSON"), std::string::npos) << out;
+  // Valid JSON, values that validation refuses at start.
+  for (const std::string refused : {R"({"startup": {"runtime": "hunter2-secret"}})",
+                                    R"({"live": {"logLevel": "hunter2-secret"}})"}) {
+    write_file(dir + "/refused.json", refused);
+    const auto [refused_code, refused_out] = run_to_exit("--config=" + dir + "/refused.json");
+    EXPECT_NE(refused_code, 0) << refused_out;
+    EXPECT_EQ(refused_out.find("hunter2"), std::string::npos) << refused_out;
+    EXPECT_NE(refused_out.find(refused.find("runtime") != std::string::npos ? "startup.runtime"
+                                                                            : "live.log_level"),
+              std::string::npos)
+        << refused_out;
+  }
 
   // A reload of a broken file: Status reports it without its content.
   const std::string path = dir + "/config.json";
@@ -144,6 +156,8 @@ TEST(hardening, config_errors_name_the_problem_and_never_quote_the_file) {
            R"({"live": {"maxKeyBytes": "hunter2-secret"}})",
            R"({"live": {"logLevel": hunter2-secret}})",
            "{\"live\": {\"maxKeyBytes\": 100}}\nhunter2-secret",
+           // Valid JSON with a value that validation refuses.
+           R"({"live": {"logLevel": "hunter2-secret"}})",
        }) {
     write_file(path, broken);
     v1::StatusResponse st;
