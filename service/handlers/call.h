@@ -23,6 +23,7 @@
 #include "runtime/runtime.h"
 #include "runtime/sync/notify.h"
 #include "service/context.h"
+#include "service/handlers/screen.h"
 #include "service/metrics/metrics.h"
 
 namespace shoal::service::handlers {
@@ -59,10 +60,6 @@ inline constexpr std::size_t k_call_arena_bytes = 1024;
 
 template <class Req, class Resp>
 using unary_handler = grpc::Status (*)(context&, const Req&, Resp&);
-
-// For a method served raw (KV::WithRawMethod_X): a look at the request's bytes before they are
-// parsed (screen.h), which may refuse the call.
-using wire_screen = grpc::Status (*)(const grpc::ByteBuffer&, const config::snapshot&);
 
 // Raw: the method is registered raw; its request is screened, then parsed into the arena here,
 // and its reply serialized here (gRPC does both for a method that is not raw).
@@ -101,12 +98,7 @@ rt::task<> serve_unary(Service* svc, Request request, unary_handler<Req, Resp> h
     admission::ticket ticket;
     status = ctx->calls->admit(class_of(m), &ticket);
     if constexpr (Raw) {
-      if (status.ok()) status = screen(wire_in, *ctx->current_config());
-      if (status.ok() &&
-          !grpc::GenericDeserialize<grpc::ProtoBufferReader, Req>(&wire_in, &req).ok()) {
-        status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                              "the request is not a valid message of its method's type");
-      }
+      if (status.ok()) status = screen_and_parse(wire_in, screen, *ctx->current_config(), &req);
     }
     if (status.ok()) status = handle(*ctx, req, resp);
   }

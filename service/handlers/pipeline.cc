@@ -73,15 +73,15 @@ const grpc::Status k_draining(grpc::StatusCode::UNAVAILABLE,
                               "the server is shutting down; the requests without a reply were not "
                               "run: send them to another instance");
 
-void answer(context& ctx, const config::snapshot_ptr& cfg, const v1::PipelineRequest& req,
+void answer(context& ctx, const config::snapshot& cfg, const v1::PipelineRequest& req,
             v1::PipelineResponse& resp) {
   resp.set_id(req.id());
   switch (req.request_case()) {
     case v1::PipelineRequest::kOp:
-      run_op(ctx, op_env{*cfg, true}, req.op(), *resp.mutable_result());
+      run_op(ctx, op_env{cfg, true}, req.op(), *resp.mutable_result());
       break;
     case v1::PipelineRequest::kBatch: {
-      const grpc::Status st = batch_with(ctx, *cfg, req.batch(), *resp.mutable_batch());
+      const grpc::Status st = batch_with(ctx, cfg, req.batch(), *resp.mutable_batch());
       if (!st.ok()) fill_error(st, resp.mutable_error());  // replaces the partial batch
       break;
     }
@@ -119,30 +119,16 @@ rt::task<reader_end> read_and_run(context& ctx, pipeline_state& st,
     }
     if (!more) co_return reader_end::client_done;
     if (ctx.draining.load()) co_return reader_end::drained;
-    const auto cfg = ctx.current_config();  // each request sees the configuration of its time
-    // A Batch with too many operations is refused before it is parsed (screen.h): its reply
-    // carries the error, and the stream goes on.
-    uint64_t screened_id = 0;
-    const grpc::Status refused = screen_pipeline_request(frame, *cfg, &screened_id);
-    request_arena.Reset();
-    auto& req = *google::protobuf::Arena::CreateMessage<v1::PipelineRequest>(&request_arena);
-    if (refused.ok() &&
-        !grpc::GenericDeserialize<grpc::ProtoBufferReader, v1::PipelineRequest>(&frame, &req)
-             .ok()) {
-      co_return reader_end::unparsable;
-    }
-    ++st.parsed;
-    st.last_id = refused.ok() ? req.id() : screened_id;
     google::protobuf::ArenaOptions options;
     options.start_block_size = k_reply_arena_bytes;
     auto arena = std::make_unique<google::protobuf::Arena>(options);
     auto* resp = google::protobuf::Arena::CreateMessage<v1::PipelineResponse>(arena.get());
-    if (refused.ok()) {
-      answer(ctx, cfg, req, *resp);
-    } else {
-      resp->set_id(screened_id);
-      fill_error(refused, resp->mutable_error());
-    }
+    // Each request sees the configuration of its time.
+    const std::optional<uint64_t> id =
+        run_frame(ctx, *ctx.current_config(), frame, request_arena, *resp);
+    if (!id) co_return reader_end::unparsable;
+    ++st.parsed;
+    st.last_id = *id;
     resp->set_depth(st.depth - static_cast<uint32_t>(st.slots.available_permits()));
     // A reply larger than the whole budget waits for the queue to empty, then goes alone.
     const std::size_t size = std::min<std::size_t>(resp->ByteSizeLong(), st.byte_budget);
@@ -188,6 +174,7 @@ rt::task<bool> write_replies(std::shared_ptr<pipeline_state> st,
   bool broken = false;
   bool draining = false;
   std::optional<queued_reply> next;  // taken early, to learn whether another reply follows
+  bool written_any = false;
   for (;;) {
     std::optional<queued_reply> r;
     if (next) {
@@ -202,7 +189,10 @@ rt::task<bool> write_replies(std::shared_ptr<pipeline_state> st,
       draining = true;
     } else {
       (void)replies.try_recv(next);
-      const bool more = next && next->what == queued_reply::kind::reply;
+      // Never on the stream's first write: gRPC does not complete a write that carries the
+      // initial metadata with the buffer hint (the stream would hang).
+      const bool more = written_any && next && next->what == queued_reply::kind::reply;
+      written_any = true;
       grpc::ByteBuffer frame;
       bool own = false;
       (void)grpc::GenericSerialize<grpc::ProtoBufferWriter, v1::PipelineResponse>(*r->response,
@@ -234,6 +224,27 @@ rt::task<> watch_drain(context& ctx, rt::mpsc::sender<queued_reply> replies) {
 }
 
 }  // namespace
+
+std::optional<uint64_t> run_frame(context& ctx, const config::snapshot& cfg,
+                                  grpc::ByteBuffer& frame, google::protobuf::Arena& request_arena,
+                                  v1::PipelineResponse& resp) {
+  // A Batch with too many operations is refused before it is parsed (screen.h): its reply
+  // carries the error, and the stream goes on.
+  uint64_t screened_id = 0;
+  const grpc::Status refused = screen_pipeline_request(frame, cfg, &screened_id);
+  if (!refused.ok()) {
+    resp.set_id(screened_id);
+    fill_error(refused, resp.mutable_error());
+    return screened_id;
+  }
+  request_arena.Reset();
+  auto& req = *google::protobuf::Arena::CreateMessage<v1::PipelineRequest>(&request_arena);
+  if (!grpc::GenericDeserialize<grpc::ProtoBufferReader, v1::PipelineRequest>(&frame, &req).ok()) {
+    return std::nullopt;
+  }
+  answer(ctx, cfg, req, resp);
+  return req.id();
+}
 
 rt::task<grpc::Status> pipeline(context& ctx, pipeline_stream& stream, const call_done& done) {
   const auto cfg = ctx.current_config();

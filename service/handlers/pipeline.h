@@ -1,6 +1,10 @@
 // pipeline: KV/Pipeline, many requests on one bidirectional stream, answered in order.
 #pragma once
 
+#include <cstdint>
+#include <optional>
+
+#include "google/protobuf/arena.h"
 #include "runtime/task.h"
 #include "service/context.h"
 #include "service/handlers/call.h"
@@ -19,5 +23,16 @@ using pipeline_stream = bidi_stream<grpc::ByteBuffer, grpc::ByteBuffer>;
 // reply is written, or when the stream breaks; a frame that is not a request ends it, once the
 // replies before it are written, with INVALID_ARGUMENT naming the last id answered.
 rt::task<grpc::Status> pipeline(context& ctx, pipeline_stream& stream, const call_done& done);
+
+// One frame, as the stream runs it: screened (a Batch over live.max_batch_ops is answered with
+// the error), parsed into `request_arena` (reset first), run, and answered into `resp`. Returns
+// the request's id, or nothing if the frame is not a PipelineRequest (then nothing ran).
+//
+//   google::protobuf::Arena arena;
+//   v1::PipelineResponse resp;
+//   if (auto id = run_frame(ctx, *ctx.current_config(), frame, arena, resp); !id) ...
+std::optional<uint64_t> run_frame(context& ctx, const config::snapshot& cfg,
+                                  grpc::ByteBuffer& frame, google::protobuf::Arena& request_arena,
+                                  v1::PipelineResponse& resp);
 
 }  // namespace shoal::service::handlers

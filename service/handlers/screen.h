@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/impl/codegen/proto_utils.h"  // protobuf messages on the wire
 #include "service/config/config.h"
 
 namespace shoal::service::handlers {
@@ -24,5 +25,21 @@ grpc::Status screen_batch(const grpc::ByteBuffer& wire, const config::snapshot& 
 // `id` gets the request's id, for the reply that carries the refusal.
 grpc::Status screen_pipeline_request(const grpc::ByteBuffer& wire, const config::snapshot& cfg,
                                      uint64_t* id);
+
+// A screen for a method served raw (screen_batch).
+using wire_screen = grpc::Status (*)(const grpc::ByteBuffer&, const config::snapshot&);
+
+// A raw request as a raw method takes it: screened, then parsed into `req` (the screen's refusal,
+// or INVALID_ARGUMENT if the bytes are not a `Req`). Consumes `wire`.
+template <class Req>
+grpc::Status screen_and_parse(grpc::ByteBuffer& wire, wire_screen screen,
+                              const config::snapshot& cfg, Req* req) {
+  if (auto st = screen(wire, cfg); !st.ok()) return st;
+  if (!grpc::GenericDeserialize<grpc::ProtoBufferReader, Req>(&wire, req).ok()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "the request is not a valid message of its method's type");
+  }
+  return grpc::Status::OK;
+}
 
 }  // namespace shoal::service::handlers
