@@ -4,8 +4,11 @@
 #   scripts/dev.sh run     install what is missing, build (Release), start shoald on 127.0.0.1:50051
 #                          (extra arguments go to shoald, e.g. --listen=0.0.0.0:50051)
 #   scripts/dev.sh test    install what is missing, build and run the whole test suite:
-#                          Release, ASan+UBSan, TSan, clang's thread-safety analysis, and the
+#                          Release, ASan+UBSan, TSan, clang's thread-safety analysis and the
+#                          fuzz targets (FUZZ_SECONDS of fuzzing, default 200), and the
 #                          deployment (manifests checked, the image run with podman)
+#   scripts/dev.sh soak    the soak test (Release): mixed load for a fixed count of operations
+#                          (tests/e2e/soak.cc; arguments: operations, RSS bound in MiB)
 #   scripts/dev.sh build   build the Release tree only
 #
 # Build trees live under build/ (release), build-asan/, build-tsan/ and build-clang/.
@@ -14,6 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 JOBS=${JOBS:-$(nproc)}
+# Fuzzing's share of the suite, in seconds, across all targets (tests/fuzz/run.sh).
+FUZZ_SECONDS=${FUZZ_SECONDS:-200}
 
 log() { printf '\n== %s\n' "$*"; }
 
@@ -60,11 +65,16 @@ test_tsan() {
   ctest --test-dir build-tsan --output-on-failure -j 1 -R '^(runtime|service)_tests$'
 }
 
-check_thread_safety() {
-  log "clang -Wthread-safety (compile only)"
-  configure build-clang -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ \
-    -DSHOAL_THREAD_SAFETY=ON -DSHOAL_BUILD_BENCHMARKS=OFF
-  cmake --build build-clang -j "$JOBS" --target shoal_thread_safety_check
+# One clang tree for both: clang's thread-safety analysis over everything that takes a lock
+# (compile only), and the libFuzzer targets (tests/fuzz), built with ASan+UBSan at -O1.
+test_clang() {
+  log "clang: -Wthread-safety (compile only), then the fuzz targets: their corpora, then ${FUZZ_SECONDS} s of fuzzing"
+  configure build-clang -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-g -O1" \
+    -DCMAKE_CXX_COMPILER=clang++ -DSHOAL_THREAD_SAFETY=ON -DSHOAL_SANITIZE=fuzz \
+    -DSHOAL_BUILD_BENCHMARKS=OFF
+  cmake --build build-clang -j "$JOBS" --target shoal_thread_safety_check shoal_fuzz
+  ctest --test-dir build-clang --output-on-failure -j 1 -L fuzz
+  tests/fuzz/run.sh build-clang "$FUZZ_SECONDS"
 }
 
 test_deploy() {
@@ -90,12 +100,18 @@ case "${1:-}" in
     test_release
     test_asan
     test_tsan
-    check_thread_safety
+    test_clang
     test_deploy
     log "all tests passed in $(( $(date +%s) - start )) s"
     ;;
+  soak)
+    deps
+    build_release
+    cmake --build build -j "$JOBS" --target soak
+    build/tests/e2e/soak "${@:2}"
+    ;;
   *)
-    sed -n '2,9p' "$0"
+    sed -n '2,12p' "$0"
     exit 2
     ;;
 esac
