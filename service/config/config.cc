@@ -66,6 +66,17 @@ absl::StatusOr<v1::ServerConfig> parse_json(std::string_view json) {
   return c;
 }
 
+namespace {
+
+// A name as settings have: letters, digits and underscores, not too long to read.
+bool plain_name(std::string_view name) {
+  return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char ch) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(ch)) || ch == '_';
+  });
+}
+
+}  // namespace
+
 std::string describe_json_error(std::string_view input, std::string_view message) {
   constexpr auto npos = std::string_view::npos;
   // protobuf's message: the problem, then (for a syntax error) the input around it and a caret.
@@ -96,17 +107,14 @@ std::string describe_json_error(std::string_view input, std::string_view message
       out += ch;
     }
   }
-  // An unknown field is named when it looks like a setting's name, which says what to fix.
-  constexpr std::string_view k_unknown = "Cannot find field: ";
-  if (const std::size_t u = out.find(k_unknown); u != npos) {
-    const std::size_t name_at = u + k_unknown.size();
-    const std::size_t name_end = std::min(out.find(' ', name_at), out.size());
+  // An unknown field ("(live) maxKeyBites: Cannot find field.", the name after the path of the
+  // message it is in) is named when it looks like a setting's name, which says what to fix.
+  constexpr std::string_view k_unknown = ": Cannot find field";
+  if (const std::size_t name_end = out.find(k_unknown); name_end != npos) {
+    const std::size_t path_end = out.rfind(") ", name_end);
+    const std::size_t name_at = path_end == npos ? 0 : path_end + 2;
     const std::string_view name = std::string_view(out).substr(name_at, name_end - name_at);
-    const bool plain =
-        !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char ch) {
-          return absl::ascii_isalnum(static_cast<unsigned char>(ch)) || ch == '_';
-        });
-    if (!plain) out.replace(name_at, name_end - name_at, "(a name not shown)");
+    if (!plain_name(name)) out.replace(name_at, name_end - name_at, "(a name not shown)");
   }
   return absl::StrCat(where, out);
 }

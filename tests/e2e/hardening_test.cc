@@ -158,6 +158,8 @@ TEST(hardening, config_errors_name_the_problem_and_never_quote_the_file) {
            "{\"live\": {\"maxKeyBytes\": 100}}\nhunter2-secret",
            // Valid JSON with a value that validation refuses.
            R"({"live": {"logLevel": "hunter2-secret"}})",
+           // A key that names no setting and is no plain name (found by fuzz/config_fuzz.cc).
+           R"({"live": {"hunter2 secret": 100}})",
        }) {
     write_file(path, broken);
     v1::StatusResponse st;
