@@ -111,8 +111,9 @@ std::string describe_json_error(std::string_view input, std::string_view message
   // message it is in) is named when it looks like a setting's name, which says what to fix.
   constexpr std::string_view k_unknown = ": Cannot find field";
   if (const std::size_t name_end = out.find(k_unknown); name_end != npos) {
-    const std::size_t path_end = out.rfind(") ", name_end);
-    const std::size_t name_at = path_end == npos ? 0 : path_end + 2;
+    // The path, when there is one, opens the problem and is made of known fields' names.
+    const std::size_t path_end = out.starts_with('(') ? out.find(") ") : npos;
+    const std::size_t name_at = path_end == npos || path_end > name_end ? 0 : path_end + 2;
     const std::string_view name = std::string_view(out).substr(name_at, name_end - name_at);
     if (!plain_name(name)) out.replace(name_at, name_end - name_at, "(a name not shown)");
   }
