@@ -21,7 +21,7 @@
 #include "service/config/config.h"
 #include "service/context.h"
 #include "service/handlers/kv.h"
-#include "service/store/sequencer.h"
+#include "service/watch/hub.h"
 #include "service/store/store.h"
 
 namespace {
@@ -31,7 +31,7 @@ using service::store::condition;
 using service::store::entry;
 using service::store::entry_view;
 using service::store::limits;
-using service::store::sequencer;
+using service::watch::hub;
 using service::store::store;
 using service::store::ttl_spec;
 
@@ -51,8 +51,8 @@ struct fixture {
     o.kind = rt::flavor::current_thread;
     return o;
   }()};
-  sequencer seq{sequencer::options{}};
-  store kv{store::options{.shards = k_shards, .clock = &rt.clock(), .seq = &seq}};
+  hub events{hub::options{}};
+  store kv{store::options{.shards = k_shards, .clock = &rt.clock(), .hub = &events}};
 
   explicit fixture(int64_t n) {
     const std::string value(100, 'v');
@@ -99,7 +99,7 @@ void range_call(benchmark::State& state) {
   auto [config_tx, config_rx] = rt::watch::channel<service::config::snapshot_ptr>(snap);
   service::context ctx;
   ctx.store_id = "bench";
-  ctx.seq = &f.seq;
+  ctx.hub = &f.events;
   ctx.kv = &f.kv;
   ctx.config = &config_rx;
   std::mt19937_64 rng(42);

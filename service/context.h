@@ -1,4 +1,4 @@
-// context: what every handler shares — the store, the sequencer, the live configuration, the
+// context: what every handler shares — the store, the hub, the live configuration, the
 // counters behind the limits, and the server's identity. Owned by the server; handlers get a
 // reference.
 #pragma once
@@ -13,7 +13,7 @@
 #include "runtime/sync/watch.h"
 #include "service/admission.h"
 #include "service/config/config.h"
-#include "service/store/sequencer.h"
+#include "service/watch/hub.h"
 #include "service/store/store.h"
 #include "shoal/v1/kv.pb.h"
 
@@ -29,7 +29,7 @@ struct serving_state {
 struct context {
   std::string store_id;
   std::chrono::steady_clock::time_point started;
-  store::sequencer* seq = nullptr;
+  watch::hub* hub = nullptr;
   store::store* kv = nullptr;
 
   // The live configuration: handlers read the latest snapshot.
@@ -48,7 +48,7 @@ struct context {
   std::atomic<bool> draining{false};
 
   void fill(v1::ResponseHeader* h) const {
-    h->set_revision(seq->revision());
+    h->set_revision(hub->revision());
     h->set_store_id(store_id);
   }
 };

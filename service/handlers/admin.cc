@@ -20,7 +20,7 @@ grpc::Status status(context& ctx, const v1::StatusRequest&, v1::StatusResponse& 
   resp.set_config_version(cfg->version);
   resp.set_config_source(cfg->source);
   resp.set_last_config_error(cfg->last_error);
-  resp.set_compact_revision(ctx.seq->compact_revision());
+  resp.set_compact_revision(ctx.hub->compact_revision());
   return grpc::Status::OK;
 }
 

@@ -75,7 +75,7 @@ bool condition::holds(const entry* current) const {
 }
 
 store::store(options o)
-    : clock_(o.clock), seq_(o.seq), shard_mask_(o.shards - 1), expiry_changed_(o.expiry_changed) {
+    : clock_(o.clock), hub_(o.hub), shard_mask_(o.shards - 1), expiry_changed_(o.expiry_changed) {
   shards_.reserve(o.shards);
   for (uint32_t i = 0; i < o.shards; ++i) shards_.push_back(std::make_unique<shard>());
 }
@@ -127,7 +127,7 @@ entry* store::live_entry(shard& s, std::string_view key) {
 void store::expire_locked(shard& s, entry* e) { entry::unref(unlink_locked(s, e, true)); }
 
 entry* store::unlink_locked(shard& s, entry* e, bool expired, uint64_t* revision) {
-  const uint64_t rev = seq_->publish(
+  const uint64_t rev = hub_->publish(
       watch::event::removal(expired ? watch::event::kind::expire : watch::event::kind::remove, *e));
   if (revision != nullptr) *revision = rev;
   s.erase(e);
@@ -171,7 +171,7 @@ store::written store::write_locked(shard& s, std::string_view key, std::string_v
   m.create_revision = current ? current->create_revision() : 0;  // 0: this write creates it
   m.expires_at_ns = expires_at;
   planned_put p = plan_put(key, value, m, current);
-  seq_->publish(p.event);  // stamps the revisions on the event's metadata
+  hub_->publish(p.event);  // stamps the revisions on the event's metadata
   entry* e = apply_put(s, current, p, value);
   if (expires_at != 0 && expiry_changed_ != nullptr) {
     const int64_t wakeup = purge_wakeup_.load(std::memory_order_seq_cst);

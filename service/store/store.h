@@ -1,12 +1,12 @@
 // store: Shoal's sharded key-value store. Synchronous: every method locks one shard at a time,
 // works and unlocks, so a coroutine can call it and no lock is ever held across co_await.
 //
-// A write holds its shard's lock while the sequencer (the innermost lock) gives it a revision and
+// A write holds its shard's lock while the hub (the innermost lock) gives it a revision and
 // publishes its event: events leave in revision order. Whatever finds an expired entry expires it
 // in the same critical section (its own revision and an EXPIRE event), so an expired key is never
 // visible.
 //
-//   store s({.shards = 16, .clock = &rt.clock(), .seq = &seq});
+//   store s({.shards = 16, .clock = &rt.clock(), .hub = &hub});
 //   auto r = s.put("k", "v", ttl_spec{}, condition{}, limits{},
 //                  [&](const entry_view* before, const entry_view* after, bool applied) { ... });
 //   s.get("k", [&](const entry& e) { reply.set_value(e.value()); });
@@ -29,7 +29,7 @@
 #include "runtime/sync/notify.h"
 #include "runtime/time/clock.h"
 #include "service/store/entry.h"
-#include "service/store/sequencer.h"
+#include "service/watch/hub.h"
 #include "service/store/shard.h"
 
 namespace shoal::service::store {
@@ -156,7 +156,7 @@ class store {
   struct options {
     uint32_t shards = 16;  // a power of two
     const rt::clock* clock = nullptr;
-    sequencer* seq = nullptr;
+    watch::hub* hub = nullptr;
     // Notified when a write sets an expiry earlier than the purge task's next wake-up.
     rt::notify* expiry_changed = nullptr;
   };
@@ -209,7 +209,7 @@ class store {
 
   uint64_t keys() const { return keys_.load(std::memory_order_relaxed); }
   uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
-  uint64_t revision() const { return seq_->revision(); }
+  uint64_t revision() const { return hub_->revision(); }
   std::size_t shard_count() const { return shards_.size(); }
 
  private:
@@ -246,12 +246,12 @@ class store {
   absl::Status reserve(const entry* current, std::size_t new_bytes, const limits& lim);
   // Gives back what reserve() took, for a write that will not happen after all.
   void unreserve(const entry* current, std::size_t new_bytes);
-  // A Range page for a Txn, which holds every shard's lock (and the sequencer's).
+  // A Range page for a Txn, which holds every shard's lock (and the hub's).
   range_page range_locked(const range_query& q);
   std::size_t shard_index(std::string_view key) const;
 
   const rt::clock* clock_;
-  sequencer* seq_;
+  watch::hub* hub_;
   std::vector<std::unique_ptr<shard>> shards_;
   uint64_t shard_mask_;
   std::atomic<uint64_t> keys_{0};

@@ -114,8 +114,8 @@ bool txn_compare::holds(const entry* current) const {
 }
 
 range_page store::range_locked(const range_query& q) {
-  // Every shard is locked, and the sequencer too: entries found expired are left for the purge
-  // task (expiring one here would publish under the sequencer's lock), but never shown. Entries
+  // Every shard is locked, and the hub too: entries found expired are left for the purge
+  // task (expiring one here would publish under the hub's lock), but never shown. Entries
   // stay put while every shard is locked, so the page is chosen first and only its entries are
   // copied.
   const int64_t now = now_ns();
@@ -228,11 +228,11 @@ absl::StatusOr<txn_result> store::txn(const txn_request& t, const limits& lim) {
     p.reserved = true;
   }
 
-  // 5. The branch, in order, under the sequencer's lock: one revision for all its writes, and one
+  // 5. The branch, in order, under the hub's lock: one revision for all its writes, and one
   // group event. Reads see the writes before them.
   out.results.resize(ops.size());
   int64_t earliest_expiry = 0;
-  out.revision = seq_->publish_txn([&](uint64_t rev, std::vector<watch::event_ptr>& parts) {
+  out.revision = hub_->publish_txn([&](uint64_t rev, std::vector<watch::event_ptr>& parts) {
     for (std::size_t i = 0; i < ops.size(); ++i) {
       const txn_op& op = ops[i];
       if (op.type == txn_op::kind::range) {

@@ -35,10 +35,10 @@ class event_ptr {
   const event* operator->() const { return e_; }
   const event& operator*() const { return *e_; }
   explicit operator bool() const { return e_ != nullptr; }
-  // Before the event is published only (the sequencer stamps its revision).
+  // Before the event is published only (the hub stamps its revision).
   event* unpublished() const { return e_; }
   // Another reference to an event no other thread can see yet: a plain increment, where a
-  // shared event needs an atomic one (the sequencer takes the history's and the channel's).
+  // shared event needs an atomic one (the hub takes the history's and the channel's).
   event_ptr share_unpublished() const;
 
  private:
@@ -62,7 +62,7 @@ class event {
   };
 
   // A put of key = value with metadata `m` (its mod_revision is the event's revision, which
-  // the sequencer stamps when it publishes it, with create_revision if that is 0).
+  // the hub stamps when it publishes it, with create_revision if that is 0).
   //   share_written: the entry just created for the key, shared instead of copied.
   //   previous: the entry replaced (null for a new key), shared if share_previous (the store lets
   //   go of it), else copied (the store rewrites it in place).

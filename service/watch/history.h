@@ -1,7 +1,7 @@
 // history: the most recent events, so that a watch can start from a past revision.
 //
 // Bounded by a number of events and a number of bytes, both fixed at start-up; the oldest events
-// go first. Not thread-safe: the sequencer guards it.
+// go first. Not thread-safe: the hub guards it.
 #pragma once
 
 #include <cstddef>
@@ -34,7 +34,7 @@ class history {
 
  private:
   // The revision and size sit beside the pointer: evicting the oldest event, long out of the
-  // cache, then costs no load of its memory under the sequencer's lock.
+  // cache, then costs no load of its memory under the hub's lock.
   struct slot {
     uint64_t revision;
     std::size_t bytes;

@@ -1,15 +1,15 @@
-#include "service/store/sequencer.h"
+#include "service/watch/hub.h"
 
-namespace shoal::service::store {
+namespace shoal::service::watch {
 
-sequencer::sequencer(options o)
+hub::hub(options o)
     : history_(o.history_max_events, o.history_max_bytes),
-      tx_(rt::broadcast::channel<watch::event_ptr>(
+      tx_(rt::broadcast::channel<event_ptr>(
               o.channel_capacity, o.channel_max_bytes,
-              [](const watch::event_ptr& e) -> std::size_t { return e ? e->bytes() : 0; })
+              [](const event_ptr& e) -> std::size_t { return e ? e->bytes() : 0; })
               .first) {}
 
-uint64_t sequencer::publish(const watch::event_ptr& e) {
+uint64_t hub::publish(const event_ptr& e) {
   // Declared before the lock, so destroyed after it: freeing evicted events touches cold memory
   // and the allocator, which is no work for the innermost lock.
   watch::history::evicted_events evicted;
@@ -24,32 +24,32 @@ uint64_t sequencer::publish(const watch::event_ptr& e) {
   return rev;
 }
 
-uint64_t sequencer::publish_txn(
-    absl::FunctionRef<void(uint64_t revision, std::vector<watch::event_ptr>& parts)> apply) {
+uint64_t hub::publish_txn(
+    absl::FunctionRef<void(uint64_t revision, std::vector<event_ptr>& parts)> apply) {
   watch::history::evicted_events evicted;  // freed after the lock, as in publish()
   rt::plain_lock lock(mu_);
   const uint64_t rev = revision_.load(std::memory_order_relaxed) + 1;
-  std::vector<watch::event_ptr> parts;
+  std::vector<event_ptr> parts;
   apply(rev, parts);
   if (parts.empty()) return 0;
-  watch::event_ptr group = watch::event::group(rev, std::move(parts));
+  event_ptr group = event::group(rev, std::move(parts));
   history_.append(group, evicted);
   tx_.send(std::move(group));
   revision_.store(rev, std::memory_order_release);
   return rev;
 }
 
-void sequencer::publish_control(watch::event::kind k) {
+void hub::publish_control(event::kind k) {
   rt::plain_lock lock(mu_);
-  tx_.send(watch::event::control(k, revision_.load(std::memory_order_relaxed)));
+  tx_.send(event::control(k, revision_.load(std::memory_order_relaxed)));
 }
 
-uint64_t sequencer::compact_revision() {
+uint64_t hub::compact_revision() {
   rt::plain_lock lock(mu_);
   return history_.compact_revision(revision_.load(std::memory_order_relaxed));
 }
 
-sequencer::subscription sequencer::subscribe(uint64_t start) {
+hub::subscription hub::subscribe(uint64_t start) {
   subscription s;
   rt::plain_lock lock(mu_);
   const uint64_t current = revision_.load(std::memory_order_relaxed);
@@ -67,4 +67,4 @@ sequencer::subscription sequencer::subscribe(uint64_t start) {
   return s;
 }
 
-}  // namespace shoal::service::store
+}  // namespace shoal::service::watch

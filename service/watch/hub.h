@@ -1,7 +1,13 @@
-// sequencer: assigns revisions and publishes events in revision order.
+// hub: where the store publishes its changes and watchers subscribe. It assigns revisions and
+// publishes events in revision order, keeps the recent ones (history.h) and fans them out on a
+// broadcast channel bounded by count and bytes.
+//
+//   watch::hub hub(watch::hub::options{});
+//   store::store kv({.shards = 16, .clock = &rt.clock(), .hub = &hub});  // writes publish here
+//   auto sub = hub.subscribe(0);    // sub.replay: history; *sub.live: every later event
 //
 // The innermost lock of the server. A writer holds its shard's lock, builds its event, and calls
-// publish(): under the sequencer's lock the event gets the next revision, joins the history and
+// publish(): under the hub's lock the event gets the next revision, joins the history and
 // goes out on the broadcast channel — so events leave in revision order, and a watcher that
 // subscribes under the same lock sees the history up to some revision and the channel from the
 // next one: no gap, no duplicate.
@@ -17,9 +23,9 @@
 #include "service/watch/event.h"
 #include "service/watch/history.h"
 
-namespace shoal::service::store {
+namespace shoal::service::watch {
 
-class sequencer {
+class hub {
  public:
   struct options {
     std::size_t history_max_events = 100'000;
@@ -29,18 +35,18 @@ class sequencer {
     // is overwritten, read or not, so large values need a bound by size too.
     std::size_t channel_max_bytes = 64 << 20;
   };
-  explicit sequencer(options o);
+  explicit hub(options o);
 
   // Gives `e` the next revision (and, for a put, its mod_revision, and its create_revision if it
   // creates the key), records and publishes it. Returns the revision.
-  uint64_t publish(const watch::event_ptr& e);
-  // A Txn's writes: under the sequencer's lock, `apply` gets the revision, makes the writes and
+  uint64_t publish(const event_ptr& e);
+  // A Txn's writes: under the hub's lock, `apply` gets the revision, makes the writes and
   // returns their events; they are published as one group with that revision. Returns the
   // revision, or 0 (and none is used) if `apply` wrote nothing. `apply` must take no lock.
   uint64_t publish_txn(
-      absl::FunctionRef<void(uint64_t revision, std::vector<watch::event_ptr>& parts)> apply);
+      absl::FunctionRef<void(uint64_t revision, std::vector<event_ptr>& parts)> apply);
   // Control messages (ticks, shutdown): published without a revision or a place in the history.
-  void publish_control(watch::event::kind k);
+  void publish_control(event::kind k);
 
   uint64_t revision() const { return revision_.load(std::memory_order_acquire); }
   uint64_t compact_revision();
@@ -49,8 +55,8 @@ class sequencer {
     bool compacted = false;
     uint64_t compact_revision = 0;         // when compacted: the oldest revision still available
     uint64_t start_revision = 0;           // the first revision this subscriber will see
-    std::vector<watch::event_ptr> replay;  // from the history, oldest first
-    std::optional<rt::broadcast::receiver<watch::event_ptr>> live;  // everything after replay
+    std::vector<event_ptr> replay;  // from the history, oldest first
+    std::optional<rt::broadcast::receiver<event_ptr>> live;  // everything after replay
   };
   // start == 0: from the next revision.
   subscription subscribe(uint64_t start);
@@ -59,7 +65,7 @@ class sequencer {
   rt::plain_mutex mu_;
   std::atomic<uint64_t> revision_{0};
   watch::history history_ ABSL_GUARDED_BY(mu_);
-  rt::broadcast::sender<watch::event_ptr> tx_;
+  rt::broadcast::sender<event_ptr> tx_;
 };
 
-}  // namespace shoal::service::store
+}  // namespace shoal::service::watch

@@ -1,4 +1,4 @@
-// fuzz_env: a store, its sequencer and a configuration, in-process, as the handlers see them in
+// fuzz_env: a store, its hub and a configuration, in-process, as the handlers see them in
 // shoald, for one fuzz input. The clock is paused: TTLs move only when an input advances it.
 //
 //   shoal::fuzz::env e;                    // a fresh store per input
@@ -23,7 +23,7 @@
 #include "runtime/time/clock.h"
 #include "service/config/config.h"
 #include "service/context.h"
-#include "service/store/sequencer.h"
+#include "service/watch/hub.h"
 #include "service/store/store.h"
 #include "shoal/v1/kv.pb.h"
 
@@ -32,6 +32,7 @@ namespace shoal::fuzz {
 namespace v1 = ::shoal::v1;
 namespace config = ::shoal::service::config;
 namespace store = ::shoal::service::store;
+namespace watch = ::shoal::service::watch;
 
 // Stops the run with a message libFuzzer saves beside the input that caused it.
 [[noreturn]] inline void fail(const std::string& why) {
@@ -61,15 +62,15 @@ inline config::snapshot_ptr small_config() {
 struct env {
   env()
       : cfg(small_config()),
-        seq(store::sequencer::options{.history_max_events = 256,
+        hub(watch::hub::options{.history_max_events = 256,
                                       .history_max_bytes = 1 << 20,
                                       .channel_capacity = 16,
                                       .channel_max_bytes = 1 << 20}),
-        kv(store::store::options{.shards = 4, .clock = &clock, .seq = &seq}),
+        kv(store::store::options{.shards = 4, .clock = &clock, .hub = &hub}),
         channel(rt::watch::channel<config::snapshot_ptr>(cfg)) {
     clock.pause();
     ctx.store_id = "fuzz";
-    ctx.seq = &seq;
+    ctx.hub = &hub;
     ctx.kv = &kv;
     ctx.config = &channel.second;
   }
@@ -91,7 +92,7 @@ struct env {
 
   config::snapshot_ptr cfg;
   rt::clock clock;
-  store::sequencer seq;
+  watch::hub hub;
   store::store kv;
   std::pair<rt::watch::sender<config::snapshot_ptr>, rt::watch::receiver<config::snapshot_ptr>>
       channel;

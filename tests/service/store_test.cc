@@ -1,4 +1,4 @@
-// The store, the sequencer and TTLs as units, on a runtime with a paused clock.
+// The store, the hub and TTLs as units, on a runtime with a paused clock.
 #include "service/store/store.h"
 
 #include <gtest/gtest.h>
@@ -17,6 +17,7 @@ namespace shoal::service::store {
 namespace {
 
 using namespace std::chrono_literals;
+using watch::hub;
 
 class store_test : public ::testing::Test {
  protected:
@@ -27,10 +28,10 @@ class store_test : public ::testing::Test {
     o.auto_advance = false;
     return o;
   }()};
-  sequencer seq_{sequencer::options{}};
+  hub hub_{hub::options{}};
   rt::notify expiry_;
   store kv_{
-      store::options{.shards = 8, .clock = &rt_.clock(), .seq = &seq_, .expiry_changed = &expiry_}};
+      store::options{.shards = 8, .clock = &rt_.clock(), .hub = &hub_, .expiry_changed = &expiry_}};
 
   write_result put(const std::string& k, const std::string& v, ttl_spec ttl = {}) {
     auto r = kv_.put(k, v, ttl, condition{}, limits{},
@@ -58,7 +59,7 @@ TEST_F(store_test, every_write_takes_the_next_revision_and_keeps_create_revision
 
 TEST_F(store_test, an_expired_entry_is_expired_by_whoever_finds_it_with_its_own_revision) {
   put("t", "v", ttl_spec{ttl_spec::kind::after_ms, 1000});
-  auto sub = seq_.subscribe(0);
+  auto sub = hub_.subscribe(0);
   rt_.advance(999ms);
   EXPECT_TRUE(present("t"));
   rt_.advance(1ms);
@@ -138,7 +139,7 @@ TEST_F(store_test, overwrites_in_place_and_into_new_entries_keep_each_event_its_
   auto removed = kv_.remove("m", condition{}, [](const entry_view*, const entry_view*) {});
   ASSERT_TRUE(removed.ok());
 
-  auto sub = seq_.subscribe(3);
+  auto sub = hub_.subscribe(3);
   ASSERT_EQ(sub.replay.size(), values.size() + 1);
   for (std::size_t i = 0; i < values.size(); ++i) {
     const watch::event& e = *sub.replay[i];
@@ -176,7 +177,7 @@ TEST_F(store_test, an_event_charges_the_history_for_every_byte_it_keeps_alive) {
   put(key, value);
   put(key, "w");
   ASSERT_TRUE(kv_.remove(key, condition{}, [](const entry_view*, const entry_view*) {}).ok());
-  auto sub = seq_.subscribe(1);
+  auto sub = hub_.subscribe(1);
   ASSERT_EQ(sub.replay.size(), 3u);
   const std::size_t header = sizeof(watch::event);
   EXPECT_GE(sub.replay[0]->bytes(), header + key.size() + value.size());
@@ -237,17 +238,17 @@ TEST_F(store_test, range_pages_merge_the_shards_in_order_and_respect_both_caps) 
   EXPECT_EQ(page.entries.size(), 1u);
 }
 
-// Many threads write through one sequencer: the revisions published are exactly 1..N, in order,
+// Many threads write through one hub: the revisions published are exactly 1..N, in order,
 // and each key's last event matches what the store holds.
 // Writers overwrite a few keys (in place, into new entries, and over entries events share) while
 // a reader follows the events as they are published and a short history drops them. Each key's
 // events must chain: every event's previous value is the value of the event before it. An
 // in-place write into bytes an event still shares would break the chain (and TSan would see it).
-TEST(sequencer_test, events_read_while_entries_are_rewritten_keep_their_own_values) {
+TEST(hub_test, events_read_while_entries_are_rewritten_keep_their_own_values) {
   rt::runtime rt{rt::runtime_options{}};
-  sequencer seq{sequencer::options{.history_max_events = 16, .channel_capacity = 1 << 16}};
-  store kv{store::options{.shards = 4, .clock = &rt.clock(), .seq = &seq}};
-  auto sub = seq.subscribe(0);
+  hub events{hub::options{.history_max_events = 16, .channel_capacity = 1 << 16}};
+  store kv{store::options{.shards = 4, .clock = &rt.clock(), .hub = &events}};
+  auto sub = events.subscribe(0);
   constexpr int threads = 4, per = 3000, keys = 5;
   // Lengths that fit in place, outgrow the entry, and shrink far below it.
   const std::vector<std::size_t> lengths = {12, 12, 9, 12, 200, 12, 12};
@@ -303,11 +304,11 @@ TEST(sequencer_test, events_read_while_entries_are_rewritten_keep_their_own_valu
   }
 }
 
-TEST(sequencer_test, concurrent_writers_publish_every_revision_once_in_order) {
+TEST(hub_test, concurrent_writers_publish_every_revision_once_in_order) {
   rt::runtime rt{rt::runtime_options{}};
-  sequencer seq{sequencer::options{.channel_capacity = 1 << 16}};
-  store kv{store::options{.shards = 16, .clock = &rt.clock(), .seq = &seq}};
-  auto sub = seq.subscribe(0);
+  hub events{hub::options{.channel_capacity = 1 << 16}};
+  store kv{store::options{.shards = 16, .clock = &rt.clock(), .hub = &events}};
+  auto sub = events.subscribe(0);
   constexpr int threads = 8, per = 2000;
   std::vector<std::thread> ts;
   for (int t = 0; t < threads; ++t) {
@@ -339,15 +340,15 @@ TEST(sequencer_test, concurrent_writers_publish_every_revision_once_in_order) {
 // every Txn takes one revision, and the total moved between counters is conserved.
 TEST(txn_test, concurrent_transactions_lock_in_one_order_and_conserve_the_sum) {
   rt::runtime rt{rt::runtime_options{}};
-  sequencer seq{sequencer::options{.channel_capacity = 1 << 16}};
-  store kv{store::options{.shards = 16, .clock = &rt.clock(), .seq = &seq}};
+  hub events{hub::options{.channel_capacity = 1 << 16}};
+  store kv{store::options{.shards = 16, .clock = &rt.clock(), .hub = &events}};
   constexpr int k_accounts = 8;
   for (int i = 0; i < k_accounts; ++i) {
     ASSERT_TRUE(kv.put("acct" + std::to_string(i), "0", {}, condition{}, limits{},
                        [](const entry_view*, const entry_view*, bool) {})
                     .ok());
   }
-  auto sub = seq.subscribe(0);
+  auto sub = events.subscribe(0);
   constexpr int threads = 4, per = 500;
   std::vector<std::thread> ts;
   for (int t = 0; t < threads; ++t) {
@@ -377,7 +378,7 @@ TEST(txn_test, concurrent_transactions_lock_in_one_order_and_conserve_the_sum) {
   }
   EXPECT_EQ(sum, 0);
   // One event per Txn (a group of two writes), revisions consecutive.
-  uint64_t expect = seq.revision() - static_cast<uint64_t>(threads * per * 2) + 1;
+  uint64_t expect = events.revision() - static_cast<uint64_t>(threads * per * 2) + 1;
   int groups = 0;
   while (auto e = sub.live->try_recv()) {
     ASSERT_TRUE(e->has_value()) << "lagged";
