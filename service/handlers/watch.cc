@@ -1,6 +1,10 @@
 #include "service/handlers/watch.h"
 
+#include <algorithm>
 #include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -78,6 +82,174 @@ rt::task<bool> changed(rt::watch::receiver<T>* rx) {
   co_return ok;
 }
 
+grpc::Status parse_filters(const v1::WatchRequest& req, filters* out) {
+  for (int f : req.filters()) {
+    if (f == v1::NO_PUT) {
+      out->no_put = true;
+    } else if (f == v1::NO_DELETE) {
+      out->no_delete = true;
+    } else {
+      return invalid(
+          absl::StrCat("unknown watch filter ", f, "; known: NO_PUT (1), NO_DELETE (2)"));
+    }
+  }
+  return grpc::Status::OK;
+}
+
+// One Watch stream once it is admitted and subscribed: its steps are replay (the history from
+// the start revision), follow (the live channel until the client leaves, the server drains or
+// the watcher lags out) and flush (the events gathered so far, as one response, written once
+// they are a message's worth or nothing more is ready).
+class watch_stream {
+ public:
+  watch_stream(context& ctx, const v1::WatchRequest& req, filters f,
+               stream_writer<v1::WatchResponse>& out, std::size_t max_batch_bytes, uint64_t next)
+      : ctx_(ctx), req_(req), filter_(f), out_(out), max_batch_bytes_(max_batch_bytes),
+        next_(next) {}
+
+  // Writes the history's events in batches. False if the client is gone.
+  rt::task<bool> replay(const std::vector<watch::event_ptr>& events) {
+    for (const auto& e : events) {
+      take(*e);
+      if (full() && !co_await flush()) co_return false;
+    }
+    co_return co_await flush();
+  }
+
+  // Follows the live channel: each wake-up takes what is ready (up to a message's worth) and
+  // flushes it; a progress tick is answered when the stream has been quiet long enough.
+  rt::task<grpc::Status> follow(rt::broadcast::receiver<watch::event_ptr>& live,
+                                const call_done& done, std::chrono::milliseconds progress_every) {
+    clk::time_point last_sent = clk::now();
+    for (;;) {
+      // The next event, the client gone (gRPC's notice, through call_done) or the drain:
+      // nothing polls.
+      auto woke =
+          co_await rt::select(rt::biased, live.recv(), done.ended(), ctx_.shutdown.cancelled());
+      if (woke.index() == 1) co_return grpc::Status::CANCELLED;  // the client went away
+      if (woke.index() == 2) {
+        co_await cancel("the server is shutting down");
+        co_return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
+      }
+      std::optional<received> r(std::move(std::get<0>(woke)));
+      std::optional<uint64_t> tick;  // the revision of a progress tick among them, if any
+      for (; r; r = full() ? std::nullopt : live.try_recv()) {
+        if (!*r) co_return co_await fell_out(r->error());
+        const watch::event& e = ***r;
+        if (e.type == watch::event::kind::tick) {
+          tick = e.revision;
+        } else {
+          take(e);
+        }
+      }
+      if (resp_.events_size() > 0) {
+        if (!co_await flush()) co_return grpc::Status::CANCELLED;
+        last_sent = clk::now();
+      }
+      if (tick && progress_every.count() > 0 && clk::now() - last_sent >= progress_every) {
+        if (!co_await progress(*tick)) co_return grpc::Status::CANCELLED;
+        last_sent = clk::now();
+      }
+    }
+  }
+
+ private:
+  using received = rt::expected<watch::event_ptr, rt::broadcast::recv_error>;
+
+  bool full() const { return batch_bytes_ >= max_batch_bytes_; }
+
+  // Adds `e` (a Txn's matching parts, together: a batch is flushed only between events) unless
+  // the replay delivered it already.
+  void take(const watch::event& e) {
+    if (e.revision < next_) return;
+    next_ = e.revision + 1;
+    if (e.type == watch::event::kind::txn) {
+      for (const auto& part : e.parts()) add(*part);
+      return;
+    }
+    add(e);
+  }
+
+  void add(const watch::event& e) {
+    if (!matches(req_, filter_, e)) return;
+    add_event(req_, e, *ctx_.kv, resp_);
+    batch_bytes_ += e.bytes();
+  }
+
+  // Writes the gathered events, if any. False if the client is gone.
+  rt::task<bool> flush() {
+    if (resp_.events_size() == 0) co_return true;
+    co_return co_await write();
+  }
+
+  // Every event up to the tick's revision has passed through the channel before it.
+  rt::task<bool> progress(uint64_t revision) {
+    resp_.set_progress(true);
+    ctx_.fill(resp_.mutable_header());
+    resp_.mutable_header()->set_revision(revision);
+    const bool sent = co_await out_.write(resp_);
+    resp_.Clear();
+    co_return sent;
+  }
+
+  rt::task<bool> write() {
+    ctx_.fill(resp_.mutable_header());
+    const bool sent = co_await out_.write(resp_);
+    resp_.Clear();
+    batch_bytes_ = 0;
+    co_return sent;
+  }
+
+  // A last response that ends the watch and says where to resume.
+  rt::task<> cancel(std::string reason) {
+    resp_.Clear();
+    resp_.set_canceled(true);
+    resp_.set_resume_revision(next_);
+    resp_.set_cancel_reason(std::move(reason));
+    (void)co_await write();
+  }
+
+  // The channel closed (the server stops) or the watcher fell behind by more than it holds.
+  rt::task<grpc::Status> fell_out(const rt::broadcast::recv_error& error) {
+    if (error.kind == rt::broadcast::recv_error::closed) {
+      co_return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
+    }
+    metrics::count(metrics::event::watcher_lagged);
+    co_await cancel(absl::StrCat("watcher fell behind by more than the server buffers; ",
+                                 "resume from revision ", next_));
+    co_return grpc::Status(grpc::StatusCode::ABORTED,
+                           absl::StrCat("watcher fell behind; resume from revision ", next_));
+  }
+
+  context& ctx_;
+  const v1::WatchRequest& req_;
+  const filters filter_;
+  stream_writer<v1::WatchResponse>& out_;
+  const std::size_t max_batch_bytes_;
+  uint64_t next_;  // the first revision not yet delivered
+  std::size_t batch_bytes_ = 0;
+  v1::WatchResponse resp_;
+};
+
+// A watch from a revision the history no longer holds, or from another store's revision.
+rt::task<grpc::Status> refuse_start(context& ctx, const v1::WatchRequest& req,
+                                    stream_writer<v1::WatchResponse>& out, bool other_store,
+                                    uint64_t compact) {
+  v1::WatchResponse resp;
+  resp.set_compacted(true);
+  resp.set_compact_revision(compact);
+  ctx.fill(resp.mutable_header());
+  (void)co_await out.write(resp);
+  co_return grpc::Status(
+      grpc::StatusCode::OUT_OF_RANGE,
+      other_store
+          ? absl::StrCat("start_revision belongs to store ", req.store_id(), "; this is store ",
+                         ctx.store_id, " (it restarted): list again, then watch")
+          : absl::StrCat("revision ", req.start_revision(),
+                         " is no longer in the history; the oldest is ", compact,
+                         ": list again, then watch from the list's revision + 1"));
+}
+
 }  // namespace
 
 rt::task<grpc::Status> watch(context& ctx, const v1::WatchRequest& req,
@@ -88,16 +260,7 @@ rt::task<grpc::Status> watch(context& ctx, const v1::WatchRequest& req,
   }
   if (req.key().size() > cfg->live().max_key_bytes()) co_return check_key(req.key(), *cfg);
   filters filter;
-  for (int f : req.filters()) {
-    if (f == v1::NO_PUT) {
-      filter.no_put = true;
-    } else if (f == v1::NO_DELETE) {
-      filter.no_delete = true;
-    } else {
-      co_return invalid(
-          absl::StrCat("unknown watch filter ", f, "; known: NO_PUT (1), NO_DELETE (2)"));
-    }
-  }
+  if (auto st = parse_filters(req, &filter); !st.ok()) co_return st;
   watcher_slot slot(ctx);
   if (!slot.admit(cfg->live().max_watchers())) {
     metrics::count(metrics::event::rejected_watchers);
@@ -106,134 +269,22 @@ rt::task<grpc::Status> watch(context& ctx, const v1::WatchRequest& req,
         absl::StrCat("the server has its maximum of ", cfg->live().max_watchers(),
                      " watchers (live.max_watchers)"));
   }
+  const bool other_store =
+      req.start_revision() != 0 && !req.store_id().empty() && req.store_id() != ctx.store_id;
+  if (other_store) {
+    co_return co_await refuse_start(ctx, req, out, true, ctx.hub->compact_revision());
+  }
+  watch::hub::subscription sub = ctx.hub->subscribe(req.start_revision());
+  if (sub.compacted) co_return co_await refuse_start(ctx, req, out, false, sub.compact_revision);
+
   const auto progress_every = std::chrono::milliseconds(req.progress_interval_ms() != 0
                                                             ? req.progress_interval_ms()
                                                             : cfg->live().progress_interval_ms());
-  const std::size_t max_batch_bytes = cfg->startup().max_message_bytes() / 2;
-
-  v1::WatchResponse resp;
-  const bool other_store =
-      req.start_revision() != 0 && !req.store_id().empty() && req.store_id() != ctx.store_id;
-  store::sequencer::subscription sub;
-  if (!other_store) sub = ctx.seq->subscribe(req.start_revision());
-  if (other_store || sub.compacted) {
-    const uint64_t compact = other_store ? ctx.seq->compact_revision() : sub.compact_revision;
-    resp.set_compacted(true);
-    resp.set_compact_revision(compact);
-    ctx.fill(resp.mutable_header());
-    (void)co_await out.write(resp);
-    co_return grpc::Status(
-        grpc::StatusCode::OUT_OF_RANGE,
-        other_store
-            ? absl::StrCat("start_revision belongs to store ", req.store_id(), "; this is store ",
-                           ctx.store_id, " (it restarted): list again, then watch")
-            : absl::StrCat("revision ", req.start_revision(),
-                           " is no longer in the history; the oldest is ", compact,
-                           ": list again, then watch from the list's revision + 1"));
-  }
-
-  uint64_t next = sub.start_revision;  // the first revision not yet delivered
-  std::size_t batch_bytes = 0;
-  auto take = [&](const watch::event& e) {
-    if (e.revision < next) return;  // already delivered by the replay
-    next = e.revision + 1;
-    // A Txn's events go into the response together: a batch is flushed only between events.
-    if (e.type == watch::event::kind::txn) {
-      for (const auto& part : e.parts()) {
-        if (!matches(req, filter, *part)) continue;
-        add_event(req, *part, *ctx.kv, resp);
-        batch_bytes += part->bytes();
-      }
-      return;
-    }
-    if (!matches(req, filter, e)) return;
-    add_event(req, e, *ctx.kv, resp);
-    batch_bytes += e.bytes();
-  };
-
-  for (const auto& e : sub.replay) {
-    take(*e);
-    if (batch_bytes >= max_batch_bytes) {
-      ctx.fill(resp.mutable_header());
-      if (!co_await out.write(resp)) co_return grpc::Status::CANCELLED;
-      resp.Clear();
-      batch_bytes = 0;
-    }
-  }
-  if (resp.events_size() > 0) {
-    ctx.fill(resp.mutable_header());
-    if (!co_await out.write(resp)) co_return grpc::Status::CANCELLED;
-    resp.Clear();
-    batch_bytes = 0;
-  }
-
-  auto& live = *sub.live;
-  clk::time_point last_sent = clk::now();
-  for (;;) {
-    // The next event, the client gone (gRPC's notice, through call_done) or the drain: nothing
-    // polls.
-    auto woke =
-        co_await rt::select(rt::biased, live.recv(), done.ended(), ctx.shutdown.cancelled());
-    if (woke.index() == 1) co_return grpc::Status::CANCELLED;  // the client went away
-    if (woke.index() == 2) {
-      resp.set_canceled(true);
-      resp.set_resume_revision(next);
-      resp.set_cancel_reason("the server is shutting down");
-      ctx.fill(resp.mutable_header());
-      (void)co_await out.write(resp);
-      co_return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
-    }
-    bool progress = false;
-    uint64_t progress_revision = 0;
-    std::optional<rt::expected<watch::event_ptr, rt::broadcast::recv_error>> r(
-        std::move(std::get<0>(woke)));
-    // Take what else is already there, up to a message's worth.
-    while (r) {
-      if (!*r) {
-        if (r->error().kind == rt::broadcast::recv_error::closed) {
-          co_return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
-        }
-        // Fell behind by more than the channel holds: say where to resume.
-        metrics::count(metrics::event::watcher_lagged);
-        resp.Clear();
-        resp.set_canceled(true);
-        resp.set_resume_revision(next);
-        resp.set_cancel_reason(absl::StrCat("watcher fell behind by more than the server buffers; ",
-                                            "resume from revision ", next));
-        ctx.fill(resp.mutable_header());
-        (void)co_await out.write(resp);
-        co_return grpc::Status(grpc::StatusCode::ABORTED,
-                               absl::StrCat("watcher fell behind; resume from revision ", next));
-      }
-      const watch::event& e = ***r;
-      if (e.type == watch::event::kind::tick) {
-        progress = true;
-        progress_revision = e.revision;
-      } else {
-        take(e);
-      }
-      if (batch_bytes >= max_batch_bytes) break;
-      r = live.try_recv();
-    }
-    if (resp.events_size() > 0) {
-      ctx.fill(resp.mutable_header());
-      if (!co_await out.write(resp)) co_return grpc::Status::CANCELLED;
-      resp.Clear();
-      batch_bytes = 0;
-      last_sent = clk::now();
-    }
-    if (progress) {
-      if (progress_every.count() > 0 && clk::now() - last_sent >= progress_every) {
-        // Every event up to the tick's revision has passed through this channel before it.
-        resp.set_progress(true);
-        ctx.fill(resp.mutable_header());
-        resp.mutable_header()->set_revision(progress_revision);
-        if (!co_await out.write(resp)) co_return grpc::Status::CANCELLED;
-        resp.Clear();
-        last_sent = clk::now();
-      }
-    }
-  }
+  watch_stream stream(ctx, req, filter, out, cfg->startup().max_message_bytes() / 2,
+                      sub.start_revision);
+  if (!co_await stream.replay(sub.replay)) co_return grpc::Status::CANCELLED;
+  sub.replay.clear();  // what the history held is out: the events need not wait for the stream
+  co_return co_await stream.follow(*sub.live, done, progress_every);
 }
 
 rt::task<grpc::Status> watch_config(context& ctx, const v1::WatchConfigRequest&,
