@@ -94,7 +94,7 @@ rt::task<> tick_watchers(context* ctx) {
   for (;;) {
     co_await tick.tick();
     if (ctx->watchers.load(std::memory_order_relaxed) > 0) {
-      ctx->seq->publish_control(watch::event::kind::tick);
+      ctx->hub->publish_control(watch::event::kind::tick);
     }
   }
 }
@@ -127,7 +127,7 @@ struct server::impl {
   rt::watch::receiver<serving_state> serving_rx;
 
   admission calls;
-  std::unique_ptr<store::sequencer> seq;
+  std::unique_ptr<watch::hub> hub;
   rt::notify expiry_changed;
   std::unique_ptr<store::store> kv;
   context ctx;
@@ -156,6 +156,14 @@ struct server::impl {
     ctx.calls = &calls;
   }
 
+  using completion_queues = std::vector<std::unique_ptr<grpc::ServerCompletionQueue>>;
+  // The start-up, a step each, in order (create): gRPC listening with a queue per worker, the
+  // runtime driving those queues, the store and what handlers share, the tasks.
+  absl::Status start_grpc(const v1::StartupSettings& startup, int workers, completion_queues* cqs);
+  void start_runtime(const v1::StartupSettings& startup, int workers, completion_queues& cqs);
+  void open_store(const v1::StartupSettings& startup, int workers);
+  void start_tasks();
+  // Keeps every method's requests posted on `cq`.
   void post_calls(grpc::ServerCompletionQueue* cq);
   void stop();
 };
@@ -196,8 +204,10 @@ void server::impl::post_calls(grpc::ServerCompletionQueue* cq) {
               metrics::method::health_watch, 4);
 }
 
-absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
-  // defaults < file < flags
+namespace {
+
+// defaults < file < flags, validated: the configuration the server starts with.
+absl::StatusOr<config::snapshot_ptr> initial_config(const server::options& o) {
   const v1::ServerConfig base = config::defaults();
   v1::ServerConfig file;
   std::string source = "defaults";
@@ -213,38 +223,37 @@ absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
   snap->version = 1;
   snap->source = source;
   if (auto st = config::validate(snap->config); !st.ok()) return st;
-  log::level lvl;
-  if (log::parse_level(snap->live().log_level(), &lvl)) log::set_level(lvl);
-  const v1::StartupSettings startup = snap->startup();
+  return snap;
+}
 
-  auto p = std::make_unique<impl>(snap);
-  p->flags = o.flags;
-  p->config_path = o.config_path;
-  const bool current_thread = startup.runtime() == "current_thread";
-  int workers = static_cast<int>(startup.workers());
-  if (current_thread) workers = 1;
-  if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
+int worker_count(const v1::StartupSettings& startup) {
+  if (startup.runtime() == "current_thread") return 1;
+  if (startup.workers() != 0) return static_cast<int>(startup.workers());
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
 
-  p->seq = std::make_unique<store::sequencer>(
-      store::sequencer::options{.history_max_events = startup.history_max_events(),
-                                .history_max_bytes = startup.history_max_bytes(),
-                                .channel_capacity = 4096,
-                                .channel_max_bytes = startup.history_max_bytes()});
-
-  // gRPC: one completion queue per worker, limits, keepalive.
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  // Before gRPC starts: a metrics address that cannot be bound stops the start cleanly.
-  if (!startup.metrics_listen().empty()) {
-    auto m = metrics::exporter::start(startup.metrics_listen());
-    if (!m.ok()) return m.status();
-    p->metrics = std::move(*m);
+// Readiness follows read_only as the configuration changes.
+rt::task<> follow_read_only(rt::watch::receiver<config::snapshot_ptr> rx,
+                            rt::watch::sender<serving_state>* serving) {
+  for (;;) {
+    const bool changed = co_await rx.changed();
+    if (!changed) co_return;
+    const bool read_only = (*rx.borrow_and_update())->live().read_only();
+    serving->send_modify([&](serving_state& s) { s.read_only = read_only; });
   }
+}
+
+}  // namespace
+
+absl::Status server::impl::start_grpc(const v1::StartupSettings& startup, int workers,
+                                      completion_queues* cqs) {
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(startup.listen(), grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&p->kv_service);
-  builder.RegisterService(&p->admin_service);
-  builder.RegisterService(&p->health_service);
+  builder.RegisterService(&kv_service);
+  builder.RegisterService(&admin_service);
+  builder.RegisterService(&health_service);
   builder.SetMaxReceiveMessageSize(static_cast<int>(startup.max_message_bytes()));
   builder.SetMaxSendMessageSize(static_cast<int>(startup.max_message_bytes()));
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 1000);
@@ -257,79 +266,103 @@ absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
   quota.SetMaxThreads(8);  // the reflection service's synchronous threads
   quota.Resize(grpc_buffer_quota(startup));
   builder.SetResourceQuota(quota);
-  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs;
-  for (int i = 0; i < workers; ++i) cqs.push_back(builder.AddCompletionQueue());
-  p->grpc_server = builder.BuildAndStart();
-  if (!p->grpc_server || port == 0) {
+  for (int i = 0; i < workers; ++i) cqs->push_back(builder.AddCompletionQueue());
+  grpc_server = builder.BuildAndStart();
+  if (!grpc_server || port == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", startup.listen(), " (in use, or not a local address?)"));
   }
   const auto colon = startup.listen().rfind(':');
-  p->address = absl::StrCat(startup.listen().substr(0, colon), ":", port);
+  address = absl::StrCat(startup.listen().substr(0, colon), ":", port);
+  return absl::OkStatus();
+}
 
-  for (auto& cq : cqs) p->queues.push_back(cq.get());
+void server::impl::start_runtime(const v1::StartupSettings& startup, int workers,
+                                 completion_queues& cqs) {
+  for (auto& cq : cqs) queues.push_back(cq.get());
   rt::runtime_options ro;
-  ro.kind = current_thread ? rt::flavor::current_thread : rt::flavor::multi_thread;
+  ro.kind = startup.runtime() == "current_thread" ? rt::flavor::current_thread
+                                                  : rt::flavor::multi_thread;
   ro.workers = workers;
   ro.thread_name = "shoald";
   ro.make_driver = [&cqs](int i) {
     return rt::grpc::completion_queue_driver::adopt(std::move(cqs[i]));
   };
-  p->runtime = std::make_unique<rt::runtime>(ro);
+  runtime = std::make_unique<rt::runtime>(ro);
+}
 
-  p->kv =
-      std::make_unique<store::store>(store::store::options{.shards = shards_for(startup, workers),
-                                                           .clock = &p->runtime->clock(),
-                                                           .seq = p->seq.get(),
-                                                           .expiry_changed = &p->expiry_changed});
-  p->ctx.store_id = new_store_id();
-  p->ctx.started = std::chrono::steady_clock::now();
-  p->ctx.seq = p->seq.get();
-  p->ctx.kv = p->kv.get();
-  p->ctx.config = &p->config_rx;
-  p->ctx.serving = &p->serving_rx;
-  p->serving_tx.send_replace(serving_state{false, snap->live().read_only()});
-
-  if (p->metrics) {  // the store's gauges, now that it exists
-    p->metrics->publish([ctx = &p->ctx] {
+void server::impl::open_store(const v1::StartupSettings& startup, int workers) {
+  kv = std::make_unique<store::store>(store::store::options{.shards = shards_for(startup, workers),
+                                                            .clock = &runtime->clock(),
+                                                            .hub = hub.get(),
+                                                            .expiry_changed = &expiry_changed});
+  ctx.store_id = new_store_id();
+  ctx.started = std::chrono::steady_clock::now();
+  ctx.hub = hub.get();
+  ctx.kv = kv.get();
+  ctx.config = &config_rx;
+  ctx.serving = &serving_rx;
+  serving_tx.send_replace(serving_state{false, (*config_rx.borrow())->live().read_only()});
+  if (metrics) {  // the store's gauges, now that it exists
+    metrics->publish([c = &ctx] {
       return metrics::gauges{
-          .keys = ctx->kv->keys(),
-          .bytes = ctx->kv->bytes(),
-          .revision = ctx->seq->revision(),
-          .watchers = static_cast<uint64_t>(ctx->watchers.load(std::memory_order_relaxed)),
-          .in_flight = ctx->calls->in_flight()};
+          .keys = c->kv->keys(),
+          .bytes = c->kv->bytes(),
+          .revision = c->hub->revision(),
+          .watchers = static_cast<uint64_t>(c->watchers.load(std::memory_order_relaxed)),
+          .in_flight = c->calls->in_flight()};
     });
   }
-  for (grpc::ServerCompletionQueue* cq : p->queues) p->post_calls(cq);
-  p->runtime->spawn(purge_expired(p->kv.get(), &p->expiry_changed)).detach();
-  p->runtime->spawn(tick_watchers(&p->ctx)).detach();
-  p->runtime->spawn(follow_limits(p->config_tx.subscribe(), &p->calls)).detach();
-  // Readiness follows read_only as the configuration changes.
-  p->runtime
-      ->spawn([](impl* p) -> rt::task<> {
-        rt::watch::receiver<config::snapshot_ptr> rx = p->config_tx.subscribe();
-        for (;;) {
-          const bool changed = co_await rx.changed();
-          if (!changed) co_return;
-          const bool read_only = (*rx.borrow_and_update())->live().read_only();
-          p->serving_tx.send_modify([&](serving_state& s) { s.read_only = read_only; });
-        }
-      }(p.get()))
-      .detach();
+}
 
-  if (!o.config_path.empty()) {
-    p->watcher = std::make_unique<config::config_watcher>(o.config_path, o.flags, &p->config_tx);
-    if (auto st = p->watcher->start(); !st.ok()) {
+void server::impl::start_tasks() {
+  for (grpc::ServerCompletionQueue* cq : queues) post_calls(cq);
+  runtime->spawn(purge_expired(kv.get(), &expiry_changed)).detach();
+  runtime->spawn(tick_watchers(&ctx)).detach();
+  runtime->spawn(follow_limits(config_tx.subscribe(), &calls)).detach();
+  runtime->spawn(follow_read_only(config_tx.subscribe(), &serving_tx)).detach();
+  if (!config_path.empty()) {
+    watcher = std::make_unique<config::config_watcher>(config_path, flags, &config_tx);
+    if (auto st = watcher->start(); !st.ok()) {
       SHOAL_LOG(warn, "config file will not be reloaded", {{"error", std::string(st.message())}});
     }
   }
+}
+
+absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
+  auto snap = initial_config(o);
+  if (!snap.ok()) return snap.status();
+  log::level lvl;
+  if (log::parse_level((*snap)->live().log_level(), &lvl)) log::set_level(lvl);
+  const v1::StartupSettings startup = (*snap)->startup();
+  const int workers = worker_count(startup);
+
+  auto p = std::make_unique<impl>(*snap);
+  p->flags = o.flags;
+  p->config_path = o.config_path;
+  p->hub = std::make_unique<watch::hub>(
+      watch::hub::options{.history_max_events = startup.history_max_events(),
+                          .history_max_bytes = startup.history_max_bytes(),
+                          .channel_capacity = 4096,
+                          .channel_max_bytes = startup.history_max_bytes()});
+  // Before gRPC starts: a metrics address that cannot be bound stops the start cleanly.
+  if (!startup.metrics_listen().empty()) {
+    auto m = metrics::exporter::start(startup.metrics_listen());
+    if (!m.ok()) return m.status();
+    p->metrics = std::move(*m);
+  }
+  impl::completion_queues cqs;  // one per worker
+  if (auto st = p->start_grpc(startup, workers, &cqs); !st.ok()) return st;
+  p->start_runtime(startup, workers, cqs);
+  p->open_store(startup, workers);
+  p->start_tasks();
   SHOAL_LOG(info, "shoald started",
             {{"address", p->address},
              {"store_id", p->ctx.store_id},
              {"runtime", startup.runtime()},
              {"workers", workers},
              {"shards", p->kv->shard_count()},
-             {"config", source}});
+             {"config", (*snap)->source}});
   return std::unique_ptr<server>(new server(std::move(p)));
 }
 
