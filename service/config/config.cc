@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <fstream>
+#include <optional>
 #include <sstream>
+#include <string>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -75,10 +77,35 @@ bool plain_name(std::string_view name) {
   });
 }
 
+// protobuf's message for a key that names no field: "(live) maxKeyBites: Cannot find field.",
+// the path of the message it is in, then the key as written (any bytes, a line break too). The
+// key is named when it looks like a setting's name, which says what to fix; otherwise not shown.
+std::optional<std::string> describe_unknown_field(std::string_view message) {
+  constexpr auto npos = std::string_view::npos;
+  constexpr std::string_view k_unknown = ": Cannot find field";
+  const std::size_t name_end = message.find(k_unknown);
+  if (name_end == npos) return std::nullopt;
+  // The path opens the message, made of known fields' names; else the key starts at once.
+  const std::size_t path_end = message.starts_with('(') ? message.find(") ") : npos;
+  const bool has_path = path_end != npos && path_end < name_end &&
+                        std::all_of(message.begin() + 1, message.begin() + path_end, [](char ch) {
+                          return absl::ascii_isalnum(static_cast<unsigned char>(ch)) ||
+                                 ch == '_' || ch == '.';
+                        });
+  const std::size_t name_at = has_path ? path_end + 2 : 0;
+  const std::string_view name = message.substr(name_at, name_end - name_at);
+  std::string out(message.substr(0, name_at));
+  out += plain_name(name) ? name : std::string_view("(a name not shown)");
+  out += k_unknown;
+  out += '.';
+  return out;
+}
+
 }  // namespace
 
 std::string describe_json_error(std::string_view input, std::string_view message) {
   constexpr auto npos = std::string_view::npos;
+  if (auto unknown = describe_unknown_field(message)) return *std::move(unknown);
   // protobuf's message: the problem, then (for a syntax error) the input around it and a caret.
   const std::size_t first_break = message.find('\n');
   const std::string_view problem = message.substr(0, first_break);
@@ -106,16 +133,6 @@ std::string describe_json_error(std::string_view input, std::string_view message
     } else if (!quoted) {
       out += ch;
     }
-  }
-  // An unknown field ("(live) maxKeyBites: Cannot find field.", the name after the path of the
-  // message it is in) is named when it looks like a setting's name, which says what to fix.
-  constexpr std::string_view k_unknown = ": Cannot find field";
-  if (const std::size_t name_end = out.find(k_unknown); name_end != npos) {
-    // The path, when there is one, opens the problem and is made of known fields' names.
-    const std::size_t path_end = out.starts_with('(') ? out.find(") ") : npos;
-    const std::size_t name_at = path_end == npos || path_end > name_end ? 0 : path_end + 2;
-    const std::string_view name = std::string_view(out).substr(name_at, name_end - name_at);
-    if (!plain_name(name)) out.replace(name_at, name_end - name_at, "(a name not shown)");
   }
   return absl::StrCat(where, out);
 }

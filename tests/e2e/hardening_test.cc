@@ -160,6 +160,7 @@ TEST(hardening, config_errors_name_the_problem_and_never_quote_the_file) {
            R"({"live": {"logLevel": "hunter2-secret"}})",
            // A key that names no setting and is no plain name (found by fuzz/config_fuzz.cc).
            R"({"live": {"hunter2 secret": 100}})",
+           R"({"live": {"hunter2 secret\nx": 100}})",  // a line break in the name
        }) {
     write_file(path, broken);
     v1::StatusResponse st;
