@@ -108,7 +108,8 @@ class gate {
  private:
   static constexpr uint64_t k_closed = 1;  // no new holders
   static constexpr uint64_t k_owner = 2;   // the gate object still exists
-  static constexpr uint64_t k_one = 4;     // one holder
+  static constexpr uint64_t k_waking = 4;  // the last holder is waking the closers
+  static constexpr uint64_t k_one = 8;     // one holder
 
   // What holders and closers share. Freed by whichever goes last: the gate object, or the last
   // holder to leave.
@@ -122,11 +123,15 @@ class gate {
       uint64_t w = word.load(std::memory_order_acquire);
       for (;;) {
         if ((w & k_closed) && w / k_one == 1) {
-          // The last holder of a closed gate: wake the closers *before* leaving, so that this
-          // holder's count keeps the state alive while it does (a closer that wakes may destroy
-          // the gate at once).
+          // The last holder of a closed gate: it leaves at once (a closer that completes reads
+          // no holder), marked as waking, which keeps the state alive while it wakes the closers
+          // (a closer that wakes, or that finds the count at zero, may destroy the gate at once).
+          if (!word.compare_exchange_weak(w, w - k_one + k_waking, std::memory_order_acq_rel,
+                                          std::memory_order_acquire)) {
+            continue;
+          }
           empty.notify_waiters();
-          release(word.fetch_sub(k_one, std::memory_order_acq_rel) - k_one);
+          release(word.fetch_sub(k_waking, std::memory_order_acq_rel) - k_waking);
           return;
         }
         if (word.compare_exchange_weak(w, w - k_one, std::memory_order_acq_rel,
@@ -140,7 +145,7 @@ class gate {
     }
     // `now`: the word after the caller's change.
     void release(uint64_t now) noexcept {
-      if (!(now & k_owner) && now / k_one == 0) delete this;
+      if (!(now & (k_owner | k_waking)) && now / k_one == 0) delete this;
     }
   };
 
