@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -401,7 +402,7 @@ TEST(pipeline, an_idle_stream_ends_at_once_when_the_server_drains) {
 }
 
 // Fairness: a Pipeline stream that always has work queued does not hold up other calls. Quiet
-// and loaded phases alternate (so both see the same machine weather), 12 rounds of 400 Gets each;
+// and loaded phases alternate (so both see the same machine weather), 24 rounds of 400 Gets each;
 // the p99 of unary Gets made while the stream is saturated stays within twice their p99 while it is
 // idle.
 //
@@ -416,7 +417,10 @@ class pipeline_load_process {
     pid_ = ::fork();
     if (pid_ == 0) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      ::setpriority(PRIO_PROCESS, 0, 19);
+      // SCHED_IDLE: it runs only on a core nothing else wants (a niceness of 19 still takes a
+      // share of a busy core from the measuring client).
+      const sched_param idle{};
+      if (::sched_setscheduler(0, SCHED_IDLE, &idle) != 0) ::setpriority(PRIO_PROCESS, 0, 19);
       const int null = ::open("/dev/null", O_WRONLY);
       ::dup2(null, STDOUT_FILENO);
       ::dup2(null, STDERR_FILENO);
@@ -471,7 +475,7 @@ TEST(pipeline, a_saturated_stream_at_most_doubles_a_concurrent_gets_p99) {
           std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
     }
   };
-  for (int round = 0; round < 12; ++round) {
+  for (int round = 0; round < 24; ++round) {
     measure(&quiet);
     {
       pipeline_load_process load(s.address());
