@@ -21,8 +21,8 @@
 #include "service/config/config.h"
 #include "service/context.h"
 #include "service/handlers/kv.h"
-#include "service/watch/hub.h"
 #include "service/store/store.h"
+#include "service/watch/hub.h"
 
 namespace {
 
@@ -31,9 +31,9 @@ using service::store::condition;
 using service::store::entry;
 using service::store::entry_view;
 using service::store::limits;
-using service::watch::hub;
 using service::store::store;
 using service::store::ttl_spec;
+using service::watch::hub;
 
 std::string key_of(int64_t i) {
   char buf[32];

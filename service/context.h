@@ -13,8 +13,8 @@
 #include "runtime/sync/watch.h"
 #include "service/admission.h"
 #include "service/config/config.h"
-#include "service/watch/hub.h"
 #include "service/store/store.h"
+#include "service/watch/hub.h"
 #include "shoal/v1/kv.pb.h"
 
 namespace shoal::service {

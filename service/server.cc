@@ -281,8 +281,8 @@ void server::impl::start_runtime(const v1::StartupSettings& startup, int workers
                                  completion_queues& cqs) {
   for (auto& cq : cqs) queues.push_back(cq.get());
   rt::runtime_options ro;
-  ro.kind = startup.runtime() == "current_thread" ? rt::flavor::current_thread
-                                                  : rt::flavor::multi_thread;
+  ro.kind =
+      startup.runtime() == "current_thread" ? rt::flavor::current_thread : rt::flavor::multi_thread;
   ro.workers = workers;
   ro.thread_name = "shoald";
   ro.make_driver = [&cqs](int i) {

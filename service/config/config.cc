@@ -87,11 +87,11 @@ std::optional<std::string> describe_unknown_field(std::string_view message) {
   if (name_end == npos) return std::nullopt;
   // The path opens the message, made of known fields' names; else the key starts at once.
   const std::size_t path_end = message.starts_with('(') ? message.find(") ") : npos;
-  const bool has_path = path_end != npos && path_end < name_end &&
-                        std::all_of(message.begin() + 1, message.begin() + path_end, [](char ch) {
-                          return absl::ascii_isalnum(static_cast<unsigned char>(ch)) ||
-                                 ch == '_' || ch == '.';
-                        });
+  const bool has_path =
+      path_end != npos && path_end < name_end &&
+      std::all_of(message.begin() + 1, message.begin() + path_end, [](char ch) {
+        return absl::ascii_isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '.';
+      });
   const std::size_t name_at = has_path ? path_end + 2 : 0;
   const std::string_view name = message.substr(name_at, name_end - name_at);
   std::string out(message.substr(0, name_at));

@@ -104,7 +104,11 @@ class watch_stream {
  public:
   watch_stream(context& ctx, const v1::WatchRequest& req, filters f,
                stream_writer<v1::WatchResponse>& out, std::size_t max_batch_bytes, uint64_t next)
-      : ctx_(ctx), req_(req), filter_(f), out_(out), max_batch_bytes_(max_batch_bytes),
+      : ctx_(ctx),
+        req_(req),
+        filter_(f),
+        out_(out),
+        max_batch_bytes_(max_batch_bytes),
         next_(next) {}
 
   // Writes the history's events in batches. False if the client is gone.

@@ -29,8 +29,8 @@
 #include "runtime/sync/notify.h"
 #include "runtime/time/clock.h"
 #include "service/store/entry.h"
-#include "service/watch/hub.h"
 #include "service/store/shard.h"
+#include "service/watch/hub.h"
 
 namespace shoal::service::store {
 

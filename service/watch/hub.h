@@ -53,8 +53,8 @@ class hub {
 
   struct subscription {
     bool compacted = false;
-    uint64_t compact_revision = 0;         // when compacted: the oldest revision still available
-    uint64_t start_revision = 0;           // the first revision this subscriber will see
+    uint64_t compact_revision = 0;  // when compacted: the oldest revision still available
+    uint64_t start_revision = 0;    // the first revision this subscriber will see
     std::vector<event_ptr> replay;  // from the history, oldest first
     std::optional<rt::broadcast::receiver<event_ptr>> live;  // everything after replay
   };

@@ -127,7 +127,8 @@ TEST(pipeline, the_first_reply_leaves_even_when_more_are_queued_behind_it) {
     for (int i = 0; i < 8; ++i) ASSERT_TRUE(stream->Write(get_request(i, "k")));
     ASSERT_TRUE(stream->WritesDone());
     v1::PipelineResponse r;
-    for (int i = 0; i < 8; ++i) ASSERT_TRUE(stream->Read(&r)) << "round " << round << ", reply " << i;
+    for (int i = 0; i < 8; ++i)
+      ASSERT_TRUE(stream->Read(&r)) << "round " << round << ", reply " << i;
     ASSERT_TRUE(stream->Finish().ok()) << "round " << round;
   }
 }
@@ -329,8 +330,7 @@ TEST(pipeline, a_client_that_cancels_mid_stream_leaves_the_server_serving) {
   auto admin = s.admin();
   v1::StatusResponse status;
   EXPECT_TRUE(eventually([&] {
-    return admin->Status(ctx().get(), v1::StatusRequest(), &status).ok() &&
-           status.in_flight() == 1;
+    return admin->Status(ctx().get(), v1::StatusRequest(), &status).ok() && status.in_flight() == 1;
   })) << status.in_flight();
   // Whatever ran before the cancel is whole: the key holds its value, and a new stream works.
   auto c = ctx();

@@ -44,8 +44,8 @@ void fail(const std::string& what) {
 }
 
 void expect_ok(const grpc::Status& st, const char* call) {
-  if (!st.ok()) fail(std::string(call) + ": " + std::to_string(st.error_code()) + " " +
-                     st.error_message());
+  if (!st.ok())
+    fail(std::string(call) + ": " + std::to_string(st.error_code()) + " " + st.error_message());
 }
 
 long rss_kib(pid_t pid) {
@@ -335,14 +335,15 @@ int main(int argc, char** argv) {
   }
   v1::StatusResponse st;
   expect_ok(s.admin()->Status(ctx().get(), v1::StatusRequest(), &st), "Status");
-  if (st.keys() != keys) fail("Status counts " + std::to_string(st.keys()) + " keys, not " +
-                              std::to_string(keys));
+  if (st.keys() != keys)
+    fail("Status counts " + std::to_string(st.keys()) + " keys, not " + std::to_string(keys));
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const long peak_mib = peak_kib.load() / 1024;
-  std::printf("soak: %ld operations in %.0f s; %zu keys; shoald's peak resident memory %ld MiB "
-              "(bound %ld)\n",
-              operations, seconds, keys, peak_mib, max_rss_mib);
+  std::printf(
+      "soak: %ld operations in %.0f s; %zu keys; shoald's peak resident memory %ld MiB "
+      "(bound %ld)\n",
+      operations, seconds, keys, peak_mib, max_rss_mib);
   if (peak_mib > max_rss_mib) fail("resident memory exceeded its bound");
   if (s.terminate() != 0) fail("shoald did not exit cleanly on SIGTERM");
   if (failures.load() > 0) {

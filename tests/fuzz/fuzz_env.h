@@ -23,8 +23,8 @@
 #include "runtime/time/clock.h"
 #include "service/config/config.h"
 #include "service/context.h"
-#include "service/watch/hub.h"
 #include "service/store/store.h"
+#include "service/watch/hub.h"
 #include "shoal/v1/kv.pb.h"
 
 namespace shoal::fuzz {
@@ -63,9 +63,9 @@ struct env {
   env()
       : cfg(small_config()),
         hub(watch::hub::options{.history_max_events = 256,
-                                      .history_max_bytes = 1 << 20,
-                                      .channel_capacity = 16,
-                                      .channel_max_bytes = 1 << 20}),
+                                .history_max_bytes = 1 << 20,
+                                .channel_capacity = 16,
+                                .channel_max_bytes = 1 << 20}),
         kv(store::store::options{.shards = 4, .clock = &clock, .hub = &hub}),
         channel(rt::watch::channel<config::snapshot_ptr>(cfg)) {
     clock.pause();

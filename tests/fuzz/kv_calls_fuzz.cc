@@ -84,7 +84,8 @@ void batch(env& e, const std::vector<uint8_t>& bytes, std::size_t size) {
   grpc::Slice slice(bytes.data(), bytes.size());
   grpc::ByteBuffer wire(&slice, 1);
   v1::BatchRequest req;
-  const grpc::Status parsed = handlers::screen_and_parse(wire, handlers::screen_batch, *e.cfg, &req);
+  const grpc::Status parsed =
+      handlers::screen_and_parse(wire, handlers::screen_batch, *e.cfg, &req);
   if (!parsed.ok()) {
     if (parsed.error_code() != grpc::StatusCode::INVALID_ARGUMENT) fail("a screen's odd refusal");
     return;
@@ -133,15 +134,33 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t n) {
     const std::size_t length = in.byte() | (std::size_t{in.byte()} << 8);
     const std::vector<uint8_t> bytes = in.bytes(length);
     switch (method) {
-      case 0: unary(e, bytes, size, false, handlers::get); break;
-      case 1: unary(e, bytes, size, true, handlers::put); break;
-      case 2: unary(e, bytes, size, true, handlers::remove); break;
-      case 3: unary(e, bytes, size, true, handlers::increment); break;
-      case 4: unary(e, bytes, size, false, handlers::range); break;
-      case 5: batch(e, bytes, size); break;
-      case 6: txn(e, bytes, size); break;
-      case 7: e.clock.advance(std::chrono::milliseconds(size * 4 + length)); break;
-      case 8: e.kv.expire_due(); break;
+      case 0:
+        unary(e, bytes, size, false, handlers::get);
+        break;
+      case 1:
+        unary(e, bytes, size, true, handlers::put);
+        break;
+      case 2:
+        unary(e, bytes, size, true, handlers::remove);
+        break;
+      case 3:
+        unary(e, bytes, size, true, handlers::increment);
+        break;
+      case 4:
+        unary(e, bytes, size, false, handlers::range);
+        break;
+      case 5:
+        batch(e, bytes, size);
+        break;
+      case 6:
+        txn(e, bytes, size);
+        break;
+      case 7:
+        e.clock.advance(std::chrono::milliseconds(size * 4 + length));
+        break;
+      case 8:
+        e.kv.expire_due();
+        break;
     }
     check_counts(e);
   }

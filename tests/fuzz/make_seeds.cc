@@ -83,14 +83,15 @@ void kv_calls(const std::filesystem::path& dir) {
   *t.add_success() = range_op;
 
   write(dir, "put_get", call(put, put_req("k", "v")) + call(get, g));
-  write(dir, "big_values", call(put, put_req("k", "v"), 200) + call(put, put_req("a/1", "x"), 200) +
-                               call(batch, b) + call(txn, t) + call(range, r));
+  write(dir, "big_values",
+        call(put, put_req("k", "v"), 200) + call(put, put_req("a/1", "x"), 200) + call(batch, b) +
+            call(txn, t) + call(range, r));
   write(dir, "ttl", call(put, ttl) + tick(60) + call(get, v1::GetRequest()) + call(range, r));
   write(dir, "conditional", call(put, put_req("k", "v")) + call(put, prev, 100));
-  write(dir, "prefix_delete", call(put, put_req("a/1", "1")) + call(put, put_req("a/2", "2")) +
-                                  call(del, d));
-  write(dir, "increment", call(incr, inc) + call(incr, inc) + call(put, put_req("n", "x")) +
-                              call(incr, inc));
+  write(dir, "prefix_delete",
+        call(put, put_req("a/1", "1")) + call(put, put_req("a/2", "2")) + call(del, d));
+  write(dir, "increment",
+        call(incr, inc) + call(incr, inc) + call(put, put_req("n", "x")) + call(incr, inc));
 }
 
 void pipeline_frame(const std::filesystem::path& dir) {

@@ -22,8 +22,9 @@ void fill(fuzz::env& e) {
   for (const char* key : {"a", "a/1", "a/2", "b", "n"}) {
     v1::PutRequest put;
     put.set_key(key);
-    put.set_value(std::string(key) == "n" ? "7" : std::string(key) == "b" ? std::string(50 << 10, 'b')
-                                                                          : "value");
+    put.set_value(std::string(key) == "n"   ? "7"
+                  : std::string(key) == "b" ? std::string(50 << 10, 'b')
+                                            : "value");
     v1::PutResponse resp;
     if (!handlers::put(e.ctx, put, resp).ok()) fuzz::fail("the fixture's Put failed");
   }

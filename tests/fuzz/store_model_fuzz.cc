@@ -70,9 +70,12 @@ struct harness {
   // The deadline a TTL sets, from now, as the store documents it (a TTL of 0 or less: none).
   int64_t deadline(const store::ttl_spec& ttl, const model_entry* current) const {
     switch (ttl.type) {
-      case store::ttl_spec::kind::none: return 0;
-      case store::ttl_spec::kind::after_ms: return ttl.ms <= 0 ? 0 : now() + ttl.ms * 1'000'000;
-      case store::ttl_spec::kind::keep: return current ? current->expires_at_ns : 0;
+      case store::ttl_spec::kind::none:
+        return 0;
+      case store::ttl_spec::kind::after_ms:
+        return ttl.ms <= 0 ? 0 : now() + ttl.ms * 1'000'000;
+      case store::ttl_spec::kind::keep:
+        return current ? current->expires_at_ns : 0;
     }
     return 0;
   }
@@ -192,11 +195,17 @@ struct harness {
 store::ttl_spec consume_ttl(FuzzedDataProvider& in) {
   store::ttl_spec ttl;
   switch (in.ConsumeIntegralInRange<int>(0, 3)) {
-    case 0: break;
-    case 1: ttl = {store::ttl_spec::kind::after_ms, in.ConsumeIntegralInRange<int64_t>(-5, 5000)};
+    case 0:
       break;
-    case 2: ttl = {store::ttl_spec::kind::keep, 0}; break;
-    case 3: ttl = {store::ttl_spec::kind::after_ms, store::k_max_ttl_ms}; break;
+    case 1:
+      ttl = {store::ttl_spec::kind::after_ms, in.ConsumeIntegralInRange<int64_t>(-5, 5000)};
+      break;
+    case 2:
+      ttl = {store::ttl_spec::kind::keep, 0};
+      break;
+    case 3:
+      ttl = {store::ttl_spec::kind::after_ms, store::k_max_ttl_ms};
+      break;
   }
   return ttl;
 }
@@ -217,8 +226,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t n) {
         h.put(key, value, consume_ttl(in), cond);
         break;
       }
-      case 1: h.remove(key); break;
-      case 2: h.remove_prefix(key); break;
+      case 1:
+        h.remove(key);
+        break;
+      case 2:
+        h.remove_prefix(key);
+        break;
       case 3: {
         const int64_t delta = in.ConsumeBool() ? in.ConsumeIntegralInRange<int64_t>(-100, 100)
                                                : in.ConsumeIntegral<int64_t>();
@@ -228,9 +241,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t n) {
       case 4:
         h.e.clock.advance(std::chrono::milliseconds(in.ConsumeIntegralInRange<int>(0, 3000)));
         break;
-      case 5: h.e.kv.expire_due(); break;
-      case 6: h.compare_all(); break;
-      default: break;
+      case 5:
+        h.e.kv.expire_due();
+        break;
+      case 6:
+        h.compare_all();
+        break;
+      default:
+        break;
     }
     h.compare_key(key);
   }
