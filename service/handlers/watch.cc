@@ -1,6 +1,5 @@
 #include "service/handlers/watch.h"
 
-#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -9,7 +8,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/sync/select.h"
-#include "runtime/time/sleep.h"
 #include "service/handlers/convert.h"
 
 namespace shoal::service::handlers {

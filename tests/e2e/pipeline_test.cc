@@ -61,16 +61,6 @@ int64_t settled(Read read, std::chrono::milliseconds quiet = std::chrono::millis
   return value;
 }
 
-// Resident memory of a process, in bytes.
-uint64_t rss_bytes(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  }
-  return 0;
-}
-
 TEST(pipeline, replies_come_in_order_with_the_ids_the_client_chose) {
   shoald_process s;
   auto kv = s.kv();

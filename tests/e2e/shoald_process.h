@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -156,6 +157,16 @@ class shoald_process {
 inline std::string temp_dir() {
   char tmpl[] = "/tmp/shoal-test-XXXXXX";
   return ::mkdtemp(tmpl);
+}
+
+// Resident memory of a process (VmRSS), in bytes; 0 if it is gone.
+inline uint64_t rss_bytes(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  }
+  return 0;
 }
 
 inline void write_file(const std::string& path, const std::string& text) {

@@ -48,15 +48,6 @@ void expect_ok(const grpc::Status& st, const char* call) {
     fail(std::string(call) + ": " + std::to_string(st.error_code()) + " " + st.error_message());
 }
 
-long rss_kib(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return 0;
-}
-
 // One writer: its keys, its model, its share of the operations.
 class writer {
  public:
@@ -307,10 +298,10 @@ int main(int argc, char** argv) {
     expect_ok(kv->Put(ctx().get(), big, &resp), "the 1 MiB value");
   }
   const auto start = std::chrono::steady_clock::now();
-  std::atomic<long> peak_kib{rss_kib(s.pid())};
+  std::atomic<uint64_t> peak_bytes{testing::rss_bytes(s.pid())};
   std::thread sampler([&] {
     while (!done.load()) {
-      peak_kib.store(std::max(peak_kib.load(), rss_kib(s.pid())));
+      peak_bytes.store(std::max(peak_bytes.load(), testing::rss_bytes(s.pid())));
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   });
@@ -339,7 +330,7 @@ int main(int argc, char** argv) {
     fail("Status counts " + std::to_string(st.keys()) + " keys, not " + std::to_string(keys));
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const long peak_mib = peak_kib.load() / 1024;
+  const long peak_mib = static_cast<long>(peak_bytes.load() >> 20);
   std::printf(
       "soak: %ld operations in %.0f s; %zu keys; shoald's peak resident memory %ld MiB "
       "(bound %ld)\n",
