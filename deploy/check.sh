@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Offline checks of deploy/, no cluster needed:
-#   - every overlay renders (kubectl kustomize), its objects match the Kubernetes schemas with no
+#   - every overlay renders with Debian 12's kubectl (1.20: kustomize 2.0.3) and with the kubectl
+#     on PATH when that is another (a current one), to the same objects (tools/same-objects.js);
+#     its objects match the Kubernetes schemas with no
 #     unknown field (tools/check-manifests.js), and the config file its pod would read is
 #     accepted by shoald itself;
 #   - yamllint, on the sources and on each rendering;
@@ -22,7 +24,7 @@ fail() {
   exit 1
 }
 
-for tool in kubectl yamllint node npm; do
+for tool in kubectl yamllint node npm apt-get dpkg-deb; do
   command -v "$tool" >/dev/null || fail "$tool not found"
 done
 [[ -x $shoald ]] || fail "no shoald at $shoald: build it (scripts/dev.sh) or set SHOALD"
@@ -47,6 +49,43 @@ if [[ ! $tools/node_modules/.package-lock.json -nt $tools/package-lock.json ]]; 
   # No dependency needs an install script; running none is one less way for a package to act.
   npm ci --prefix "$tools" --no-audit --no-fund --ignore-scripts
 fi
+
+# Debian 12's kubectl (package kubernetes-client), the oldest the overlays must render with. When
+# the kubectl on PATH is another one (install-deps installs Debian's only where there is none),
+# Debian's is unpacked beside the tools, not installed: it would replace the one on PATH.
+find_debian_kubectl() {
+  local dir=$tools/kubectl-debian
+  if dpkg-query -W -f='${Status}' kubernetes-client 2>/dev/null | grep -q "install ok installed"; then
+    debian_kubectl=$(command -v kubectl)
+    return
+  fi
+  if [[ ! -x $dir/usr/bin/kubectl ]]; then
+    rm -rf "$dir" && mkdir -p "$dir"
+    (cd "$dir" && apt-get download -qq kubernetes-client 2>/dev/null) ||
+      fail "cannot download Debian's kubernetes-client (apt-get download)"
+    dpkg-deb -x "$dir"/kubernetes-client_*.deb "$dir"
+  fi
+  debian_kubectl=$dir/usr/bin/kubectl
+}
+find_debian_kubectl
+kubectls=("$debian_kubectl")
+[[ $(command -v kubectl) == "${kubectls[0]}" ]] || kubectls+=("$(command -v kubectl)")
+for k in "${kubectls[@]}"; do
+  echo "kubectl: $k ($("$k" version --client 2>/dev/null | grep -o 'v1\.[0-9]*\.[0-9]*' | head -n 1))"
+done
+
+# Renders an overlay with every kubectl to dir/out.yaml, and fails unless all give the same
+# objects. Current kubectls warn on stderr of the fields Debian's needs; only failures are shown.
+render() {  # overlay, out
+  local overlay=$1 out=$2 i
+  for i in "${!kubectls[@]}"; do
+    "${kubectls[$i]}" kustomize "$overlay" >"$out.$i" 2>"$out.err" ||
+      fail "${kubectls[$i]} cannot render $overlay: $(grep -v '^# Warning' "$out.err")"
+    ((i == 0)) || node "$tools/same-objects.js" "$out.0" "$out.$i" >"$out.diff" ||
+      fail "$overlay renders differently with ${kubectls[0]} and ${kubectls[$i]}:"$'\n'"$(cat "$out.diff")"
+  done
+  cp "$out.0" "$out"
+}
 
 # Runs shoald on a config file until it prints its "listening" line (the config was accepted) or
 # exits (it was not: shoald says why on stderr and exits 2), then stops it with SIGTERM.
@@ -84,7 +123,7 @@ for overlay in "${overlays[@]}"; do
   name=$(basename "$overlay")
   rendered=$tmp/$name.yaml
   echo "== overlay $name"
-  kubectl kustomize "$overlay" >"$rendered"
+  render "$overlay" "$rendered"
   node "$tools/check-manifests.js" <"$rendered"
   yamllint --strict -c "$yamllint_config" "$rendered"
   node "$tools/mounted-config.js" "$rendered" >"$tmp/$name.config.json"
@@ -101,7 +140,7 @@ for case in "${cases[@]}"; do
   name=$(basename "$case")
   expected=$case/expected-errors
   [[ -s $expected ]] || fail "broken/$name has no expected-errors file"
-  kubectl kustomize "$case" >"$tmp/broken.yaml" || fail "broken/$name does not render"
+  render "$case" "$tmp/broken.yaml"
   status=0
   node "$tools/check-manifests.js" <"$tmp/broken.yaml" >"$tmp/broken.out" || status=$?
   ((status != 0)) || fail "broken/$name passed: the check cannot fail"

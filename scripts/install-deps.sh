@@ -28,6 +28,9 @@ done
 # Debian's nodejs comes without npm (its own package); other builds of nodejs bundle it, and
 # Debian's npm would conflict with them.
 command -v npm >/dev/null || missing+=(npm)
+# deploy/check.sh renders the manifests with kubectl: Debian's (kubernetes-client, 1.20) where
+# the machine has none. It also unpacks Debian's beside its tools when PATH has another.
+command -v kubectl >/dev/null || missing+=(kubernetes-client)
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: everything is installed"
