@@ -257,6 +257,9 @@ absl::Status server::impl::start_grpc(const v1::StartupSettings& startup, int wo
   builder.SetMaxReceiveMessageSize(static_cast<int>(startup.max_message_bytes()));
   builder.SetMaxSendMessageSize(static_cast<int>(startup.max_message_bytes()));
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 1000);
+  // gRPC would set SO_REUSEPORT: a second shoald on this port would bind beside this one and
+  // take a share of its connections, each with a store of its own. Off, the bind fails.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // Dead clients must not hold watcher slots: ping idle connections, drop silent ones.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
@@ -270,7 +273,9 @@ absl::Status server::impl::start_grpc(const v1::StartupSettings& startup, int wo
   grpc_server = builder.BuildAndStart();
   if (!grpc_server || port == 0) {
     return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", startup.listen(), " (in use, or not a local address?)"));
+        absl::StrCat("cannot listen on ", startup.listen(),
+                     " (--listen): the port is in use, or the host is not an address of this "
+                     "machine"));
   }
   const auto colon = startup.listen().rfind(':');
   address = absl::StrCat(startup.listen().substr(0, colon), ":", port);

@@ -70,6 +70,24 @@ absl::StatusOr<v1::ServerConfig> parse_json(std::string_view json) {
 
 namespace {
 
+// An address gRPC listens on as given: host:port (the host a name, an IPv4 address or a
+// bracketed IPv6 one) with a decimal port from 0 to 65535 — gRPC's resolver would take 80000 as
+// another port, and an empty one as 443 — or unix:path.
+bool listen_address(std::string_view a) {
+  if (a.rfind("unix:", 0) == 0) return a.size() > 5;
+  const auto colon = a.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  const std::string_view port = a.substr(colon + 1);
+  if (port.empty() || port.size() > 5) return false;
+  if (!std::all_of(port.begin(), port.end(), absl::ascii_isdigit)) return false;
+  if (std::stoi(std::string(port)) > 65535) return false;
+  const std::string_view host = a.substr(0, colon);
+  return std::all_of(host.begin(), host.end(), [](char ch) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '-' ||
+           ch == ':' || ch == '[' || ch == ']' || ch == '_';
+  });
+}
+
 // A name as settings have: letters, digits and underscores, not too long to read.
 bool plain_name(std::string_view name) {
   return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char ch) {
@@ -163,6 +181,16 @@ absl::Status validate(const v1::ServerConfig& c) {
     // The value itself is not quoted: errors reach logs and Status, and a file may hold secrets.
     errors.push_back(absl::StrCat("startup.runtime must be multi_thread or current_thread (",
                                   s.runtime().size(), " bytes given)"));
+  }
+  if (!listen_address(s.listen())) {
+    errors.push_back(absl::StrCat("startup.listen must be host:port with a port from 0 to 65535, "
+                                  "or unix:path (",
+                                  s.listen().size(), " bytes given)"));
+  }
+  if (!s.metrics_listen().empty() && !listen_address(s.metrics_listen())) {
+    errors.push_back(absl::StrCat("startup.metrics_listen must be host:port with a port from 0 to "
+                                  "65535 (",
+                                  s.metrics_listen().size(), " bytes given)"));
   }
   if (s.shards() != 0 && (s.shards() & (s.shards() - 1)) != 0) {
     errors.push_back(

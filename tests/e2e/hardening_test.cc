@@ -23,23 +23,10 @@ namespace {
 using namespace std::chrono_literals;
 using testing::ctx;
 using testing::eventually;
+using testing::run_to_exit;
 using testing::shoald_process;
 using testing::temp_dir;
 using testing::write_file;
-
-// Runs shoald with `args` until it exits (each case here refuses to start); its exit code and
-// everything it printed, stdout and stderr.
-std::pair<int, std::string> run_to_exit(const std::string& args) {
-  // `timeout`: a shoald that wrongly starts is stopped after 10 s (and the test fails).
-  const std::string cmd =
-      "timeout 10 " + testing::shoald_path() + " --listen=127.0.0.1:0 " + args + " 2>&1";
-  FILE* f = ::popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
-  const int status = ::pclose(f);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
 
 // 100 years, the documented maximum TTL (kv.proto, PutRequest.ttl_ms).
 constexpr int64_t k_max_ttl_ms = 3'155'760'000'000;
