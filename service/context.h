@@ -19,11 +19,11 @@
 
 namespace shoal::service {
 
-// What the health service reports, published on a watch channel.
+// What the health service reports, published on a watch channel. Read-only does not make the
+// server unready: reads go on, and a Service must keep routing them to it.
 struct serving_state {
   bool draining = false;
-  bool read_only = false;
-  bool ready() const { return !draining && !read_only; }
+  bool ready() const { return !draining; }
 };
 
 struct context {

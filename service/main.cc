@@ -11,6 +11,7 @@
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
+#include "service/build_info.h"
 #include "service/log.h"
 #include "service/server.h"
 
@@ -46,7 +47,7 @@ ABSL_FLAG(uint32_t, max_streams, 10'000,
 ABSL_FLAG(uint32_t, max_control_calls, 256,
           "most Status, GetConfig and health Check calls in flight");
 ABSL_FLAG(int64_t, default_ttl_ms, 0, "TTL of puts that name none (0: none)");
-ABSL_FLAG(bool, read_only, false, "refuse writes (readiness NOT_SERVING)");
+ABSL_FLAG(bool, read_only, false, "refuse writes (reads go on; readiness stays SERVING)");
 ABSL_FLAG(uint32_t, range_page_max_items, 1000, "most entries in a Range page");
 ABSL_FLAG(uint32_t, max_batch_ops, 1000, "most operations in one Batch");
 ABSL_FLAG(uint32_t, max_txn_ops, 128, "most operations in one branch of a Txn");
@@ -128,6 +129,7 @@ int main(int argc, char** argv) {
     return absl::EndsWith(file, "service/main.cc");
   };
   usage.contains_helpshort_flags = usage.contains_help_flags;
+  usage.version_string = [] { return shoal::service::build_info::describe() + "\n"; };
   absl::SetFlagsUsageConfig(usage);
   note_given_flags(argc, argv);
   for (int i = 1; i < argc; ++i) {

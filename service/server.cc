@@ -232,17 +232,6 @@ int worker_count(const v1::StartupSettings& startup) {
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
-// Readiness follows read_only as the configuration changes.
-rt::task<> follow_read_only(rt::watch::receiver<config::snapshot_ptr> rx,
-                            rt::watch::sender<serving_state>* serving) {
-  for (;;) {
-    const bool changed = co_await rx.changed();
-    if (!changed) co_return;
-    const bool read_only = (*rx.borrow_and_update())->live().read_only();
-    serving->send_modify([&](serving_state& s) { s.read_only = read_only; });
-  }
-}
-
 }  // namespace
 
 absl::Status server::impl::start_grpc(const v1::StartupSettings& startup, int workers,
@@ -307,7 +296,6 @@ void server::impl::open_store(const v1::StartupSettings& startup, int workers) {
   ctx.kv = kv.get();
   ctx.config = &config_rx;
   ctx.serving = &serving_rx;
-  serving_tx.send_replace(serving_state{false, (*config_rx.borrow())->live().read_only()});
   if (metrics) {  // the store's gauges, now that it exists
     metrics->publish([c = &ctx] {
       return metrics::gauges{
@@ -325,7 +313,6 @@ void server::impl::start_tasks() {
   runtime->spawn(purge_expired(kv.get(), &expiry_changed)).detach();
   runtime->spawn(tick_watchers(&ctx)).detach();
   runtime->spawn(follow_limits(config_tx.subscribe(), &calls)).detach();
-  runtime->spawn(follow_read_only(config_tx.subscribe(), &serving_tx)).detach();
   if (!config_path.empty()) {
     watcher = std::make_unique<config::config_watcher>(config_path, flags, &config_tx);
     if (auto st = watcher->start(); !st.ok()) {

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "service/build_info.h"
 
 namespace shoal::service::handlers {
 
@@ -16,7 +17,7 @@ grpc::Status status(context& ctx, const v1::StatusRequest&, v1::StatusResponse& 
   resp.set_uptime_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
                          std::chrono::steady_clock::now() - ctx.started)
                          .count());
-  resp.set_version(SHOAL_VERSION);
+  resp.set_version(build_info::version());
   resp.set_config_version(cfg->version);
   resp.set_config_source(cfg->source);
   resp.set_last_config_error(cfg->last_error);

@@ -34,5 +34,34 @@ TEST(operations, a_listen_address_with_an_impossible_port_is_refused) {
   }
 }
 
+// Read-only refuses writes; reads go on, so the pod must stay in its Service: readiness used to
+// turn NOT_SERVING, and a one-replica Deployment lost its only endpoint (reads failed too).
+TEST(operations, a_read_only_server_stays_ready_for_reads) {
+  shoald_process s({"--read_only"});
+  grpc::health::v1::HealthCheckRequest ready;
+  ready.set_service("shoal.v1.KV");
+  grpc::health::v1::HealthCheckResponse r;
+  ASSERT_TRUE(s.health()->Check(testing::ctx().get(), ready, &r).ok());
+  EXPECT_EQ(r.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  v1::GetRequest get;
+  get.set_key("k");
+  v1::GetResponse got;
+  EXPECT_TRUE(s.kv()->Get(testing::ctx().get(), get, &got).ok());
+  v1::PutRequest put;
+  put.set_key("k");
+  v1::PutResponse put_resp;
+  EXPECT_EQ(s.kv()->Put(testing::ctx().get(), put, &put_resp).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+// --version used to print abseil's "Debug build (NDEBUG not #defined)" on a Release build.
+TEST(operations, version_names_shoald_its_version_and_build) {
+  const auto [code, out] = run_to_exit("--version");
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_EQ(out.rfind("shoald " SHOAL_VERSION, 0), 0u) << out;
+  EXPECT_NE(out.find("gRPC "), std::string::npos) << out;
+  EXPECT_EQ(out.find("NDEBUG"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace shoal
