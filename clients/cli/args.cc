@@ -63,4 +63,46 @@ absl::StatusOr<parsed_args> parse(const std::vector<std::string>& args,
   return out;
 }
 
+absl::StatusOr<std::vector<std::string>> split_words(std::string_view line) {
+  std::vector<std::string> words;
+  std::string word;
+  bool in_word = false;  // a word has begun (it may be empty: "")
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (c == ' ' || c == '\t' || c == '\r') {
+      if (in_word) words.push_back(std::move(word));
+      word.clear();
+      in_word = false;
+      continue;
+    }
+    in_word = true;
+    if (c == '\'') {
+      const auto end = line.find('\'', i + 1);
+      if (end == std::string_view::npos) return absl::InvalidArgumentError("unterminated quote");
+      word.append(line.substr(i + 1, end - i - 1));
+      i = end;
+    } else if (c == '"') {
+      for (++i;; ++i) {
+        if (i >= line.size()) return absl::InvalidArgumentError("unterminated quote");
+        if (line[i] == '"') break;
+        if (line[i] != '\\' || i + 1 >= line.size()) {
+          word.push_back(line[i]);
+          continue;
+        }
+        switch (line[++i]) {
+          case 'n': word.push_back('\n'); break;
+          case 't': word.push_back('\t'); break;
+          case 'r': word.push_back('\r'); break;
+          case '0': word.push_back('\0'); break;
+          default: word.push_back(line[i]);  // \" \\ and any other character as itself
+        }
+      }
+    } else {
+      word.push_back(c);
+    }
+  }
+  if (in_word) words.push_back(std::move(word));
+  return words;
+}
+
 }  // namespace shoal::cli

@@ -7,6 +7,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -32,5 +33,12 @@ struct parsed_args {
 // Parses `args` against the flags a command accepts (plus the global ones).
 absl::StatusOr<parsed_args> parse(const std::vector<std::string>& args,
                                   const std::vector<flag_spec>& accepted);
+
+// Splits one line of `pipe` input into words, as a shell would without expansions: blanks
+// separate words; "double quotes" keep blanks and take \" \\ \n \t \r \0 escapes; 'single
+// quotes' keep everything as is; quoted and bare parts next to each other make one word; ""
+// is an empty word.
+//   split_words(R"(put "a b" 'x y')")  ->  {"put", "a b", "x y"}
+absl::StatusOr<std::vector<std::string>> split_words(std::string_view line);
 
 }  // namespace shoal::cli

@@ -5,16 +5,19 @@
 // Exit codes, so that scripts can tell outcomes apart: see k_exit_codes below (and --help).
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <functional>
 #include <iostream>
 #include <iterator>
-#include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -53,6 +56,7 @@ struct global {
   std::string addr;
   bool json = false;
   int64_t timeout_ms = 5000;
+  encoding values = encoding::escaped;  // how get, range and watch print values
 };
 
 int fail(const global& g, const absl::Status& s) {
@@ -105,10 +109,43 @@ void print_entry(const global& g, const v1::Entry& e, bool with_key) {
   if (g.json) {
     std::printf("%s\n", to_json(e).c_str());
   } else if (with_key) {
-    std::printf("%s\t%s\n", display(e.key()).c_str(), display(e.value()).c_str());
+    const std::string value = encode(e.value(), g.values);
+    std::printf("%s\t", display(e.key()).c_str());
+    std::fwrite(value.data(), 1, value.size(), stdout);
+    std::printf("\n");
   } else {
-    std::printf("%s\n", display(e.value()).c_str());
+    // One value alone: raw, it is exactly the bytes (`get k > file`); encoded, a line.
+    const std::string value = encode(e.value(), g.values);
+    std::fwrite(value.data(), 1, value.size(), stdout);
+    if (g.values != encoding::raw) std::printf("\n");
   }
+}
+
+// The value encoding flags, offered by get, range and watch.
+const std::vector<flag_spec> k_encoding_flags = {
+    {"raw", false, "print values as their bytes (get's default when stdout is not a terminal)"},
+    {"escaped", false,
+     "print values as text, C-escaping what is not printable UTF-8 (the default on a terminal)"},
+    {"base64", false, "print values in base64"},
+    {"hex", false, "print values in hex"},
+};
+
+// The one encoding flag given, or `fallback`; more than one is a usage error.
+absl::StatusOr<encoding> chosen_encoding(const parsed_args& a, encoding fallback) {
+  static const std::pair<const char*, encoding> k_flags[] = {{"raw", encoding::raw},
+                                                             {"escaped", encoding::escaped},
+                                                             {"base64", encoding::base64},
+                                                             {"hex", encoding::hex}};
+  int given = 0;
+  encoding chosen = fallback;
+  for (const auto& [name, e] : k_flags) {
+    if (a.has(name)) {
+      ++given;
+      chosen = e;
+    }
+  }
+  if (given > 1) return absl::InvalidArgumentError("give one of --raw, --escaped, --base64, --hex");
+  return chosen;
 }
 
 // Ctrl-C (or SIGTERM) ends a streaming command cleanly: a thread waits for the signal and
@@ -128,7 +165,8 @@ void on_interrupt(std::function<void()> stop) {
 struct command {
   std::string name;
   std::string synopsis;
-  std::string help;
+  std::string summary;  // one sentence, for the overview
+  std::string help;     // more, for COMMAND --help (empty: the summary says it all)
   std::vector<flag_spec> flags;
   int min_args, max_args;
   std::function<int(const global&, sc::client&, const parsed_args&)> run;
@@ -180,6 +218,9 @@ int cmd_put(const global& g, sc::client& c, const parsed_args& a) {
 int cmd_del(const global& g, sc::client& c, const parsed_args& a) {
   const std::string& key = a.positional[0];
   if (a.has("prefix")) {
+    if (key.empty() && !a.has("all")) {
+      return usage_error("an empty prefix deletes every key: add --all to mean it");
+    }
     auto n = c.remove_prefix(key, a.has("all"));
     if (!n.ok()) return fail(g, n.status());
     if (g.json)
@@ -258,6 +299,13 @@ int cmd_watch(const global& g, sc::client& c, const parsed_args& a) {
   o.prefix = a.has("prefix");
   o.prev_kv = a.has("prev-kv");
   if (*from) o.from_revision = static_cast<uint64_t>(**from);
+  // Says why the stream broke each time it is reopened: a watch of a server that is down or
+  // restarting waits for it, and the user should know what it waits for.
+  o.on_retry = [&g](const absl::Status& why, std::chrono::milliseconds delay) {
+    std::fprintf(stderr, "shoalctl: watch: %s: %s; retrying in %lld ms (Ctrl-C stops)\n",
+                 absl::StatusCodeToString(why.code()).c_str(), std::string(why.message()).c_str(),
+                 static_cast<long long>(delay.count()));
+  };
   auto w = c.watch(o);
   on_interrupt([&w] { w.cancel(); });
   for (;;) {
@@ -272,9 +320,14 @@ int cmd_watch(const global& g, sc::client& c, const parsed_args& a) {
       const char* type = e->type() == v1::Event::PUT      ? "PUT"
                          : e->type() == v1::Event::DELETE ? "DELETE"
                                                           : "EXPIRE";
-      std::printf("%llu %s %s%s%s\n", static_cast<unsigned long long>(e->revision()), type,
-                  display(e->entry().key()).c_str(), e->type() == v1::Event::PUT ? "\t" : "",
-                  e->type() == v1::Event::PUT ? display(e->entry().value()).c_str() : "");
+      std::printf("%llu %s %s", static_cast<unsigned long long>(e->revision()), type,
+                  display(e->entry().key()).c_str());
+      if (e->type() == v1::Event::PUT) {
+        const std::string value = encode(e->entry().value(), g.values);
+        std::printf("\t");
+        std::fwrite(value.data(), 1, value.size(), stdout);
+      }
+      std::printf("\n");
     }
     std::fflush(stdout);
   }
@@ -285,6 +338,10 @@ int cmd_txn(const global& g, sc::client& c, const parsed_args& a) {
   auto text = read_value(a.positional[0]);
   if (!text.ok()) return usage_error(std::string(text.status().message()));
   v1::TxnRequest req;
+  if (!a.has("base64")) {
+    text = text_bytes_to_base64(*text, v1::TxnRequest::descriptor());
+    if (!text.ok()) return usage_error("the Txn is " + std::string(text.status().message()));
+  }
   if (auto st = google::protobuf::util::JsonStringToMessage(*text, &req); !st.ok()) {
     return usage_error("the Txn is not a shoal.v1.TxnRequest in JSON: " + st.ToString());
   }
@@ -303,7 +360,8 @@ int cmd_txn(const global& g, sc::client& c, const parsed_args& a) {
 }
 
 // One line of `pipe` input: "get KEY", "put KEY VALUE", "del KEY" or "incr KEY [DELTA]", words
-// separated by blanks; or, with --ops-json, a shoal.v1.Op in JSON.
+// split as split_words() does (quotes for blanks and escapes); or, with --ops-json, a
+// shoal.v1.Op in JSON.
 absl::StatusOr<v1::Op> parse_op_line(const std::string& line, bool json) {
   v1::Op op;
   if (json) {
@@ -312,9 +370,9 @@ absl::StatusOr<v1::Op> parse_op_line(const std::string& line, bool json) {
     }
     return op;
   }
-  std::istringstream in(line);
-  std::vector<std::string> w{std::istream_iterator<std::string>(in),
-                             std::istream_iterator<std::string>()};
+  auto words = split_words(line);
+  if (!words.ok()) return words.status();
+  const std::vector<std::string>& w = *words;
   const auto arity = [&](std::size_t lo, std::size_t hi) {
     return w.size() >= lo && w.size() <= hi;
   };
@@ -372,6 +430,21 @@ void print_pipe_reply(const global& g, const v1::PipelineResponse& r) {
   }
 }
 
+// A line of `pipe` input that did not parse: where it stood among the operations, and why.
+struct bad_line {
+  std::size_t before_op;  // the index of the operation it preceded
+  std::string error;      // "line N: ..."
+};
+
+void print_bad_line(const global& g, const bad_line& b) {
+  if (g.json) {
+    std::printf("{\"error\":{\"code\":\"INVALID_ARGUMENT\",\"message\":%s}}\n",
+                json_string(b.error).c_str());
+  } else {
+    std::printf("ERROR INVALID_ARGUMENT: %s\n", b.error.c_str());
+  }
+}
+
 // Runs the operations read from stdin on one Pipeline stream, --window of them in flight, and
 // prints the replies in order.
 int cmd_pipe(const global& g, sc::client& c, const parsed_args& a) {
@@ -379,22 +452,38 @@ int cmd_pipe(const global& g, sc::client& c, const parsed_args& a) {
   if (!window.ok()) return usage_error(std::string(window.status().message()));
   const int64_t w = window->value_or(64);
   if (w < 1) return usage_error("--window must be at least 1");
+  // A line that does not parse is not run; its error is printed in its place, and the others run.
   std::vector<v1::Op> ops;
+  std::vector<bad_line> bad;
   std::string line;
   for (int n = 1; std::getline(std::cin, line); ++n) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     auto op = parse_op_line(line, a.has("ops-json"));
-    if (!op.ok()) return usage_error(absl::StrCat("line ", n, ": ", op.status().message()));
+    if (!op.ok()) {
+      bad.push_back({ops.size(), absl::StrCat("line ", n, ": ", op.status().message())});
+      std::fprintf(stderr, "shoalctl: %s (not run)\n", bad.back().error.c_str());
+      continue;
+    }
     ops.push_back(*std::move(op));
   }
-  bool any_failed = false;
-  sc::pipeline p = c.open_pipeline();
-  const absl::Status st =
-      p.run(ops, static_cast<std::size_t>(w), [&](const v1::PipelineResponse& r) {
-        any_failed = any_failed || r.result().has_error() || r.has_error();
-        print_pipe_reply(g, r);
-      });
-  if (!st.ok()) return fail(g, st);
+  std::size_t next_bad = 0, replies = 0;
+  const auto print_bad_lines_before = [&](std::size_t op_index) {
+    for (; next_bad < bad.size() && bad[next_bad].before_op <= op_index; ++next_bad) {
+      print_bad_line(g, bad[next_bad]);
+    }
+  };
+  bool any_failed = !bad.empty();
+  if (!ops.empty()) {
+    sc::pipeline p = c.open_pipeline();
+    const absl::Status st =
+        p.run(ops, static_cast<std::size_t>(w), [&](const v1::PipelineResponse& r) {
+          print_bad_lines_before(replies++);
+          any_failed = any_failed || r.result().has_error() || r.has_error();
+          print_pipe_reply(g, r);
+        });
+    if (!st.ok()) return fail(g, st);
+  }
+  print_bad_lines_before(ops.size());
   return any_failed ? k_error : k_ok;
 }
 
@@ -445,12 +534,26 @@ int cmd_config(const global& g, sc::client& c, const parsed_args& a) {
   return s.ok() ? k_ok : fail(g, sc::to_status(s));
 }
 
+std::vector<flag_spec> with_encoding_flags(std::vector<flag_spec> flags) {
+  flags.insert(flags.end(), k_encoding_flags.begin(), k_encoding_flags.end());
+  return flags;
+}
+
 const std::vector<command>& commands() {
   static const std::vector<command> all = {
-      {"get", "get KEY", "Prints the key's value.", {}, 1, 1, cmd_get},
+      {"get",
+       "get KEY",
+       "Prints the key's value.",
+       "Writes the value's bytes as they are when stdout is not a terminal (get k > file gives\n"
+       "  back exactly what was put), and escaped, with a line break, on a terminal.",
+       k_encoding_flags,
+       1,
+       1,
+       cmd_get},
       {"put",
        "put KEY VALUE",
        "Writes VALUE (text, @file, or - for stdin) under KEY.",
+       "",
        {{"ttl", true, "expire after this many milliseconds"},
         {"keep-ttl", false, "keep the key's current expiry"},
         {"if-absent", false, "only if the key does not exist"},
@@ -461,7 +564,8 @@ const std::vector<command>& commands() {
        cmd_put},
       {"del",
        "del KEY",
-       "Deletes KEY, or with --prefix every key starting with KEY.",
+       "Deletes KEY, or with --prefix every key starting with KEY (also: delete).",
+       "",
        {{"prefix", false, "delete every key with this prefix (each is its own revision)"},
         {"all", false, "with --prefix and an empty KEY: really delete every key"},
         {"if-revision", true, "only if the key's mod_revision is this"}},
@@ -470,7 +574,8 @@ const std::vector<command>& commands() {
        cmd_del},
       {"incr",
        "incr KEY [DELTA]",
-       "Adds DELTA (default 1) to a decimal integer value; prints it.",
+       "Adds DELTA (default 1) to a decimal integer value and prints the result.",
+       "",
        {},
        1,
        2,
@@ -478,36 +583,46 @@ const std::vector<command>& commands() {
       {"range",
        "range [PREFIX]",
        "Lists keys and values in key order, following pages.",
-       {{"limit", true, "stop after this many entries"},
-        {"page-size", true, "entries per request"},
-        {"keys-only", false, "keys only"}},
+       "",
+       with_encoding_flags({{"limit", true, "stop after this many entries"},
+                            {"page-size", true, "entries per request"},
+                            {"keys-only", false, "keys only"}}),
        0,
        1,
        cmd_range},
       {"watch",
        "watch KEY",
        "Prints changes to KEY (or with --prefix, keys under it) until Ctrl-C.",
-       {{"prefix", false, "watch every key starting with KEY"},
-        {"from-revision", true, "replay from this revision (if still in the history)"},
-        {"prev-kv", false, "include each event's previous entry (with --json)"}},
+       "While the server cannot be reached, says so on stderr and retries; Ctrl-C or SIGTERM\n"
+       "  ends it at any time (exit code 0).",
+       with_encoding_flags(
+           {{"prefix", false, "watch every key starting with KEY"},
+            {"from-revision", true, "replay from this revision (if still in the history)"},
+            {"prev-kv", false, "include each event's previous entry (with --json)"}}),
        1,
        1,
        cmd_watch},
       {"txn",
        "txn JSON",
-       "Runs a Txn given as a shoal.v1.TxnRequest in JSON (text, @file, or - for stdin), e.g.\n"
-       "  '{\"compares\":[{\"key\":\"YQ==\",\"target\":\"VERSION\",\"number\":\"0\"}],\n"
-       "    \"success\":[{\"put\":{\"key\":\"YQ==\",\"value\":\"MQ==\"}}]}'\n"
-       "  (bytes in base64). Exit code 4 when the compares fail (the failure branch ran).",
-       {},
+       "Runs a Txn given as a shoal.v1.TxnRequest in JSON (text, @file, or - for stdin).",
+       "Keys and values are text, e.g.\n"
+       "  '{\"compares\":[{\"key\":\"a\",\"target\":\"VERSION\",\"number\":\"0\"}],\n"
+       "    \"success\":[{\"put\":{\"key\":\"a\",\"value\":\"1\"}}]}'\n"
+       "  With --base64, bytes fields are in base64, as in protobuf's JSON mapping and grpcurl.\n"
+       "  Give 64-bit numbers as strings (\"number\":\"0\"). Exit code 4 when the compares fail\n"
+       "  (the failure branch ran).",
+       {{"base64", false, "keys and values in the JSON are base64 (protobuf's JSON mapping)"}},
        1,
        1,
        cmd_txn},
       {"pipe",
        "pipe",
-       "Runs operations read from stdin, one per line (get KEY, put KEY VALUE, del KEY,\n"
-       "  incr KEY [DELTA]), on one Pipeline stream, and prints the replies in order. Exit code\n"
-       "  1 if any operation failed (its line says ERROR).",
+       "Runs operations read from stdin, one per line, on one Pipeline stream.",
+       "Lines: get KEY, put KEY VALUE, del KEY, incr KEY [DELTA]. Words are split at blanks;\n"
+       "  \"double quotes\" (with \\\" \\\\ \\n \\t escapes) and 'single quotes' keep blanks, and \"\" is\n"
+       "  an empty word. Replies are printed in input order. A line that does not parse is not\n"
+       "  run: its ERROR is printed in its place, and the other lines run. Exit code 1 if any\n"
+       "  line failed (its reply says ERROR).",
        {{"window", true, "requests in flight (default 64)"},
         {"ops-json", false, "each line is a shoal.v1.Op in JSON (bytes in base64)"}},
        0,
@@ -515,14 +630,16 @@ const std::vector<command>& commands() {
        cmd_pipe},
       {"status",
        "status",
-       "Shows the server's revision, keys, bytes, watchers, config...",
+       "Shows the server's revision, keys, bytes, watchers and configuration source.",
+       "",
        {},
        0,
        0,
        cmd_status},
       {"config",
        "config [show|watch]",
-       "Shows the effective configuration, or streams changes.",
+       "Shows the effective configuration, or streams its changes.",
+       "",
        {},
        0,
        1,
@@ -536,7 +653,17 @@ const std::vector<flag_spec> k_global_flags = {
     {"json", false, "machine-readable output: protobuf's JSON mapping, one object per line"},
     {"timeout-ms", true, "deadline of each call (default 5000)"},
     {"help", false, "this help"},
+    {"version", false, "shoalctl's version"},
 };
+
+// Other names users reach for.
+const command* find_command(std::string_view name) {
+  if (name == "delete") name = "del";
+  for (const auto& c : commands()) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
 
 void print_flags(const std::vector<flag_spec>& flags) {
   for (const auto& f : flags) {
@@ -547,10 +674,7 @@ void print_flags(const std::vector<flag_spec>& flags) {
 
 void print_help() {
   std::printf("shoalctl: Shoal from the shell\n\nusage: shoalctl [FLAGS] COMMAND [ARGS]\n\n");
-  for (const auto& c : commands()) {
-    const std::string first_line = c.help.substr(0, c.help.find('\n'));
-    std::printf("  %-22s %s\n", c.synopsis.c_str(), first_line.c_str());
-  }
+  for (const auto& c : commands()) std::printf("  %-22s %s\n", c.synopsis.c_str(), c.summary.c_str());
   std::printf("\nflags (any command):\n");
   print_flags(k_global_flags);
   std::printf("\n'shoalctl COMMAND --help' shows a command's flags.\n%s", k_exit_codes);
@@ -566,11 +690,13 @@ int run(int argc, char** argv) {
       continue;
     }
     if (args[i].rfind("--", 0) == 0) continue;
-    for (const auto& c : commands()) {
-      if (c.name == args[i]) cmd = &c;
-    }
+    cmd = find_command(args[i]);
     if (cmd == nullptr) return usage_error("unknown command '" + args[i] + "'");
     args.erase(args.begin() + static_cast<std::ptrdiff_t>(i));
+  }
+  if (cmd == nullptr && std::find(args.begin(), args.end(), "--version") != args.end()) {
+    std::printf("shoalctl %s (gRPC %s)\n", SHOAL_VERSION, grpc::Version().c_str());
+    return k_ok;
   }
   if (cmd == nullptr) {
     print_help();
@@ -581,7 +707,8 @@ int run(int argc, char** argv) {
   auto parsed = parse(args, accepted);
   if (!parsed.ok()) return usage_error(std::string(parsed.status().message()));
   if (parsed->has("help")) {
-    std::printf("usage: shoalctl %s\n\n%s\n", cmd->synopsis.c_str(), cmd->help.c_str());
+    std::printf("usage: shoalctl %s\n\n%s\n", cmd->synopsis.c_str(), cmd->summary.c_str());
+    if (!cmd->help.empty()) std::printf("  %s\n", cmd->help.c_str());
     if (!cmd->flags.empty()) {
       std::printf("\nflags:\n");
       print_flags(cmd->flags);
@@ -599,6 +726,11 @@ int run(int argc, char** argv) {
   auto timeout = parsed->integer("timeout-ms");
   if (!timeout.ok()) return usage_error(std::string(timeout.status().message()));
   if (*timeout) g.timeout_ms = **timeout;
+  // A value alone (get) is raw unless a terminal shows it; lines of entries are escaped.
+  const bool alone_to_a_file = cmd->name == "get" && !::isatty(STDOUT_FILENO);
+  auto values = chosen_encoding(*parsed, alone_to_a_file ? encoding::raw : encoding::escaped);
+  if (!values.ok()) return usage_error(std::string(values.status().message()));
+  g.values = *values;
 
   // Signals go to the thread that waits for them (streaming commands), not to a random one.
   sigset_t set;

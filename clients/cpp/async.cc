@@ -145,7 +145,9 @@ rt::task<absl::StatusOr<v1::Event>> async_watcher::next() {
     if (!detail::watch_progress::resumable(end) || ++failures > client_->opts().max_attempts) {
       co_return to_status(end);
     }
-    co_await rt::sleep(detail::backoff(client_->opts(), failures - 1));
+    const auto delay = detail::backoff(client_->opts(), failures - 1);
+    if (progress_.options().on_retry) progress_.options().on_retry(to_status(end), delay);
+    co_await rt::sleep(delay);
     ++reconnects_;
   }
   co_return progress_.take_event();

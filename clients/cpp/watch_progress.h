@@ -2,8 +2,10 @@
 // not depend on how the stream is read (blocking or from a task).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -20,6 +22,9 @@ struct watch_options {
   bool no_put = false;
   bool no_delete = false;
   uint32_t progress_interval_ms = 0;
+  // Called before each wait to reopen a broken stream: why it broke, and the wait (a CLI says
+  // it is retrying; a service may log or count it). On the watcher's thread; must not block.
+  std::function<void(const absl::Status& why, std::chrono::milliseconds delay)> on_retry;
 };
 
 namespace detail {
@@ -43,6 +48,7 @@ class watch_progress {
   uint64_t compact_revision() const { return compact_revision_; }
   absl::Status compacted_error() const;
   uint64_t last_revision() const { return last_revision_; }
+  const watch_options& options() const { return options_; }
 
  private:
   watch_options options_;

@@ -1,6 +1,5 @@
 #include "clients/cpp/watcher.h"
 
-#include <thread>
 
 #include "clients/cpp/calls.h"
 #include "clients/cpp/client.h"
@@ -15,19 +14,33 @@ watcher::~watcher() {
 void watcher::cancel() {
   std::lock_guard lock(mu_);
   cancelled_ = true;
+  // Also before the call exists: gRPC then cancels it as it starts.
   if (context_) context_->TryCancel();
+  cancelled_cv_.notify_all();
 }
 
 absl::Status watcher::open() {
   const v1::WatchRequest req = progress_.request();
-  std::lock_guard lock(mu_);
-  if (cancelled_) return absl::CancelledError("the watch was cancelled");
-  context_ = std::make_unique<grpc::ClientContext>();  // no deadline: a watch lasts
-  // A resumed watch waits for the channel to reconnect rather than failing at once; the first
-  // open fails fast, so that a server that is down is reported.
-  context_->set_wait_for_ready(reconnects_ > 0);
-  reader_ = client_->kv_stub().Watch(context_.get(), req);
+  grpc::ClientContext* context = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    if (cancelled_) return absl::CancelledError("the watch was cancelled");
+    context_ = std::make_unique<grpc::ClientContext>();  // no deadline: a watch lasts
+    // A resumed watch waits for the channel to reconnect rather than failing at once; the first
+    // open fails fast, so that a server that is down is reported.
+    context_->set_wait_for_ready(reconnects_ > 0);
+    context = context_.get();
+  }
+  // Not under the lock: opening blocks until the channel connects (wait-for-ready), and cancel()
+  // must be able to take the lock and cancel the context meanwhile. Only this thread replaces
+  // context_, so the pointer stays valid.
+  reader_ = client_->kv_stub().Watch(context, req);
   return absl::OkStatus();
+}
+
+bool watcher::wait_unless_cancelled(std::chrono::milliseconds delay) {
+  std::unique_lock lock(mu_);
+  return !cancelled_cv_.wait_for(lock, delay, [this] { return cancelled_; });
 }
 
 absl::StatusOr<v1::Event> watcher::next() {
@@ -53,7 +66,9 @@ absl::StatusOr<v1::Event> watcher::next() {
     if (!detail::watch_progress::resumable(end) || ++failures > client_->opts().max_attempts) {
       return to_status(end);
     }
-    std::this_thread::sleep_for(detail::backoff(client_->opts(), failures - 1));
+    const auto delay = detail::backoff(client_->opts(), failures - 1);
+    if (progress_.options().on_retry) progress_.options().on_retry(to_status(end), delay);
+    if (!wait_unless_cancelled(delay)) return absl::CancelledError("the watch was cancelled");
     ++reconnects_;
   }
   return progress_.take_event();

@@ -10,6 +10,8 @@
 // driver), for coroutine code.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -43,10 +45,13 @@ class watcher {
   friend class client;
   watcher(client* c, watch_options o) : client_(c), progress_(std::move(o)) {}
   absl::Status open();
+  // Waits `delay`, or until cancel(); false if cancelled.
+  bool wait_unless_cancelled(std::chrono::milliseconds delay);
 
   client* client_;
   detail::watch_progress progress_;
-  std::mutex mu_;  // guards context_ against cancel() from another thread
+  std::mutex mu_;  // guards context_ and cancelled_ against cancel() from another thread
+  std::condition_variable cancelled_cv_;  // cancel() ends a backoff wait
   std::unique_ptr<grpc::ClientContext> context_;
   bool cancelled_ = false;
   std::unique_ptr<grpc::ClientReader<v1::WatchResponse>> reader_;

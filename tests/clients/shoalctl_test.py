@@ -10,6 +10,10 @@ import argparse
 import base64
 import json
 import os
+import pty
+import random
+import select
+import signal
 import subprocess
 import tempfile
 import time
@@ -121,7 +125,8 @@ def run_checks(ctl, binary):
     expect("a missing argument", EXIT["usage"], ctl.run("put", "k"))
 
     expect("binary value from stdin", 0, ctl.run("put", "ctl/bin", "-", stdin="\x01\x02ok\n"))
-    expect("binary value shown escaped", 0, ctl.run("get", "ctl/bin"), out_has="\\001\\002ok\\n")
+    expect("binary value shown escaped", 0, ctl.run("get", "ctl/bin", "--escaped"),
+           out_has="\\001\\002ok\\n")
     with tempfile.NamedTemporaryFile("w", delete=False) as f:
         f.write("from a file")
     expect("value from @file", 0, ctl.run("put", "ctl/file", "@" + f.name))
@@ -130,13 +135,20 @@ def run_checks(ctl, binary):
     expect("utf-8 shown as is", 0, (ctl.run("put", "ctl/u", "héllo ✓"), ctl.run("get", "ctl/u"))[1],
            out_has="héllo ✓")
     # txn: a put only if the key is absent; the second time the failure branch runs (exit 4).
-    b64 = lambda t: base64.b64encode(t.encode()).decode()
-    txn = json.dumps({"compares": [{"key": b64("ctl/t"), "target": "EXISTS", "exists": False}],
-                      "success": [{"put": {"key": b64("ctl/t"), "value": b64("first")}}],
-                      "failure": [{"get": {"key": b64("ctl/t")}}]})
+    # Keys and values are text by default; --base64 takes protobuf's JSON mapping as it is.
+    txn = json.dumps({"compares": [{"key": "ctl/t", "target": "EXISTS", "exists": False}],
+                      "success": [{"put": {"key": "ctl/t", "value": "first"}}],
+                      "failure": [{"get": {"key": "ctl/t"}}]})
     expect("txn applies", 0, ctl.run("txn", txn), out_has="succeeded, revision")
     expect("txn from stdin, failure branch", EXIT["not_applied"], ctl.run("txn", "-", stdin=txn),
            out_has="Zmlyc3Q=")
+    _, [got] = ctl.json("get", "ctl/t")
+    check("txn text keys and values reach the store as text", "first", text(got["value"]))
+    b64 = lambda t: base64.b64encode(t.encode()).decode()
+    txn64 = json.dumps({"success": [{"put": {"key": b64("ctl/t64"), "value": b64("wire")}}]})
+    expect("txn --base64", 0, ctl.run("txn", "--base64", txn64), out_has="succeeded")
+    _, [got] = ctl.json("get", "ctl/t64")
+    check("txn --base64 decodes", "wire", text(got["value"]))
     expect("txn with bad JSON", EXIT["usage"], ctl.run("txn", "{not json"))
     # pipe: many operations on one Pipeline stream, replies printed in input order.
     lines = "".join(f"put ctl/p{i} v{i}\nget ctl/p{i}\n" for i in range(300)) + "incr ctl/pn 5\n"
@@ -146,8 +158,17 @@ def run_checks(ctl, binary):
     check("pipe prints one line per operation", 601, len(out))
     check("pipe replies in order", [f"v{i}" for i in range(300)], out[1:600:2])
     check("pipe increment", "5", out[600])
-    p = ctl.run("pipe", stdin="get ctl/p1\nput  x\n")
-    expect("pipe with a bad line", EXIT["usage"], p, err_has="line 2")
+    p = ctl.run("pipe", stdin="get ctl/p1\nput  x\nget ctl/p2\n")
+    expect("pipe with a bad line runs the others", 1, p, err_has="line 2")
+    check("pipe: the bad line's reply in its place",
+          ["v1", "ERROR INVALID_ARGUMENT: line 2: expected get KEY, put KEY VALUE, del KEY or "
+           "incr KEY [DELTA]", "v2"], p.stdout.splitlines())
+    p = ctl.run("pipe", stdin='put "ctl/a b" "hello world"\nget \'ctl/a b\'\nput ctl/q "x\\"y"\n'
+                'get ctl/q\nput ctl/e ""\nget ctl/e\n')
+    expect("pipe with quoted words", 0, p)
+    check("pipe quoting", ["hello world", 'x"y', ""], p.stdout.splitlines()[1:6:2])
+    p = ctl.run("pipe", stdin='get "unterminated\n')
+    expect("pipe with an unterminated quote", 1, p, out_has="line 1: unterminated quote")
     p = ctl.run("pipe", stdin="get ctl/p7\nincr ctl/a\nget ctl/nothing\n")
     expect("pipe with a failing operation", 1, p, out_has="ERROR FAILED_PRECONDITION")
     check("pipe goes on after a failure", ["v7", "(not found)"],
@@ -164,14 +185,91 @@ def run_checks(ctl, binary):
     for command in ["get", "put", "del", "incr", "range", "watch", "txn", "pipe", "status",
                     "config"]:
         expect(f"{command} --help", 0, ctl.run(command, "--help"), out_has="usage: shoalctl " + command)
-    expect("--help", 0, subprocess.run([binary, "--help"], capture_output=True, text=True),
-           out_has="exit codes")
+    p = subprocess.run([binary, "--help"], capture_output=True, text=True)
+    expect("--help", 0, p, out_has="exit codes")
+    # Each command's line in the overview is a whole sentence, not its help cut at a line break.
+    for line in p.stdout.splitlines():
+        if line.startswith("  ") and not line.startswith("  --") and line.strip()[0].isalpha():
+            words = line.split()
+            if words[0] in ("get", "put", "del", "delete", "incr", "range", "watch", "txn", "pipe",
+                            "status", "config") and not line.rstrip().endswith("."):
+                raise Mismatch(f"--help cuts a line mid-sentence: {line!r}")
+    p = subprocess.run([binary, "--version"], capture_output=True, text=True)
+    expect("--version", 0, p, out_has="shoalctl ")
+    if "usage" in p.stdout:
+        raise Mismatch(f"--version printed help: {p.stdout!r}")
+    expect("delete is del", 0, (ctl.run("put", "ctl/d", "x"), ctl.run("delete", "ctl/d"))[1],
+           out_has="deleted 1")
+    p = ctl.run("del", "", "--prefix")
+    expect("del of every key wants --all", EXIT["usage"], p, err_has="--all")
+    if "all_keys" in p.stderr:
+        raise Mismatch(f"del '' --prefix names the proto field, not the flag: {p.stderr!r}")
 
     down = Ctl(binary, "127.0.0.1:1")
     p = down.run("get", "k")
     expect("server down", EXIT["unavailable"], p, err_has="cannot reach shoald at 127.0.0.1:1")
     if "Traceback" in p.stderr or "terminate" in p.stderr:
         raise Mismatch(f"server down: not a clean message: {p.stderr!r}")
+
+
+def run_byte_checks(ctl):
+    """Values come back as the bytes that were put: raw when stdout is not a terminal, escaped
+    on one; --raw, --escaped, --base64 and --hex choose."""
+    def run(*args, stdin=None):
+        return subprocess.run([ctl.binary, f"--addr={ctl.address}", *args], input=stdin,
+                              capture_output=True, timeout=20)
+
+    value = random.Random(15).randbytes(3000)
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = os.path.join(d, "in.bin"), os.path.join(d, "out.bin")
+        with open(src, "wb") as f:
+            f.write(value)
+        check("put @file of 3,000 random bytes", 0, run("put", "bytes/bin", "@" + src).returncode)
+        with open(dst, "wb") as out:
+            check("get > file", 0, subprocess.run([ctl.binary, f"--addr={ctl.address}", "get",
+                                                    "bytes/bin"], stdout=out, timeout=20).returncode)
+        with open(dst, "rb") as f:
+            got = f.read()
+        check("get > file gives back the bytes that were put (length)", len(value), len(got))
+        check("get > file gives back the bytes that were put", True, got == value)
+    check("echo hello | put k -", 0, run("put", "bytes/echo", "-", stdin=b"hello\n").returncode)
+    check("get of echo's value", b"hello\n", run("get", "bytes/echo").stdout)
+    check("--base64", base64.b64encode(value) + b"\n", run("get", "bytes/bin", "--base64").stdout)
+    check("--hex", value.hex().encode() + b"\n", run("get", "bytes/bin", "--hex").stdout)
+    check("--escaped", b"hello\\n\n", run("get", "bytes/echo", "--escaped").stdout)
+    check("--raw", b"hello\n", run("get", "bytes/echo", "--raw").stdout)
+    check("two encodings", 2, run("get", "bytes/echo", "--raw", "--hex").returncode)
+    # On a terminal, escaped (a terminal never receives raw binary), with a line break.
+    leader, follower = pty.openpty()
+    p = subprocess.run([ctl.binary, f"--addr={ctl.address}", "get", "bytes/echo"],
+                       stdout=follower, timeout=20)
+    os.close(follower)
+    shown = os.read(leader, 4096)
+    os.close(leader)
+    check("get on a terminal", (0, b"hello\\n\r\n"), (p.returncode, shown))
+    print("bytes: ok")
+
+
+def run_interrupt_checks(binary):
+    """A watch of an unreachable server says it is retrying, and ends on Ctrl-C or SIGTERM
+    within a second (it used to block in the reconnect, deaf to both)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        p = subprocess.Popen([binary, "--addr=127.0.0.1:1", "watch", "x"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # The first failure, then the retries: waited for as a condition, with a bound.
+        ready, _, _ = select.select([p.stderr], [], [], 10)
+        line = p.stderr.readline() if ready else ""
+        if "retrying" not in line:
+            p.kill()
+            raise Mismatch(f"watch of an unreachable server: no retry message: {line!r}")
+        p.send_signal(sig)
+        try:
+            code = p.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            raise Mismatch(f"watch of an unreachable server ignored {sig.name} for a second")
+        check(f"watch exit code after {sig.name}", 0, code)
+    print("watch of an unreachable server ends on a signal: ok")
 
 
 def main():
@@ -186,6 +284,8 @@ def main():
         # The CLI follows Range pages without showing them.
         run_scenario(lambda step: observe(ctl, step), load_steps(), unobservable={"pages"})
         run_checks(ctl, binary)
+        run_byte_checks(ctl)
+        run_interrupt_checks(binary)
 
     run_against_server(os.path.abspath(args.shoald), scenario)
 
