@@ -6,6 +6,7 @@
 #     unknown field (tools/check-manifests.js), and the config file its pod would read is
 #     accepted by shoald itself;
 #   - yamllint, on the sources and on each rendering;
+#   - the Grafana dashboard (grafana/shoal.json) queries only metrics a running shoald exports;
 #   - every case in testdata/broken makes check-manifests.js fail, for the expected reason;
 #   - the Dockerfile lints clean (dockerfilelint).
 #
@@ -17,6 +18,7 @@ deploy=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$deploy")
 tools=$deploy/tools
 shoald=${SHOALD:-$repo/build/service/shoald}
+shoalctl=${SHOALCTL:-$repo/build/clients/cli/shoalctl}
 yamllint_config=$tools/yamllint.yaml
 
 fail() {
@@ -28,6 +30,7 @@ for tool in kubectl yamllint node npm apt-get dpkg-deb; do
   command -v "$tool" >/dev/null || fail "$tool not found"
 done
 [[ -x $shoald ]] || fail "no shoald at $shoald: build it (scripts/dev.sh) or set SHOALD"
+[[ -x $shoalctl ]] || fail "no shoalctl at $shoalctl: build it (scripts/dev.sh) or set SHOALCTL"
 
 tmp=$(mktemp -d)
 shoald_pid=
@@ -93,7 +96,7 @@ check_config_accepted() {
   local config=$1 out=$1.out err=$1.err status=0 first i
   # Files of its own, made before it starts: a read must never see an earlier run's line.
   : >"$out"
-  "$shoald" --listen=127.0.0.1:0 --config="$config" >"$out" 2>"$err" &
+  "$shoald" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --config="$config" >"$out" 2>"$err" &
   shoald_pid=$!
   for ((i = 0; i < 100; i++)); do
     first=
@@ -129,6 +132,38 @@ for overlay in "${overlays[@]}"; do
   node "$tools/mounted-config.js" "$rendered" >"$tmp/$name.config.json"
   check_config_accepted "$tmp/$name.config.json"
 done
+
+# The Grafana dashboard queries only metrics that a running shoald exports (after a put and a
+# get, so that the per-call series exist); and the check fails on one that it does not.
+check_dashboard() {
+  local out=$tmp/dashboard.out first= second= i
+  : >"$out"
+  "$shoald" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 >"$out" 2>"$tmp/dashboard.err" &
+  shoald_pid=$!
+  for ((i = 0; i < 100; i++)); do
+    first= second=
+    { IFS= read -r first && IFS= read -r second; } <"$out" || true
+    [[ $second == 'shoald metrics on '* ]] && break
+    kill -0 "$shoald_pid" 2>/dev/null || fail "shoald did not start: $(cat "$tmp/dashboard.err")"
+    sleep 0.1
+  done
+  [[ $second == 'shoald metrics on '* ]] || fail "shoald printed no metrics line within 10 s"
+  "$shoalctl" --addr="${first#shoald listening on }" put dashboard/k v >/dev/null
+  "$shoalctl" --addr="${first#shoald listening on }" get dashboard/k >/dev/null
+  local url="http://${second#shoald metrics on }/metrics"
+  node "$tools/dashboard-metrics.js" "$deploy/grafana/shoal.json" "$url"
+  sed 's/shoal_watch_history_events/shoal_watch_history_evnts/' "$deploy/grafana/shoal.json" \
+    >"$tmp/misspelt.json"
+  if node "$tools/dashboard-metrics.js" "$tmp/misspelt.json" "$url" >"$tmp/misspelt.out"; then
+    fail "a dashboard querying a metric shoald does not export passed: the check cannot fail"
+  fi
+  grep -q 'shoal_watch_history_evnts is not exported' "$tmp/misspelt.out" ||
+    fail "the misspelt dashboard failed for another reason: $(cat "$tmp/misspelt.out")"
+  kill -TERM "$shoald_pid" && wait "$shoald_pid" || fail "shoald did not exit 0 on SIGTERM"
+  shoald_pid=
+}
+echo "== grafana dashboard"
+check_dashboard
 
 echo "== yamllint"
 yamllint --strict -c "$yamllint_config" "$deploy/k8s" "$deploy/testdata" "$yamllint_config"

@@ -32,8 +32,8 @@ ABSL_FLAG(uint32_t, shards, 0, "store shards, a power of two (0: 2 per worker, a
 ABSL_FLAG(uint32_t, max_message_bytes, 4u << 20, "largest gRPC message");
 ABSL_FLAG(uint32_t, history_max_events, 100'000, "watch history length, in events");
 ABSL_FLAG(uint64_t, history_max_bytes, 64ull << 20, "watch history size, in bytes");
-ABSL_FLAG(std::string, metrics_listen, "",
-          "Prometheus endpoint (GET /metrics), e.g. 0.0.0.0:9090; empty: none");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9090",
+          "Prometheus endpoint (GET /metrics); port 0 picks one; empty: none");
 ABSL_FLAG(uint32_t, shutdown_grace_seconds, 10, "time calls in flight get on SIGTERM");
 // Live settings.
 ABSL_FLAG(uint32_t, max_key_bytes, 4096, "largest key");

@@ -298,12 +298,16 @@ void server::impl::open_store(const v1::StartupSettings& startup, int workers) {
   ctx.serving = &serving_rx;
   if (metrics) {  // the store's gauges, now that it exists
     metrics->publish([c = &ctx] {
+      const auto history = c->hub->history_stats();
       return metrics::gauges{
           .keys = c->kv->keys(),
           .bytes = c->kv->bytes(),
           .revision = c->hub->revision(),
           .watchers = static_cast<uint64_t>(c->watchers.load(std::memory_order_relaxed)),
-          .in_flight = c->calls->in_flight()};
+          .in_flight = c->calls->in_flight(),
+          .history_events = history.events,
+          .history_bytes = history.bytes,
+          .compact_revision = c->hub->compact_revision()};
     });
   }
 }

@@ -26,6 +26,7 @@ v1::ServerConfig defaults() {
   v1::ServerConfig c;
   auto* s = c.mutable_startup();
   s->set_listen("127.0.0.1:50051");
+  s->set_metrics_listen("127.0.0.1:9090");
   s->set_workers(0);
   s->set_runtime("multi_thread");
   s->set_shards(0);

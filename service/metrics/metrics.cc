@@ -1,14 +1,22 @@
 #include "service/metrics/metrics.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <array>
 #include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <mutex>
+#include <sstream>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "prometheus/collectable.h"
 #include "prometheus/exposer.h"
 #include "prometheus/metric_family.h"
+#include "service/build_info.h"
 
 namespace shoal::service::metrics {
 namespace {
@@ -20,26 +28,41 @@ constexpr std::size_t k_codes = 17;  // gRPC status codes 0..16
 constexpr std::array<double, 12> k_bounds = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                              0.01,   0.025,   0.05,   0.1,   0.25,   1.0};
 
-constexpr std::array<const char*, k_methods> k_method_names = {"shoal.v1.KV/Get",
-                                                               "shoal.v1.KV/Put",
-                                                               "shoal.v1.KV/Delete",
-                                                               "shoal.v1.KV/Increment",
-                                                               "shoal.v1.KV/Range",
-                                                               "shoal.v1.KV/Watch",
-                                                               "shoal.v1.Admin/Status",
-                                                               "shoal.v1.Admin/GetConfig",
-                                                               "shoal.v1.Admin/WatchConfig",
-                                                               "grpc.health.v1.Health/Check",
-                                                               "grpc.health.v1.Health/Watch",
-                                                               "shoal.v1.KV/Batch",
-                                                               "shoal.v1.KV/Txn",
-                                                               "shoal.v1.KV/Pipeline"};
+// Each method as the grpc_server_* metrics label it: service, method, and the call's shape.
+struct method_labels {
+  const char* service;
+  const char* method;
+  const char* type;  // unary, server_stream, client_stream or bidi_stream
+};
+constexpr std::array<method_labels, k_methods> k_method_labels = {{
+    {"shoal.v1.KV", "Get", "unary"},
+    {"shoal.v1.KV", "Put", "unary"},
+    {"shoal.v1.KV", "Delete", "unary"},
+    {"shoal.v1.KV", "Increment", "unary"},
+    {"shoal.v1.KV", "Range", "unary"},
+    {"shoal.v1.KV", "Watch", "server_stream"},
+    {"shoal.v1.Admin", "Status", "unary"},
+    {"shoal.v1.Admin", "GetConfig", "unary"},
+    {"shoal.v1.Admin", "WatchConfig", "server_stream"},
+    {"grpc.health.v1.Health", "Check", "unary"},
+    {"grpc.health.v1.Health", "Watch", "server_stream"},
+    {"shoal.v1.KV", "Batch", "unary"},
+    {"shoal.v1.KV", "Txn", "unary"},
+    {"shoal.v1.KV", "Pipeline", "bidi_stream"},
+}};
 
+// Status codes as gRPC dashboards label them (the names Go's gRPC gives the codes).
 constexpr std::array<const char*, k_codes> k_code_names = {
-    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
-    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
-    "DATA_LOSS", "UNAUTHENTICATED"};
+    "OK",       "Canceled",      "Unknown",          "InvalidArgument",   "DeadlineExceeded",
+    "NotFound", "AlreadyExists", "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+    "Aborted",  "OutOfRange",    "Unimplemented",    "Internal",          "Unavailable",
+    "DataLoss", "Unauthenticated"};
+
+// Labels of one method, in name order, then `extra` (code, le...).
+std::vector<prometheus::ClientMetric::Label> labels_of(std::size_t m) {
+  const method_labels& l = k_method_labels[m];
+  return {{"grpc_method", l.method}, {"grpc_service", l.service}, {"grpc_type", l.type}};
+}
 
 // One thread's counters. Only that thread writes them (plain load + store, no read-modify-write);
 // scrapes read them from another thread, hence the relaxed atomics.
@@ -91,6 +114,74 @@ prometheus::MetricFamily gauge(std::string name, std::string help, double value)
   return f;
 }
 
+// The process, read from /proc at each scrape: the standard process_* metrics.
+struct process_sample {
+  double cpu_seconds = 0, start_time_seconds = 0, virtual_bytes = 0, resident_bytes = 0;
+  double open_fds = 0, max_fds = 0;
+};
+
+process_sample read_process() {
+  process_sample p;
+  std::ifstream stat_file("/proc/self/stat");
+  std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+  // Fields after the command name (which may hold spaces), from field 3 (state) on.
+  const auto close = stat.rfind(')');
+  if (close != std::string::npos) {
+    std::istringstream rest(stat.substr(close + 2));
+    std::vector<std::string> f{std::istream_iterator<std::string>(rest),
+                               std::istream_iterator<std::string>()};
+    const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    if (f.size() > 21) {
+      p.cpu_seconds = (std::stod(f[11]) + std::stod(f[12])) / ticks;  // utime + stime
+      p.virtual_bytes = std::stod(f[20]);
+      p.resident_bytes = std::stod(f[21]) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+      std::ifstream boot("/proc/stat");
+      for (std::string line; std::getline(boot, line);) {
+        if (line.rfind("btime ", 0) == 0) {
+          p.start_time_seconds = std::stod(line.substr(6)) + std::stod(f[19]) / ticks;
+        }
+      }
+    }
+  }
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++p.open_fds;
+  }
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0) p.max_fds = static_cast<double>(files.rlim_cur);
+  return p;
+}
+
+void add_process_metrics(std::vector<prometheus::MetricFamily>& out) {
+  const process_sample p = read_process();
+  auto cpu = family("process_cpu_seconds_total", "User and system CPU time spent, in seconds.",
+                    prometheus::MetricType::Counter);
+  cpu.metric.emplace_back();
+  cpu.metric.back().counter.value = p.cpu_seconds;
+  out.push_back(std::move(cpu));
+  out.push_back(gauge("process_start_time_seconds",
+                      "Start time of the process since the Unix epoch, in seconds.",
+                      p.start_time_seconds));
+  out.push_back(
+      gauge("process_virtual_memory_bytes", "Virtual memory size, in bytes.", p.virtual_bytes));
+  out.push_back(
+      gauge("process_resident_memory_bytes", "Resident memory size, in bytes.", p.resident_bytes));
+  out.push_back(gauge("process_open_fds", "Open file descriptors.", p.open_fds));
+  out.push_back(gauge("process_max_fds", "The limit on open file descriptors.", p.max_fds));
+}
+
+void add_build_info(std::vector<prometheus::MetricFamily>& out) {
+  auto f = family("shoal_build_info", "What shoald was built from; the value is always 1.",
+                  prometheus::MetricType::Gauge);
+  f.metric.emplace_back();
+  f.metric.back().label = {{"build_type", build_info::build_type()},
+                           {"grpc_version", build_info::grpc_version()},
+                           {"version", build_info::version()}};
+  f.metric.back().gauge.value = 1;
+  out.push_back(std::move(f));
+}
+
 // Builds the families at scrape time from the thread blocks and the server's state.
 class collector : public prometheus::Collectable {
  public:
@@ -122,9 +213,10 @@ class collector : public prometheus::Collectable {
     }
     std::vector<prometheus::MetricFamily> out;
 
-    auto rpcs = family("shoal_rpcs_total", "Calls finished, by method and gRPC status code.",
+    auto rpcs = family("grpc_server_handled_total",
+                       "Calls finished on the server, by method and gRPC status code.",
                        prometheus::MetricType::Counter);
-    auto latency = family("shoal_rpc_duration_seconds",
+    auto latency = family("grpc_server_handling_seconds",
                           "Time from a call's arrival to its final status, by method.",
                           prometheus::MetricType::Histogram);
     for (std::size_t m = 0; m < k_methods; ++m) {
@@ -133,13 +225,14 @@ class collector : public prometheus::Collectable {
         total += calls[m][c];
         if (calls[m][c] == 0) continue;
         prometheus::ClientMetric cm;
-        cm.label = {{"method", k_method_names[m]}, {"code", k_code_names[c]}};
+        cm.label = labels_of(m);
+        cm.label.insert(cm.label.begin(), {"grpc_code", k_code_names[c]});
         cm.counter.value = static_cast<double>(calls[m][c]);
         rpcs.metric.push_back(std::move(cm));
       }
       if (total == 0) continue;
       prometheus::ClientMetric h;
-      h.label = {{"method", k_method_names[m]}};
+      h.label = labels_of(m);
       uint64_t cumulative = 0;
       for (std::size_t i = 0; i < k_bounds.size(); ++i) {
         cumulative += buckets[m][i];
@@ -181,6 +274,8 @@ class collector : public prometheus::Collectable {
             "Config file changes refused (the running config stays).",
             {{nullptr, event::config_reload_failed}});
 
+    add_process_metrics(out);
+    add_build_info(out);
     if (!published_.load(std::memory_order_acquire)) return out;  // still starting
     const gauges g = read_();
     out.push_back(gauge("shoal_keys", "Keys stored.", static_cast<double>(g.keys)));
@@ -191,6 +286,15 @@ class collector : public prometheus::Collectable {
     out.push_back(gauge("shoal_watchers", "Open watch streams.", static_cast<double>(g.watchers)));
     out.push_back(
         gauge("shoal_in_flight_calls", "Calls in flight.", static_cast<double>(g.in_flight)));
+    out.push_back(gauge("shoal_watch_history_events",
+                        "Events the watch history holds (a watch may start from any of them).",
+                        static_cast<double>(g.history_events)));
+    out.push_back(gauge("shoal_watch_history_bytes", "Bytes of the events the watch history holds.",
+                        static_cast<double>(g.history_bytes)));
+    out.push_back(gauge("shoal_watch_compact_revision",
+                        "The oldest revision a watch may start from; shoal_revision minus this "
+                        "is how far back watchers can resume.",
+                        static_cast<double>(g.compact_revision)));
     return out;
   }
 
@@ -226,8 +330,10 @@ absl::StatusOr<std::unique_ptr<exporter>> exporter::start(const std::string& lis
   try {
     p->exposer = std::make_unique<prometheus::Exposer>(listen, 1);
   } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot serve metrics on ", listen, ": ", e.what()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot serve metrics on ", listen,
+        " (--metrics_listen): the port is in use, or the host is not an address of this machine; "
+        "--metrics_listen= (empty) turns metrics off"));
   }
   p->exposer->RegisterCollectable(p->source);
   return std::unique_ptr<exporter>(new exporter(std::move(p)));

@@ -1,4 +1,8 @@
-// metrics: shoald's Prometheus metrics, served as text on their own port (--metrics_listen).
+// metrics: shoald's Prometheus metrics, served as text on their own port (--metrics_listen,
+// 127.0.0.1:9090 by default). Calls are counted under the grpc_server_* names that gRPC
+// dashboards query (grpc_server_handled_total, grpc_server_handling_seconds, labelled
+// grpc_service, grpc_method, grpc_type, grpc_code); the process_* metrics come from /proc;
+// shoal_build_info, and shoal_* gauges of the store and the watch history.
 //
 // The call path writes only to its own thread's block of counters (one writer per block: no
 // lock, no shared cache line); a scrape sums the blocks and reads the server's gauges at that
@@ -59,6 +63,9 @@ struct gauges {
   uint64_t revision = 0;
   uint64_t watchers = 0;
   uint64_t in_flight = 0;
+  uint64_t history_events = 0;
+  uint64_t history_bytes = 0;
+  uint64_t compact_revision = 0;
 };
 
 // The /metrics endpoint. Stops serving when destroyed. It serves the call counters from the

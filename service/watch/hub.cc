@@ -49,6 +49,11 @@ uint64_t hub::compact_revision() {
   return history_.compact_revision(revision_.load(std::memory_order_relaxed));
 }
 
+hub::history_size hub::history_stats() {
+  rt::plain_lock lock(mu_);
+  return {history_.size(), history_.bytes()};
+}
+
 hub::subscription hub::subscribe(uint64_t start) {
   subscription s;
   rt::plain_lock lock(mu_);

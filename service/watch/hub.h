@@ -50,6 +50,12 @@ class hub {
 
   uint64_t revision() const { return revision_.load(std::memory_order_acquire); }
   uint64_t compact_revision();
+  struct history_size {
+    std::size_t events = 0;
+    std::size_t bytes = 0;
+  };
+  // What the history holds now (takes the hub's lock briefly).
+  history_size history_stats();
 
   struct subscription {
     bool compacted = false;

@@ -42,7 +42,7 @@ async function startShoald(binary) {
   } catch {
     fail(`no shoald at ${binary}: build it, or pass --shoald PATH`);
   }
-  const child = spawn(binary, ['--listen=127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(binary, ['--listen=127.0.0.1:0', '--metrics_listen=127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   const stderr = [];
   createInterface({ input: child.stderr }).on('line', (line) => stderr.push(line));
   const exited = once(child, 'exit');

@@ -427,7 +427,8 @@ class Shoald:
     def __init__(self, binary, log):
         self._log = log
         try:
-            self.process = subprocess.Popen([str(binary), "--listen=127.0.0.1:0"],
+            self.process = subprocess.Popen([str(binary), "--listen=127.0.0.1:0",
+                                             "--metrics_listen=127.0.0.1:0"],
                                             stdout=subprocess.PIPE, stderr=log, text=True)
         except OSError as e:
             raise Failure(f"cannot start shoald: {e}") from None

@@ -33,7 +33,7 @@ class Shoald:
     def __init__(self, path):
         self.log = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(
-            [path, "--listen=127.0.0.1:0"], stdout=subprocess.PIPE, stderr=self.log, text=True
+            [path, "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0"], stdout=subprocess.PIPE, stderr=self.log, text=True
         )
         ready, _, _ = select.select([self.proc.stdout], [], [], 10)
         line = self.proc.stdout.readline() if ready else ""

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <string>
 
 #include "tests/e2e/shoald_process.h"
@@ -65,16 +66,18 @@ TEST(metrics, the_endpoint_counts_calls_by_method_and_code_refusals_and_reports_
 
   const std::string text = scrape(s.metrics_address());
   ASSERT_FALSE(text.empty());
-  EXPECT_EQ(sample(text, R"(shoal_rpcs_total{method="shoal.v1.KV/Put",code="OK"})"), 3);
-  EXPECT_EQ(sample(text, R"(shoal_rpcs_total{method="shoal.v1.KV/Put",code="RESOURCE_EXHAUSTED"})"),
+  // The names and labels gRPC dashboards query (the grpc_server_* family).
+  const std::string put = R"(grpc_method="Put",grpc_service="shoal.v1.KV",grpc_type="unary")";
+  const std::string get = R"(grpc_method="Get",grpc_service="shoal.v1.KV",grpc_type="unary")";
+  EXPECT_EQ(sample(text, R"(grpc_server_handled_total{grpc_code="OK",)" + put + "}"), 3) << text;
+  EXPECT_EQ(sample(text, R"(grpc_server_handled_total{grpc_code="ResourceExhausted",)" + put + "}"),
             1);
-  EXPECT_EQ(sample(text, R"(shoal_rpcs_total{method="shoal.v1.KV/Get",code="OK"})"), 1);
-  EXPECT_EQ(sample(text, R"(shoal_rpcs_total{method="shoal.v1.KV/Get",code="INVALID_ARGUMENT"})"),
+  EXPECT_EQ(sample(text, R"(grpc_server_handled_total{grpc_code="OK",)" + get + "}"), 1);
+  EXPECT_EQ(sample(text, R"(grpc_server_handled_total{grpc_code="InvalidArgument",)" + get + "}"),
             1);
-  EXPECT_EQ(sample(text, R"(shoal_rpc_duration_seconds_count{method="shoal.v1.KV/Put"})"), 4);
-  EXPECT_EQ(
-      sample(text, R"(shoal_rpc_duration_seconds_bucket{method="shoal.v1.KV/Put",le="+Inf"})"), 4);
-  EXPECT_GT(sample(text, R"(shoal_rpc_duration_seconds_sum{method="shoal.v1.KV/Put"})"), 0);
+  EXPECT_EQ(sample(text, "grpc_server_handling_seconds_count{" + put + "}"), 4);
+  EXPECT_EQ(sample(text, "grpc_server_handling_seconds_bucket{" + put + R"(,le="+Inf"})"), 4);
+  EXPECT_GT(sample(text, "grpc_server_handling_seconds_sum{" + put + "}"), 0);
   EXPECT_EQ(sample(text, R"(shoal_rejected_calls_total{reason="max_keys"})"), 1);
   EXPECT_EQ(sample(text, "shoal_keys"), 3);
   EXPECT_EQ(sample(text, "shoal_revision"), 3);
@@ -84,9 +87,48 @@ TEST(metrics, the_endpoint_counts_calls_by_method_and_code_refusals_and_reports_
   EXPECT_EQ(s.terminate(), 0);
 }
 
-TEST(metrics, a_metrics_address_that_cannot_be_bound_stops_the_start_with_a_clear_message) {
+TEST(metrics, a_metrics_address_that_cannot_be_bound_stops_the_start_naming_the_flag) {
   shoald_process first({"--metrics_listen=127.0.0.1:0"});
-  EXPECT_THROW(shoald_process({"--metrics_listen=" + first.metrics_address()}), std::runtime_error);
+  const auto [code, out] = run_to_exit("--metrics_listen=" + first.metrics_address());
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("--metrics_listen"), std::string::npos) << out;
+  EXPECT_NE(out.find(first.metrics_address()), std::string::npos) << out;
+}
+
+// Metrics used to be off unless --metrics_listen was given: a pod scraped by default showed
+// nothing. The default is loopback, port 9090.
+TEST(metrics, are_on_by_default_on_loopback_port_9090) {
+  shoald_process s(shoald_process::no_metrics_flag, {});
+  EXPECT_EQ(s.metrics_address(), "127.0.0.1:9090");
+  EXPECT_FALSE(scrape(s.metrics_address()).empty());
+}
+
+// What an operator's dashboard needs besides the calls: the process (from /proc), the build,
+// and the watch machinery.
+TEST(metrics, process_build_and_watch_history_are_reported) {
+  shoald_process s;
+  auto kv = s.kv();
+  for (int i = 0; i < 5; ++i) {
+    v1::PutRequest p;
+    p.set_key("h" + std::to_string(i));
+    p.set_value("v");
+    v1::PutResponse r;
+    ASSERT_TRUE(kv->Put(ctx().get(), p, &r).ok());
+  }
+  const std::string text = scrape(s.metrics_address());
+  const double rss = sample(text, "process_resident_memory_bytes");
+  EXPECT_GT(rss, 1 << 20) << text;
+  EXPECT_LT(std::abs(rss - static_cast<double>(rss_bytes(s.pid()))), 64 << 20);
+  EXPECT_GT(sample(text, "process_virtual_memory_bytes"), rss);
+  EXPECT_GE(sample(text, "process_cpu_seconds_total"), 0);
+  EXPECT_GT(sample(text, "process_open_fds"), 3);
+  EXPECT_GT(sample(text, "process_max_fds"), 0);
+  EXPECT_GT(sample(text, "process_start_time_seconds"), 1.7e9);
+  EXPECT_NE(text.find("shoal_build_info{build_type=\""), std::string::npos) << text;
+  EXPECT_NE(text.find("version=\"" SHOAL_VERSION "\"} 1"), std::string::npos) << text;
+  EXPECT_EQ(sample(text, "shoal_watch_history_events"), 5);
+  EXPECT_GT(sample(text, "shoal_watch_history_bytes"), 0);
+  EXPECT_EQ(sample(text, "shoal_watch_compact_revision"), 1);
 }
 
 }  // namespace

@@ -36,12 +36,20 @@ inline std::string shoald_path() { return SHOALD_PATH; }
 
 class shoald_process {
  public:
+  // Metrics on a port of its own (--metrics_listen=127.0.0.1:0) unless `args` say otherwise:
+  // the default port, 9090, would be shared by every test's server.
   explicit shoald_process(std::vector<std::string> args = {}) {
+    start(shoald_path(), with_metrics_port(std::move(args)));
+  }
+  // shoald's own default for metrics (127.0.0.1:9090).
+  struct no_metrics_flag_t {};
+  static constexpr no_metrics_flag_t no_metrics_flag{};
+  shoald_process(no_metrics_flag_t, std::vector<std::string> args) {
     start(shoald_path(), std::move(args));
   }
   // Another build of shoald (a test-only one).
   shoald_process(std::string binary, std::vector<std::string> args) {
-    start(std::move(binary), std::move(args));
+    start(std::move(binary), with_metrics_port(std::move(args)));
   }
   ~shoald_process() {
     if (pid_ > 0) {
@@ -53,7 +61,7 @@ class shoald_process {
   shoald_process& operator=(const shoald_process&) = delete;
 
   const std::string& address() const { return address_; }
-  // With --metrics_listen: where /metrics is served.
+  // Where /metrics is served ("" with --metrics_listen= empty: none).
   const std::string& metrics_address() const { return metrics_address_; }
   pid_t pid() const { return pid_; }
 
@@ -130,13 +138,23 @@ class shoald_process {
       throw std::runtime_error("shoald did not start (see its stderr above)");
     }
     address_ = after(line, "listening on ");
-    // The metrics endpoint, when asked for, is the second line.
+    // The metrics endpoint, unless turned off, is the second line.
+    bool metrics = true;
     for (const auto& a : args) {
-      if (a.rfind("--metrics_listen", 0) == 0 && std::fgets(line, sizeof line, f) != nullptr) {
-        metrics_address_ = after(line, "metrics on ");
-      }
+      if (a.rfind("--metrics_listen", 0) == 0) metrics = a != "--metrics_listen=";
+    }
+    if (metrics && std::fgets(line, sizeof line, f) != nullptr) {
+      metrics_address_ = after(line, "metrics on ");
     }
     std::fclose(f);
+  }
+
+  static std::vector<std::string> with_metrics_port(std::vector<std::string> args) {
+    for (const auto& a : args) {
+      if (a.rfind("--metrics_listen", 0) == 0) return args;
+    }
+    args.insert(args.begin(), "--metrics_listen=127.0.0.1:0");
+    return args;
   }
 
   static std::string after(const std::string& line, const std::string& marker) {
@@ -165,7 +183,8 @@ inline std::string temp_dir() {
 // after 10 s (exit 124: the test fails).
 inline std::pair<int, std::string> run_to_exit(const std::string& args) {
   const std::string cmd =
-      "timeout 10 " + shoald_path() + " --listen=127.0.0.1:0 " + args + " 2>&1";
+      "timeout 10 " + shoald_path() + " --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 " + args +
+      " 2>&1";
   FILE* f = ::popen(cmd.c_str(), "r");
   std::string out;
   char buf[4096];
