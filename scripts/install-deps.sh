@@ -15,6 +15,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # the Python and Node clients and their tests
   python3-grpcio python3-protobuf nodejs
+  # the Python package, installed as users do (a venv, pip, setuptools' build backend)
+  python3-venv python3-pip python3-setuptools python3-wheel
   # the deployment checks (deploy/check.sh)
   yamllint
   # sanitizers' runtimes for clang, and clang for the thread-safety check

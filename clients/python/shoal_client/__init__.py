@@ -1,4 +1,6 @@
-"""Python client for Shoal. Needs the generated shoal.v1 modules on sys.path (see generate.sh)."""
+"""Python client for Shoal: ShoalClient (blocking) and, in shoal_client.aio, AsyncShoalClient
+(asyncio). Installed with pip, the package carries the shoal.v1 modules; from the source tree,
+put generate.sh's output on sys.path."""
 
 from .client import (
     CompactedError,
@@ -10,6 +12,7 @@ from .client import (
     RangePage,
     ShoalClient,
     ShoalError,
+    TlsOptions,
     TxnResult,
     WatchCanceledError,
     compare,
@@ -29,6 +32,7 @@ __all__ = [
     "RangePage",
     "ShoalClient",
     "ShoalError",
+    "TlsOptions",
     "TxnResult",
     "WatchCanceledError",
     "compare",

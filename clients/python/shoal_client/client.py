@@ -26,6 +26,34 @@ def _bytes(data: Data) -> bytes:
     raise TypeError(f"expected str or bytes, got {type(data).__name__}")
 
 
+@dataclass(frozen=True)
+class TlsOptions:
+    """TLS for the connection, all PEM: the CA that signs the server's certificate (None: the
+    system's roots), and for mutual TLS the client's certificate chain and private key."""
+
+    root_certificates: Optional[bytes] = None
+    certificate_chain: Optional[bytes] = None
+    private_key: Optional[bytes] = None
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(
+            self.root_certificates, self.private_key, self.certificate_chain
+        )
+
+
+# The server bounds what it sends (max_message_bytes); a client must not refuse it below that.
+_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1)]
+
+
+def _target(target: Optional[str]) -> str:
+    return target or os.environ.get("SHOAL_ADDR") or DEFAULT_TARGET
+
+
+def _metadata(token: Optional[str]) -> Optional[tuple]:
+    """A bearer token travels in every call's metadata."""
+    return (("authorization", f"Bearer {token}"),) if token else None
+
+
 class ShoalError(Exception):
     """A call that failed: the gRPC status code and the server's message."""
 
@@ -187,13 +215,25 @@ class ShoalClient:
             shoal.get("greeting").value       # b"hello"
     """
 
-    def __init__(self, target: Optional[str] = None, *, timeout: Optional[float] = 5.0):
-        self.target = target or os.environ.get("SHOAL_ADDR") or DEFAULT_TARGET
+    def __init__(
+        self,
+        target: Optional[str] = None,
+        *,
+        timeout: Optional[float] = 5.0,
+        tls: Optional[TlsOptions] = None,
+        token: Optional[str] = None,
+    ):
+        """target: host:port (None: $SHOAL_ADDR, else 127.0.0.1:50051). tls: None for plaintext.
+        token: a bearer token sent with every call (for servers that require one)."""
+        self.target = _target(target)
         self.timeout = timeout
-        # The server bounds what it sends (max_message_bytes); do not refuse it below that.
-        self._channel = grpc.insecure_channel(
-            self.target, options=[("grpc.max_receive_message_length", -1)]
-        )
+        self._metadata = _metadata(token)
+        if tls is None:
+            self._channel = grpc.insecure_channel(self.target, options=_CHANNEL_OPTIONS)
+        else:
+            self._channel = grpc.secure_channel(
+                self.target, tls.credentials(), options=_CHANNEL_OPTIONS
+            )
         self._kv = kv_pb2_grpc.KVStub(self._channel)
         self._admin = admin_pb2_grpc.AdminStub(self._channel)
 
@@ -208,7 +248,7 @@ class ShoalClient:
 
     def _call(self, method, request):
         try:
-            return method(request, timeout=self.timeout)
+            return method(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as err:
             raise ShoalError(err.code(), err.details()) from err
 
@@ -346,7 +386,7 @@ class ShoalClient:
             store_id=store_id,
             prev_kv=prev_kv,
         )
-        call = self._kv.Watch(req, timeout=timeout)
+        call = self._kv.Watch(req, timeout=timeout, metadata=self._metadata)
         final = None  # a compacted or canceled response; the stream's status follows it
         try:
             for resp in call:
@@ -391,7 +431,7 @@ class ShoalClient:
                 slots.acquire()  # released as each reply is read
                 yield kv_pb2.PipelineRequest(id=i, op=op)
 
-        call = self._kv.Pipeline(requests())
+        call = self._kv.Pipeline(requests(), metadata=self._metadata)
         try:
             for reply in call:
                 slots.release()

@@ -1,0 +1,190 @@
+"""AsyncShoalClient: the shoal.v1 KV and Admin services for asyncio code (grpc.aio).
+
+    import asyncio
+    from shoal_client.aio import AsyncShoalClient
+
+    async def main():
+        async with AsyncShoalClient() as shoal:          # SHOAL_ADDR, else 127.0.0.1:50051
+            await shoal.put("greeting", "hello")
+            print((await shoal.get("greeting")).value)   # b"hello"
+            async for event in shoal.watch("greeting", prefix=False):
+                print(event.type, event.value)
+                break                                     # leaving the loop cancels the stream
+
+    asyncio.run(main())
+
+The same results and errors as ShoalClient (Entry, PutResult, ShoalError...). A task that is
+cancelled while it awaits a call cancels the call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import AsyncIterator, Optional
+
+import grpc
+import grpc.aio
+
+from shoal.v1 import admin_pb2, admin_pb2_grpc, kv_pb2, kv_pb2_grpc
+
+from .client import (
+    _CHANNEL_OPTIONS,
+    CompactedError,
+    Data,
+    DeleteResult,
+    Entry,
+    Event,
+    EventType,
+    PutResult,
+    ShoalError,
+    TlsOptions,
+    TxnResult,
+    WatchCanceledError,
+    _bytes,
+    _condition,
+    _entry,
+    _metadata,
+    _target,
+)
+
+
+class AsyncShoalClient:
+    """A connection to shoald for asyncio. Every call but watch has a deadline of `timeout`."""
+
+    def __init__(
+        self,
+        target: Optional[str] = None,
+        *,
+        timeout: Optional[float] = 5.0,
+        tls: Optional[TlsOptions] = None,
+        token: Optional[str] = None,
+    ):
+        self.target = _target(target)
+        self.timeout = timeout
+        self._metadata = _metadata(token)
+        if tls is None:
+            self._channel = grpc.aio.insecure_channel(self.target, options=_CHANNEL_OPTIONS)
+        else:
+            self._channel = grpc.aio.secure_channel(
+                self.target, tls.credentials(), options=_CHANNEL_OPTIONS
+            )
+        self._kv = kv_pb2_grpc.KVStub(self._channel)
+        self._admin = admin_pb2_grpc.AdminStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncShoalClient:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def _call(self, method, request):
+        try:
+            return await method(request, timeout=self.timeout, metadata=self._metadata)
+        except grpc.aio.AioRpcError as err:
+            raise ShoalError(err.code(), err.details()) from err
+
+    async def get(self, key: Data) -> Optional[Entry]:
+        resp = await self._call(self._kv.Get, kv_pb2.GetRequest(key=_bytes(key)))
+        return Entry._from_proto(resp.entry) if resp.found else None
+
+    async def put(
+        self,
+        key: Data,
+        value: Data,
+        *,
+        ttl_ms: Optional[int] = None,
+        if_absent: bool = False,
+        if_present: bool = False,
+        if_revision: Optional[int] = None,
+    ) -> PutResult:
+        """As ShoalClient.put: a condition that does not hold gives applied = False."""
+        key, value = _bytes(key), _bytes(value)
+        req = kv_pb2.PutRequest(
+            key=key,
+            value=value,
+            ttl_ms=ttl_ms,
+            condition=_condition(if_absent, if_present, if_revision),
+        )
+        resp = await self._call(self._kv.Put, req)
+        if not resp.applied:
+            return PutResult(False, resp.header.revision, _entry(resp, "entry"))
+        entry = replace(Entry._from_proto(resp.entry), key=key, value=value)
+        return PutResult(True, entry.mod_revision, entry, _entry(resp, "previous"))
+
+    async def delete(self, key: Data, *, if_revision: Optional[int] = None) -> DeleteResult:
+        req = kv_pb2.DeleteRequest(key=_bytes(key), condition=_condition(if_revision=if_revision))
+        resp = await self._call(self._kv.Delete, req)
+        return DeleteResult(
+            applied=resp.applied,
+            deleted=resp.deleted,
+            revision=resp.header.revision,
+            previous=[Entry._from_proto(e) for e in resp.previous],
+            current=_entry(resp, "current"),
+        )
+
+    async def increment(self, key: Data, delta: int = 1) -> int:
+        req = kv_pb2.IncrementRequest(key=_bytes(key), delta=delta)
+        return (await self._call(self._kv.Increment, req)).value
+
+    async def range(
+        self, prefix: Data = b"", *, page_size: Optional[int] = None, keys_only: bool = False
+    ) -> AsyncIterator[Entry]:
+        """The entries under a prefix in key order, following pages."""
+        req = kv_pb2.RangeRequest(prefix=_bytes(prefix), limit=page_size or 0, keys_only=keys_only)
+        while True:
+            resp = await self._call(self._kv.Range, req)
+            for e in resp.entries:
+                yield Entry._from_proto(e)
+            if not resp.continuation:
+                return
+            req.continuation = resp.continuation
+
+    async def watch(
+        self,
+        key_or_prefix: Data,
+        prefix: bool = True,
+        from_revision: int = 0,
+        *,
+        store_id: str = "",
+    ) -> AsyncIterator[Event]:
+        """As ShoalClient.watch: events in revision order; CompactedError, WatchCanceledError.
+        Leaving the `async for` (or cancelling the task) cancels the stream."""
+        req = kv_pb2.WatchRequest(
+            key=_bytes(key_or_prefix), prefix=prefix, start_revision=from_revision,
+            store_id=store_id,
+        )
+        call = self._kv.Watch(req, metadata=self._metadata)
+        final = None
+        try:
+            async for resp in call:
+                for e in resp.events:
+                    yield Event(
+                        EventType[kv_pb2.Event.Type.Name(e.type)],
+                        e.revision,
+                        Entry._from_proto(e.entry),
+                        _entry(e, "previous"),
+                    )
+                if resp.compacted or resp.canceled:
+                    final = resp
+        except grpc.aio.AioRpcError as err:
+            code, details = err.code(), err.details()
+            if final is not None and final.compacted:
+                raise CompactedError(code, details, final.compact_revision) from err
+            if final is not None and final.canceled:
+                raise WatchCanceledError(
+                    code, details, final.resume_revision, final.cancel_reason
+                ) from err
+            raise ShoalError(code, details) from err
+        finally:
+            call.cancel()
+
+    async def txn(self, compares=(), success=(), failure=()) -> TxnResult:
+        req = kv_pb2.TxnRequest(compares=list(compares), success=list(success), failure=list(failure))
+        resp = await self._call(self._kv.Txn, req)
+        return TxnResult(resp.succeeded, resp.revision, list(resp.results))
+
+    async def status(self) -> admin_pb2.StatusResponse:
+        return await self._call(self._admin.Status, admin_pb2.StatusRequest())
