@@ -1,13 +1,19 @@
 'use strict';
 
 // A promise-based client for Shoal's gRPC API (proto/shoal/v1). The protos are loaded at run time,
-// so the client follows the repository's API without a code-generation step.
+// so the client follows the repository's API without a code-generation step: from the package's
+// own copy (proto/, put there by `npm pack`), else from the repository's proto/ folder.
+// Types: index.d.ts.
 
+const fs = require('node:fs');
 const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 
-const DEFAULT_PROTO_DIR = path.resolve(__dirname, '../../proto');
+const PACKAGED_PROTO_DIR = path.join(__dirname, 'proto');
+const DEFAULT_PROTO_DIR = fs.existsSync(path.join(PACKAGED_PROTO_DIR, 'shoal/v1/kv.proto'))
+  ? PACKAGED_PROTO_DIR
+  : path.resolve(__dirname, '../../proto');
 const DEFAULT_DEADLINE_MS = 5000;
 
 // A failed RPC. `code` is the gRPC status number, `codeName` its name (e.g. 'INVALID_ARGUMENT').
