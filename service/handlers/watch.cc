@@ -1,5 +1,6 @@
 #include "service/handlers/watch.h"
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -134,6 +135,7 @@ class watch_stream {
         co_return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
       }
       std::optional<received> r(std::move(std::get<0>(woke)));
+      metrics::observe_watch_lag(ctx_.hub->revision() - std::min(ctx_.hub->revision(), next_ - 1));
       std::optional<uint64_t> tick;  // the revision of a progress tick among them, if any
       for (; r; r = full() ? std::nullopt : live.try_recv()) {
         if (!*r) co_return co_await fell_out(r->error());

@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <filesystem>
@@ -71,6 +72,7 @@ struct block {
   std::atomic<uint64_t> buckets[k_methods][k_bounds.size() + 1] = {};
   std::atomic<uint64_t> nanos[k_methods] = {};
   std::atomic<uint64_t> events[k_events] = {};
+  std::atomic<uint64_t> watch_lag_max{0};  // since the previous scrape (which resets it)
 };
 
 void bump(std::atomic<uint64_t>& c, uint64_t by = 1) {
@@ -196,6 +198,7 @@ class collector : public prometheus::Collectable {
     uint64_t buckets[k_methods][k_bounds.size() + 1] = {};
     uint64_t nanos[k_methods] = {};
     uint64_t events[k_events] = {};
+    uint64_t watch_lag = 0;
     {
       auto& r = registry::get();
       std::lock_guard lock(r.mu);
@@ -209,6 +212,9 @@ class collector : public prometheus::Collectable {
         }
         for (std::size_t e = 0; e < k_events; ++e)
           events[e] += b->events[e].load(std::memory_order_relaxed);
+        // A watcher's observation racing this reset may survive into the next interval: the
+        // gauge is the largest lag seen lately, not an exact per-interval maximum.
+        watch_lag = std::max(watch_lag, b->watch_lag_max.exchange(0, std::memory_order_relaxed));
       }
     }
     std::vector<prometheus::MetricFamily> out;
@@ -291,6 +297,10 @@ class collector : public prometheus::Collectable {
                         static_cast<double>(g.history_events)));
     out.push_back(gauge("shoal_watch_history_bytes", "Bytes of the events the watch history holds.",
                         static_cast<double>(g.history_bytes)));
+    out.push_back(gauge("shoal_watch_lag_revisions",
+                        "The most revisions a watcher was behind the store when it woke to read, "
+                        "since the previous scrape.",
+                        static_cast<double>(watch_lag)));
     out.push_back(gauge("shoal_watch_compact_revision",
                         "The oldest revision a watch may start from; shoal_revision minus this "
                         "is how far back watchers can resume.",
@@ -315,6 +325,11 @@ void record_call(method m, grpc::StatusCode code, std::chrono::steady_clock::dur
   while (i < k_bounds.size() && seconds > k_bounds[i]) ++i;
   bump(b.buckets[mi][i]);
   bump(b.nanos[mi], static_cast<uint64_t>(std::chrono::nanoseconds(took).count()));
+}
+
+void observe_watch_lag(uint64_t revisions) {
+  std::atomic<uint64_t>& m = registry::get().mine().watch_lag_max;
+  if (revisions > m.load(std::memory_order_relaxed)) m.store(revisions, std::memory_order_relaxed);
 }
 
 void count(event e) { bump(registry::get().mine().events[static_cast<std::size_t>(e)]); }

@@ -55,6 +55,9 @@ enum class event : uint8_t {
 // On the call path: one finished call.
 void record_call(method m, grpc::StatusCode code, std::chrono::steady_clock::duration took);
 void count(event e);
+// On the watch path, each time a watcher wakes to read: how many revisions the store is ahead of
+// the last one it took. A scrape reports the largest since the previous scrape.
+void observe_watch_lag(uint64_t revisions);
 
 // What a scrape reads of the server's state, besides the counters.
 struct gauges {

@@ -131,5 +131,36 @@ TEST(metrics, process_build_and_watch_history_are_reported) {
   EXPECT_EQ(sample(text, "shoal_watch_compact_revision"), 1);
 }
 
+// A watcher that stops reading while the store moves on: when it reads again, it is hundreds of
+// revisions behind, and the lag gauge says so (then falls back once it has caught up).
+TEST(metrics, the_watch_lag_gauge_shows_a_watcher_that_fell_behind) {
+  shoald_process s;
+  auto kv = s.kv();
+  v1::WatchRequest wr;
+  wr.set_key("lag/");
+  wr.set_prefix(true);
+  grpc::ClientContext wc;
+  wc.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto watch = kv->Watch(&wc, wr);
+  ASSERT_TRUE(eventually([&] {  // the stream is open: the server counts its watcher
+    v1::StatusResponse st;
+    return s.admin()->Status(ctx().get(), v1::StatusRequest(), &st).ok() && st.watchers() == 1;
+  }));
+  // 8 MB of values the watcher does not read: flow control stops the server's writes to it.
+  constexpr int k_puts = 800;
+  for (int i = 0; i < k_puts; ++i) {
+    v1::PutRequest p;
+    p.set_key("lag/" + std::to_string(i));
+    p.set_value(std::string(10'000, 'x'));
+    v1::PutResponse r;
+    ASSERT_TRUE(kv->Put(ctx().get(), p, &r).ok());
+  }
+  int seen = 0;
+  for (v1::WatchResponse resp; seen < k_puts && watch->Read(&resp);) seen += resp.events_size();
+  ASSERT_EQ(seen, k_puts);
+  EXPECT_GT(sample(scrape(s.metrics_address()), "shoal_watch_lag_revisions"), 100);
+  wc.TryCancel();
+}
+
 }  // namespace
 }  // namespace shoal::testing
