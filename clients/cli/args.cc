@@ -90,11 +90,20 @@ absl::StatusOr<std::vector<std::string>> split_words(std::string_view line) {
           continue;
         }
         switch (line[++i]) {
-          case 'n': word.push_back('\n'); break;
-          case 't': word.push_back('\t'); break;
-          case 'r': word.push_back('\r'); break;
-          case '0': word.push_back('\0'); break;
-          default: word.push_back(line[i]);  // \" \\ and any other character as itself
+          case 'n':
+            word.push_back('\n');
+            break;
+          case 't':
+            word.push_back('\t');
+            break;
+          case 'r':
+            word.push_back('\r');
+            break;
+          case '0':
+            word.push_back('\0');
+            break;
+          default:
+            word.push_back(line[i]);  // \" \\ and any other character as itself
         }
       }
     } else {

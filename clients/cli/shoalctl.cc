@@ -541,15 +541,10 @@ std::vector<flag_spec> with_encoding_flags(std::vector<flag_spec> flags) {
 
 const std::vector<command>& commands() {
   static const std::vector<command> all = {
-      {"get",
-       "get KEY",
-       "Prints the key's value.",
+      {"get", "get KEY", "Prints the key's value.",
        "Writes the value's bytes as they are when stdout is not a terminal (get k > file gives\n"
        "  back exactly what was put), and escaped, with a line break, on a terminal.",
-       k_encoding_flags,
-       1,
-       1,
-       cmd_get},
+       k_encoding_flags, 1, 1, cmd_get},
       {"put",
        "put KEY VALUE",
        "Writes VALUE (text, @file, or - for stdin) under KEY.",
@@ -580,18 +575,12 @@ const std::vector<command>& commands() {
        1,
        2,
        cmd_incr},
-      {"range",
-       "range [PREFIX]",
-       "Lists keys and values in key order, following pages.",
-       "",
+      {"range", "range [PREFIX]", "Lists keys and values in key order, following pages.", "",
        with_encoding_flags({{"limit", true, "stop after this many entries"},
                             {"page-size", true, "entries per request"},
                             {"keys-only", false, "keys only"}}),
-       0,
-       1,
-       cmd_range},
-      {"watch",
-       "watch KEY",
+       0, 1, cmd_range},
+      {"watch", "watch KEY",
        "Prints changes to KEY (or with --prefix, keys under it) until Ctrl-C.",
        "While the server cannot be reached, says so on stderr and retries; Ctrl-C or SIGTERM\n"
        "  ends it at any time (exit code 0).",
@@ -599,9 +588,7 @@ const std::vector<command>& commands() {
            {{"prefix", false, "watch every key starting with KEY"},
             {"from-revision", true, "replay from this revision (if still in the history)"},
             {"prev-kv", false, "include each event's previous entry (with --json)"}}),
-       1,
-       1,
-       cmd_watch},
+       1, 1, cmd_watch},
       {"txn",
        "txn JSON",
        "Runs a Txn given as a shoal.v1.TxnRequest in JSON (text, @file, or - for stdin).",
@@ -619,7 +606,8 @@ const std::vector<command>& commands() {
        "pipe",
        "Runs operations read from stdin, one per line, on one Pipeline stream.",
        "Lines: get KEY, put KEY VALUE, del KEY, incr KEY [DELTA]. Words are split at blanks;\n"
-       "  \"double quotes\" (with \\\" \\\\ \\n \\t escapes) and 'single quotes' keep blanks, and \"\" is\n"
+       "  \"double quotes\" (with \\\" \\\\ \\n \\t escapes) and 'single quotes' keep blanks, and "
+       "\"\" is\n"
        "  an empty word. Replies are printed in input order. A line that does not parse is not\n"
        "  run: its ERROR is printed in its place, and the other lines run. Exit code 1 if any\n"
        "  line failed (its reply says ERROR).",
@@ -674,7 +662,8 @@ void print_flags(const std::vector<flag_spec>& flags) {
 
 void print_help() {
   std::printf("shoalctl: Shoal from the shell\n\nusage: shoalctl [FLAGS] COMMAND [ARGS]\n\n");
-  for (const auto& c : commands()) std::printf("  %-22s %s\n", c.synopsis.c_str(), c.summary.c_str());
+  for (const auto& c : commands())
+    std::printf("  %-22s %s\n", c.synopsis.c_str(), c.summary.c_str());
   std::printf("\nflags (any command):\n");
   print_flags(k_global_flags);
   std::printf("\n'shoalctl COMMAND --help' shows a command's flags.\n%s", k_exit_codes);

@@ -1,6 +1,5 @@
 #include "clients/cpp/watcher.h"
 
-
 #include "clients/cpp/calls.h"
 #include "clients/cpp/client.h"
 

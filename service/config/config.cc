@@ -184,14 +184,16 @@ absl::Status validate(const v1::ServerConfig& c) {
                                   s.runtime().size(), " bytes given)"));
   }
   if (!listen_address(s.listen())) {
-    errors.push_back(absl::StrCat("startup.listen must be host:port with a port from 0 to 65535, "
-                                  "or unix:path (",
-                                  s.listen().size(), " bytes given)"));
+    errors.push_back(
+        absl::StrCat("startup.listen must be host:port with a port from 0 to 65535, "
+                     "or unix:path (",
+                     s.listen().size(), " bytes given)"));
   }
   if (!s.metrics_listen().empty() && !listen_address(s.metrics_listen())) {
-    errors.push_back(absl::StrCat("startup.metrics_listen must be host:port with a port from 0 to "
-                                  "65535 (",
-                                  s.metrics_listen().size(), " bytes given)"));
+    errors.push_back(
+        absl::StrCat("startup.metrics_listen must be host:port with a port from 0 to "
+                     "65535 (",
+                     s.metrics_listen().size(), " bytes given)"));
   }
   if (s.shards() != 0 && (s.shards() & (s.shards() - 1)) != 0) {
     errors.push_back(

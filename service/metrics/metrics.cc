@@ -54,9 +54,9 @@ constexpr std::array<method_labels, k_methods> k_method_labels = {{
 
 // Status codes as gRPC dashboards label them (the names Go's gRPC gives the codes).
 constexpr std::array<const char*, k_codes> k_code_names = {
-    "OK",       "Canceled",      "Unknown",          "InvalidArgument",   "DeadlineExceeded",
-    "NotFound", "AlreadyExists", "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
-    "Aborted",  "OutOfRange",    "Unimplemented",    "Internal",          "Unavailable",
+    "OK",       "Canceled",       "Unknown",          "InvalidArgument",   "DeadlineExceeded",
+    "NotFound", "AlreadyExists",  "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+    "Aborted",  "OutOfRange",     "Unimplemented",    "Internal",          "Unavailable",
     "DataLoss", "Unauthenticated"};
 
 // Labels of one method, in name order, then `extra` (code, le...).

@@ -25,8 +25,8 @@ TEST(operations, a_second_shoald_on_a_port_in_use_exits_naming_the_port) {
 
 // A port past 65535 used to be taken modulo 65536 by the resolver: shoald listened elsewhere.
 TEST(operations, a_listen_address_with_an_impossible_port_is_refused) {
-  for (const std::string bad : {"127.0.0.1:80000", "127.0.0.1:-1", "127.0.0.1:http", "127.0.0.1",
-                                "127.0.0.1:"}) {
+  for (const std::string bad :
+       {"127.0.0.1:80000", "127.0.0.1:-1", "127.0.0.1:http", "127.0.0.1", "127.0.0.1:"}) {
     const auto [code, out] = run_to_exit("--listen=" + bad);
     EXPECT_EQ(code, 2) << bad << ": " << out;
     EXPECT_NE(out.find("startup.listen"), std::string::npos) << bad << ": " << out;

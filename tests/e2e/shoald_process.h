@@ -182,9 +182,8 @@ inline std::string temp_dir() {
 // and everything it printed, stdout and stderr. `timeout` stops a shoald that wrongly starts
 // after 10 s (exit 124: the test fails).
 inline std::pair<int, std::string> run_to_exit(const std::string& args) {
-  const std::string cmd =
-      "timeout 10 " + shoald_path() + " --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 " + args +
-      " 2>&1";
+  const std::string cmd = "timeout 10 " + shoald_path() +
+                          " --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 " + args + " 2>&1";
   FILE* f = ::popen(cmd.c_str(), "r");
   std::string out;
   char buf[4096];
