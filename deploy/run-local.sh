@@ -17,10 +17,10 @@ CACHE=${SHOAL_CACHE:-/var/cache/shoal}
 # The base image comes from the mirror this machine's apt uses (its bookworm/main source, in either
 # sources format, as apt itself reads them); DEBIAN_MIRROR overrides it.
 machine_mirror() {
-  apt-cache policy 2>/dev/null | awk '$3 == "bookworm/main" && $2 ~ /^https?:/ { print $2; exit }'
+  { apt-cache policy 2>/dev/null || true; } |
+    awk '$3 == "bookworm/main" && $2 ~ /^https?:/ { print $2; exit }'
 }
 MIRROR=${DEBIAN_MIRROR:-$(machine_mirror)}
-[[ -n $MIRROR ]] || { echo "run-local.sh: no bookworm/main source in apt's sources; set DEBIAN_MIRROR" >&2; exit 1; }
 WORK=$(mktemp -d /tmp/shoal-kube.XXXXXX)
 CTL="$ROOT/build/clients/cli/shoalctl --addr=127.0.0.1:50051"
 start=$(date +%s)
@@ -61,6 +61,7 @@ fi
 log "base image"
 if ! podman image exists localhost/debian:bookworm-slim; then
   if [ ! -f "$CACHE/bookworm-minbase.tar" ]; then
+    [[ -n $MIRROR ]] || { echo "run-local.sh: no bookworm/main source in apt's sources; set DEBIAN_MIRROR" >&2; exit 1; }
     rm -rf "$CACHE/rootfs"
     debootstrap --variant=minbase bookworm "$CACHE/rootfs" "$MIRROR" >"$CACHE/debootstrap.log"
     tar -C "$CACHE/rootfs" -cf "$CACHE/bookworm-minbase.tar" .

@@ -438,8 +438,12 @@ struct bad_line {
 
 void print_bad_line(const global& g, const bad_line& b) {
   if (g.json) {
-    std::printf("{\"error\":{\"code\":\"INVALID_ARGUMENT\",\"message\":%s}}\n",
-                json_string(b.error).c_str());
+    // The shape of a PipelineResponse whose operation failed, as the other lines have it.
+    v1::PipelineResponse r;
+    r.mutable_result()->mutable_error()->set_code(
+        static_cast<int32_t>(grpc::StatusCode::INVALID_ARGUMENT));
+    r.mutable_result()->mutable_error()->set_message(b.error);
+    std::printf("%s\n", to_json(r).c_str());
   } else {
     std::printf("ERROR INVALID_ARGUMENT: %s\n", b.error.c_str());
   }

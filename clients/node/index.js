@@ -1,8 +1,8 @@
 'use strict';
 
 // A promise-based client for Shoal's gRPC API (proto/shoal/v1). The protos are loaded at run time,
-// so the client follows the repository's API without a code-generation step: from the package's
-// own copy (proto/, put there by `npm pack`), else from the repository's proto/ folder.
+// so the client follows the repository's API without a code-generation step: from the repository's
+// proto/ folder in Shoal's tree, else from the package's own copy (proto/, put there by `npm pack`).
 // Types: index.d.ts.
 
 const fs = require('node:fs');
@@ -10,10 +10,12 @@ const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 
-const PACKAGED_PROTO_DIR = path.join(__dirname, 'proto');
-const DEFAULT_PROTO_DIR = fs.existsSync(path.join(PACKAGED_PROTO_DIR, 'shoal/v1/kv.proto'))
-  ? PACKAGED_PROTO_DIR
-  : path.resolve(__dirname, '../../proto');
+// In Shoal's tree, the repository's protos (a copy left by `npm pack` may be stale); installed,
+// the package's own.
+const REPOSITORY_PROTO_DIR = path.resolve(__dirname, '../../proto');
+const DEFAULT_PROTO_DIR = fs.existsSync(path.join(REPOSITORY_PROTO_DIR, 'shoal/v1/kv.proto'))
+  ? REPOSITORY_PROTO_DIR
+  : path.join(__dirname, 'proto');
 const DEFAULT_DEADLINE_MS = 5000;
 
 // A failed RPC. `code` is the gRPC status number, `codeName` its name (e.g. 'INVALID_ARGUMENT').
@@ -298,7 +300,9 @@ class ShoalClient {
 
 function toBytes(value) {
   if (typeof value === 'string') return Buffer.from(value, 'utf8');
-  if (value instanceof Uint8Array) return value;
+  if (Buffer.isBuffer(value)) return value;
+  // Any other Uint8Array, viewed as a Buffer (what results hand back, as the types say).
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
   throw new TypeError(`expected a string or a Buffer, got ${typeof value}`);
 }
 

@@ -135,7 +135,8 @@ class watch_stream {
         co_return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
       }
       std::optional<received> r(std::move(std::get<0>(woke)));
-      metrics::observe_watch_lag(ctx_.hub->revision() - std::min(ctx_.hub->revision(), next_ - 1));
+      const uint64_t revision = ctx_.hub->revision();  // once: a put may land meanwhile
+      metrics::observe_watch_lag(revision - std::min(revision, next_ - 1));
       std::optional<uint64_t> tick;  // the revision of a progress tick among them, if any
       for (; r; r = full() ? std::nullopt : live.try_recv()) {
         if (!*r) co_return co_await fell_out(r->error());

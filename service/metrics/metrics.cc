@@ -345,10 +345,10 @@ absl::StatusOr<std::unique_ptr<exporter>> exporter::start(const std::string& lis
   try {
     p->exposer = std::make_unique<prometheus::Exposer>(listen, 1);
   } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cannot serve metrics on ", listen,
-        " (--metrics_listen): the port is in use, or the host is not an address of this machine; "
-        "--metrics_listen= (empty) turns metrics off"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot serve metrics on ", listen, " (--metrics_listen): ", e.what(),
+                     " (is the port in use, or the host not an address of this machine?); "
+                     "--metrics_listen= (empty) turns metrics off"));
   }
   p->exposer->RegisterCollectable(p->source);
   return std::unique_ptr<exporter>(new exporter(std::move(p)));
