@@ -23,6 +23,8 @@ fail() {
   echo "FAIL $*" >&2
   exit 1
 }
+# shellcheck source=tests/clients/start_shoald.sh
+source "$(dirname "$0")/start_shoald.sh"
 
 # 1. Client only: prometheus-cpp made unfindable, and nothing may look for jemalloc.
 cmake -S "$root" -B "$tmp/client-only" -G Ninja -DSHOAL_BUILD_SERVICE=OFF \
@@ -83,21 +85,7 @@ PKG_CONFIG_PATH=$tmp/prefix/lib/pkgconfig g++ -O1 -o "$tmp/consumer/with-pkg-con
   2>"$tmp/pkg-config.log" || fail "the pkg-config consumer does not build: $(tail -30 "$tmp/pkg-config.log")"
 echo "consumers built: find_package(Shoal) and pkg-config"
 
-: >"$tmp/shoald.out"  # made before shoald starts, so that the first read finds it
-"$shoald" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 >"$tmp/shoald.out" 2>"$tmp/shoald.err" &
-pid=$!
-address=
-for ((i = 0; i < 100; i++)); do
-  line=
-  IFS= read -r line <"$tmp/shoald.out" || true
-  if [[ $line == 'shoald listening on '* ]]; then
-    address=${line#shoald listening on }
-    break
-  fi
-  kill -0 "$pid" 2>/dev/null || fail "shoald did not start: $(cat "$tmp/shoald.err")"
-  sleep 0.1
-done
-[[ -n $address ]] || fail "shoald printed no listening line within 10 s"
+start_shoald "$shoald" "$tmp"
 [[ $("$tmp/consumer/build/consumer" "$address" cmake/k) == "from a consumer" ]] ||
   fail "the find_package consumer did not read back its put"
 [[ $("$tmp/consumer/with-pkg-config" "$address" pkg-config/k) == "from a consumer" ]] ||

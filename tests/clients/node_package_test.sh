@@ -20,6 +20,8 @@ fail() {
   echo "FAIL $*" >&2
   exit 1
 }
+# shellcheck source=tests/clients/start_shoald.sh
+source "$(dirname "$0")/start_shoald.sh"
 
 # A copy of the package and the protos beside it, as in the tree (prepack copies them in).
 mkdir -p "$tmp/src/clients"
@@ -85,21 +87,7 @@ grep -q "not assignable to parameter of type 'Data'" wrong.out ||
   fail "the wrong call failed for another reason: $(cat wrong.out)"
 echo "tsc --strict: the consumer type-checks; a wrong call does not"
 
-: >"$tmp/shoald.out"  # made before shoald starts, so that the first read finds it
-"$shoald" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 >"$tmp/shoald.out" 2>"$tmp/shoald.err" &
-pid=$!
-address=
-for ((i = 0; i < 100; i++)); do
-  line=
-  IFS= read -r line <"$tmp/shoald.out" || true
-  if [[ $line == 'shoald listening on '* ]]; then
-    address=${line#shoald listening on }
-    break
-  fi
-  kill -0 "$pid" 2>/dev/null || fail "shoald did not start: $(cat "$tmp/shoald.err")"
-  sleep 0.1
-done
-[[ -n $address ]] || fail "shoald printed no listening line within 10 s"
+start_shoald "$shoald" "$tmp"
 got=$(node out/app.js "$address")
 want=$'get hello\nincr 41 42\nrange pkg/k,pkg/n\nwatch PUT hello true\nerror INVALID_ARGUMENT\nstatus keys 2'
 [[ $got == "$want" ]] || fail "the consumer printed:"$'\n'"$got"$'\n'"instead of:"$'\n'"$want"

@@ -29,22 +29,21 @@ from shoal.v1 import admin_pb2, admin_pb2_grpc, kv_pb2, kv_pb2_grpc
 
 from .client import (
     _CHANNEL_OPTIONS,
-    CompactedError,
     Data,
     DeleteResult,
     Entry,
     Event,
-    EventType,
     PutResult,
     ShoalError,
     TlsOptions,
     TxnResult,
-    WatchCanceledError,
     _bytes,
     _condition,
     _entry,
+    _event,
     _metadata,
     _target,
+    _watch_error,
 )
 
 
@@ -161,23 +160,11 @@ class AsyncShoalClient:
         try:
             async for resp in call:
                 for e in resp.events:
-                    yield Event(
-                        EventType[kv_pb2.Event.Type.Name(e.type)],
-                        e.revision,
-                        Entry._from_proto(e.entry),
-                        _entry(e, "previous"),
-                    )
+                    yield _event(e)
                 if resp.compacted or resp.canceled:
                     final = resp
         except grpc.aio.AioRpcError as err:
-            code, details = err.code(), err.details()
-            if final is not None and final.compacted:
-                raise CompactedError(code, details, final.compact_revision) from err
-            if final is not None and final.canceled:
-                raise WatchCanceledError(
-                    code, details, final.resume_revision, final.cancel_reason
-                ) from err
-            raise ShoalError(code, details) from err
+            raise _watch_error(err, final) from err
         finally:
             call.cancel()
 

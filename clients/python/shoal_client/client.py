@@ -207,6 +207,25 @@ def op_increment(key: Data, delta: int = 1) -> "kv_pb2.Op":
     return kv_pb2.Op(increment=kv_pb2.IncrementRequest(key=_bytes(key), delta=delta))
 
 
+def _event(e: kv_pb2.Event) -> Event:
+    return Event(
+        EventType[kv_pb2.Event.Type.Name(e.type)],
+        e.revision,
+        Entry._from_proto(e.entry),
+        _entry(e, "previous"),
+    )
+
+
+def _watch_error(err: grpc.RpcError, final) -> ShoalError:
+    """How a watch stream ended, given its last compacted or canceled response (or None)."""
+    code, details = err.code(), err.details()
+    if final is not None and final.compacted:
+        return CompactedError(code, details, final.compact_revision)
+    if final is not None and final.canceled:
+        return WatchCanceledError(code, details, final.resume_revision, final.cancel_reason)
+    return ShoalError(code, details)
+
+
 class ShoalClient:
     """A connection to shoald. Every call but watch has a deadline of `timeout` seconds.
 
@@ -390,24 +409,11 @@ class ShoalClient:
         final = None  # a compacted or canceled response; the stream's status follows it
         try:
             for resp in call:
-                for e in resp.events:
-                    yield Event(
-                        EventType[kv_pb2.Event.Type.Name(e.type)],
-                        e.revision,
-                        Entry._from_proto(e.entry),
-                        _entry(e, "previous"),
-                    )
+                yield from (_event(e) for e in resp.events)
                 if resp.compacted or resp.canceled:
                     final = resp
         except grpc.RpcError as err:
-            code, details = err.code(), err.details()
-            if final is not None and final.compacted:
-                raise CompactedError(code, details, final.compact_revision) from err
-            if final is not None and final.canceled:
-                raise WatchCanceledError(
-                    code, details, final.resume_revision, final.cancel_reason
-                ) from err
-            raise ShoalError(code, details) from err
+            raise _watch_error(err, final) from err
         finally:
             call.cancel()
 
