@@ -14,6 +14,7 @@
 #include "service/admission.h"
 #include "service/config/config.h"
 #include "service/store/store.h"
+#include "service/wal/journal.h"
 #include "service/watch/hub.h"
 #include "shoal/v1/kv.pb.h"
 
@@ -31,6 +32,9 @@ struct context {
   std::chrono::steady_clock::time_point started;
   watch::hub* hub = nullptr;
   store::store* kv = nullptr;
+  // A durable server's log (--data_dir), else null. Nothing leaves the server before the log
+  // allows it: see settled().
+  wal::journal* journal = nullptr;
 
   // The live configuration: handlers read the latest snapshot.
   rt::watch::receiver<config::snapshot_ptr>* config = nullptr;
@@ -46,6 +50,20 @@ struct context {
   std::atomic<int64_t> watchers{0};
   // Set when the drain starts: new calls are refused with UNAVAILABLE.
   std::atomic<bool> draining{false};
+
+  // Whether a reply (or a watcher's events) that saw the store at `revision` may go now: always
+  // in memory; with a log, once the revision is durable (fsync always), or at once (interval,
+  // none). If not, await journal->settle(revision); false from it means the log failed, and the
+  // reply must be log_failed() instead.
+  bool settled(uint64_t revision) const {
+    return journal == nullptr || journal->settled(revision);
+  }
+  grpc::Status log_failed() const {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "the write-ahead log failed (" + journal->failure() +
+                            "); shoald answers nothing that is not on disk: restart it once the "
+                            "data directory is writable");
+  }
 
   void fill(v1::ResponseHeader* h) const {
     h->set_revision(hub->revision());

@@ -34,6 +34,16 @@ ABSL_FLAG(uint32_t, history_max_events, 100'000, "watch history length, in event
 ABSL_FLAG(uint64_t, history_max_bytes, 64ull << 20, "watch history size, in bytes");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9090",
           "Prometheus endpoint (GET /metrics); port 0 picks one; empty: none");
+ABSL_FLAG(std::string, data_dir, "",
+          "directory of the write-ahead log (empty: in memory only; a restart empties the store)");
+ABSL_FLAG(uint64_t, wal_segment_bytes, 64ull << 20, "log segment size, in bytes");
+ABSL_FLAG(bool, wal_truncate_damaged, false,
+          "recovering a damaged log: cut it at the first damaged record instead of refusing to "
+          "start (the store id changes)");
+ABSL_FLAG(std::string, fsync, "always",
+          "with --data_dir: always (sync before each reply; concurrent writes share a sync), "
+          "interval (every --fsync_interval_ms) or none");
+ABSL_FLAG(uint32_t, fsync_interval_ms, 100, "sync period of --fsync=interval");
 ABSL_FLAG(uint32_t, shutdown_grace_seconds, 10, "time calls in flight get on SIGTERM");
 // Live settings.
 ABSL_FLAG(uint32_t, max_key_bytes, 4096, "largest key");
@@ -92,6 +102,9 @@ shoal::v1::ServerConfig flag_overlay() {
   SHOAL_OVERLAY(s, history_max_bytes);
   SHOAL_OVERLAY(s, shutdown_grace_seconds);
   SHOAL_OVERLAY(s, metrics_listen);
+  SHOAL_OVERLAY(s, data_dir);
+  SHOAL_OVERLAY(s, wal_segment_bytes);
+  SHOAL_OVERLAY(s, wal_truncate_damaged);
   SHOAL_OVERLAY(l, max_key_bytes);
   SHOAL_OVERLAY(l, max_value_bytes);
   SHOAL_OVERLAY(l, max_keys);
@@ -110,6 +123,8 @@ shoal::v1::ServerConfig flag_overlay() {
   SHOAL_OVERLAY(l, range_page_max_bytes);
   SHOAL_OVERLAY(l, progress_interval_ms);
   SHOAL_OVERLAY(l, log_level);
+  SHOAL_OVERLAY(l, fsync);
+  SHOAL_OVERLAY(l, fsync_interval_ms);
 #undef SHOAL_OVERLAY
   if (s->ByteSizeLong() == 0) c.clear_startup();
   if (l->ByteSizeLong() == 0) c.clear_live();

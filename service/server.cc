@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "runtime/blocking.h"
 #include "runtime/grpc/completion_queue_driver.h"
 #include "runtime/runtime.h"
 #include "runtime/sync/notify.h"
@@ -22,6 +23,7 @@
 #include "runtime/time/sleep.h"
 #include "service/config/config_watcher.h"
 #include "service/context.h"
+#include "service/durable.h"
 #include "service/handlers/admin.h"
 #include "service/handlers/call.h"
 #include "service/handlers/kv.h"
@@ -46,12 +48,6 @@ constexpr int k_posted_cold = 8;
 // How often the progress clock ticks through the watch channel (the granularity of progress
 // notifications, and how soon a watcher notices its client left).
 constexpr auto k_tick = 250ms;
-
-std::string new_store_id() {
-  std::random_device rd;
-  std::mt19937_64 gen((static_cast<uint64_t>(rd()) << 32) ^ rd());
-  return absl::StrFormat("%016x", gen());
-}
 
 // Two shards per worker, at least four. A write holds its shard for well under a microsecond, so
 // two workers rarely meet on one; a Range page seeks every shard, so more shards make pages
@@ -108,6 +104,26 @@ rt::task<> follow_limits(rt::watch::receiver<config::snapshot_ptr> rx, admission
   }
 }
 
+// A durable server's sync policy follows live.fsync (recorded in the data directory first when
+// it stops syncing before replies: a blocking write, on the blocking pool).
+rt::task<> follow_fsync(rt::watch::receiver<config::snapshot_ptr> rx, durable* d) {
+  std::string policy = (*rx.borrow_and_update())->live().fsync();
+  uint32_t interval = (*rx.borrow())->live().fsync_interval_ms();
+  for (;;) {
+    const bool changed = co_await rx.changed();
+    if (!changed) co_return;
+    const v1::LiveSettings live = (*rx.borrow_and_update())->live();
+    if (live.fsync() == policy && live.fsync_interval_ms() == interval) continue;
+    policy = live.fsync();
+    interval = live.fsync_interval_ms();
+    auto done = co_await rt::spawn_blocking([d, live] { return d->follow(live); });
+    if (!done || !done->ok()) {
+      SHOAL_LOG(error, "live.fsync could not be changed",
+                {{"error", done ? std::string(done->message()) : std::string("stopped")}});
+    }
+  }
+}
+
 // Waits until every admitted call has gone, or the grace period is over; true if none is left.
 rt::task<bool> drain_calls(admission* calls, std::chrono::seconds grace) {
   auto first = co_await rt::select(rt::biased, calls->close(), rt::sleep(grace));
@@ -130,6 +146,7 @@ struct server::impl {
   std::unique_ptr<watch::hub> hub;
   rt::notify expiry_changed;
   std::unique_ptr<store::store> kv;
+  std::unique_ptr<durable> durability;  // with startup.data_dir
   context ctx;
 
   // Batch's requests and Pipeline's frames are read raw, screened before they are parsed
@@ -161,7 +178,8 @@ struct server::impl {
   // runtime driving those queues, the store and what handlers share, the tasks.
   absl::Status start_grpc(const v1::StartupSettings& startup, int workers, completion_queues* cqs);
   void start_runtime(const v1::StartupSettings& startup, int workers, completion_queues& cqs);
-  void open_store(const v1::StartupSettings& startup, int workers);
+  // With a data directory, the store is restored from its log (before any call is served).
+  absl::Status open_store(const config::snapshot& cfg, int workers);
   void start_tasks();
   // Keeps every method's requests posted on `cq`.
   void post_calls(grpc::ServerCompletionQueue* cq);
@@ -285,12 +303,20 @@ void server::impl::start_runtime(const v1::StartupSettings& startup, int workers
   runtime = std::make_unique<rt::runtime>(ro);
 }
 
-void server::impl::open_store(const v1::StartupSettings& startup, int workers) {
+absl::Status server::impl::open_store(const config::snapshot& cfg, int workers) {
+  const v1::StartupSettings& startup = cfg.startup();
   kv = std::make_unique<store::store>(store::store::options{.shards = shards_for(startup, workers),
                                                             .clock = &runtime->clock(),
                                                             .hub = hub.get(),
                                                             .expiry_changed = &expiry_changed});
-  ctx.store_id = new_store_id();
+  if (durability) {
+    auto id = durability->restore(*kv, *hub, runtime->clock(), cfg.live());
+    if (!id.ok()) return id.status();
+    ctx.store_id = *id;
+    ctx.journal = &durability->log();
+  } else {
+    ctx.store_id = new_store_id();
+  }
   ctx.started = std::chrono::steady_clock::now();
   ctx.hub = hub.get();
   ctx.kv = kv.get();
@@ -310,6 +336,7 @@ void server::impl::open_store(const v1::StartupSettings& startup, int workers) {
           .compact_revision = c->hub->compact_revision()};
     });
   }
+  return absl::OkStatus();
 }
 
 void server::impl::start_tasks() {
@@ -317,6 +344,10 @@ void server::impl::start_tasks() {
   runtime->spawn(purge_expired(kv.get(), &expiry_changed)).detach();
   runtime->spawn(tick_watchers(&ctx)).detach();
   runtime->spawn(follow_limits(config_tx.subscribe(), &calls)).detach();
+  if (durability) {
+    runtime->spawn(durability->log().run()).detach();
+    runtime->spawn(follow_fsync(config_tx.subscribe(), durability.get())).detach();
+  }
   if (!config_path.empty()) {
     watcher = std::make_unique<config::config_watcher>(config_path, flags, &config_tx);
     if (auto st = watcher->start(); !st.ok()) {
@@ -347,10 +378,20 @@ absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
     if (!m.ok()) return m.status();
     p->metrics = std::move(*m);
   }
+  // Before the port is bound too: a data directory another shoald holds stops the start.
+  if (!startup.data_dir().empty()) {
+    auto d = durable::open(startup, wal::posix_file_system());
+    if (!d.ok()) return d.status();
+    p->durability = std::move(*d);
+  }
   impl::completion_queues cqs;  // one per worker
   if (auto st = p->start_grpc(startup, workers, &cqs); !st.ok()) return st;
   p->start_runtime(startup, workers, cqs);
-  p->open_store(startup, workers);
+  if (auto st = p->open_store(**snap, workers); !st.ok()) {
+    p->grpc_server->Shutdown(std::chrono::system_clock::now());
+    p->runtime->shutdown();
+    return st;
+  }
   p->start_tasks();
   SHOAL_LOG(info, "shoald started",
             {{"address", p->address},
@@ -401,6 +442,7 @@ void server::impl::stop() {
   SHOAL_LOG(debug, "gRPC server stopped");
   runtime->shutdown();  // cancels what is left (posted requests, background tasks), drains queues
   SHOAL_LOG(debug, "runtime stopped");
+  if (durability) durability->close();  // nothing writes any more
   grpc_server.reset();
   SHOAL_LOG(info, "stopped");
 }

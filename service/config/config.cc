@@ -34,6 +34,9 @@ v1::ServerConfig defaults() {
   s->set_history_max_events(100'000);
   s->set_history_max_bytes(64ull << 20);
   s->set_shutdown_grace_seconds(10);
+  s->set_data_dir("");
+  s->set_wal_segment_bytes(64ull << 20);
+  s->set_wal_truncate_damaged(false);
   auto* l = c.mutable_live();
   l->set_max_key_bytes(4096);
   l->set_max_value_bytes(1u << 20);
@@ -53,6 +56,8 @@ v1::ServerConfig defaults() {
   l->set_range_page_max_bytes(1u << 20);
   l->set_progress_interval_ms(0);
   l->set_log_level("info");
+  l->set_fsync("always");
+  l->set_fsync_interval_ms(100);
   return c;
 }
 
@@ -231,6 +236,16 @@ absl::Status validate(const v1::ServerConfig& c) {
     errors.push_back("live.max_pipeline_depth must be between 1 and 4096");
   }
   if (l.max_pipeline_bytes() == 0) errors.push_back("live.max_pipeline_bytes must be positive");
+  if (l.fsync() != "always" && l.fsync() != "interval" && l.fsync() != "none") {
+    errors.push_back(absl::StrCat("live.fsync must be always, interval or none (",
+                                  l.fsync().size(), " bytes given)"));
+  }
+  if (l.fsync_interval_ms() == 0 || l.fsync_interval_ms() > 60'000) {
+    errors.push_back("live.fsync_interval_ms must be between 1 and 60000");
+  }
+  if (s.wal_segment_bytes() < (1u << 20)) {
+    errors.push_back("startup.wal_segment_bytes must be at least 1048576");
+  }
   log::level lvl;
   if (!log::parse_level(l.log_level(), &lvl)) {
     errors.push_back(absl::StrCat("live.log_level must be debug, info, warn or error (",

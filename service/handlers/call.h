@@ -101,6 +101,13 @@ rt::task<> serve_unary(Service* svc, Request request, unary_handler<Req, Resp> h
       if (status.ok()) status = screen_and_parse(wire_in, screen, *ctx->current_config(), &req);
     }
     if (status.ok()) status = handle(*ctx, req, resp);
+    // Nothing leaves before the log has what the handler saw (context::settled). Control calls
+    // (health, Status) report on the server itself and never wait for the disk.
+    const uint64_t seen = ctx->hub->revision();
+    if (class_of(m) != call_class::control && !ctx->settled(seen) &&
+        !co_await ctx->journal->settle(seen)) {
+      status = ctx->log_failed();
+    }
   }
   // Recorded before the reply leaves: a client that has its answer finds the call counted.
   metrics::record_call(m, status.error_code(), std::chrono::steady_clock::now() - arrived_at);

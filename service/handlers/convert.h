@@ -71,11 +71,12 @@ inline grpc::Status check_value(const std::string& value, const config::snapshot
   return grpc::Status::OK;
 }
 
-inline grpc::Status check_writable(const config::snapshot& cfg) {
+inline grpc::Status check_writable(const context& ctx, const config::snapshot& cfg) {
   if (cfg.live().read_only()) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "the server is read-only (live.read_only); writes are refused");
   }
+  if (ctx.journal != nullptr && ctx.journal->failed()) return ctx.log_failed();
   return grpc::Status::OK;
 }
 

@@ -37,7 +37,7 @@ grpc::Status get_with(context& ctx, const op_env& env, const v1::GetRequest& req
 grpc::Status put_with(context& ctx, const op_env& env, const v1::PutRequest& req,
                       v1::PutResponse& resp) {
   const config::snapshot* cfg = &env.cfg;
-  if (auto st = check_writable(*cfg); !st.ok()) return st;
+  if (auto st = check_writable(ctx, *cfg); !st.ok()) return st;
   if (auto st = check_key(req.key(), *cfg); !st.ok()) return st;
   if (auto st = check_value(req.value(), *cfg); !st.ok()) return st;
   store::ttl_spec ttl;
@@ -65,7 +65,7 @@ grpc::Status put_with(context& ctx, const op_env& env, const v1::PutRequest& req
 grpc::Status remove_with(context& ctx, const op_env& env, const v1::DeleteRequest& req,
                          v1::DeleteResponse& resp) {
   const config::snapshot* cfg = &env.cfg;
-  if (auto st = check_writable(*cfg); !st.ok()) return st;
+  if (auto st = check_writable(ctx, *cfg); !st.ok()) return st;
   if (req.by_prefix()) {
     if (req.key().empty() && !req.all_keys()) {
       return invalid("deleting with an empty prefix deletes every key; set all_keys to confirm");
@@ -119,7 +119,7 @@ grpc::Status remove_with(context& ctx, const op_env& env, const v1::DeleteReques
 grpc::Status increment_with(context& ctx, const op_env& env, const v1::IncrementRequest& req,
                             v1::IncrementResponse& resp) {
   const config::snapshot* cfg = &env.cfg;
-  if (auto st = check_writable(*cfg); !st.ok()) return st;
+  if (auto st = check_writable(ctx, *cfg); !st.ok()) return st;
   if (auto st = check_key(req.key(), *cfg); !st.ok()) return st;
   store::ttl_spec ttl;
   if (auto st = to_ttl(req.has_ttl_ms(), req.ttl_ms(), req.keep_ttl(), *cfg, &ttl); !st.ok()) {

@@ -37,6 +37,7 @@ struct queued_reply {
   v1::PipelineResponse* response = nullptr;
   rt::semaphore_permit slot;
   rt::semaphore_permit bytes;
+  uint64_t seen_revision = 0;  // the store's revision once it ran: written once that is durable
 };
 
 // The reader's state, for ending an idle stream on a drain: the writer may finish the call only
@@ -136,7 +137,7 @@ rt::task<reader_end> read_and_run(context& ctx, pipeline_state& st,
     if (!bytes) co_return reader_end::client_done;
     // Named, not brace-built inside the co_await (the g++ 12 pitfall in runtime/README.md).
     queued_reply reply{queued_reply::kind::reply, std::move(arena), resp, std::move(*slot),
-                       std::move(*bytes)};
+                       std::move(*bytes), ctx.hub->revision()};
     const bool sent = co_await replies.send(std::move(reply));
     if (!sent) co_return reader_end::client_done;
   }
@@ -169,7 +170,7 @@ bool claim_idle_reader(pipeline_state& st) {
 // wait for a request that never comes. A reply with another already queued behind it is written
 // with gRPC's buffer hint, so a run of replies leaves in one send instead of one each (a send on
 // loopback costs about as much as a Batch of Gets, and a worker busy sending reads no socket).
-rt::task<bool> write_replies(std::shared_ptr<pipeline_state> st,
+rt::task<bool> write_replies(context& ctx, std::shared_ptr<pipeline_state> st,
                              rt::mpsc::receiver<queued_reply> replies) {
   bool broken = false;
   bool draining = false;
@@ -193,6 +194,14 @@ rt::task<bool> write_replies(std::shared_ptr<pipeline_state> st,
       // initial metadata with the buffer hint (the stream would hang).
       const bool more = written_any && next && next->what == queued_reply::kind::reply;
       written_any = true;
+      // Replies that came in while the log synced wait for the same sync (group commit).
+      if (!ctx.settled(r->seen_revision) && !co_await ctx.journal->settle(r->seen_revision)) {
+        broken = true;
+        st->slots.close();
+        st->bytes.close();
+        (void)co_await st->stream->finish(ctx.log_failed());
+        continue;
+      }
       grpc::ByteBuffer frame;
       bool own = false;
       (void)grpc::GenericSerialize<grpc::ProtoBufferWriter, v1::PipelineResponse>(*r->response,
@@ -252,7 +261,7 @@ rt::task<grpc::Status> pipeline(context& ctx, pipeline_stream& stream, const cal
   auto st = std::make_shared<pipeline_state>(&stream, depth, cfg->live().max_pipeline_bytes());
   // Never full: the slots bound the replies, and each marker is sent once.
   auto [tx, rx] = rt::mpsc::channel<queued_reply>(depth + 2);
-  auto both = rt::join(read_requests(ctx, st, tx), write_replies(st, std::move(rx)));
+  auto both = rt::join(read_requests(ctx, st, tx), write_replies(ctx, st, std::move(rx)));
   auto first = co_await rt::select(std::move(both), watch_drain(ctx, std::move(tx)));
   const auto [why, written] = std::get<0>(first);  // watch_drain never ends by itself
   if (!written || done.done()) {

@@ -199,7 +199,7 @@ grpc::Status txn(context& ctx, const v1::TxnRequest& req, v1::TxnResponse& resp)
       std::any_of(t.failure.begin(), t.failure.end(),
                   [](const auto& op) { return op.type != store::txn_op::kind::get; });
   if (writes) {
-    if (auto st = check_writable(*cfg); !st.ok()) return st;
+    if (auto st = check_writable(ctx, *cfg); !st.ok()) return st;
   }
 
   auto r = run_txn(ctx, t, *cfg);

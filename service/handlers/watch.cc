@@ -151,6 +151,7 @@ class watch_stream {
         // Written here rather than through flush(): the busiest path of a watcher keeps to the
         // one coroutine frame of the write itself.
         ctx_.fill(resp_.mutable_header());
+        if (!settled() && !co_await settle()) co_return ctx_.log_failed();
         const bool sent = co_await out_.write(resp_);
         clear_batch();
         if (!sent) co_return grpc::Status::CANCELLED;
@@ -197,6 +198,7 @@ class watch_stream {
     resp_.set_progress(true);
     ctx_.fill(resp_.mutable_header());
     resp_.mutable_header()->set_revision(revision);
+    if (!settled() && !co_await settle()) co_return false;
     const bool sent = co_await out_.write(resp_);
     resp_.Clear();
     co_return sent;
@@ -204,10 +206,16 @@ class watch_stream {
 
   rt::task<bool> write() {
     ctx_.fill(resp_.mutable_header());
+    if (!settled() && !co_await settle()) co_return false;
     const bool sent = co_await out_.write(resp_);
     clear_batch();
     co_return sent;
   }
+
+  // A watcher sends nothing the log could still lose: the response's header revision (which
+  // covers its events) must be settled first; settle() yields false if the log failed.
+  bool settled() const { return ctx_.settled(resp_.header().revision()); }
+  rt::task<bool> settle() { return ctx_.journal->settle(resp_.header().revision()); }
 
   void clear_batch() {
     resp_.Clear();

@@ -151,6 +151,17 @@ struct txn_result {
   std::vector<txn_op_result> results;
 };
 
+// One change read back from a log (a durable server's start): applied as it was first made.
+struct restored_op {
+  enum class kind { put, remove, expire };
+  kind type = kind::put;
+  std::string_view key;
+  std::string_view value;  // put
+  uint64_t create_revision = 0;
+  uint64_t version = 0;
+  int64_t expires_at_ns = 0;  // runtime-clock time; 0 = no TTL
+};
+
 class store {
  public:
   struct options {
@@ -190,6 +201,11 @@ class store {
   // compares, then the branch, in one revision. An operation that fails (a limit, an increment of
   // a non-integer) fails the whole Txn and nothing is written.
   absl::StatusOr<txn_result> txn(const txn_request& t, const limits& lim);
+
+  // Applies one revision read back from a log: its changes publish as they first did (one event,
+  // or one group for a Txn's writes) with the same revision, beyond any limit. DATA_LOSS if they
+  // do not follow from the store as it is (a log that is not this store's).
+  absl::Status restore(uint64_t revision, bool group, const std::vector<restored_op>& ops);
 
   using range_query = ::shoal::service::store::range_query;
   using range_page = ::shoal::service::store::range_page;

@@ -293,4 +293,73 @@ absl::StatusOr<txn_result> store::txn(const txn_request& t, const limits& lim) {
   return out;
 }
 
+absl::Status store::restore(uint64_t revision, bool group, const std::vector<restored_op>& ops) {
+  auto mismatch = [&](const char* why) {
+    return absl::DataLossError(absl::StrCat("the log's revision ", revision,
+                                            " does not follow from the revisions before it: ",
+                                            why));
+  };
+  if (hub_->revision() + 1 != revision) return mismatch("it is out of order");
+  if (ops.empty() || (!group && ops.size() != 1)) return mismatch("it holds no single change");
+  std::vector<std::size_t> touched;
+  for (const restored_op& op : ops) touched.push_back(shard_index(op.key));
+  const shard_locks locks(shards_, std::move(touched));
+  const char* problem = nullptr;
+  // One change, as put()/remove()/an expiry make it, under the shard's lock (and, for a group,
+  // the hub's: its event is returned instead of published).
+  auto apply = [&](const restored_op& op, uint64_t rev) -> watch::event_ptr {
+    shard& s = shard_for(op.key);
+    s.mu.assert_held();
+    entry* now = s.find(op.key);
+    if (op.type != restored_op::kind::put) {
+      if (now == nullptr) {
+        problem = "it removes a key that does not exist";
+        return {};
+      }
+      watch::event_ptr ev = watch::event::removal(
+          op.type == restored_op::kind::expire ? watch::event::kind::expire
+                                               : watch::event::kind::remove,
+          *now);
+      if (!group) hub_->publish(ev);
+      s.erase(now);
+      keys_.fetch_sub(1, std::memory_order_relaxed);
+      bytes_.fetch_sub(now->charged_bytes(), std::memory_order_relaxed);
+      entry::unref(now);  // the event has it now
+      return ev;
+    }
+    entry::meta m;
+    m.create_revision = now ? now->create_revision() : rev;
+    m.mod_revision = rev;
+    m.version = now ? now->version() + 1 : 1;
+    m.expires_at_ns = op.expires_at_ns;
+    if (m.create_revision != op.create_revision || m.version != op.version) {
+      problem = "its versions of a key differ from the store's";
+      return {};
+    }
+    (void)reserve(now, op.key.size() + op.value.size(), limits{});
+    planned_put put = plan_put(op.key, op.value, m, now);
+    if (group) {
+      put.event.unpublished()->stamp(rev);
+    } else {
+      hub_->publish(put.event);
+    }
+    apply_put(s, now, put, op.value);
+    return std::move(put.event);
+  };
+  if (!group) {
+    (void)apply(ops.front(), revision);
+  } else {
+    hub_->publish_txn([&](uint64_t rev, std::vector<watch::event_ptr>& parts) {
+      for (const restored_op& op : ops) {
+        watch::event_ptr ev = apply(op, rev);
+        if (!ev) return;
+        parts.push_back(std::move(ev));
+      }
+    });
+  }
+  if (problem != nullptr) return mismatch(problem);
+  if (expiry_changed_ != nullptr) expiry_changed_->notify_one();
+  return absl::OkStatus();
+}
+
 }  // namespace shoal::service::store

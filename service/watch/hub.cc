@@ -16,6 +16,7 @@ uint64_t hub::publish(const event_ptr& e) {
   rt::plain_lock lock(mu_);
   const uint64_t rev = revision_.load(std::memory_order_relaxed) + 1;
   e.unpublished()->stamp(rev);
+  if (journal_ != nullptr) journal_->record(*e);
   // Watchers subscribe under this lock, so a count of 0 here stays 0 until the send is done.
   const bool watched = tx_.receiver_count() > 0;
   history_.append(e.share_unpublished(), evicted);
@@ -33,6 +34,7 @@ uint64_t hub::publish_txn(
   apply(rev, parts);
   if (parts.empty()) return 0;
   event_ptr group = event::group(rev, std::move(parts));
+  if (journal_ != nullptr) journal_->record(*group);
   history_.append(group, evicted);
   tx_.send(std::move(group));
   revision_.store(rev, std::memory_order_release);

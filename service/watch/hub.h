@@ -25,6 +25,15 @@
 
 namespace shoal::service::watch {
 
+// Where a durable server's log takes every change (wal::journal). record() is called under the
+// hub's lock, once the event has its revision: in revision order, and before any watcher or
+// reader can see it. It must not block.
+class journal_sink {
+ public:
+  virtual ~journal_sink() = default;
+  virtual void record(const event& e) = 0;
+};
+
 class hub {
  public:
   struct options {
@@ -45,6 +54,10 @@ class hub {
   // revision, or 0 (and none is used) if `apply` wrote nothing. `apply` must take no lock.
   uint64_t publish_txn(
       absl::FunctionRef<void(uint64_t revision, std::vector<event_ptr>& parts)> apply);
+  // Before the first publish that is to be logged (a durable server attaches its log once the
+  // store is restored from it).
+  void set_journal(journal_sink* j) { journal_ = j; }
+
   // Control messages (ticks, shutdown): published without a revision or a place in the history.
   void publish_control(event::kind k);
 
@@ -72,6 +85,7 @@ class hub {
   std::atomic<uint64_t> revision_{0};
   watch::history history_ ABSL_GUARDED_BY(mu_);
   rt::broadcast::sender<event_ptr> tx_;
+  journal_sink* journal_ = nullptr;
 };
 
 }  // namespace shoal::service::watch

@@ -1,0 +1,155 @@
+#include "service/wal/record.h"
+
+#include <cstring>
+
+#include "service/wal/crc32c.h"
+
+namespace shoal::service::wal {
+namespace {
+
+template <class T>
+void put_le(std::string* out, T v) {
+  char b[sizeof(T)];
+  std::memcpy(b, &v, sizeof(T));  // x86-64 and aarch64 are little-endian
+  out->append(b, sizeof(T));
+}
+
+template <class T>
+void set_le(std::string* out, std::size_t at, T v) {
+  std::memcpy(out->data() + at, &v, sizeof(T));
+}
+
+// Reads fixed-size fields off a payload; any read past the end fails the whole decode.
+class reader {
+ public:
+  explicit reader(std::string_view s) : s_(s) {}
+  template <class T>
+  bool get(T* v) {
+    if (s_.size() - pos_ < sizeof(T)) return false;
+    std::memcpy(v, s_.data() + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return true;
+  }
+  bool bytes(uint32_t n, std::string_view* v) {
+    if (s_.size() - pos_ < n) return false;
+    *v = s_.substr(pos_, n);
+    pos_ += n;
+    return true;
+  }
+  bool done() const { return pos_ == s_.size(); }
+
+ private:
+  std::string_view s_;
+  std::size_t pos_ = 0;
+};
+
+uint32_t frame_crc(uint32_t size, std::string_view payload) {
+  char b[4];
+  std::memcpy(b, &size, 4);
+  return crc32c::extend(crc32c::extend(0, b, 4), payload.data(), payload.size());
+}
+
+bool parse_payload(std::string_view payload, record_view* out) {
+  reader r(payload);
+  uint8_t format = 0;
+  uint8_t flags = 0;
+  uint32_t ops = 0;
+  if (!r.get(&format) || format != k_record_format || !r.get(&flags) || flags > 1) return false;
+  out->group = flags == 1;
+  if (!r.get(&out->revision) || !r.get(&out->wall_ns) || !r.get(&ops)) return false;
+  out->ops.clear();
+  // Each op takes at least five bytes: a count beyond that is damage (and no huge reserve).
+  if (ops > payload.size() / 5) return false;
+  out->ops.reserve(ops);
+  for (uint32_t i = 0; i < ops; ++i) {
+    op_view op;
+    uint8_t type = 0;
+    uint32_t key_size = 0;
+    if (!r.get(&type) || !r.get(&key_size) || !r.bytes(key_size, &op.key)) return false;
+    op.type = static_cast<op_type>(type);
+    switch (op.type) {
+      case op_type::put: {
+        uint32_t value_size = 0;
+        if (!r.get(&op.meta.create_revision) || !r.get(&op.meta.version) ||
+            !r.get(&op.meta.deadline_wall_ns) || !r.get(&value_size) ||
+            !r.bytes(value_size, &op.value)) {
+          return false;
+        }
+        break;
+      }
+      case op_type::remove:
+      case op_type::expire:
+        break;
+      default:
+        return false;
+    }
+    out->ops.push_back(op);
+  }
+  return r.done() && out->revision != 0;
+}
+
+}  // namespace
+
+record_builder::record_builder(std::string* out, uint64_t revision, int64_t wall_ns, bool group)
+    : out_(out), start_(out->size()) {
+  out_->append(k_frame_header_bytes, '\0');
+  put_le<uint8_t>(out_, k_record_format);
+  put_le<uint8_t>(out_, group ? 1 : 0);
+  put_le<uint64_t>(out_, revision);
+  put_le<int64_t>(out_, wall_ns);
+  put_le<uint32_t>(out_, 0);  // the op count, set by finish()
+}
+
+void record_builder::key_op(op_type t, std::string_view key) {
+  put_le<uint8_t>(out_, static_cast<uint8_t>(t));
+  put_le<uint32_t>(out_, static_cast<uint32_t>(key.size()));
+  out_->append(key);
+  ++ops_;
+}
+
+void record_builder::put(std::string_view key, std::string_view value, const op_meta& m) {
+  key_op(op_type::put, key);
+  put_le<uint64_t>(out_, m.create_revision);
+  put_le<uint64_t>(out_, m.version);
+  put_le<int64_t>(out_, m.deadline_wall_ns);
+  put_le<uint32_t>(out_, static_cast<uint32_t>(value.size()));
+  out_->append(value);
+}
+
+void record_builder::remove(std::string_view key) { key_op(op_type::remove, key); }
+void record_builder::expire(std::string_view key) { key_op(op_type::expire, key); }
+
+std::size_t record_builder::finish() {
+  const std::size_t payload_at = start_ + k_frame_header_bytes;
+  set_le<uint32_t>(out_, payload_at + 2 + 8 + 8, ops_);
+  const auto size = static_cast<uint32_t>(out_->size() - payload_at);
+  set_le<uint32_t>(out_, start_, size);
+  set_le<uint32_t>(out_, start_ + 4,
+                   frame_crc(size, std::string_view(*out_).substr(payload_at, size)));
+  return out_->size() - start_;
+}
+
+decoded decode(std::string_view buf, std::size_t offset, record_view* out, std::size_t* next) {
+  if (buf.size() - offset < k_frame_header_bytes) return decoded::truncated;
+  uint32_t size = 0;
+  uint32_t crc = 0;
+  std::memcpy(&size, buf.data() + offset, 4);
+  std::memcpy(&crc, buf.data() + offset + 4, 4);
+  if (size > k_max_record_bytes) return decoded::corrupt;
+  if (buf.size() - offset - k_frame_header_bytes < size) return decoded::truncated;
+  const std::string_view payload = buf.substr(offset + k_frame_header_bytes, size);
+  if (frame_crc(size, payload) != crc || !parse_payload(payload, out)) return decoded::corrupt;
+  *next = offset + k_frame_header_bytes + size;
+  return decoded::ok;
+}
+
+bool valid_frame_after(std::string_view buf, std::size_t from) {
+  record_view scratch;
+  std::size_t next = 0;
+  for (std::size_t at = from; at + k_frame_header_bytes <= buf.size(); ++at) {
+    if (decode(buf, at, &scratch, &next) == decoded::ok) return true;
+  }
+  return false;
+}
+
+}  // namespace shoal::service::wal

@@ -1,0 +1,142 @@
+#include "service/wal/replay.h"
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "service/log.h"
+
+namespace shoal::service::wal {
+namespace {
+
+struct segment {
+  uint64_t first = 0;
+  std::string name;
+};
+
+absl::StatusOr<std::vector<segment>> segments_in(file_system& fs, const std::string& dir) {
+  auto names = fs.list(dir);
+  if (!names.ok()) return names.status();
+  std::vector<segment> out;
+  for (const std::string& n : *names) {
+    segment s;
+    if (parse_segment_name(n, &s.first)) {
+      s.name = n;
+      out.push_back(std::move(s));
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const segment& a, const segment& b) {
+    return a.first < b.first;
+  });
+  return out;
+}
+
+// Cuts the segment at `offset` and makes the cut durable before anything is appended after it.
+absl::Status cut(file_system& fs, const std::string& path, uint64_t offset) {
+  if (auto st = fs.truncate(path, offset); !st.ok()) return st;
+  auto f = fs.open_append(path);
+  if (!f.ok()) return f.status();
+  return (*f)->sync();
+}
+
+}  // namespace
+
+std::string segment_name(uint64_t first_revision) {
+  return absl::StrFormat("wal-%016x.log", first_revision);
+}
+
+bool parse_segment_name(std::string_view name, uint64_t* first_revision) {
+  if (name.size() != 24 || name.substr(0, 4) != "wal-" || name.substr(20) != ".log") return false;
+  uint64_t v = 0;
+  for (char c : name.substr(4, 16)) {
+    int d = 0;
+    if (c >= '0' && c <= '9') {
+      d = c - '0';
+    } else if (c >= 'a' && c <= 'f') {
+      d = c - 'a' + 10;
+    } else {
+      return false;
+    }
+    v = v << 4 | static_cast<uint64_t>(d);
+  }
+  *first_revision = v;
+  return true;
+}
+
+absl::StatusOr<replay_result> replay(file_system& fs, const std::string& dir, uint64_t after,
+                                     bool truncate_damage,
+                                     absl::FunctionRef<absl::Status(const record_view&)> apply) {
+  auto segs = segments_in(fs, dir);
+  if (!segs.ok()) return segs.status();
+  replay_result out;
+  out.last_revision = after;
+  std::size_t last_nonempty = 0;
+  for (std::size_t i = 0; i < segs->size(); ++i) {
+    auto size = fs.file_size(absl::StrCat(dir, "/", (*segs)[i].name));
+    if (!size.ok()) return size.status();
+    if (*size > 0) last_nonempty = i;
+  }
+  std::string buf;
+  record_view rec;
+  for (std::size_t i = 0; i < segs->size(); ++i) {
+    const segment& seg = (*segs)[i];
+    const std::string path = absl::StrCat(dir, "/", seg.name);
+    if (auto st = fs.read_file(path, &buf); !st.ok()) return st;
+    out.bytes += buf.size();
+    // The last segment that holds anything is where a crash may have torn a write.
+    const bool last = i >= last_nonempty;
+    std::size_t offset = 0;
+    while (offset < buf.size()) {
+      std::size_t next = 0;
+      const decoded d = decode(buf, offset, &rec, &next);
+      std::string problem;
+      if (d == decoded::ok) {
+        if (rec.revision <= out.last_revision && rec.revision > after) {
+          problem = absl::StrCat("revision ", rec.revision, " repeats");
+        } else if (rec.revision > out.last_revision + 1) {
+          problem = absl::StrCat("revisions ", out.last_revision + 1, " to ", rec.revision - 1,
+                                 " are missing");
+        }
+      } else if (last && (d == decoded::truncated || !valid_frame_after(buf, offset + 1))) {
+        SHOAL_LOG(warn, "the log ends with a torn write; it is cut off (no reply depended on it)",
+                  {{"file", path},
+                   {"offset", static_cast<int64_t>(offset)},
+                   {"bytes_dropped", static_cast<int64_t>(buf.size() - offset)}});
+        if (auto st = cut(fs, path, offset); !st.ok()) return st;
+        out.dropped_tail = true;
+        break;
+      } else {
+        problem = d == decoded::truncated ? "the segment ends inside a record"
+                                          : "a record fails its checksum";
+      }
+      if (!problem.empty()) {
+        if (!truncate_damage) {
+          return absl::DataLossError(absl::StrCat(
+              "the log is damaged: ", path, " at byte ", offset, ": ", problem,
+              ". Restore a backup, or start once with --wal_truncate_damaged to drop this record "
+              "and everything after it (the store id then changes)"));
+        }
+        SHOAL_LOG(warn, "the log is damaged; cutting it as --wal_truncate_damaged asks",
+                  {{"file", path}, {"offset", static_cast<int64_t>(offset)}, {"why", problem}});
+        if (auto st = cut(fs, path, offset); !st.ok()) return st;
+        for (std::size_t j = i + 1; j < segs->size(); ++j) {
+          if (auto st = fs.remove(absl::StrCat(dir, "/", (*segs)[j].name)); !st.ok()) return st;
+        }
+        if (auto st = fs.sync_dir(dir); !st.ok()) return st;
+        out.cut_damage = true;
+        return out;
+      }
+      if (rec.revision > after) {
+        if (auto st = apply(rec); !st.ok()) return st;
+        out.last_revision = rec.revision;
+        ++out.records;
+      }
+      offset = next;
+    }
+  }
+  return out;
+}
+
+}  // namespace shoal::service::wal
