@@ -116,7 +116,8 @@ rt::task<> follow_fsync(rt::watch::receiver<config::snapshot_ptr> rx, durable* d
     if (live.fsync() == policy && live.fsync_interval_ms() == interval) continue;
     policy = live.fsync();
     interval = live.fsync_interval_ms();
-    auto done = co_await rt::spawn_blocking([d, live] { return d->follow(live); });
+    auto following = rt::spawn_blocking([d, live] { return d->follow(live); });  // named: g++ 12
+    auto done = co_await std::move(following);
     if (!done || !done->ok()) {
       SHOAL_LOG(error, "live.fsync could not be changed",
                 {{"error", done ? std::string(done->message()) : std::string("stopped")}});

@@ -205,8 +205,10 @@ rt::task<> journal::run() {
       }
       continue;
     }
-    auto done = co_await rt::spawn_blocking(
-        [this, b = std::move(b), sync] { return write_out(b, sync); });
+    // Named, not built inside the co_await (the g++ 12 pitfall in runtime/README.md: a
+    // capturing temporary there is destroyed twice).
+    auto writing = rt::spawn_blocking([this, b = std::move(b), sync] { return write_out(b, sync); });
+    auto done = co_await std::move(writing);
     const absl::Status st = done ? *done : absl::InternalError("the log writer was stopped");
     if (!st.ok()) {
       fail(st);
