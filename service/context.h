@@ -35,6 +35,11 @@ struct context {
   // A durable server's log (--data_dir), else null. Nothing leaves the server before the log
   // allows it: see settled().
   wal::journal* journal = nullptr;
+  struct durability {
+    std::string data_dir;
+    uint64_t recovered_records = 0;
+    uint64_t recovery_ms = 0;
+  } durability_info;  // with a journal: set once at start
 
   // The live configuration: handlers read the latest snapshot.
   rt::watch::receiver<config::snapshot_ptr>* config = nullptr;

@@ -315,6 +315,8 @@ absl::Status server::impl::open_store(const config::snapshot& cfg, int workers) 
     if (!id.ok()) return id.status();
     ctx.store_id = *id;
     ctx.journal = &durability->log();
+    ctx.durability_info = {startup.data_dir(), durability->recovered().records,
+                           static_cast<uint64_t>(durability->recovered().took.count())};
   } else {
     ctx.store_id = new_store_id();
   }

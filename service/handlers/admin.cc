@@ -7,6 +7,33 @@
 
 namespace shoal::service::handlers {
 
+namespace {
+
+void fill_durability(const context& ctx, v1::Durability* d) {
+  const wal::journal& j = *ctx.journal;
+  d->set_data_dir(ctx.durability_info.data_dir);
+  switch (j.policy()) {
+    case wal::sync_policy::always:
+      d->set_fsync("always");
+      break;
+    case wal::sync_policy::interval:
+      d->set_fsync("interval");
+      break;
+    case wal::sync_policy::none:
+      d->set_fsync("none");
+      break;
+  }
+  d->set_durable_revision(j.durable_revision());
+  if (j.failed()) d->set_log_error(j.failure());
+  const wal::journal::stats s = j.statistics();
+  d->set_log_segment_bytes(s.segment_bytes);
+  d->set_log_syncs(s.syncs);
+  d->set_recovered_records(ctx.durability_info.recovered_records);
+  d->set_recovery_ms(ctx.durability_info.recovery_ms);
+}
+
+}  // namespace
+
 grpc::Status status(context& ctx, const v1::StatusRequest&, v1::StatusResponse& resp) {
   const auto cfg = ctx.current_config();
   ctx.fill(resp.mutable_header());
@@ -22,6 +49,7 @@ grpc::Status status(context& ctx, const v1::StatusRequest&, v1::StatusResponse& 
   resp.set_config_source(cfg->source);
   resp.set_last_config_error(cfg->last_error);
   resp.set_compact_revision(ctx.hub->compact_revision());
+  if (ctx.journal != nullptr) fill_durability(ctx, resp.mutable_durability());
   return grpc::Status::OK;
 }
 
