@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "grpcpp/grpcpp.h"
@@ -16,6 +17,7 @@
 #include "service/store/store.h"
 #include "service/wal/journal.h"
 #include "service/watch/hub.h"
+#include "shoal/v1/admin.pb.h"
 #include "shoal/v1/kv.pb.h"
 
 namespace shoal::service {
@@ -39,6 +41,8 @@ struct context {
     std::string data_dir;
     uint64_t recovered_records = 0;
     uint64_t recovery_ms = 0;
+    // The newest snapshot (durable::last_snapshot), read when asked.
+    std::function<void(v1::Durability*)> snapshot;
   } durability_info;  // with a journal: set once at start
 
   // The live configuration: handlers read the latest snapshot.

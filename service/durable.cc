@@ -5,7 +5,10 @@
 
 #include "absl/strings/str_format.h"
 #include "service/log.h"
+#include "absl/strings/str_cat.h"
+#include "runtime/blocking.h"
 #include "service/wal/replay.h"
+#include "service/wal/snapshot.h"
 
 namespace shoal::service {
 namespace {
@@ -18,8 +21,18 @@ wal::sync_policy policy_of(const v1::LiveSettings& live) {
   return p;
 }
 
-// A record's changes as the store takes them: wall-clock deadlines back on the runtime's clock
-// (one that passed while shoald was down is due at once).
+// A wall-clock deadline back on the runtime's clock (one that passed while shoald was down is due
+// at once).
+int64_t to_clock(int64_t deadline_wall, int64_t clock_now, int64_t wall_now) {
+  if (deadline_wall == 0) return 0;
+  int64_t at = 0;
+  if (__builtin_add_overflow(clock_now, deadline_wall - wall_now, &at)) {
+    at = std::numeric_limits<int64_t>::max();
+  }
+  return std::max<int64_t>(at, 1);
+}
+
+// A record's changes as the store takes them.
 void to_restored(const wal::record_view& rec, int64_t clock_now, int64_t wall_now,
                  std::vector<store::restored_op>* out) {
   out->clear();
@@ -32,13 +45,7 @@ void to_restored(const wal::record_view& rec, int64_t clock_now, int64_t wall_no
         r.value = op.value;
         r.create_revision = op.meta.create_revision;
         r.version = op.meta.version;
-        if (op.meta.deadline_wall_ns != 0) {
-          int64_t at = 0;
-          if (__builtin_add_overflow(clock_now, op.meta.deadline_wall_ns - wall_now, &at)) {
-            at = std::numeric_limits<int64_t>::max();
-          }
-          r.expires_at_ns = std::max<int64_t>(at, 1);
-        }
+        r.expires_at_ns = to_clock(op.meta.deadline_wall_ns, clock_now, wall_now);
         break;
       case wal::op_type::remove:
         r.type = store::restored_op::kind::remove;
@@ -71,6 +78,7 @@ durable::durable(wal::file_system& fs, std::unique_ptr<wal::data_dir> dir,
     : fs_(fs),
       dir_(std::move(dir)),
       segment_bytes_(startup.wal_segment_bytes()),
+      snapshot_log_bytes_(startup.snapshot_log_bytes()),
       truncate_damaged_(startup.wal_truncate_damaged()) {}
 
 durable::~durable() = default;
@@ -81,8 +89,29 @@ absl::StatusOr<std::string> durable::restore(store::store& kv, watch::hub& hub,
   const auto began = std::chrono::steady_clock::now();
   const int64_t clock_now = ns_since_epoch(clock.now().time_since_epoch());
   const int64_t wall_now = ns_since_epoch(std::chrono::system_clock::now().time_since_epoch());
+  // The newest snapshot, then the log after it.
+  uint64_t base = 0;
+  auto newest = wal::newest_snapshot(fs_, dir_->wal_dir());
+  if (!newest.ok()) return newest.status();
+  if (*newest) {
+    auto loaded = wal::read_snapshot(
+        fs_, absl::StrCat(dir_->wal_dir(), "/", (*newest)->second),
+        [&](std::string_view key, const wal::snap_entry& e) {
+          return kv.load(key, e.value,
+                         {.create_revision = e.create_revision,
+                          .mod_revision = e.mod_revision,
+                          .version = e.version,
+                          .expires_at_ns = to_clock(e.deadline_wall_ns, clock_now, wall_now)});
+        });
+    if (!loaded.ok()) return loaded.status();
+    base = loaded->revision;
+    hub.start_at(base);
+    rt::plain_lock lock(snap_mu_);
+    snap_ = {loaded->revision, loaded->file_bytes, loaded->keys, 0};
+  }
   std::vector<store::restored_op> ops;
-  auto replayed = wal::replay(fs_, dir_->wal_dir(), 0, truncate_damaged_,
+  auto replayed = wal::replay(fs_, dir_->wal_dir(),
+                              {.after = base, .truncate_damage = truncate_damaged_},
                               [&](const wal::record_view& rec) {
                                 to_restored(rec, clock_now, wall_now, &ops);
                                 return kv.restore(rec.revision, rec.group, ops);
@@ -107,6 +136,14 @@ absl::StatusOr<std::string> durable::restore(store::store& kv, watch::hub& hub,
   auto j = wal::journal::open(fs_, dir_->wal_dir(), o, replayed->last_revision + 1);
   if (!j.ok()) return j.status();
   journal_ = std::move(*j);
+  // The segments already on disk are closed: the compactor counts them.
+  auto segs = wal::list_segments(fs_, dir_->wal_dir());
+  if (!segs.ok()) return segs.status();
+  for (const auto& [first, name] : *segs) {
+    if (first >= replayed->last_revision + 1) continue;
+    auto size = fs_.file_size(absl::StrCat(dir_->wal_dir(), "/", name));
+    if (size.ok()) journal_->add_closed(*size);
+  }
   const wal::sync_policy p = policy_of(live);
   loose_ = p != wal::sync_policy::always;
   if (auto st = dir_->write_meta({.store_id = store_id_, .clean = false, .loose = loose_});
@@ -143,6 +180,46 @@ absl::Status durable::follow(const v1::LiveSettings& live) {
   }
   journal_->set_policy(p, std::chrono::milliseconds(live.fsync_interval_ms()));
   return absl::OkStatus();
+}
+
+durable::snapshot_state durable::last_snapshot() const {
+  rt::plain_lock lock(snap_mu_);
+  return snap_;
+}
+
+rt::task<> durable::compact_when_due() {
+  for (;;) {
+    auto rolled = journal_->rolled();
+    if (journal_->statistics().closed_bytes >= snapshot_log_bytes_ && !journal_->failed()) {
+      const uint64_t open_first = journal_->open_segment_first();
+      const uint64_t closed = journal_->statistics().closed_bytes;
+      const auto began = std::chrono::steady_clock::now();
+      auto compacting = rt::spawn_blocking(  // named: the g++ 12 pitfall (runtime/README.md)
+          [this, open_first] { return wal::compact(fs_, dir_->wal_dir(), open_first); });
+      auto done = co_await std::move(compacting);
+      if (!done) co_return;  // the runtime is stopping
+      if (!done->ok()) {
+        SHOAL_LOG(error, "the snapshot failed; the log keeps growing until the next try",
+                  {{"error", std::string(done->status().message())}});
+      } else {
+        journal_->forget_closed(closed);
+        const wal::snapshot_info& info = **done;
+        {
+          rt::plain_lock lock(snap_mu_);
+          snap_ = {info.revision, info.file_bytes, info.keys, snap_.taken + 1};
+        }
+        SHOAL_LOG(info, "snapshot taken; the log before it is gone",
+                  {{"revision", static_cast<int64_t>(info.revision)},
+                   {"keys", static_cast<int64_t>(info.keys)},
+                   {"bytes", static_cast<int64_t>(info.file_bytes)},
+                   {"log_bytes_freed", static_cast<int64_t>(closed)},
+                   {"ms", static_cast<int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                   std::chrono::steady_clock::now() - began)
+                                                   .count())}});
+      }
+    }
+    co_await std::move(rolled);
+  }
 }
 
 void durable::close() {

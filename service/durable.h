@@ -20,6 +20,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "runtime/plain_mutex.h"
+#include "runtime/task.h"
 #include "runtime/time/clock.h"
 #include "service/store/store.h"
 #include "service/wal/data_dir.h"
@@ -45,6 +47,17 @@ class durable {
 
   wal::journal& log() { return *journal_; }
 
+  // The compactor: each time the closed segments reach startup.snapshot_log_bytes, folds them
+  // into a new snapshot (wal::compact, on the blocking pool) and lets them go.
+  rt::task<> compact_when_due();
+  struct snapshot_state {
+    uint64_t revision = 0;  // of the newest snapshot (0: none)
+    uint64_t file_bytes = 0;
+    uint64_t keys = 0;
+    uint64_t taken = 0;  // snapshots made since start
+  };
+  snapshot_state last_snapshot() const;
+
   // Follows live.fsync: a change to a policy that acknowledges before syncing is first recorded
   // in the directory (a crash after it changes the store id). Blocking: on the blocking pool.
   absl::Status follow(const v1::LiveSettings& live);
@@ -66,7 +79,10 @@ class durable {
   wal::file_system& fs_;
   std::unique_ptr<wal::data_dir> dir_;
   uint64_t segment_bytes_;
+  uint64_t snapshot_log_bytes_;
   bool truncate_damaged_;
+  mutable rt::plain_mutex snap_mu_;
+  snapshot_state snap_ ABSL_GUARDED_BY(snap_mu_);
   std::unique_ptr<wal::journal> journal_;
   std::string store_id_;
   bool loose_ = false;  // recorded in the directory's meta

@@ -36,7 +36,9 @@ ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9090",
           "Prometheus endpoint (GET /metrics); port 0 picks one; empty: none");
 ABSL_FLAG(std::string, data_dir, "",
           "directory of the write-ahead log (empty: in memory only; a restart empties the store)");
-ABSL_FLAG(uint64_t, wal_segment_bytes, 64ull << 20, "log segment size, in bytes");
+ABSL_FLAG(uint64_t, wal_segment_bytes, 16ull << 20, "log segment size, in bytes");
+ABSL_FLAG(uint64_t, snapshot_log_bytes, 64ull << 20,
+          "take a snapshot (and drop the log it covers) once this much closed log has grown");
 ABSL_FLAG(bool, wal_truncate_damaged, false,
           "recovering a damaged log: cut it at the first damaged record instead of refusing to "
           "start (the store id changes)");
@@ -104,6 +106,7 @@ shoal::v1::ServerConfig flag_overlay() {
   SHOAL_OVERLAY(s, metrics_listen);
   SHOAL_OVERLAY(s, data_dir);
   SHOAL_OVERLAY(s, wal_segment_bytes);
+  SHOAL_OVERLAY(s, snapshot_log_bytes);
   SHOAL_OVERLAY(s, wal_truncate_damaged);
   SHOAL_OVERLAY(l, max_key_bytes);
   SHOAL_OVERLAY(l, max_value_bytes);

@@ -316,7 +316,13 @@ absl::Status server::impl::open_store(const config::snapshot& cfg, int workers) 
     ctx.store_id = *id;
     ctx.journal = &durability->log();
     ctx.durability_info = {startup.data_dir(), durability->recovered().records,
-                           static_cast<uint64_t>(durability->recovered().took.count())};
+                           static_cast<uint64_t>(durability->recovered().took.count()),
+                           [d = durability.get()](v1::Durability* out) {
+                             const durable::snapshot_state s = d->last_snapshot();
+                             out->set_snapshot_revision(s.revision);
+                             out->set_snapshot_bytes(s.file_bytes);
+                             out->set_snapshot_keys(s.keys);
+                           }};
   } else {
     ctx.store_id = new_store_id();
   }
@@ -350,6 +356,7 @@ void server::impl::start_tasks() {
   if (durability) {
     runtime->spawn(durability->log().run()).detach();
     runtime->spawn(follow_fsync(config_tx.subscribe(), durability.get())).detach();
+    runtime->spawn(durability->compact_when_due()).detach();
   }
   if (!config_path.empty()) {
     watcher = std::make_unique<config::config_watcher>(config_path, flags, &config_tx);

@@ -35,7 +35,8 @@ v1::ServerConfig defaults() {
   s->set_history_max_bytes(64ull << 20);
   s->set_shutdown_grace_seconds(10);
   s->set_data_dir("");
-  s->set_wal_segment_bytes(64ull << 20);
+  s->set_wal_segment_bytes(16ull << 20);
+  s->set_snapshot_log_bytes(64ull << 20);
   s->set_wal_truncate_damaged(false);
   auto* l = c.mutable_live();
   l->set_max_key_bytes(4096);
@@ -245,6 +246,9 @@ absl::Status validate(const v1::ServerConfig& c) {
   }
   if (s.wal_segment_bytes() < (1u << 20)) {
     errors.push_back("startup.wal_segment_bytes must be at least 1048576");
+  }
+  if (s.snapshot_log_bytes() < s.wal_segment_bytes()) {
+    errors.push_back("startup.snapshot_log_bytes must be at least startup.wal_segment_bytes");
   }
   log::level lvl;
   if (!log::parse_level(l.log_level(), &lvl)) {

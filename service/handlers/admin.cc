@@ -30,6 +30,8 @@ void fill_durability(const context& ctx, v1::Durability* d) {
   d->set_log_syncs(s.syncs);
   d->set_recovered_records(ctx.durability_info.recovered_records);
   d->set_recovery_ms(ctx.durability_info.recovery_ms);
+  d->set_log_closed_bytes(s.closed_bytes);
+  if (ctx.durability_info.snapshot) ctx.durability_info.snapshot(d);
 }
 
 }  // namespace

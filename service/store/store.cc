@@ -433,4 +433,15 @@ std::size_t store::expire_due() {
   return visited;
 }
 
+absl::Status store::load(std::string_view key, std::string_view value, const entry::meta& m) {
+  shard& s = shard_for(key);
+  rt::plain_lock lock(s.mu);
+  if (s.find(key) != nullptr) {
+    return absl::DataLossError("a snapshot holds the same key twice");
+  }
+  (void)reserve(nullptr, key.size() + value.size(), limits{});
+  s.insert(entry::make(key, value, m));
+  return absl::OkStatus();
+}
+
 }  // namespace shoal::service::store

@@ -206,6 +206,9 @@ class store {
   // or one group for a Txn's writes) with the same revision, beyond any limit. DATA_LOSS if they
   // do not follow from the store as it is (a log that is not this store's).
   absl::Status restore(uint64_t revision, bool group, const std::vector<restored_op>& ops);
+  // Loads one entry of a snapshot as it was (no event, no revision: the hub starts after the
+  // snapshot's). DATA_LOSS if the key is already there.
+  absl::Status load(std::string_view key, std::string_view value, const entry::meta& m);
 
   using range_query = ::shoal::service::store::range_query;
   using range_page = ::shoal::service::store::range_page;

@@ -82,6 +82,7 @@ journal::journal(file_system& fs, std::string dir, options o, std::unique_ptr<ap
     : fs_(fs), dir_(std::move(dir)), opt_(o), file_(std::move(f)) {
   file_written_ = file_->size();
   segment_size_ = file_written_;
+  open_first_ = next_revision;
   written_ = next_revision - 1;
   synced_ = next_revision - 1;
 }
@@ -139,7 +140,8 @@ std::string journal::failure() const {
 
 journal::stats journal::statistics() const {
   return {syncs_.load(std::memory_order_relaxed), bytes_written_.load(std::memory_order_relaxed),
-          segment_size_.load(std::memory_order_relaxed)};
+          segment_size_.load(std::memory_order_relaxed),
+          closed_bytes_.load(std::memory_order_relaxed)};
 }
 
 journal::batch journal::take_pending() {
@@ -159,7 +161,9 @@ absl::Status journal::write_out(const batch& b, bool sync) {
   }
   const bool roll = file_written_ >= opt_.segment_bytes && !b.bytes.empty();
   if (sync || roll) {
+    const auto began = std::chrono::steady_clock::now();
     if (auto st = file_->sync(); !st.ok()) return st;
+    if (observe_sync_ != nullptr) observe_sync_(std::chrono::steady_clock::now() - began);
   }
   if (roll) {
     // The next record's revision names the next segment; it is synced into the directory before
@@ -168,7 +172,10 @@ absl::Status journal::write_out(const batch& b, bool sync) {
     if (!f.ok()) return f.status();
     if (auto st = fs_.sync_dir(dir_); !st.ok()) return st;
     file_ = std::move(*f);
+    closed_bytes_.fetch_add(file_written_);
     file_written_ = 0;
+    open_first_.store(b.last_revision + 1, std::memory_order_release);
+    rolled_.notify_waiters();
   }
   segment_size_.store(file_written_, std::memory_order_relaxed);
   return absl::OkStatus();

@@ -82,8 +82,21 @@ class journal final : public watch::journal_sink {
     uint64_t syncs = 0;
     uint64_t bytes_written = 0;  // since start
     uint64_t segment_bytes = 0;  // the open segment's size
+    uint64_t closed_bytes = 0;   // closed segments not yet folded into a snapshot
   };
   stats statistics() const;
+
+  // Segments: the open one begins at this revision; closed ones (synced) may be compacted.
+  uint64_t open_segment_first() const { return open_first_.load(std::memory_order_acquire); }
+  // Awaitable: the next segment roll.
+  auto rolled() { return rolled_.notified(); }
+  // Closed segments holding `bytes` were folded into a snapshot; at start, the closed segments
+  // found on disk.
+  void forget_closed(uint64_t bytes) { closed_bytes_.fetch_sub(bytes); }
+  void add_closed(uint64_t bytes) { closed_bytes_.fetch_add(bytes); }
+
+  // Every sync's duration is reported here (metrics), from the blocking thread.
+  void set_sync_observer(void (*observe)(std::chrono::nanoseconds)) { observe_sync_ = observe; }
 
   // After the runtime has stopped: writes and syncs whatever is left. Returns the first error.
   absl::Status close();
@@ -122,6 +135,10 @@ class journal final : public watch::journal_sink {
   std::atomic<uint64_t> syncs_{0};
   std::atomic<uint64_t> bytes_written_{0};
   std::atomic<uint64_t> segment_size_{0};
+  std::atomic<uint64_t> open_first_{0};
+  std::atomic<uint64_t> closed_bytes_{0};
+  void (*observe_sync_)(std::chrono::nanoseconds) = nullptr;
+  rt::notify rolled_;
   rt::notify work_;      // records are pending (or the policy changed)
   rt::notify progress_;  // written_ or synced_ moved, or the log failed
 };

@@ -2,46 +2,11 @@
 
 #include <cstring>
 
+#include "service/wal/bytes.h"
 #include "service/wal/crc32c.h"
 
 namespace shoal::service::wal {
 namespace {
-
-template <class T>
-void put_le(std::string* out, T v) {
-  char b[sizeof(T)];
-  std::memcpy(b, &v, sizeof(T));  // x86-64 and aarch64 are little-endian
-  out->append(b, sizeof(T));
-}
-
-template <class T>
-void set_le(std::string* out, std::size_t at, T v) {
-  std::memcpy(out->data() + at, &v, sizeof(T));
-}
-
-// Reads fixed-size fields off a payload; any read past the end fails the whole decode.
-class reader {
- public:
-  explicit reader(std::string_view s) : s_(s) {}
-  template <class T>
-  bool get(T* v) {
-    if (s_.size() - pos_ < sizeof(T)) return false;
-    std::memcpy(v, s_.data() + pos_, sizeof(T));
-    pos_ += sizeof(T);
-    return true;
-  }
-  bool bytes(uint32_t n, std::string_view* v) {
-    if (s_.size() - pos_ < n) return false;
-    *v = s_.substr(pos_, n);
-    pos_ += n;
-    return true;
-  }
-  bool done() const { return pos_ == s_.size(); }
-
- private:
-  std::string_view s_;
-  std::size_t pos_ = 0;
-};
 
 uint32_t frame_crc(uint32_t size, std::string_view payload) {
   char b[4];
@@ -50,7 +15,7 @@ uint32_t frame_crc(uint32_t size, std::string_view payload) {
 }
 
 bool parse_payload(std::string_view payload, record_view* out) {
-  reader r(payload);
+  byte_reader r(payload);
   uint8_t format = 0;
   uint8_t flags = 0;
   uint32_t ops = 0;
@@ -129,18 +94,35 @@ std::size_t record_builder::finish() {
   return out_->size() - start_;
 }
 
-decoded decode(std::string_view buf, std::size_t offset, record_view* out, std::size_t* next) {
-  if (buf.size() - offset < k_frame_header_bytes) return decoded::truncated;
+void append_frame(std::string* out, std::string_view payload) {
+  const auto size = static_cast<uint32_t>(payload.size());
+  put_le<uint32_t>(out, size);
+  put_le<uint32_t>(out, frame_crc(size, payload));
+  out->append(payload);
+}
+
+decoded decode_frame(std::string_view buf, std::size_t offset, std::string_view* payload,
+                     std::size_t* next) {
+  if (offset > buf.size() || buf.size() - offset < k_frame_header_bytes) {
+    return decoded::truncated;
+  }
   uint32_t size = 0;
   uint32_t crc = 0;
   std::memcpy(&size, buf.data() + offset, 4);
   std::memcpy(&crc, buf.data() + offset + 4, 4);
   if (size > k_max_record_bytes) return decoded::corrupt;
   if (buf.size() - offset - k_frame_header_bytes < size) return decoded::truncated;
-  const std::string_view payload = buf.substr(offset + k_frame_header_bytes, size);
-  if (frame_crc(size, payload) != crc || !parse_payload(payload, out)) return decoded::corrupt;
+  *payload = buf.substr(offset + k_frame_header_bytes, size);
+  if (frame_crc(size, *payload) != crc) return decoded::corrupt;
   *next = offset + k_frame_header_bytes + size;
   return decoded::ok;
+}
+
+decoded decode(std::string_view buf, std::size_t offset, record_view* out, std::size_t* next) {
+  std::string_view payload;
+  const decoded d = decode_frame(buf, offset, &payload, next);
+  if (d != decoded::ok) return d;
+  return parse_payload(payload, out) ? decoded::ok : decoded::corrupt;
 }
 
 bool valid_frame_after(std::string_view buf, std::size_t from) {

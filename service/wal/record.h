@@ -84,6 +84,12 @@ enum class decoded {
   corrupt,
 };
 
+// A frame around any payload (snapshots use the same framing as records).
+void append_frame(std::string* out, std::string_view payload);
+// The payload of the frame at `offset` (checksum verified): *next is the offset after it.
+decoded decode_frame(std::string_view buf, std::size_t offset, std::string_view* payload,
+                     std::size_t* next);
+
 // Decodes the frame at `offset`. On ok, *next is the offset after it.
 decoded decode(std::string_view buf, std::size_t offset, record_view* out, std::size_t* next);
 

@@ -16,20 +16,14 @@ struct segment {
   std::string name;
 };
 
-absl::StatusOr<std::vector<segment>> segments_in(file_system& fs, const std::string& dir) {
-  auto names = fs.list(dir);
-  if (!names.ok()) return names.status();
+absl::StatusOr<std::vector<segment>> segments_in(file_system& fs, const std::string& dir,
+                                                 uint64_t before) {
+  auto listed = list_segments(fs, dir);
+  if (!listed.ok()) return listed.status();
   std::vector<segment> out;
-  for (const std::string& n : *names) {
-    segment s;
-    if (parse_segment_name(n, &s.first)) {
-      s.name = n;
-      out.push_back(std::move(s));
-    }
+  for (auto& [first, name] : *listed) {
+    if (first < before) out.push_back({first, std::move(name)});
   }
-  std::sort(out.begin(), out.end(), [](const segment& a, const segment& b) {
-    return a.first < b.first;
-  });
   return out;
 }
 
@@ -65,10 +59,25 @@ bool parse_segment_name(std::string_view name, uint64_t* first_revision) {
   return true;
 }
 
-absl::StatusOr<replay_result> replay(file_system& fs, const std::string& dir, uint64_t after,
-                                     bool truncate_damage,
+absl::StatusOr<std::vector<std::pair<uint64_t, std::string>>> list_segments(
+    file_system& fs, const std::string& dir) {
+  auto names = fs.list(dir);
+  if (!names.ok()) return names.status();
+  std::vector<std::pair<uint64_t, std::string>> out;
+  for (const std::string& n : *names) {
+    uint64_t first = 0;
+    if (parse_segment_name(n, &first)) out.emplace_back(first, n);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+absl::StatusOr<replay_result> replay(file_system& fs, const std::string& dir,
+                                     const replay_options& o,
                                      absl::FunctionRef<absl::Status(const record_view&)> apply) {
-  auto segs = segments_in(fs, dir);
+  const uint64_t after = o.after;
+  const bool truncate_damage = o.truncate_damage;
+  auto segs = segments_in(fs, dir, o.before_segment);
   if (!segs.ok()) return segs.status();
   replay_result out;
   out.last_revision = after;
@@ -99,7 +108,8 @@ absl::StatusOr<replay_result> replay(file_system& fs, const std::string& dir, ui
           problem = absl::StrCat("revisions ", out.last_revision + 1, " to ", rec.revision - 1,
                                  " are missing");
         }
-      } else if (last && (d == decoded::truncated || !valid_frame_after(buf, offset + 1))) {
+      } else if (o.repair && last &&
+                 (d == decoded::truncated || !valid_frame_after(buf, offset + 1))) {
         SHOAL_LOG(warn, "the log ends with a torn write; it is cut off (no reply depended on it)",
                   {{"file", path},
                    {"offset", static_cast<int64_t>(offset)},

@@ -1,7 +1,7 @@
 // replay: reads the log back at start — every segment in order, every record checked — and hands
 // each record after a given revision to the caller, which applies it to the store.
 //
-//   auto r = wal::replay(fs, dir, /*after=*/0, /*truncate_damage=*/false,
+//   auto r = wal::replay(fs, dir, {.after = snapshot_revision},
 //                        [&](const wal::record_view& rec) { return apply(rec); });
 //   // r->last_revision: the store's revision now; r->dropped_tail: a torn write was cut off
 //
@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
@@ -36,8 +38,23 @@ struct replay_result {
   bool cut_damage = false;     // truncate_damage cut off a damaged part
 };
 
-absl::StatusOr<replay_result> replay(file_system& fs, const std::string& dir, uint64_t after,
-                                     bool truncate_damage,
+struct replay_options {
+  uint64_t after = 0;  // records up to here are in the snapshot: skipped
+  // The operator's --wal_truncate_damaged: cut the log at damage instead of refusing.
+  bool truncate_damage = false;
+  // Only the segments that begin before this revision (compaction reads the closed segments
+  // while the writer appends to the open one).
+  uint64_t before_segment = UINT64_MAX;
+  // Cut a torn tail off (at start); false: report it as damage (closed segments have none).
+  bool repair = true;
+};
+
+absl::StatusOr<replay_result> replay(file_system& fs, const std::string& dir,
+                                     const replay_options& o,
                                      absl::FunctionRef<absl::Status(const record_view&)> apply);
+
+// The segments of dir, oldest first: (first revision, file name).
+absl::StatusOr<std::vector<std::pair<uint64_t, std::string>>> list_segments(file_system& fs,
+                                                                            const std::string& dir);
 
 }  // namespace shoal::service::wal

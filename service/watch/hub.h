@@ -57,6 +57,9 @@ class hub {
   // Before the first publish that is to be logged (a durable server attaches its log once the
   // store is restored from it).
   void set_journal(journal_sink* j) { journal_ = j; }
+  // A store loaded from a snapshot taken at `revision`: the next publish gets revision + 1, and a
+  // watch may start only after it (the history holds nothing older). Before the first publish.
+  void start_at(uint64_t revision) { revision_.store(revision, std::memory_order_release); }
 
   // Control messages (ticks, shutdown): published without a revision or a place in the history.
   void publish_control(event::kind k);

@@ -10,7 +10,8 @@
 //   ... a journal writes through fs ...
 //   fs.power_loss();      // nothing may use the files after this but a fresh start
 //
-// A file's data counts as synced only through its own append_file::sync().
+// A file's data counts as synced only through its own append_file::sync(). fail_after(n) makes
+// every change after the first n fail (the crash point of a multi-step update).
 #pragma once
 
 #include <map>
@@ -31,8 +32,11 @@ class fault_fs final : public service::wal::file_system {
   template <class T>
   using status_or = absl::StatusOr<T>;
 
+  void fail_after(int n) { budget_ = n; }
+
   status_or<std::unique_ptr<service::wal::append_file>> open_append(
       const std::string& path) override {
+    if (auto st = spend(); !st.ok()) return st;
     const bool existed = real().file_size(path).ok();
     auto f = real().open_append(path);
     if (!f.ok()) return f.status();
@@ -57,6 +61,7 @@ class fault_fs final : public service::wal::file_system {
   }
   status make_dir(const std::string& path) override { return real().make_dir(path); }
   status rename(const std::string& from, const std::string& to) override {
+    if (auto st = spend(); !st.ok()) return st;
     std::string replaced;
     const bool had_target = real().read_file(to, &replaced).ok();
     if (auto st = real().rename(from, to); !st.ok()) return st;
@@ -72,11 +77,13 @@ class fault_fs final : public service::wal::file_system {
     return absl::OkStatus();
   }
   status remove(const std::string& path) override {
+    if (auto st = spend(); !st.ok()) return st;
     std::lock_guard lock(mu_);
     files_.erase(path);
     return real().remove(path);
   }
   status truncate(const std::string& path, uint64_t size) override {
+    if (auto st = spend(); !st.ok()) return st;
     if (auto st = real().truncate(path, size); !st.ok()) return st;
     std::lock_guard lock(mu_);
     auto it = files_.find(path);
@@ -84,6 +91,7 @@ class fault_fs final : public service::wal::file_system {
     return absl::OkStatus();
   }
   status sync_dir(const std::string& dir) override {
+    if (auto st = spend(); !st.ok()) return st;
     if (auto st = real().sync_dir(dir); !st.ok()) return st;
     std::lock_guard lock(mu_);
     for (auto& [path, s] : files_) {
@@ -132,8 +140,12 @@ class fault_fs final : public service::wal::file_system {
    public:
     tracked(fault_fs* fs, std::string path, std::unique_ptr<service::wal::append_file> f)
         : fs_(fs), path_(std::move(path)), f_(std::move(f)) {}
-    status append(std::string_view data) override { return f_->append(data); }
+    status append(std::string_view data) override {
+      if (auto st = fs_->spend(); !st.ok()) return st;
+      return f_->append(data);
+    }
     status sync() override {
+      if (auto st = fs_->spend(); !st.ok()) return st;
       if (auto st = f_->sync(); !st.ok()) return st;
       std::lock_guard lock(fs_->mu_);
       fs_->files_[path_].synced_size = f_->size();
@@ -147,12 +159,21 @@ class fault_fs final : public service::wal::file_system {
     std::unique_ptr<service::wal::append_file> f_;
   };
 
+  status spend() {
+    std::lock_guard lock(mu_);
+    if (budget_ < 0) return absl::OkStatus();
+    if (budget_ == 0) return absl::UnavailableError("fault_fs: the power is out");
+    --budget_;
+    return absl::OkStatus();
+  }
+
   static service::wal::file_system& real() { return service::wal::posix_file_system(); }
   static std::string parent(const std::string& path) { return path.substr(0, path.rfind('/')); }
 
   std::mutex mu_;
   std::map<std::string, file_state> files_;
   std::vector<rename_undo> pending_renames_;
+  int budget_ = -1;  // changes left before the crash; -1: no crash
 };
 
 }  // namespace shoal::testing

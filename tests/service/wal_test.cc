@@ -21,6 +21,7 @@
 #include "service/wal/data_dir.h"
 #include "service/wal/record.h"
 #include "service/wal/replay.h"
+#include "service/wal/snapshot.h"
 #include "service/watch/hub.h"
 #include "tests/service/fault_fs.h"
 
@@ -124,7 +125,8 @@ TEST(record, every_flipped_bit_is_detected) {
 absl::StatusOr<replay_result> replay_revisions(const std::string& dir, std::vector<uint64_t>* revs,
                                                bool truncate_damage = false) {
   revs->clear();
-  return replay(posix_file_system(), dir, 0, truncate_damage, [&](const record_view& r) {
+  return replay(posix_file_system(), dir, {.truncate_damage = truncate_damage},
+                [&](const record_view& r) {
     revs->push_back(r.revision);
     return absl::OkStatus();
   });
@@ -249,6 +251,134 @@ TEST(data_dir, is_locked_while_open_and_keeps_its_meta) {
   EXPECT_EQ(damaged.status().message().find("xbc"), std::string::npos);  // contents not quoted
 }
 
+TEST(snapshot, round_trips_and_every_flipped_bit_is_caught) {
+  snap_state state;
+  state["a"] = {.value = "1", .create_revision = 1, .mod_revision = 3, .version = 2};
+  state["b"] = {.value = std::string(3000, 'b'), .create_revision = 2, .mod_revision = 2,
+                .version = 1, .deadline_wall_ns = 77};
+  const std::string bytes = encode_snapshot(5, state, 123);
+  snap_state back;
+  auto info = decode_snapshot(bytes, "s", [&](std::string_view k, const snap_entry& e) {
+    back[std::string(k)] = e;
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->revision, 5u);
+  EXPECT_EQ(info->keys, 2u);
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back["b"].value, state["b"].value);
+  EXPECT_EQ(back["b"].deadline_wall_ns, 77);
+  EXPECT_EQ(back["a"].mod_revision, 3u);
+  for (std::size_t at = 0; at < bytes.size(); at += 7) {
+    std::string bad = bytes;
+    bad[at] = static_cast<char>(bad[at] ^ 0x20);
+    auto r = decode_snapshot(bad, "s", [](std::string_view, const snap_entry&) {
+      return absl::OkStatus();
+    });
+    EXPECT_FALSE(r.ok()) << "byte " << at;
+  }
+  EXPECT_FALSE(decode_snapshot(bytes.substr(0, bytes.size() - 1), "s",
+                               [](std::string_view, const snap_entry&) {
+                                 return absl::OkStatus();
+                               })
+                   .ok());
+}
+
+TEST(snapshot, compaction_folds_the_closed_segments_and_replay_after_it_gives_the_same_store) {
+  std::vector<std::size_t> ends;
+  const std::string log = make_log(30, &ends);
+  temp_dir d;
+  write(d.path() + "/" + segment_name(1), log.substr(0, ends[9]));                    // 1-10
+  write(d.path() + "/" + segment_name(11), log.substr(ends[9], ends[19] - ends[9]));  // 11-20
+  write(d.path() + "/" + segment_name(21), log.substr(ends[19]));  // 21-30: the open one
+  // What a full replay gives.
+  snap_state full;
+  ASSERT_TRUE(replay(posix_file_system(), d.path(), {}, [&](const record_view& r) {
+                apply_record(full, r);
+                return absl::OkStatus();
+              }).ok());
+  auto info = compact(posix_file_system(), d.path(), 21);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->revision, 20u);
+  EXPECT_FALSE(fs::exists(d.path() + "/" + segment_name(1)));
+  EXPECT_FALSE(fs::exists(d.path() + "/" + segment_name(11)));
+  EXPECT_TRUE(fs::exists(d.path() + "/" + segment_name(21)));
+  // Snapshot, then the log after it.
+  snap_state again;
+  auto read = read_snapshot(posix_file_system(), info->path,
+                            [&](std::string_view k, const snap_entry& e) {
+                              again[std::string(k)] = e;
+                              return absl::OkStatus();
+                            });
+  ASSERT_TRUE(read.ok()) << read.status();
+  auto rest = replay(posix_file_system(), d.path(), {.after = 20}, [&](const record_view& r) {
+    apply_record(again, r);
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(rest->records, 10u);
+  ASSERT_EQ(again.size(), full.size());
+  for (const auto& [k, e] : full) {
+    ASSERT_TRUE(again.count(k)) << k;
+    EXPECT_EQ(again[k].value, e.value);
+    EXPECT_EQ(again[k].mod_revision, e.mod_revision);
+  }
+  // A second compaction has nothing closed to fold.
+  EXPECT_EQ(compact(posix_file_system(), d.path(), 21).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+// The power fails at every step of a compaction in turn (writing the snapshot, renaming it,
+// removing the segments, syncing the directory): what is left always replays to the same store.
+TEST(snapshot, a_power_loss_at_any_step_of_a_compaction_leaves_the_same_store) {
+  std::vector<std::size_t> ends;
+  const std::string log = make_log(30, &ends);
+  snap_state expected;
+  for (int step = 0;; ++step) {
+    ASSERT_LT(step, 100);
+    temp_dir d;
+    write(d.path() + "/" + segment_name(1), log.substr(0, ends[9]));
+    write(d.path() + "/" + segment_name(11), log.substr(ends[9], ends[19] - ends[9]));
+    write(d.path() + "/" + segment_name(21), log.substr(ends[19]));
+    if (step == 0) {
+      ASSERT_TRUE(replay(posix_file_system(), d.path(), {}, [&](const record_view& r) {
+                    apply_record(expected, r);
+                    return absl::OkStatus();
+                  }).ok());
+    }
+    testing::fault_fs ffs;
+    ffs.fail_after(step);
+    const bool finished = compact(ffs, d.path(), 21).ok();
+    ffs.power_loss();
+    // Recovery: the newest snapshot, then the log after it.
+    snap_state got;
+    uint64_t base = 0;
+    auto newest = newest_snapshot(posix_file_system(), d.path());
+    ASSERT_TRUE(newest.ok());
+    if (*newest) {
+      auto read = read_snapshot(posix_file_system(), d.path() + "/" + (*newest)->second,
+                                [&](std::string_view k, const snap_entry& e) {
+                                  got[std::string(k)] = e;
+                                  return absl::OkStatus();
+                                });
+      ASSERT_TRUE(read.ok()) << "step " << step << ": " << read.status();
+      base = read->revision;
+    }
+    auto rest = replay(posix_file_system(), d.path(), {.after = base}, [&](const record_view& r) {
+      apply_record(got, r);
+      return absl::OkStatus();
+    });
+    ASSERT_TRUE(rest.ok()) << "step " << step << ": " << rest.status();
+    ASSERT_EQ(rest->last_revision, 30u) << "step " << step;
+    ASSERT_EQ(got.size(), expected.size()) << "step " << step;
+    for (const auto& [k, e] : expected) {
+      ASSERT_TRUE(got.count(k)) << "step " << step << ": " << k;
+      EXPECT_EQ(got[k].value, e.value) << "step " << step;
+    }
+    if (finished) break;
+  }
+}
+
 // A durable store in-process: the store, its hub and the log, on a runtime of their own.
 struct node {
   rt::runtime rt{[] {
@@ -265,7 +395,8 @@ struct node {
   explicit node(const std::string& dir, file_system& fs) {
     v1::StartupSettings s;
     s.set_data_dir(dir);
-    s.set_wal_segment_bytes(64 << 10);  // small: the test rolls segments
+    s.set_wal_segment_bytes(64 << 10);    // small: the test rolls segments
+    s.set_snapshot_log_bytes(256 << 10);  // ... and takes snapshots while it writes
     auto opened = durable::open(s, fs);
     EXPECT_TRUE(opened.ok()) << opened.status();
     d = std::move(*opened);
@@ -276,6 +407,7 @@ struct node {
     EXPECT_TRUE(id.ok()) << id.status();
     store_id = id.value_or("");
     rt.spawn(d->log().run()).detach();
+    rt.spawn(d->compact_when_due()).detach();
   }
 };
 
@@ -288,6 +420,7 @@ TEST(power_loss, no_acknowledged_write_is_lost_and_revisions_go_on_without_a_gap
   std::mt19937 gen(11);
   uint64_t highest = 0;
   std::atomic<uint64_t> acks{0};
+  uint64_t snapshots = 0;
   for (int crash = 0; crash < 6; ++crash) {
     node n(d.path(), ffs);
     if (crash == 0) first_id = n.store_id;
@@ -326,9 +459,10 @@ TEST(power_loss, no_acknowledged_write_is_lost_and_revisions_go_on_without_a_gap
       }).detach();
     }
     // A random moment: after some writes were acknowledged.
-    const uint64_t target = acks.load() + 100 + gen() % 1000;
+    const uint64_t target = acks.load() + 500 + gen() % 3000;
     while (acks.load() < target) std::this_thread::yield();
     stop = true;
+    snapshots += n.d->last_snapshot().taken;
     n.rt.shutdown();  // the writers stop where they are; no clean close of the log
     {
       std::lock_guard lock(mu);
@@ -337,6 +471,7 @@ TEST(power_loss, no_acknowledged_write_is_lost_and_revisions_go_on_without_a_gap
     ffs.power_loss();
   }
   EXPECT_GT(acked.size(), 100u);
+  EXPECT_GT(snapshots, 0u) << "no snapshot was taken: the test did not cover them";
 }
 
 }  // namespace
