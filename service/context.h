@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 
 #include "grpcpp/grpcpp.h"
 #include "runtime/sync/cancellation_token.h"
@@ -43,6 +44,8 @@ struct context {
     uint64_t recovery_ms = 0;
     // The newest snapshot (durable::last_snapshot), read when asked.
     std::function<void(v1::Durability*)> snapshot;
+    // A consistent copy of the store as a snapshot file (durable::backup): blocking.
+    std::function<absl::StatusOr<std::pair<uint64_t, std::string>>()> backup;
   } durability_info;  // with a journal: set once at start
 
   // The live configuration: handlers read the latest snapshot.

@@ -195,7 +195,10 @@ rt::task<> durable::compact_when_due() {
       const uint64_t closed = journal_->statistics().closed_bytes;
       const auto began = std::chrono::steady_clock::now();
       auto compacting = rt::spawn_blocking(  // named: the g++ 12 pitfall (runtime/README.md)
-          [this, open_first] { return wal::compact(fs_, dir_->wal_dir(), open_first); });
+          [this, open_first] {
+            rt::plain_lock lock(files_mu_);
+            return wal::compact(fs_, dir_->wal_dir(), open_first);
+          });
       auto done = co_await std::move(compacting);
       if (!done) co_return;  // the runtime is stopping
       if (!done->ok()) {
@@ -220,6 +223,45 @@ rt::task<> durable::compact_when_due() {
     }
     co_await std::move(rolled);
   }
+}
+
+absl::StatusOr<durable::backup_file> durable::backup() {
+  if (backing_up_.exchange(true)) {
+    return absl::ResourceExhaustedError(
+        "a snapshot is being made for another client; try again when it is done");
+  }
+  struct done_t {
+    std::atomic<bool>* flag;
+    ~done_t() { flag->store(false); }
+  } done{&backing_up_};
+  rt::plain_lock lock(files_mu_);
+  const uint64_t revision = journal_->durable_revision();
+  wal::snap_state state;
+  uint64_t base = 0;
+  auto newest = wal::newest_snapshot(fs_, dir_->wal_dir());
+  if (!newest.ok()) return newest.status();
+  if (*newest) {
+    auto read = wal::read_snapshot(fs_, absl::StrCat(dir_->wal_dir(), "/", (*newest)->second),
+                                   [&](std::string_view key, const wal::snap_entry& e) {
+                                     state.emplace_hint(state.end(), std::string(key), e);
+                                     return absl::OkStatus();
+                                   });
+    if (!read.ok()) return read.status();
+    base = read->revision;
+  }
+  auto replayed = wal::replay(fs_, dir_->wal_dir(),
+                              {.after = base, .repair = false, .up_to = revision},
+                              [&](const wal::record_view& r) {
+                                wal::apply_record(state, r);
+                                return absl::OkStatus();
+                              });
+  if (!replayed.ok()) return replayed.status();
+  if (replayed->last_revision != revision) {
+    return absl::InternalError(absl::StrCat("the log ends at revision ", replayed->last_revision,
+                                            ", before the durable revision ", revision));
+  }
+  const int64_t wall = ns_since_epoch(std::chrono::system_clock::now().time_since_epoch());
+  return backup_file{revision, wal::encode_snapshot(revision, state, wall)};
 }
 
 void durable::close() {

@@ -14,6 +14,7 @@
 // damage. Otherwise it is new, and clients holding revisions of the old one can tell.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -58,6 +59,15 @@ class durable {
   };
   snapshot_state last_snapshot() const;
 
+  // A consistent copy of the store at the durable revision, as a snapshot file's bytes (the
+  // newest snapshot and the log after it, folded; the store itself is not touched). Blocking: on
+  // the blocking pool. RESOURCE_EXHAUSTED while another copy is being made.
+  struct backup_file {
+    uint64_t revision = 0;
+    std::string bytes;
+  };
+  absl::StatusOr<backup_file> backup();
+
   // Follows live.fsync: a change to a policy that acknowledges before syncing is first recorded
   // in the directory (a crash after it changes the store id). Blocking: on the blocking pool.
   absl::Status follow(const v1::LiveSettings& live);
@@ -81,6 +91,10 @@ class durable {
   uint64_t segment_bytes_;
   uint64_t snapshot_log_bytes_;
   bool truncate_damaged_;
+  // Held (on the blocking pool) while a compaction or a backup reads the directory: a backup
+  // never reads a segment a compaction is removing.
+  rt::plain_mutex files_mu_;
+  std::atomic<bool> backing_up_{false};
   mutable rt::plain_mutex snap_mu_;
   snapshot_state snap_ ABSL_GUARDED_BY(snap_mu_);
   std::unique_ptr<wal::journal> journal_;

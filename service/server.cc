@@ -217,6 +217,8 @@ void server::impl::post_calls(grpc::ServerCompletionQueue* cq) {
              metrics::method::get_config, 2);
   post_stream(rt, &admin_service, &Admin::RequestWatchConfig, &handlers::watch_config, cq, &ctx,
               metrics::method::watch_config, 2);
+  post_stream(rt, &admin_service, &Admin::RequestSnapshot, &handlers::snapshot, cq, &ctx,
+              metrics::method::snapshot, 1);
   post_unary(rt, &health_service, &Health::RequestCheck, &handlers::health_check, cq, &ctx,
              metrics::method::health_check, k_posted_cold);
   post_stream(rt, &health_service, &Health::RequestWatch, &handlers::health_watch, cq, &ctx,
@@ -322,6 +324,12 @@ absl::Status server::impl::open_store(const config::snapshot& cfg, int workers) 
                              out->set_snapshot_revision(s.revision);
                              out->set_snapshot_bytes(s.file_bytes);
                              out->set_snapshot_keys(s.keys);
+                           },
+                           [d = durability.get()]()
+                               -> absl::StatusOr<std::pair<uint64_t, std::string>> {
+                             auto b = d->backup();
+                             if (!b.ok()) return b.status();
+                             return std::make_pair(b->revision, std::move(b->bytes));
                            }};
   } else {
     ctx.store_id = new_store_id();

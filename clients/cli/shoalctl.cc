@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "clients/cli/args.h"
 #include "clients/cli/output.h"
+#include "clients/cli/snapshot.h"
 #include "clients/cpp/client.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
@@ -514,6 +515,53 @@ int cmd_status(const global& g, sc::client& c, const parsed_args&) {
   return k_ok;
 }
 
+void print_summary(const global& g, const snapshot_summary& s) {
+  if (g.json) {
+    std::printf("{\"revision\":\"%llu\",\"keys\":\"%llu\",\"bytes\":\"%llu\","
+                "\"fileBytes\":\"%llu\",\"checksum\":\"%08x\"}\n",
+                static_cast<unsigned long long>(s.revision),
+                static_cast<unsigned long long>(s.keys), static_cast<unsigned long long>(s.bytes),
+                static_cast<unsigned long long>(s.file_bytes), s.checksum);
+    return;
+  }
+  std::printf("revision: %llu\nkeys: %llu\nbytes: %llu\nfile_bytes: %llu\nchecksum: %08x\n",
+              static_cast<unsigned long long>(s.revision), static_cast<unsigned long long>(s.keys),
+              static_cast<unsigned long long>(s.bytes),
+              static_cast<unsigned long long>(s.file_bytes), s.checksum);
+}
+
+int cmd_snapshot(const global& g, sc::client& c, const parsed_args& a) {
+  const std::string& what = a.positional[0];
+  const std::string& file = a.positional[1];
+  absl::StatusOr<snapshot_summary> s;
+  if (what == "save") {
+    // A large store takes longer than one call's usual deadline.
+    const auto deadline = std::chrono::milliseconds(std::max<int64_t>(g.timeout_ms, 600'000));
+    const bool tty = ::isatty(STDERR_FILENO);
+    s = save_snapshot(c.admin_stub(), deadline, file, [&](uint64_t got, uint64_t total) {
+      if (tty) std::fprintf(stderr, "\rreceived %llu of %llu bytes", 
+                            static_cast<unsigned long long>(got),
+                            static_cast<unsigned long long>(total));
+    });
+    if (tty) std::fprintf(stderr, "\n");
+  } else if (what == "status") {
+    s = describe_snapshot(file);
+  } else if (what == "restore") {
+    const auto dir = a.value("data-dir");
+    if (!dir || dir->empty()) return usage_error("snapshot restore needs --data-dir=DIR");
+    s = restore_snapshot(file, *dir);
+    if (s.ok() && !g.json) {
+      std::fprintf(stderr, "restored into %s: start shoald --data_dir=%s (a new store id)\n",
+                   dir->c_str(), dir->c_str());
+    }
+  } else {
+    return usage_error("snapshot takes save, status or restore, not '" + what + "'");
+  }
+  if (!s.ok()) return fail(g, s.status());
+  print_summary(g, *s);
+  return k_ok;
+}
+
 int cmd_config(const global& g, sc::client& c, const parsed_args& a) {
   const std::string what = a.positional.empty() ? "show" : a.positional[0];
   if (what == "show") {
@@ -628,6 +676,18 @@ const std::vector<command>& commands() {
        0,
        0,
        cmd_status},
+      {"snapshot",
+       "snapshot save|status|restore FILE",
+       "Saves a durable server's store to FILE, describes FILE, or restores it.",
+       "save FILE: a consistent copy at the server's durable revision (needs shoald --data_dir),\n"
+       "    checked whole before it takes FILE's name; progress on stderr.\n"
+       "  status FILE: its revision, keys, bytes and checksum (the file is checked whole).\n"
+       "  restore FILE --data-dir=DIR: a new data directory holding FILE's store; shoald\n"
+       "    --data_dir=DIR then serves it at FILE's revision, with a new store id.",
+       {{"data-dir", true, "restore: the new data directory (must not exist, or be empty)"}},
+       2,
+       2,
+       cmd_snapshot},
       {"config",
        "config [show|watch]",
        "Shows the effective configuration, or streams its changes.",

@@ -35,6 +35,7 @@ inline call_class class_of(metrics::method m) {
     case metrics::method::pipeline:
     case metrics::method::watch_config:
     case metrics::method::health_watch:
+    case metrics::method::snapshot:
       return call_class::stream;
     case metrics::method::status:
     case metrics::method::get_config:

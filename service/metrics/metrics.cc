@@ -50,6 +50,7 @@ constexpr std::array<method_labels, k_methods> k_method_labels = {{
     {"shoal.v1.KV", "Batch", "unary"},
     {"shoal.v1.KV", "Txn", "unary"},
     {"shoal.v1.KV", "Pipeline", "bidi_stream"},
+    {"shoal.v1.Admin", "Snapshot", "server_stream"},
 }};
 
 // Status codes as gRPC dashboards label them (the names Go's gRPC gives the codes).

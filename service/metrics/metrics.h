@@ -35,6 +35,7 @@ enum class method : uint8_t {
   batch,
   txn,
   pipeline,
+  snapshot,
   count_
 };
 

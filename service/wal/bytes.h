@@ -55,4 +55,21 @@ class byte_reader {
   std::size_t pos_ = 0;
 };
 
+// A file name made of prefix, 16 lowercase hex digits and suffix (segments, snapshots).
+inline bool parse_hex_name(std::string_view name, std::string_view prefix, std::string_view suffix,
+                           uint64_t* out) {
+  if (name.size() != prefix.size() + 16 + suffix.size() ||
+      name.substr(0, prefix.size()) != prefix || name.substr(prefix.size() + 16) != suffix) {
+    return false;
+  }
+  uint64_t v = 0;
+  for (char c : name.substr(prefix.size(), 16)) {
+    const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0) return false;
+    v = v << 4 | static_cast<uint64_t>(d);
+  }
+  *out = v;
+  return true;
+}
+
 }  // namespace shoal::service::wal

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "service/log.h"
+#include "service/wal/bytes.h"
 
 namespace shoal::service::wal {
 namespace {
@@ -42,21 +43,7 @@ std::string segment_name(uint64_t first_revision) {
 }
 
 bool parse_segment_name(std::string_view name, uint64_t* first_revision) {
-  if (name.size() != 24 || name.substr(0, 4) != "wal-" || name.substr(20) != ".log") return false;
-  uint64_t v = 0;
-  for (char c : name.substr(4, 16)) {
-    int d = 0;
-    if (c >= '0' && c <= '9') {
-      d = c - '0';
-    } else if (c >= 'a' && c <= 'f') {
-      d = c - 'a' + 10;
-    } else {
-      return false;
-    }
-    v = v << 4 | static_cast<uint64_t>(d);
-  }
-  *first_revision = v;
-  return true;
+  return parse_hex_name(name, "wal-", ".log", first_revision);
 }
 
 absl::StatusOr<std::vector<std::pair<uint64_t, std::string>>> list_segments(
@@ -89,7 +76,7 @@ absl::StatusOr<replay_result> replay(file_system& fs, const std::string& dir,
   }
   std::string buf;
   record_view rec;
-  for (std::size_t i = 0; i < segs->size(); ++i) {
+  for (std::size_t i = 0; i < segs->size() && out.last_revision < o.up_to; ++i) {
     const segment& seg = (*segs)[i];
     const std::string path = absl::StrCat(dir, "/", seg.name);
     if (auto st = fs.read_file(path, &buf); !st.ok()) return st;
@@ -97,7 +84,7 @@ absl::StatusOr<replay_result> replay(file_system& fs, const std::string& dir,
     // The last segment that holds anything is where a crash may have torn a write.
     const bool last = i >= last_nonempty;
     std::size_t offset = 0;
-    while (offset < buf.size()) {
+    while (offset < buf.size() && out.last_revision < o.up_to) {
       std::size_t next = 0;
       const decoded d = decode(buf, offset, &rec, &next);
       std::string problem;

@@ -47,6 +47,8 @@ struct replay_options {
   uint64_t before_segment = UINT64_MAX;
   // Cut a torn tail off (at start); false: report it as damage (closed segments have none).
   bool repair = true;
+  // Stop after this revision (a copy of a running server's log: what follows may be mid-write).
+  uint64_t up_to = UINT64_MAX;
 };
 
 absl::StatusOr<replay_result> replay(file_system& fs, const std::string& dir,
