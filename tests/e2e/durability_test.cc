@@ -219,6 +219,144 @@ TEST(durability, a_damaged_log_refuses_to_start_naming_the_file_unless_told_to_c
   EXPECT_LT(st.header().revision(), 50u);
 }
 
+uint64_t dir_bytes(const std::string& dir) {
+  uint64_t n = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (e.is_regular_file()) n += e.file_size();
+  }
+  return n;
+}
+
+// Rewrites 1,000 keys of 1 KiB six times over: the log grows past the snapshot threshold again
+// and again, and each snapshot lets the segments it covers go.
+TEST(durability, snapshots_keep_the_disk_near_the_live_data_and_a_restart_loads_them) {
+  data_dir d;
+  const uint64_t segment = 1 << 20;
+  const uint64_t threshold = 2 << 20;
+  const std::vector<std::string> flags = {d.flag(), "--wal_segment_bytes=" + std::to_string(segment),
+                                          "--snapshot_log_bytes=" + std::to_string(threshold)};
+  std::map<std::string, std::string> live;
+  uint64_t revision = 0;
+  {
+    shoald_process s(flags);
+    for (int round = 0; round < 6; ++round) {
+      for (int b = 0; b < 10; ++b) {
+        v1::BatchRequest req;
+        for (int i = 0; i < 100; ++i) {
+          const std::string k = "k" + std::to_string(b * 100 + i);
+          const std::string v(1024, static_cast<char>('a' + round));
+          *req.add_ops() = testing::put_op(k, v);
+          live[k] = v;
+        }
+        v1::BatchResponse r;
+        ASSERT_TRUE(s.kv()->Batch(ctx().get(), req, &r).ok());
+      }
+    }
+    // The compactor runs beside the writes: wait for it to have caught up with the closed log.
+    v1::StatusResponse st;
+    do {
+      st = status_of(s);
+    } while (st.durability().log_closed_bytes() >= threshold ||
+             st.durability().snapshot_revision() == 0);
+    revision = st.header().revision();
+    uint64_t live_bytes = 0;
+    for (const auto& [k, v] : live) live_bytes += k.size() + v.size();
+    // The snapshot plus what is left of the log: within 1.5x the live data, plus the closed log
+    // below the threshold and the open segment.
+    EXPECT_LE(dir_bytes(d.path), live_bytes * 3 / 2 + threshold + segment)
+        << "live " << live_bytes << " bytes";
+    EXPECT_EQ(s.terminate(), 0);
+  }
+  shoald_process s(flags);
+  const auto st = status_of(s);
+  EXPECT_EQ(st.header().revision(), revision);
+  EXPECT_GT(st.durability().snapshot_revision(), 0u);
+  EXPECT_LT(st.durability().recovered_records(), revision);  // the rest came from the snapshot
+  const auto all = everything(s);
+  ASSERT_EQ(all.size(), live.size());
+  for (const auto& [k, v] : live) EXPECT_EQ(all.at(k).value(), v) << k;
+  // A watch from before the snapshot is told so (the history starts after it).
+  v1::WatchRequest w;
+  w.set_prefix(true);
+  w.set_start_revision(1);
+  auto c = ctx();
+  auto stream = s.kv()->Watch(c.get(), w);
+  v1::WatchResponse r;
+  ASSERT_TRUE(stream->Read(&r));
+  EXPECT_TRUE(r.compacted());
+}
+
+// Runs shoalctl; its exit code and what it printed.
+std::pair<int, std::string> shoalctl(const std::string& args) {
+  const std::string cmd = std::string("timeout 60 ") + SHOALCTL_PATH + " " + args + " 2>&1";
+  FILE* f = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
+  const int status = ::pclose(f);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST(durability, a_snapshot_saved_with_shoalctl_restores_into_a_new_data_directory) {
+  data_dir d;
+  data_dir restored;
+  fs::remove_all(restored.path);
+  const std::string file = d.path + "-backup.snap";
+  std::map<std::string, v1::Entry> before;
+  std::string store_id;
+  {
+    shoald_process s({d.flag()});
+    for (int i = 0; i < 300; ++i) put(s, "k" + std::to_string(i), std::string(i, 'x'));
+    before = everything(s);
+    store_id = status_of(s).header().store_id();
+    const auto [code, out] = shoalctl("--addr=" + s.address() + " snapshot save " + file);
+    ASSERT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("revision: 300"), std::string::npos) << out;
+    EXPECT_NE(out.find("keys: 300"), std::string::npos) << out;
+  }
+  {
+    const auto [code, out] = shoalctl("snapshot status " + file);
+    ASSERT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("revision: 300"), std::string::npos) << out;
+    EXPECT_NE(out.find("checksum: "), std::string::npos) << out;
+  }
+  {
+    const auto [code, out] = shoalctl("snapshot restore " + file + " --data-dir=" + restored.path);
+    ASSERT_EQ(code, 0) << out;
+  }
+  shoald_process s({restored.flag()});
+  const auto st = status_of(s);
+  EXPECT_EQ(st.header().revision(), 300u);
+  EXPECT_NE(st.header().store_id(), store_id);  // a restore is a new store
+  const auto after = everything(s);
+  ASSERT_EQ(after.size(), before.size());
+  for (const auto& [k, e] : before) {
+    EXPECT_EQ(after.at(k).value(), e.value()) << k;
+    EXPECT_EQ(after.at(k).mod_revision(), e.mod_revision()) << k;
+  }
+  // A damaged file is refused, by status and by restore alike.
+  {
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.put('\x01');
+  }
+  const auto [code, out] = shoalctl("snapshot status " + file);
+  EXPECT_NE(code, 0) << out;
+  EXPECT_NE(out.find("damaged"), std::string::npos) << out;
+  fs::remove(file);
+}
+
+TEST(durability, an_in_memory_server_says_it_has_nothing_durable_to_snapshot) {
+  shoald_process s;
+  auto c = ctx();
+  auto stream = s.admin()->Snapshot(c.get(), v1::SnapshotRequest());
+  v1::SnapshotChunk chunk;
+  EXPECT_FALSE(stream->Read(&chunk));
+  const grpc::Status st = stream->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(st.error_message().find("--data_dir"), std::string::npos) << st.error_message();
+}
+
 // What a writer was told: key = value at revision.
 struct acked {
   std::string value;
