@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "service/wal/record.h"
+#include "service/wal/snapshot.h"
 #include "shoal/v1/kv.pb.h"
 
 namespace {
@@ -130,6 +132,29 @@ void store_model(const std::filesystem::path& dir) {
 
 }  // namespace
 
+// wal_files_fuzz.cc's input: a log segment, or a snapshot file.
+void wal_files(const std::filesystem::path& dir) {
+  namespace wal = ::shoal::service::wal;
+  std::string log;
+  for (uint64_t r = 1; r <= 3; ++r) {
+    wal::record_builder b(&log, r, 1'700'000'000'000'000'000 + static_cast<int64_t>(r), r == 3);
+    b.put("key" + std::to_string(r), "value", {.create_revision = r, .version = 1});
+    if (r == 3) b.remove("key1");
+    b.finish();
+  }
+  write(dir, "log", log);
+  std::string expire;
+  wal::record_builder e(&expire, 9, 1, false);
+  e.expire("gone");
+  e.finish();
+  write(dir, "expire", expire);
+  wal::snap_state state;
+  state["a"] = {.value = "1", .create_revision = 1, .mod_revision = 2, .version = 2};
+  state["b"] = {.value = "22", .create_revision = 3, .mod_revision = 3, .version = 1,
+                .deadline_wall_ns = 5};
+  write(dir, "snapshot", wal::encode_snapshot(3, state, 7));
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: %s <corpus dir>\n", argv[0]);
@@ -140,5 +165,6 @@ int main(int argc, char** argv) {
   pipeline_frame(root / "pipeline_frame");
   config(root / "config");
   store_model(root / "store_model");
+  wal_files(root / "wal_files");
   return 0;
 }
