@@ -317,6 +317,7 @@ absl::Status server::impl::open_store(const config::snapshot& cfg, int workers) 
     if (!id.ok()) return id.status();
     ctx.store_id = *id;
     ctx.journal = &durability->log();
+    durability->log().set_sync_observer(&metrics::observe_fsync);
     ctx.durability_info = {startup.data_dir(), durability->recovered().records,
                            static_cast<uint64_t>(durability->recovered().took.count()),
                            [d = durability.get()](v1::Durability* out) {
@@ -340,9 +341,9 @@ absl::Status server::impl::open_store(const config::snapshot& cfg, int workers) 
   ctx.config = &config_rx;
   ctx.serving = &serving_rx;
   if (metrics) {  // the store's gauges, now that it exists
-    metrics->publish([c = &ctx] {
+    metrics->publish([c = &ctx, d = durability.get()] {
       const auto history = c->hub->history_stats();
-      return metrics::gauges{
+      metrics::gauges g{
           .keys = c->kv->keys(),
           .bytes = c->kv->bytes(),
           .revision = c->hub->revision(),
@@ -351,6 +352,19 @@ absl::Status server::impl::open_store(const config::snapshot& cfg, int workers) 
           .history_events = history.events,
           .history_bytes = history.bytes,
           .compact_revision = c->hub->compact_revision()};
+      if (d != nullptr) {
+        const wal::journal::stats js = d->log().statistics();
+        const durable::snapshot_state snap = d->last_snapshot();
+        g.durable = true;
+        g.durable_revision = d->log().durable_revision();
+        g.log_failed = d->log().failed();
+        g.log_bytes = js.segment_bytes + js.closed_bytes;
+        g.snapshot_revision = snap.revision;
+        g.snapshot_bytes = snap.file_bytes;
+        g.snapshots_taken = snap.taken;
+        g.recovery_seconds = std::chrono::duration<double>(d->recovered().took).count();
+      }
+      return g;
     });
   }
   return absl::OkStatus();

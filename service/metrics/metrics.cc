@@ -74,7 +74,32 @@ struct block {
   std::atomic<uint64_t> nanos[k_methods] = {};
   std::atomic<uint64_t> events[k_events] = {};
   std::atomic<uint64_t> watch_lag_max{0};  // since the previous scrape (which resets it)
+  std::atomic<uint64_t> fsync_buckets[k_bounds.size() + 1] = {};
+  std::atomic<uint64_t> fsync_nanos{0};
 };
+
+// The bucket a duration falls in.
+std::size_t bucket_of(std::chrono::nanoseconds took) {
+  const double seconds = std::chrono::duration<double>(took).count();
+  std::size_t i = 0;
+  while (i < k_bounds.size() && seconds > k_bounds[i]) ++i;
+  return i;
+}
+
+// A histogram's sample from its per-bucket counts (the last is +Inf).
+prometheus::ClientMetric histogram_of(const uint64_t* counts, uint64_t nanos) {
+  prometheus::ClientMetric h;
+  uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < k_bounds.size(); ++i) {
+    cumulative += counts[i];
+    h.histogram.bucket.push_back({cumulative, k_bounds[i]});
+  }
+  cumulative += counts[k_bounds.size()];
+  h.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
+  h.histogram.sample_count = cumulative;
+  h.histogram.sample_sum = static_cast<double>(nanos) / 1e9;
+  return h;
+}
 
 void bump(std::atomic<uint64_t>& c, uint64_t by = 1) {
   c.store(c.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
@@ -200,6 +225,8 @@ class collector : public prometheus::Collectable {
     uint64_t nanos[k_methods] = {};
     uint64_t events[k_events] = {};
     uint64_t watch_lag = 0;
+    uint64_t fsync_buckets[k_bounds.size() + 1] = {};
+    uint64_t fsync_nanos = 0;
     {
       auto& r = registry::get();
       std::lock_guard lock(r.mu);
@@ -216,6 +243,9 @@ class collector : public prometheus::Collectable {
         // A watcher's observation racing this reset may survive into the next interval: the
         // gauge is the largest lag seen lately, not an exact per-interval maximum.
         watch_lag = std::max(watch_lag, b->watch_lag_max.exchange(0, std::memory_order_relaxed));
+        for (std::size_t i = 0; i <= k_bounds.size(); ++i)
+          fsync_buckets[i] += b->fsync_buckets[i].load(std::memory_order_relaxed);
+        fsync_nanos += b->fsync_nanos.load(std::memory_order_relaxed);
       }
     }
     std::vector<prometheus::MetricFamily> out;
@@ -238,16 +268,8 @@ class collector : public prometheus::Collectable {
         rpcs.metric.push_back(std::move(cm));
       }
       if (total == 0) continue;
-      prometheus::ClientMetric h;
+      prometheus::ClientMetric h = histogram_of(buckets[m], nanos[m]);
       h.label = labels_of(m);
-      uint64_t cumulative = 0;
-      for (std::size_t i = 0; i < k_bounds.size(); ++i) {
-        cumulative += buckets[m][i];
-        h.histogram.bucket.push_back({cumulative, k_bounds[i]});
-      }
-      h.histogram.bucket.push_back({total, std::numeric_limits<double>::infinity()});
-      h.histogram.sample_count = total;
-      h.histogram.sample_sum = static_cast<double>(nanos[m]) / 1e9;
       latency.metric.push_back(std::move(h));
     }
     out.push_back(std::move(rpcs));
@@ -306,6 +328,28 @@ class collector : public prometheus::Collectable {
                         "The oldest revision a watch may start from; shoal_revision minus this "
                         "is how far back watchers can resume.",
                         static_cast<double>(g.compact_revision)));
+    if (!g.durable) return out;
+    auto fsync = family("shoal_wal_fsync_seconds", "Time each fdatasync of the log took.",
+                        prometheus::MetricType::Histogram);
+    fsync.metric.push_back(histogram_of(fsync_buckets, fsync_nanos));
+    out.push_back(std::move(fsync));
+    out.push_back(gauge("shoal_wal_durable_revision", "Every revision up to this one is on disk.",
+                        static_cast<double>(g.durable_revision)));
+    out.push_back(gauge("shoal_wal_failed",
+                        "1 once the log failed (fail-stop: writes are refused until a restart).",
+                        g.log_failed ? 1 : 0));
+    out.push_back(gauge("shoal_wal_log_bytes",
+                        "Bytes of log not yet folded into a snapshot (open segment included).",
+                        static_cast<double>(g.log_bytes)));
+    out.push_back(gauge("shoal_snapshot_revision", "The newest snapshot's revision (0: none).",
+                        static_cast<double>(g.snapshot_revision)));
+    out.push_back(gauge("shoal_snapshot_bytes", "The newest snapshot's file size.",
+                        static_cast<double>(g.snapshot_bytes)));
+    out.push_back(gauge("shoal_snapshots_taken", "Snapshots taken since start.",
+                        static_cast<double>(g.snapshots_taken)));
+    out.push_back(gauge("shoal_recovery_seconds",
+                        "How long the last start took to load the snapshot and replay the log.",
+                        g.recovery_seconds));
     return out;
   }
 
@@ -321,16 +365,19 @@ void record_call(method m, grpc::StatusCode code, std::chrono::steady_clock::dur
   const auto mi = static_cast<std::size_t>(m);
   const auto ci = static_cast<std::size_t>(code) < k_codes ? static_cast<std::size_t>(code) : 2;
   bump(b.calls[mi][ci]);
-  const double seconds = std::chrono::duration<double>(took).count();
-  std::size_t i = 0;
-  while (i < k_bounds.size() && seconds > k_bounds[i]) ++i;
-  bump(b.buckets[mi][i]);
+  bump(b.buckets[mi][bucket_of(took)]);
   bump(b.nanos[mi], static_cast<uint64_t>(std::chrono::nanoseconds(took).count()));
 }
 
 void observe_watch_lag(uint64_t revisions) {
   std::atomic<uint64_t>& m = registry::get().mine().watch_lag_max;
   if (revisions > m.load(std::memory_order_relaxed)) m.store(revisions, std::memory_order_relaxed);
+}
+
+void observe_fsync(std::chrono::nanoseconds took) {
+  block& b = registry::get().mine();
+  bump(b.fsync_buckets[bucket_of(took)]);
+  bump(b.fsync_nanos, static_cast<uint64_t>(took.count()));
 }
 
 void count(event e) { bump(registry::get().mine().events[static_cast<std::size_t>(e)]); }

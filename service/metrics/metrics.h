@@ -59,6 +59,8 @@ void count(event e);
 // On the watch path, each time a watcher wakes to read: how many revisions the store is ahead of
 // the last one it took. A scrape reports the largest since the previous scrape.
 void observe_watch_lag(uint64_t revisions);
+// On a durable server's log writer (the blocking pool): one fdatasync and how long it took.
+void observe_fsync(std::chrono::nanoseconds took);
 
 // What a scrape reads of the server's state, besides the counters.
 struct gauges {
@@ -70,6 +72,15 @@ struct gauges {
   uint64_t history_events = 0;
   uint64_t history_bytes = 0;
   uint64_t compact_revision = 0;
+  // With --data_dir only (durable false: none of these is exported).
+  bool durable = false;
+  uint64_t durable_revision = 0;
+  bool log_failed = false;
+  uint64_t log_bytes = 0;  // the open segment and the closed ones not yet in a snapshot
+  uint64_t snapshot_revision = 0;
+  uint64_t snapshot_bytes = 0;
+  uint64_t snapshots_taken = 0;
+  double recovery_seconds = 0;
 };
 
 // The /metrics endpoint. Stops serving when destroyed. It serves the call counters from the

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
 #include <string>
 
 #include "tests/e2e/shoald_process.h"
@@ -175,6 +176,32 @@ TEST(metrics, the_watch_lag_gauge_shows_a_watcher_that_fell_behind) {
   ASSERT_EQ(seen, k_puts);
   EXPECT_GT(sample(scrape(s.metrics_address()), "shoal_watch_lag_revisions"), 100);
   wc.TryCancel();
+}
+
+// With --data_dir: the log's fsyncs, its size, the snapshot and the recovery are exported (and
+// without one, none of them is).
+TEST(metrics, a_durable_server_exports_its_log_and_snapshots) {
+  const std::string dir = temp_dir();
+  {
+    shoald_process s({"--data_dir=" + dir});
+    for (int i = 0; i < 5; ++i) {
+      v1::PutRequest req;
+      req.set_key("k" + std::to_string(i));
+      req.set_value("v");
+      v1::PutResponse r;
+      ASSERT_TRUE(s.kv()->Put(ctx().get(), req, &r).ok());
+    }
+    const std::string text = scrape(s.metrics_address());
+    EXPECT_GE(sample(text, "shoal_wal_fsync_seconds_count"), 5) << text;
+    EXPECT_EQ(sample(text, "shoal_wal_durable_revision"), 5) << text;
+    EXPECT_EQ(sample(text, "shoal_wal_failed"), 0) << text;
+    EXPECT_GT(sample(text, "shoal_wal_log_bytes"), 0) << text;
+    EXPECT_EQ(sample(text, "shoal_snapshot_revision"), 0) << text;
+    EXPECT_GE(sample(text, "shoal_recovery_seconds"), 0) << text;
+  }
+  std::filesystem::remove_all(dir);
+  shoald_process memory;
+  EXPECT_EQ(scrape(memory.metrics_address()).find("shoal_wal_"), std::string::npos);
 }
 
 }  // namespace
