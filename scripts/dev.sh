@@ -87,8 +87,9 @@ case "${1:-}" in
   run)
     deps
     build_release
-    log "starting shoald on its in-memory default (Ctrl-C stops it)"
-    exec build/service/shoald "${@:2}"
+    data_dir=${SHOAL_DATA_DIR:-/var/lib/shoal}
+    log "starting shoald, durable in $data_dir (Ctrl-C stops it; SHOAL_DATA_DIR picks another)"
+    exec build/service/shoald --data_dir="$data_dir" "${@:2}"
     ;;
   build)
     deps
