@@ -7,8 +7,10 @@
 #      ConfigMap volume replaced by a directory laid out as the kubelet does (..data symlink), so
 #      that a config change can be made the way the kubelet makes it;
 #   3. checks: liveness and readiness SERVING, a put and a get through the published port, a
-#      ..data swap reaching the server (Admin/GetConfig), /metrics answering, and `podman kube
-#      down` draining the server: readiness NOT_SERVING, exit code 0 within the grace period.
+#      ..data swap reaching the server (Admin/GetConfig), /metrics answering, `podman kube
+#      down` draining the server (readiness NOT_SERVING, exit code 0 within the grace period),
+#      and the store surviving the pod's restart and a SIGKILL: the StatefulSet's volume claim
+#      is a host directory here, and the StatefulSet a Deployment (podman runs no StatefulSet).
 # Run as root. SHOAL_CACHE (default /var/cache/shoal) keeps the base image between runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -85,31 +87,47 @@ work = sys.argv[1]
 docs = [d for d in yaml.safe_load_all(open(f"{work}/rendered.yaml")) if d]
 config = next(d for d in docs if d["kind"] == "ConfigMap")
 open(f"{work}/config/..v1/config.json", "w").write(config["data"]["config.json"])
-deployment = next(d for d in docs if d["kind"] == "Deployment")
-for v in deployment["spec"]["template"]["spec"]["volumes"]:
+# podman 4.3 runs no StatefulSet: the same pod as a Deployment, and its volume claim as a host
+# directory (what a PersistentVolume is on a node), owned by the pod's fsGroup as the kubelet
+# would make it.
+sts = next(d for d in docs if d["kind"] == "StatefulSet")
+deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": sts["metadata"],
+              "spec": {"replicas": 1, "strategy": {"type": "Recreate"},
+                       "selector": sts["spec"]["selector"], "template": sts["spec"]["template"]}}
+volumes = deployment["spec"]["template"]["spec"]["volumes"]
+for v in volumes:
     if v["name"] == "config":  # the kubelet's ConfigMap volume: a directory we swap ourselves
         v.pop("configMap")
         v["hostPath"] = {"path": f"{work}/config", "type": "Directory"}
+for claim in sts["spec"]["volumeClaimTemplates"]:
+    volumes.append({"name": claim["metadata"]["name"],
+                    "hostPath": {"path": f"{work}/{claim['metadata']['name']}", "type": "Directory"}})
 yaml.safe_dump(deployment, open(f"{work}/pod.yaml", "w"))
 PY
 ln -s ..v1 "$WORK/config/..data"
 ln -s ..data/config.json "$WORK/config/config.json"
 chmod -R a+rX "$WORK"
+mkdir -p "$WORK/data"
+chown 10001:10001 "$WORK/data"  # the pod's fsGroup (and user), as the kubelet prepares a volume
 
-log "podman kube play"
-podman kube play "$WORK/pod.yaml" >"$WORK/play.log" 2>&1 || { cat "$WORK/play.log"; fail "kube play"; }
-container=$(podman ps --filter label=app.kubernetes.io/name=shoal --format '{{.Names}}' | grep shoald | head -1)
-[ -n "$container" ] || container=$(podman ps --format '{{.Names}}' | grep shoald | head -1)
-[ -n "$container" ] || fail "no shoald container is running"
+# Starts the pod and waits for its probes (startup, liveness, readiness); sets $container.
+play() {
+  podman kube play "$WORK/pod.yaml" >"$WORK/play.log" 2>&1 || { cat "$WORK/play.log"; fail "kube play"; }
+  container=$(podman ps --filter label=app.kubernetes.io/name=shoal --format '{{.Names}}' | grep shoald | head -1)
+  [ -n "$container" ] || container=$(podman ps --format '{{.Names}}' | grep shoald | head -1)
+  [ -n "$container" ] || fail "no shoald container is running"
+  for i in $(seq 1 60); do
+    deploy/probe.py check 127.0.0.1:50051 "" >/dev/null 2>&1 && break
+    [ "$i" -lt 60 ] || { podman logs "$container"; fail "liveness never SERVING"; }
+    sleep 0.5
+  done
+  [ "$(deploy/probe.py check 127.0.0.1:50051 "")" = SERVING ] || fail "liveness"
+  [ "$(deploy/probe.py check 127.0.0.1:50051 shoal.v1.KV)" = SERVING ] || fail "readiness"
+}
+store_id() { $CTL --json status | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["header"]["storeId"])'; }
 
-log "probes (startup, liveness, readiness)"
-for i in $(seq 1 60); do
-  deploy/probe.py check 127.0.0.1:50051 "" >/dev/null 2>&1 && break
-  [ "$i" -lt 60 ] || { podman logs "$container"; fail "liveness never SERVING"; }
-  sleep 0.5
-done
-[ "$(deploy/probe.py check 127.0.0.1:50051 "")" = SERVING ] || fail "liveness"
-[ "$(deploy/probe.py check 127.0.0.1:50051 shoal.v1.KV)" = SERVING ] || fail "readiness"
+log "podman kube play, probes"
+play
 
 log "a put and a get through the published port"
 $CTL put deployed yes >/dev/null
@@ -132,6 +150,8 @@ done
 log "/metrics"
 curl -sf http://127.0.0.1:9090/metrics | grep -q '^shoal_keys 1$' || fail "/metrics"
 
+id_first=$(store_id)
+
 log "podman kube down drains the server"
 deploy/probe.py watch 127.0.0.1:50051 shoal.v1.KV >"$WORK/readiness.log" 2>&1 &
 watcher=$!
@@ -153,5 +173,20 @@ echo "shoald exit code: $(tr '\n' ' ' <"$WORK/exit.log")after ${took}s"
 grep -q NOT_SERVING "$WORK/readiness.log" || fail "readiness never went NOT_SERVING"
 [ "$(tail -1 "$WORK/exit.log")" = 0 ] || fail "shoald exit code: $(cat "$WORK/exit.log")"
 [ "$took" -le "$grace" ] || fail "took ${took}s to stop (grace period ${grace}s)"
+
+log "the pod started again keeps its data (a clean stop: the same store id)"
+play
+[ "$($CTL get deployed)" = yes ] || fail "the key put before the restart is gone"
+[ "$(store_id)" = "$id_first" ] || fail "the store id changed across a clean restart"
+ls "$WORK/data/wal" | grep -q '^wal-' || fail "no log in the volume: $(ls -R "$WORK/data")"
+
+log "killed (SIGKILL), then started again: the data and the store id survive"
+$CTL put killed yes >/dev/null
+id_before=$(store_id)
+podman kill -s KILL "$container" >/dev/null
+podman kube down "$WORK/pod.yaml" >/dev/null
+play
+[ "$($CTL get killed)" = yes ] || fail "a write acknowledged before the kill is gone"
+[ "$(store_id)" = "$id_before" ] || fail "the store id changed across the kill"
 
 log "all checks passed"

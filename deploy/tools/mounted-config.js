@@ -12,7 +12,8 @@ import { posix } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 
 function mountedConfig(objects) {
-  const deployments = objects.filter((o) => o?.kind === 'Deployment');
+  // The workload: a StatefulSet (the manifests') or a Deployment (run-local's rewrite of it).
+  const deployments = objects.filter((o) => o?.kind === 'StatefulSet' || o?.kind === 'Deployment');
   const users = deployments.flatMap((d) =>
     (d.spec?.template?.spec?.containers ?? [])
       // args: the image's ENTRYPOINT is shoald, so flags come from args, not command.
@@ -23,7 +24,7 @@ function mountedConfig(objects) {
     throw new Error(`expected one container with --config, found ${users.length}`);
   }
   const { deployment, container, path } = users[0];
-  const where = `Deployment ${deployment.metadata?.name} container ${container.name}`;
+  const where = `${deployment.kind} ${deployment.metadata?.name} container ${container.name}`;
 
   // The innermost mount wins, as in the container's filesystem.
   const mount = (container.volumeMounts ?? [])
