@@ -144,13 +144,28 @@ journal::stats journal::statistics() const {
           closed_bytes_.load(std::memory_order_relaxed)};
 }
 
-journal::batch journal::take_pending() {
-  batch b;
+journal::staging journal::stage_pending() {
+  staging b;
   rt::plain_lock lock(mu_);
-  b.bytes.swap(pending_);
-  b.last_revision = pending_last_;
+  // Staged first, then written by the blocking closure (write_staged): if the runtime stops
+  // before that closure runs, the records stay staged for close(), in order.
+  staged_.append(pending_);
+  pending_.clear();
+  staged_last_ = pending_last_;
+  b.bytes = staged_.size();
+  b.last_revision = staged_last_;
   pending_bytes_.store(0, std::memory_order_relaxed);
   return b;
+}
+
+absl::Status journal::write_staged(bool sync) {
+  batch b;
+  {
+    rt::plain_lock lock(mu_);
+    b.bytes.swap(staged_);
+    b.last_revision = staged_last_;
+  }
+  return write_out(b, sync);
 }
 
 absl::Status journal::write_out(const batch& b, bool sync) {
@@ -196,14 +211,14 @@ rt::task<> journal::run() {
   auto next_sync = opt_.clock->now();
   for (;;) {
     auto woken = work_.notified();
-    batch b = take_pending();
+    const staging b = stage_pending();
     const sync_policy p = policy();
-    const uint64_t written = b.bytes.empty() ? written_.load() : b.last_revision;
+    const uint64_t written = b.bytes == 0 ? written_.load() : b.last_revision;
     const bool dirty = written > synced_.load();
     const auto now = opt_.clock->now();
     const bool sync = p == sync_policy::always ? dirty : p == sync_policy::interval && dirty &&
                                                              now >= next_sync;
-    if (b.bytes.empty() && !sync) {
+    if (b.bytes == 0 && !sync) {
       if (p == sync_policy::interval && dirty) {
         (void)co_await rt::select(rt::to_task(rt::sleep_until(next_sync)),
                                   rt::to_task(std::move(woken)));
@@ -214,7 +229,7 @@ rt::task<> journal::run() {
     }
     // Named, not built inside the co_await (the g++ 12 pitfall in runtime/README.md: a
     // capturing temporary there is destroyed twice).
-    auto writing = rt::spawn_blocking([this, b = std::move(b), sync] { return write_out(b, sync); });
+    auto writing = rt::spawn_blocking([this, sync] { return write_staged(sync); });
     auto done = co_await std::move(writing);
     const absl::Status st = done ? *done : absl::InternalError("the log writer was stopped");
     if (!st.ok()) {
@@ -233,9 +248,9 @@ rt::task<> journal::run() {
 
 absl::Status journal::close() {
   if (failed()) return absl::UnavailableError(failure());
-  batch b = take_pending();
-  const uint64_t written = b.bytes.empty() ? written_.load() : b.last_revision;
-  if (auto st = write_out(b, true); !st.ok()) {
+  const staging b = stage_pending();  // after anything a stopped writer left staged
+  const uint64_t written = b.bytes == 0 ? written_.load() : b.last_revision;
+  if (auto st = write_staged(true); !st.ok()) {
     fail(st);
     return st;
   }

@@ -108,7 +108,14 @@ class journal final : public watch::journal_sink {
     std::string bytes;
     uint64_t last_revision = 0;
   };
-  batch take_pending();
+  // Moves the pending records behind any staged ones; returns the staged size and last revision.
+  struct staging {
+    std::size_t bytes = 0;
+    uint64_t last_revision = 0;
+  };
+  staging stage_pending();
+  // On the blocking pool: writes what is staged.
+  absl::Status write_staged(bool sync);
   // On a blocking thread: writes the batch (rolling the segment when it is full), syncs if asked.
   absl::Status write_out(const batch& b, bool sync);
   void fail(const absl::Status& st);
@@ -120,6 +127,8 @@ class journal final : public watch::journal_sink {
   rt::plain_mutex mu_;
   std::string pending_ ABSL_GUARDED_BY(mu_);
   uint64_t pending_last_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string staged_ ABSL_GUARDED_BY(mu_);  // taken from pending_, not yet written
+  uint64_t staged_last_ ABSL_GUARDED_BY(mu_) = 0;
   std::atomic<std::size_t> pending_bytes_{0};
   std::string failure_ ABSL_GUARDED_BY(mu_);
 
