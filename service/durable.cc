@@ -25,11 +25,16 @@ wal::sync_policy policy_of(const v1::LiveSettings& live) {
 // at once).
 int64_t to_clock(int64_t deadline_wall, int64_t clock_now, int64_t wall_now) {
   if (deadline_wall == 0) return 0;
+  int64_t left = 0;
   int64_t at = 0;
-  if (__builtin_add_overflow(clock_now, deadline_wall - wall_now, &at)) {
-    at = std::numeric_limits<int64_t>::max();
+  if (__builtin_sub_overflow(deadline_wall, wall_now, &left)) {
+    left = deadline_wall < 0 ? std::numeric_limits<int64_t>::min()
+                             : std::numeric_limits<int64_t>::max();
   }
-  return std::max<int64_t>(at, 1);
+  if (__builtin_add_overflow(clock_now, left, &at)) {
+    at = left < 0 ? 1 : std::numeric_limits<int64_t>::max();
+  }
+  return std::max<int64_t>(at, 1);  // a deadline long past: due at once
 }
 
 // A record's changes as the store takes them.
@@ -124,6 +129,10 @@ absl::StatusOr<std::string> durable::restore(store::store& kv, watch::hub& hub,
     why_new = "a new data directory";
   } else if (replayed->cut_damage) {
     why_new = "the log was cut at damage (--wal_truncate_damaged)";
+  } else if (replayed->last_revision < before->revision) {
+    why_new = absl::StrCat("the log ends at revision ", replayed->last_revision,
+                           ", before revision ", before->revision,
+                           " the last run had reached: files of the data directory are missing");
   } else if (!before->clean && before->loose) {
     why_new = "the last run stopped without syncing writes it had acknowledged (fsync interval "
               "or none)";
@@ -146,7 +155,11 @@ absl::StatusOr<std::string> durable::restore(store::store& kv, watch::hub& hub,
   }
   const wal::sync_policy p = policy_of(live);
   loose_ = p != wal::sync_policy::always;
-  if (auto st = dir_->write_meta({.store_id = store_id_, .clean = false, .loose = loose_});
+  start_revision_ = replayed->last_revision;
+  if (auto st = dir_->write_meta({.store_id = store_id_,
+                                  .clean = false,
+                                  .loose = loose_,
+                                  .revision = start_revision_});
       !st.ok()) {
     return st;
   }
@@ -172,7 +185,10 @@ absl::Status durable::follow(const v1::LiveSettings& live) {
   const bool loose = p != wal::sync_policy::always;
   if (loose && !loose_) {
     // Recorded before the first write is acknowledged unsynced.
-    if (auto st = dir_->write_meta({.store_id = store_id_, .clean = false, .loose = true});
+    if (auto st = dir_->write_meta({.store_id = store_id_,
+                                    .clean = false,
+                                    .loose = true,
+                                    .revision = start_revision_});
         !st.ok()) {
       return st;
     }
@@ -235,7 +251,11 @@ absl::StatusOr<durable::backup_file> durable::backup() {
     ~done_t() { flag->store(false); }
   } done{&backing_up_};
   rt::plain_lock lock(files_mu_);
-  const uint64_t revision = journal_->durable_revision();
+  // Under `always` what replies showed; under `interval` and `none`, what is written (replies did
+  // not wait for the sync, and the synced revision may lag far behind).
+  const uint64_t revision = journal_->policy() == wal::sync_policy::always
+                                ? journal_->durable_revision()
+                                : journal_->written_revision();
   wal::snap_state state;
   uint64_t base = 0;
   auto newest = wal::newest_snapshot(fs_, dir_->wal_dir());
@@ -243,7 +263,7 @@ absl::StatusOr<durable::backup_file> durable::backup() {
   if (*newest) {
     auto read = wal::read_snapshot(fs_, absl::StrCat(dir_->wal_dir(), "/", (*newest)->second),
                                    [&](std::string_view key, const wal::snap_entry& e) {
-                                     state.emplace_hint(state.end(), std::string(key), e);
+                                     state.emplace(std::string(key), e);
                                      return absl::OkStatus();
                                    });
     if (!read.ok()) return read.status();
@@ -257,8 +277,8 @@ absl::StatusOr<durable::backup_file> durable::backup() {
                               });
   if (!replayed.ok()) return replayed.status();
   if (replayed->last_revision != revision) {
-    return absl::InternalError(absl::StrCat("the log ends at revision ", replayed->last_revision,
-                                            ", before the durable revision ", revision));
+    return absl::InternalError(absl::StrCat("the copy reached revision ", replayed->last_revision,
+                                            " where revision ", revision, " was expected"));
   }
   const int64_t wall = ns_since_epoch(std::chrono::system_clock::now().time_since_epoch());
   return backup_file{revision, wal::encode_snapshot(revision, state, wall)};
@@ -271,7 +291,10 @@ void durable::close() {
               {{"error", std::string(st.message())}});
     return;
   }
-  if (auto st = dir_->write_meta({.store_id = store_id_, .clean = true, .loose = false});
+  if (auto st = dir_->write_meta({.store_id = store_id_,
+                                  .clean = true,
+                                  .loose = false,
+                                  .revision = journal_->durable_revision()});
       !st.ok()) {
     SHOAL_LOG(error, "the clean stop could not be recorded", {{"error", std::string(st.message())}});
   }

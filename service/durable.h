@@ -100,6 +100,7 @@ class durable {
   std::unique_ptr<wal::journal> journal_;
   std::string store_id_;
   bool loose_ = false;  // recorded in the directory's meta
+  uint64_t start_revision_ = 0;  // the revision the start recovered
   recovery recovered_;
 };
 

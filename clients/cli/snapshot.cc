@@ -1,5 +1,6 @@
 #include "clients/cli/snapshot.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <system_error>
 
@@ -47,7 +48,7 @@ absl::StatusOr<snapshot_summary> save_snapshot(
   while (stream->Read(&chunk)) {
     if (first) {
       total = chunk.total_bytes();
-      bytes.reserve(total);
+      bytes.reserve(std::min<uint64_t>(total, 64u << 20));  // the server's word, within reason
       first = false;
     }
     bytes += chunk.data();

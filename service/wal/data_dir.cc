@@ -26,7 +26,8 @@ constexpr char k_meta_magic[] = "shoal-data 1";
 
 std::string encode_meta(const data_dir::meta& m) {
   std::string body = absl::StrCat(k_meta_magic, "\nstore_id=", m.store_id,
-                                  "\nclean=", m.clean ? 1 : 0, "\nloose=", m.loose ? 1 : 0, "\n");
+                                  "\nclean=", m.clean ? 1 : 0, "\nloose=", m.loose ? 1 : 0,
+                                  "\nrevision=", m.revision, "\n");
   return absl::StrCat(body, absl::StrFormat("crc=%08x\n", crc32c::of(body)));
 }
 
@@ -45,6 +46,9 @@ bool decode_meta(std::string_view text, data_dir::meta* out) {
     if (line.substr(0, 9) == "store_id=") out->store_id = std::string(line.substr(9));
     if (line == "clean=1") out->clean = true;
     if (line == "loose=1") out->loose = true;
+    if (line.substr(0, 9) == "revision=" && !absl::SimpleAtoi(line.substr(9), &out->revision)) {
+      return false;
+    }
   }
   return !out->store_id.empty();
 }

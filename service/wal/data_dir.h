@@ -30,6 +30,9 @@ class data_dir {
     // The run acknowledged writes before they were synced (a sync policy other than `always`): if
     // it did not stop cleanly, some of them may be lost.
     bool loose = false;
+    // The store's revision when this was written: a start whose log ends before it is missing
+    // files (a new store id, and a warning).
+    uint64_t revision = 0;
   };
 
   static absl::StatusOr<std::unique_ptr<data_dir>> open(file_system& fs, const std::string& path);

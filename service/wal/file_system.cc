@@ -54,7 +54,7 @@ class posix_append_file final : public append_file {
 class posix final : public file_system {
  public:
   absl::StatusOr<std::unique_ptr<append_file>> open_append(const std::string& path) override {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) return os_error("cannot open", path, errno);
     struct stat st {};
     if (::fstat(fd, &st) != 0) {
@@ -98,14 +98,20 @@ class posix final : public file_system {
     if (d == nullptr) return os_error("cannot list", dir, errno);
     std::vector<std::string> names;
     while (dirent* e = ::readdir(d)) {
-      if (e->d_type == DT_REG) names.emplace_back(e->d_name);
+      bool regular = e->d_type == DT_REG;
+      if (e->d_type == DT_UNKNOWN) {  // file systems that do not fill the type in (XFS v4, NFS...)
+        struct stat st {};
+        regular = ::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                  S_ISREG(st.st_mode);
+      }
+      if (regular) names.emplace_back(e->d_name);
     }
     ::closedir(d);
     return names;
   }
 
   absl::Status make_dir(const std::string& path) override {
-    if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+    if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
       return os_error("cannot create", path, errno);
     }
     return absl::OkStatus();
@@ -146,15 +152,20 @@ file_system& posix_file_system() {
 
 absl::Status write_file_atomically(file_system& fs, const std::string& dir,
                                    const std::string& name, std::string_view data) {
-  const std::string tmp = absl::StrCat(dir, "/", name, ".tmp");
+  // A name of this process's own: two writers of one file never share a temporary file.
+  const std::string tmp = absl::StrCat(dir, "/.", name, ".tmp.", ::getpid());
   (void)fs.remove(tmp);
-  {
+  absl::Status st = [&] {
     auto f = fs.open_append(tmp);
     if (!f.ok()) return f.status();
-    if (auto st = (*f)->append(data); !st.ok()) return st;
-    if (auto st = (*f)->sync(); !st.ok()) return st;
+    if (auto s = (*f)->append(data); !s.ok()) return s;
+    return (*f)->sync();
+  }();
+  if (st.ok()) st = fs.rename(tmp, absl::StrCat(dir, "/", name));
+  if (!st.ok()) {
+    (void)fs.remove(tmp);  // no half-written file left behind (a full disk stays full otherwise)
+    return st;
   }
-  if (auto st = fs.rename(tmp, absl::StrCat(dir, "/", name)); !st.ok()) return st;
   return fs.sync_dir(dir);
 }
 

@@ -53,8 +53,10 @@ class file_system {
 
 file_system& posix_file_system();
 
-// Writes `data` to path through a temporary file: synced, renamed over path, directory synced.
-// A crash leaves either the old file or the new one.
+// Writes `data` to dir/name through a temporary file of this process's (.name.tmp.PID): synced,
+// renamed over dir/name, directory synced. A crash leaves either the old file or the new one;
+// a failure removes the temporary file. Files are created 0600, directories 0700: a store's data
+// is its owner's.
 absl::Status write_file_atomically(file_system& fs, const std::string& dir,
                                    const std::string& name, std::string_view data);
 

@@ -1,5 +1,7 @@
 #include "service/wal/journal.h"
 
+#include <time.h>
+
 #include <limits>
 #include <utility>
 
@@ -19,6 +21,22 @@ int64_t ns_of(std::chrono::nanoseconds d) { return d.count(); }
 int64_t wall_now_ns() {
   return ns_of(std::chrono::duration_cast<std::chrono::nanoseconds>(
       std::chrono::system_clock::now().time_since_epoch()));
+}
+
+int64_t coarse_wall_now_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+bool has_deadline(const watch::event& e) {
+  if (e.type == watch::event::kind::txn) {
+    for (const watch::event_ptr& p : e.parts()) {
+      if (p->type == watch::event::kind::put && p->entry().meta.expires_at_ns != 0) return true;
+    }
+    return false;
+  }
+  return e.type == watch::event::kind::put && e.entry().meta.expires_at_ns != 0;
 }
 
 // A deadline on the runtime's clock as wall-clock time, saturating.
@@ -70,8 +88,14 @@ bool parse_sync_policy(std::string_view s, sync_policy* out) {
 
 absl::StatusOr<std::unique_ptr<journal>> journal::open(file_system& fs, std::string dir,
                                                        options o, uint64_t next_revision) {
-  auto f = fs.open_append(absl::StrCat(dir, "/", segment_name(next_revision)));
+  const std::string path = absl::StrCat(dir, "/", segment_name(next_revision));
+  auto f = fs.open_append(path);
   if (!f.ok()) return f.status();
+  if ((*f)->size() != 0) {  // replay did not see it: appending would repeat its revisions
+    return absl::DataLossError(absl::StrCat(
+        path, " already holds records from revision ", next_revision,
+        ", which the start did not replay: the directory listing and the files disagree"));
+  }
   if (auto st = fs.sync_dir(dir); !st.ok()) return st;
   return std::unique_ptr<journal>(
       new journal(fs, std::move(dir), o, std::move(*f), next_revision));
@@ -91,8 +115,12 @@ journal::~journal() = default;
 
 void journal::record(const watch::event& e) {
   if (failed_.load(std::memory_order_relaxed)) return;  // fail-stop: writes are refused anyway
-  const int64_t wall = wall_now_ns();
-  const int64_t now = ns_of(opt_.clock->now().time_since_epoch());
+  // The clocks are read once per record, precisely only when a TTL deadline is converted: the
+  // record's own time is for people (the coarse clock is good to a few milliseconds and costs a
+  // fifth of the precise one, under the hub's lock).
+  const bool deadline = has_deadline(e);
+  const int64_t wall = deadline ? wall_now_ns() : coarse_wall_now_ns();
+  const int64_t now = deadline ? ns_of(opt_.clock->now().time_since_epoch()) : 0;
   {
     rt::plain_lock lock(mu_);
     const std::size_t before = pending_.size();
@@ -149,8 +177,14 @@ journal::staging journal::stage_pending() {
   rt::plain_lock lock(mu_);
   // Staged first, then written by the blocking closure (write_staged): if the runtime stops
   // before that closure runs, the records stay staged for close(), in order.
-  staged_.append(pending_);
-  pending_.clear();
+  // Three buffers take turns (pending, staged, being written), each keeping its capacity: a
+  // large buffer freed and allocated again at every write costs page faults on every page.
+  if (staged_.empty()) {
+    staged_.swap(pending_);
+  } else {
+    staged_.append(pending_);
+    pending_.clear();
+  }
   staged_last_ = pending_last_;
   b.bytes = staged_.size();
   b.last_revision = staged_last_;
@@ -159,16 +193,32 @@ journal::staging journal::stage_pending() {
 }
 
 absl::Status journal::write_staged(bool sync) {
-  batch b;
   {
     rt::plain_lock lock(mu_);
-    b.bytes.swap(staged_);
-    b.last_revision = staged_last_;
+    writing_.bytes.swap(staged_);  // staged_ takes the last written buffer back, empty
+    writing_.last_revision = staged_last_;
   }
-  return write_out(b, sync);
+  const absl::StatusOr<bool> synced = write_out(writing_, sync);
+  const uint64_t last = writing_.bytes.empty() ? 0 : writing_.last_revision;
+  writing_.bytes.clear();
+  // A burst's buffer is not kept for ever (three of them take turns).
+  if (writing_.bytes.capacity() > (8u << 20)) std::string().swap(writing_.bytes);
+  // Recorded here, on the thread that wrote: a runtime that stops before the writer task hears
+  // of the outcome neither loses a failure (close() would write after it) nor a sync.
+  if (!synced.ok()) {
+    fail(synced.status());
+    return synced.status();
+  }
+  if (last != 0) written_.store(last, std::memory_order_release);
+  if (*synced) {
+    synced_.store(written_.load(std::memory_order_relaxed), std::memory_order_release);
+    syncs_.fetch_add(1, std::memory_order_relaxed);
+  }
+  progress_.notify_waiters();
+  return absl::OkStatus();
 }
 
-absl::Status journal::write_out(const batch& b, bool sync) {
+absl::StatusOr<bool> journal::write_out(const batch& b, bool sync) {
   if (!b.bytes.empty()) {
     if (auto st = file_->append(b.bytes); !st.ok()) return st;
     file_written_ += b.bytes.size();
@@ -193,7 +243,7 @@ absl::Status journal::write_out(const batch& b, bool sync) {
     rolled_.notify_waiters();
   }
   segment_size_.store(file_written_, std::memory_order_relaxed);
-  return absl::OkStatus();
+  return sync || roll;
 }
 
 void journal::fail(const absl::Status& st) {
@@ -231,32 +281,17 @@ rt::task<> journal::run() {
     // capturing temporary there is destroyed twice).
     auto writing = rt::spawn_blocking([this, sync] { return write_staged(sync); });
     auto done = co_await std::move(writing);
-    const absl::Status st = done ? *done : absl::InternalError("the log writer was stopped");
-    if (!st.ok()) {
-      fail(st);
-      co_return;
-    }
-    written_.store(written, std::memory_order_release);
+    if (!done || !done->ok()) co_return;  // failed (write_staged said so), or stopping
     if (sync) {
-      synced_.store(written, std::memory_order_release);
-      syncs_.fetch_add(1, std::memory_order_relaxed);
       next_sync = now + std::chrono::milliseconds(interval_ms_.load(std::memory_order_relaxed));
     }
-    progress_.notify_waiters();
   }
 }
 
 absl::Status journal::close() {
   if (failed()) return absl::UnavailableError(failure());
-  const staging b = stage_pending();  // after anything a stopped writer left staged
-  const uint64_t written = b.bytes == 0 ? written_.load() : b.last_revision;
-  if (auto st = write_staged(true); !st.ok()) {
-    fail(st);
-    return st;
-  }
-  written_.store(written);
-  synced_.store(written);
-  return absl::OkStatus();
+  (void)stage_pending();  // after anything a stopped writer left staged
+  return write_staged(true);
 }
 
 }  // namespace shoal::service::wal

@@ -74,6 +74,8 @@ class journal final : public watch::journal_sink {
   rt::task<bool> settle(uint64_t revision);
 
   uint64_t durable_revision() const { return synced_.load(std::memory_order_acquire); }
+  // Every revision up to here is written (in the kernel's hands; synced or not).
+  uint64_t written_revision() const { return written_.load(std::memory_order_acquire); }
   bool failed() const { return failed_.load(std::memory_order_acquire); }
   // Why the log failed (empty if it has not).
   std::string failure() const;
@@ -114,10 +116,12 @@ class journal final : public watch::journal_sink {
     uint64_t last_revision = 0;
   };
   staging stage_pending();
-  // On the blocking pool: writes what is staged.
+  // On the blocking pool: writes what is staged, then moves the written and synced revisions
+  // (or fails the journal).
   absl::Status write_staged(bool sync);
   // On a blocking thread: writes the batch (rolling the segment when it is full), syncs if asked.
-  absl::Status write_out(const batch& b, bool sync);
+  // Returns whether it synced (a roll syncs too).
+  absl::StatusOr<bool> write_out(const batch& b, bool sync);
   void fail(const absl::Status& st);
 
   file_system& fs_;
@@ -132,7 +136,8 @@ class journal final : public watch::journal_sink {
   std::atomic<std::size_t> pending_bytes_{0};
   std::string failure_ ABSL_GUARDED_BY(mu_);
 
-  // The writer's: touched only by write_out, one call at a time.
+  // The writer's: touched only by write_staged and write_out, one call at a time.
+  batch writing_;
   std::unique_ptr<append_file> file_;
   uint64_t file_written_ = 0;  // bytes in the open segment
 

@@ -30,7 +30,10 @@ bool parse_payload(std::string_view payload, record_view* out) {
     op_view op;
     uint8_t type = 0;
     uint32_t key_size = 0;
-    if (!r.get(&type) || !r.get(&key_size) || !r.bytes(key_size, &op.key)) return false;
+    if (!r.get(&type) || !r.get(&key_size) || key_size > k_max_key_bytes ||
+        !r.bytes(key_size, &op.key)) {
+      return false;
+    }
     op.type = static_cast<op_type>(type);
     switch (op.type) {
       case op_type::put: {
@@ -50,7 +53,7 @@ bool parse_payload(std::string_view payload, record_view* out) {
     }
     out->ops.push_back(op);
   }
-  return r.done() && out->revision != 0;
+  return r.done() && out->revision != 0 && out->revision < k_max_revision;
 }
 
 }  // namespace
@@ -125,11 +128,11 @@ decoded decode(std::string_view buf, std::size_t offset, record_view* out, std::
   return parse_payload(payload, out) ? decoded::ok : decoded::corrupt;
 }
 
-bool valid_frame_after(std::string_view buf, std::size_t from) {
+bool later_record_after(std::string_view buf, std::size_t from, uint64_t revision) {
   record_view scratch;
   std::size_t next = 0;
   for (std::size_t at = from; at + k_frame_header_bytes <= buf.size(); ++at) {
-    if (decode(buf, at, &scratch, &next) == decoded::ok) return true;
+    if (decode(buf, at, &scratch, &next) == decoded::ok && scratch.revision > revision) return true;
   }
   return false;
 }

@@ -93,8 +93,13 @@ decoded decode_frame(std::string_view buf, std::size_t offset, std::string_view*
 // Decodes the frame at `offset`. On ok, *next is the offset after it.
 decoded decode(std::string_view buf, std::size_t offset, record_view* out, std::size_t* next);
 
-// Whether a whole, valid frame starts anywhere in [from, buf.size()): a bad frame followed by a
-// good one is damage in the middle of a log, not a torn tail.
-bool valid_frame_after(std::string_view buf, std::size_t from);
+// Whether a whole, valid record later than `revision` starts anywhere in [from, buf.size()): a
+// bad frame followed by the records after it is damage in the middle of a log, not a torn tail.
+bool later_record_after(std::string_view buf, std::size_t from, uint64_t revision);
+
+// Keys are at most this long (the store's limit), and revisions below 2^63: a record or a
+// snapshot beyond either is damage, whatever its checksum says.
+inline constexpr std::size_t k_max_key_bytes = 65535;
+inline constexpr uint64_t k_max_revision = uint64_t{1} << 62;
 
 }  // namespace shoal::service::wal

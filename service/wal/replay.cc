@@ -28,6 +28,15 @@ absl::StatusOr<std::vector<segment>> segments_in(file_system& fs, const std::str
   return out;
 }
 
+// A frame header of zeros: space the file system allocated for a write that never reached the
+// disk (a power loss in the middle of a group's write), whatever follows it.
+bool zero_filled_header(std::string_view buf, std::size_t offset) {
+  for (std::size_t i = offset; i < offset + k_frame_header_bytes && i < buf.size(); ++i) {
+    if (buf[i] != 0) return false;
+  }
+  return true;
+}
+
 // Cuts the segment at `offset` and makes the cut durable before anything is appended after it.
 absl::Status cut(file_system& fs, const std::string& path, uint64_t offset) {
   if (auto st = fs.truncate(path, offset); !st.ok()) return st;
@@ -96,7 +105,8 @@ absl::StatusOr<replay_result> replay(file_system& fs, const std::string& dir,
                                  " are missing");
         }
       } else if (o.repair && last &&
-                 (d == decoded::truncated || !valid_frame_after(buf, offset + 1))) {
+                 (d == decoded::truncated || zero_filled_header(buf, offset) ||
+                  !later_record_after(buf, offset + 1, out.last_revision))) {
         SHOAL_LOG(warn, "the log ends with a torn write; it is cut off (no reply depended on it)",
                   {{"file", path},
                    {"offset", static_cast<int64_t>(offset)},

@@ -55,16 +55,19 @@ absl::StatusOr<snapshot_info> write_snapshot(file_system& fs, const std::string&
 
 void apply_record(snap_state& state, const record_view& r) {
   for (const op_view& op : r.ops) {
-    if (op.type == op_type::put) {
-      snap_entry& e = state[std::string(op.key)];
-      e.value.assign(op.value);
-      e.create_revision = op.meta.create_revision;
-      e.mod_revision = r.revision;
-      e.version = op.meta.version;
-      e.deadline_wall_ns = op.meta.deadline_wall_ns;
-    } else {
-      state.erase(std::string(op.key));
+    // No string is made for a key that is there (Debian's abseil has its own string_view).
+    auto it = state.find(absl::string_view(op.key.data(), op.key.size()));
+    if (op.type != op_type::put) {
+      if (it != state.end()) state.erase(it);
+      continue;
     }
+    if (it == state.end()) it = state.try_emplace(std::string(op.key)).first;
+    snap_entry& e = it->second;
+    e.value.assign(op.value);
+    e.create_revision = op.meta.create_revision;
+    e.mod_revision = r.revision;
+    e.version = op.meta.version;
+    e.deadline_wall_ns = op.meta.deadline_wall_ns;
   }
 }
 
@@ -78,7 +81,7 @@ absl::StatusOr<snapshot_info> compact(file_system& fs, const std::string& dir,
   if (*newest) {
     old_snapshot = absl::StrCat(dir, "/", (*newest)->second);
     auto read = read_snapshot(fs, *old_snapshot, [&](std::string_view key, const snap_entry& e) {
-      state.emplace_hint(state.end(), std::string(key), e);
+      state.emplace(std::string(key), e);
       return absl::OkStatus();
     });
     if (!read.ok()) return read.status();

@@ -6,7 +6,7 @@
 //     entries [u8 'E'][u32 count] count x ([u32 key size][key][u32 value size][value]
 //              [u64 create_revision][u64 mod_revision][u64 version][i64 deadline, wall ns])
 //     footer  [u8 'F'][u64 keys][u64 bytes of keys and values][u32 crc32c of every frame before]
-//   Entries come in key order, at most about 1 MiB per frame.
+//   Entries come in key order (sorted as they are written), at most about 1 MiB per frame.
 //
 // Snapshots are made from the log, not from the store (compact()): the last snapshot and the
 // closed segments after it are folded into a map on the blocking pool and written out, so no
@@ -26,7 +26,7 @@
 #include <string>
 #include <string_view>
 
-#include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "service/wal/file_system.h"
@@ -41,7 +41,9 @@ struct snap_entry {
   uint64_t version = 0;
   int64_t deadline_wall_ns = 0;  // 0 = no TTL
 };
-using snap_state = absl::btree_map<std::string, snap_entry>;
+// A store folded from a snapshot and records: hashed (folding a log is a lookup per change),
+// sorted only when written.
+using snap_state = absl::flat_hash_map<std::string, snap_entry>;
 
 struct snapshot_info {
   std::string path;

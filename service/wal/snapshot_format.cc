@@ -1,5 +1,7 @@
 // The snapshot file format alone, with no log and no files: shoalctl reads and writes it too.
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -38,14 +40,20 @@ std::string encode_snapshot(uint64_t revision, const snap_state& state, int64_t 
   put_le<int64_t>(&payload, wall_ns);
   append_frame(&out, payload);
   uint64_t bytes = 0;
-  auto it = state.begin();
-  while (it != state.end()) {
+  std::vector<const snap_state::value_type*> sorted;
+  sorted.reserve(state.size());
+  for (const auto& kv : state) sorted.push_back(&kv);
+  std::sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) {
+    return a->first < b->first;
+  });
+  auto it = sorted.begin();
+  while (it != sorted.end()) {
     payload.clear();
     put_le<uint8_t>(&payload, 'E');
     put_le<uint32_t>(&payload, 0);  // the count, set below
     uint32_t count = 0;
-    for (; it != state.end() && (count == 0 || payload.size() < k_block_bytes); ++it, ++count) {
-      const auto& [key, e] = *it;
+    for (; it != sorted.end() && (count == 0 || payload.size() < k_block_bytes); ++it, ++count) {
+      const auto& [key, e] = **it;
       put_le<uint32_t>(&payload, static_cast<uint32_t>(key.size()));
       payload.append(key);
       put_le<uint32_t>(&payload, static_cast<uint32_t>(e.value.size()));
@@ -87,6 +95,7 @@ absl::StatusOr<snapshot_info> decode_snapshot(
         !r.get(&info.written_wall_ns) || !r.done()) {
       return damaged(name, 0, "it has no snapshot header");
     }
+    if (info.revision >= k_max_revision) return damaged(name, 0, "its revision is impossible");
     if (format != k_snapshot_format) {
       return absl::FailedPreconditionError(
           absl::StrCat("the snapshot ", name, " has format ", format, "; this shoald reads ",
@@ -125,6 +134,9 @@ absl::StatusOr<snapshot_info> decode_snapshot(
       if (!r.sized(&key) || !r.sized(&value) || !r.get(&e.create_revision) ||
           !r.get(&e.mod_revision) || !r.get(&e.version) || !r.get(&e.deadline_wall_ns)) {
         return damaged(name, offset, "an entry does not parse");
+      }
+      if (key.empty() || key.size() > k_max_key_bytes) {
+        return damaged(name, offset, "a key is empty or longer than 65,535 bytes");
       }
       if (info.keys > 0 && key <= last_key) return damaged(name, offset, "keys out of order");
       if (e.mod_revision > info.revision || e.create_revision > e.mod_revision) {

@@ -80,7 +80,7 @@ TEST(durability, a_restart_keeps_every_key_value_version_ttl_and_the_store_id) {
   std::string store_id;
   uint64_t revision = 0;
   {
-    shoald_process s({d.flag()});
+    shoald_process s({d.flag(), "--metrics_listen="});
     put(s, "a", "1");
     put(s, "a", "2");
     put(s, "b", std::string("bin\0ary", 7));
@@ -128,7 +128,7 @@ TEST(durability, a_restart_keeps_every_key_value_version_ttl_and_the_store_id) {
 TEST(durability, a_ttl_that_ran_out_while_shoald_was_down_is_expired_at_start) {
   data_dir d;
   {
-    shoald_process s({d.flag()});
+    shoald_process s({d.flag(), "--metrics_listen="});
     put(s, "short", "x", 300);
     put(s, "stays", "x");
     EXPECT_EQ(s.terminate(), 0);
@@ -140,6 +140,24 @@ TEST(durability, a_ttl_that_ran_out_while_shoald_was_down_is_expired_at_start) {
   const auto all = everything(s);
   EXPECT_EQ(all.count("short"), 0u);
   EXPECT_EQ(all.count("stays"), 1u);
+}
+
+// The directory says how far the store had come: a log that ends before that is missing files
+// (a volume restored from an old copy, a hand that deleted segments), and clients must be told.
+TEST(durability, a_log_that_ends_before_the_last_run_did_takes_a_new_store_id) {
+  data_dir d;
+  std::string store_id;
+  {
+    shoald_process s({d.flag(), "--metrics_listen="});
+    for (int i = 0; i < 10; ++i) put(s, "k" + std::to_string(i), "v");
+    store_id = status_of(s).header().store_id();
+    EXPECT_EQ(s.terminate(), 0);
+  }
+  for (const auto& e : fs::directory_iterator(d.path + "/wal")) fs::remove(e.path());
+  shoald_process s({d.flag(), "--metrics_listen="});
+  const auto st = status_of(s);
+  EXPECT_NE(st.header().store_id(), store_id);
+  EXPECT_EQ(st.header().revision(), 0u);
 }
 
 TEST(durability, a_second_shoald_on_the_same_data_directory_exits_naming_it) {
@@ -194,7 +212,7 @@ TEST(durability, a_damaged_log_refuses_to_start_naming_the_file_unless_told_to_c
   data_dir d;
   std::string store_id;
   {
-    shoald_process s({d.flag()});
+    shoald_process s({d.flag(), "--metrics_listen="});
     for (int i = 0; i < 50; ++i) put(s, "k" + std::to_string(i), std::string(100, 'v'));
     store_id = status_of(s).header().store_id();
     EXPECT_EQ(s.terminate(), 0);
@@ -233,7 +251,8 @@ TEST(durability, snapshots_keep_the_disk_near_the_live_data_and_a_restart_loads_
   data_dir d;
   const uint64_t segment = 1 << 20;
   const uint64_t threshold = 2 << 20;
-  const std::vector<std::string> flags = {d.flag(), "--wal_segment_bytes=" + std::to_string(segment),
+  const std::vector<std::string> flags = {d.flag(), "--metrics_listen=",
+                                          "--wal_segment_bytes=" + std::to_string(segment),
                                           "--snapshot_log_bytes=" + std::to_string(threshold)};
   std::map<std::string, std::string> live;
   uint64_t revision = 0;

@@ -27,7 +27,7 @@ void as_log(std::string_view in) {
   while (offset < in.size()) {
     std::size_t next = 0;
     if (wal::decode(in, offset, &r, &next) != wal::decoded::ok) {
-      (void)wal::valid_frame_after(in, offset + 1);  // what replay asks of a bad frame
+      (void)wal::later_record_after(in, offset + 1, r.revision);  // what replay asks of a bad frame
       return;
     }
     std::string again;

@@ -193,6 +193,34 @@ TEST(replay, a_damaged_last_record_is_a_torn_write) {
   EXPECT_EQ(revs, (std::vector<uint64_t>{1, 2, 3, 4}));
 }
 
+// A power loss in the middle of one large write can leave a hole the file system filled with
+// zeros, and later pages of the same write on disk: none of it was synced, so none of it was
+// acknowledged — a torn tail, not damage.
+TEST(replay, a_zero_filled_hole_before_later_records_is_a_torn_tail) {
+  std::vector<std::size_t> ends;
+  const std::string log = make_log(10, &ends);
+  temp_dir d;
+  std::string torn = log;
+  std::fill(torn.begin() + static_cast<std::ptrdiff_t>(ends[6]),
+            torn.begin() + static_cast<std::ptrdiff_t>(ends[7]), '\0');  // record 8 lost
+  write(d.path() + "/" + segment_name(1), torn);
+  std::vector<uint64_t> revs;
+  auto r = replay_revisions(d.path(), &revs);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->dropped_tail);
+  EXPECT_EQ(revs, (std::vector<uint64_t>{1, 2, 3, 4, 5, 6, 7}));
+}
+
+TEST(record, a_key_longer_than_the_store_allows_is_damage_whatever_its_checksum) {
+  std::string log;
+  record_builder b(&log, 1, 1);
+  b.put(std::string(70'000, 'k'), "v", {.create_revision = 1, .version = 1});
+  b.finish();
+  record_view r;
+  std::size_t next = 0;
+  EXPECT_EQ(decode(log, 0, &r, &next), decoded::corrupt);
+}
+
 TEST(replay, segments_join_in_order_and_a_gap_between_them_is_damage) {
   std::vector<std::size_t> ends;
   const std::string log = make_log(9, &ends);
