@@ -18,6 +18,8 @@ recovery  --keys keys of 16 bytes with 100-byte values: the time from a process'
           first successful answer (shoald: health SERVING; Redis: PING) with the data on disk
           (shoald: its data directory after a clean stop; Redis: an RDB file saved with SAVE).
           Also the data directory's size beside the live keys and values.
+snapshot  On that data directory: unary Put p99 (100-byte values over 1M keys) while snapshots
+          are made throughout (a 16 MiB threshold) against the same server with none (1 TiB).
 
 Every server listens on 127.0.0.1 and is started and stopped here; data lives under --work.
 The tables show medians and ranges of the rounds, and the ratios the issue asks for.
@@ -263,6 +265,23 @@ def redis_recovery(d):
         stop(server)
 
 
+def put_p99(data_dir, seconds, snapshot_log_bytes):
+    """Unary Puts of 100-byte values over 1M keys (shoal-bench, 16 connections x 128 in flight)."""
+    p, addr = start_shoald(data_dir, [f"--snapshot_log_bytes={snapshot_log_bytes}",
+                                      "--wal_segment_bytes=4194304"])
+    try:
+        out = subprocess.run(
+            [str(BENCH), f"--target={addr}", f"--duration={seconds}", "--mode=put",
+             "--value_size=100", "--keys=1000000", "--workers=1"],
+            capture_output=True, text=True, check=True).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        status = json.loads(subprocess.run([str(SHOALCTL), f"--addr={addr}", "--json", "status"],
+                                           capture_output=True, text=True, check=True).stdout)
+        return result["p99_us"], result["ops_per_s"], status
+    finally:
+        stop(p)
+
+
 def dir_bytes(d):
     return sum(f.stat().st_size for f in Path(d).rglob("*") if f.is_file())
 
@@ -287,7 +306,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--keys", type=int, default=1_000_000)
-    ap.add_argument("--only", default="unary,pipeline,recovery")
+    ap.add_argument("--only", default="unary,pipeline,recovery,snapshot")
     ap.add_argument("--work", default="/tmp/shoal-durability-bench")
     ap.add_argument("--shape", default="50,1,16,50",
                     help="pipeline: streams,depth,batch,connections (800 operations in flight); "
@@ -333,6 +352,27 @@ def main():
         files = sorted(f.name for f in (shoal_dir / "wal").iterdir())
         print(f"\nshoald's data directory: {disk:,} bytes for {live:,} bytes of keys and values "
               f"({disk / live:.2f}x; files: {', '.join(files)})")
+
+    if "snapshot" in only:
+        # The recovery section's data directory (1M keys): Put p99 with snapshots made all
+        # through the run (a 16 MiB threshold, each fold a copy of 1M+ keys) against the same
+        # server where no snapshot can start (1 TiB).
+        shoal_dir = work / "recovery-shoal"
+        if not shoal_dir.exists():
+            load_shoal(shoal_dir, args.keys)
+        rounds = []
+        for _ in range(args.rounds):
+            quiet = put_p99(shoal_dir, args.seconds * 2, 1 << 40)
+            busy = put_p99(shoal_dir, args.seconds * 2, 16 << 20)
+            taken = int(busy[2].get("durability", {}).get("snapshotRevision", "0"))
+            rounds.append({"Put p99 us, no snapshot": quiet[0],
+                           "Put p99 us, snapshots throughout": busy[0],
+                           "Put/s, no snapshot": quiet[1],
+                           "Put/s, snapshots throughout": busy[1]})
+            print(f"(round: the busy run's newest snapshot is at revision {taken:,})",
+                  file=sys.stderr)
+        table("Unary Put p99 while snapshots of 1M+ keys are made", rounds, "",
+              [("Put p99 us, snapshots throughout", "Put p99 us, no snapshot")])
 
 
 if __name__ == "__main__":

@@ -67,9 +67,7 @@ struct context {
   // in memory; with a log, once the revision is durable (fsync always), or at once (interval,
   // none). If not, await journal->settle(revision); false from it means the log failed, and the
   // reply must be log_failed() instead.
-  bool settled(uint64_t revision) const {
-    return journal == nullptr || journal->settled(revision);
-  }
+  bool settled(uint64_t revision) const { return journal == nullptr || journal->settled(revision); }
   grpc::Status log_failed() const {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                         "the write-ahead log failed (" + journal->failure() +

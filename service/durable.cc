@@ -1,12 +1,17 @@
 #include "service/durable.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <random>
+#include <thread>
 #include <vector>
 
-#include "absl/strings/str_format.h"
-#include "service/log.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "runtime/blocking.h"
+#include "service/log.h"
 #include "service/wal/replay.h"
 #include "service/wal/snapshot.h"
 
@@ -89,8 +94,7 @@ durable::durable(wal::file_system& fs, std::unique_ptr<wal::data_dir> dir,
 durable::~durable() = default;
 
 absl::StatusOr<std::string> durable::restore(store::store& kv, watch::hub& hub,
-                                             const rt::clock& clock,
-                                             const v1::LiveSettings& live) {
+                                             const rt::clock& clock, const v1::LiveSettings& live) {
   const auto began = std::chrono::steady_clock::now();
   const int64_t clock_now = ns_since_epoch(clock.now().time_since_epoch());
   const int64_t wall_now = ns_since_epoch(std::chrono::system_clock::now().time_since_epoch());
@@ -115,12 +119,12 @@ absl::StatusOr<std::string> durable::restore(store::store& kv, watch::hub& hub,
     snap_ = {loaded->revision, loaded->file_bytes, loaded->keys, 0};
   }
   std::vector<store::restored_op> ops;
-  auto replayed = wal::replay(fs_, dir_->wal_dir(),
-                              {.after = base, .truncate_damage = truncate_damaged_},
-                              [&](const wal::record_view& rec) {
-                                to_restored(rec, clock_now, wall_now, &ops);
-                                return kv.restore(rec.revision, rec.group, ops);
-                              });
+  auto replayed =
+      wal::replay(fs_, dir_->wal_dir(), {.after = base, .truncate_damage = truncate_damaged_},
+                  [&](const wal::record_view& rec) {
+                    to_restored(rec, clock_now, wall_now, &ops);
+                    return kv.restore(rec.revision, rec.group, ops);
+                  });
   if (!replayed.ok()) return replayed.status();
 
   const auto& before = dir_->previous();
@@ -134,8 +138,9 @@ absl::StatusOr<std::string> durable::restore(store::store& kv, watch::hub& hub,
                            ", before revision ", before->revision,
                            " the last run had reached: files of the data directory are missing");
   } else if (!before->clean && before->loose) {
-    why_new = "the last run stopped without syncing writes it had acknowledged (fsync interval "
-              "or none)";
+    why_new =
+        "the last run stopped without syncing writes it had acknowledged (fsync interval "
+        "or none)";
   }
   store_id_ = why_new.empty() ? before->store_id : new_store_id();
 
@@ -156,10 +161,8 @@ absl::StatusOr<std::string> durable::restore(store::store& kv, watch::hub& hub,
   const wal::sync_policy p = policy_of(live);
   loose_ = p != wal::sync_policy::always;
   start_revision_ = replayed->last_revision;
-  if (auto st = dir_->write_meta({.store_id = store_id_,
-                                  .clean = false,
-                                  .loose = loose_,
-                                  .revision = start_revision_});
+  if (auto st = dir_->write_meta(
+          {.store_id = store_id_, .clean = false, .loose = loose_, .revision = start_revision_});
       !st.ok()) {
     return st;
   }
@@ -185,10 +188,8 @@ absl::Status durable::follow(const v1::LiveSettings& live) {
   const bool loose = p != wal::sync_policy::always;
   if (loose && !loose_) {
     // Recorded before the first write is acknowledged unsynced.
-    if (auto st = dir_->write_meta({.store_id = store_id_,
-                                    .clean = false,
-                                    .loose = true,
-                                    .revision = start_revision_});
+    if (auto st = dir_->write_meta(
+            {.store_id = store_id_, .clean = false, .loose = true, .revision = start_revision_});
         !st.ok()) {
       return st;
     }
@@ -203,6 +204,20 @@ durable::snapshot_state durable::last_snapshot() const {
   return snap_;
 }
 
+absl::StatusOr<wal::snapshot_info> durable::compact_in_background(uint64_t open_first) {
+  // A fold of the whole store is seconds of CPU that nobody waits for: it runs on a thread of its
+  // own at the lowest priority, so the workers (and the log's writes, on the blocking pool) come
+  // first. A thread cannot raise its priority back without privileges: hence its own thread.
+  absl::StatusOr<wal::snapshot_info> out = absl::UnknownError("not run");
+  std::thread folder([&] {
+    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 19);
+    rt::plain_lock lock(files_mu_);
+    out = wal::compact(fs_, dir_->wal_dir(), open_first);
+  });
+  folder.join();
+  return out;
+}
+
 rt::task<> durable::compact_when_due() {
   for (;;) {
     auto rolled = journal_->rolled();
@@ -211,10 +226,7 @@ rt::task<> durable::compact_when_due() {
       const uint64_t closed = journal_->statistics().closed_bytes;
       const auto began = std::chrono::steady_clock::now();
       auto compacting = rt::spawn_blocking(  // named: the g++ 12 pitfall (runtime/README.md)
-          [this, open_first] {
-            rt::plain_lock lock(files_mu_);
-            return wal::compact(fs_, dir_->wal_dir(), open_first);
-          });
+          [this, open_first] { return compact_in_background(open_first); });
       auto done = co_await std::move(compacting);
       if (!done) co_return;  // the runtime is stopping
       if (!done->ok()) {
@@ -227,14 +239,15 @@ rt::task<> durable::compact_when_due() {
           rt::plain_lock lock(snap_mu_);
           snap_ = {info.revision, info.file_bytes, info.keys, snap_.taken + 1};
         }
-        SHOAL_LOG(info, "snapshot taken; the log before it is gone",
-                  {{"revision", static_cast<int64_t>(info.revision)},
-                   {"keys", static_cast<int64_t>(info.keys)},
-                   {"bytes", static_cast<int64_t>(info.file_bytes)},
-                   {"log_bytes_freed", static_cast<int64_t>(closed)},
-                   {"ms", static_cast<int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                   std::chrono::steady_clock::now() - began)
-                                                   .count())}});
+        SHOAL_LOG(
+            info, "snapshot taken; the log before it is gone",
+            {{"revision", static_cast<int64_t>(info.revision)},
+             {"keys", static_cast<int64_t>(info.keys)},
+             {"bytes", static_cast<int64_t>(info.file_bytes)},
+             {"log_bytes_freed", static_cast<int64_t>(closed)},
+             {"ms", static_cast<int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             std::chrono::steady_clock::now() - began)
+                                             .count())}});
       }
     }
     co_await std::move(rolled);
@@ -269,12 +282,12 @@ absl::StatusOr<durable::backup_file> durable::backup() {
     if (!read.ok()) return read.status();
     base = read->revision;
   }
-  auto replayed = wal::replay(fs_, dir_->wal_dir(),
-                              {.after = base, .repair = false, .up_to = revision},
-                              [&](const wal::record_view& r) {
-                                wal::apply_record(state, r);
-                                return absl::OkStatus();
-                              });
+  auto replayed =
+      wal::replay(fs_, dir_->wal_dir(), {.after = base, .repair = false, .up_to = revision},
+                  [&](const wal::record_view& r) {
+                    wal::apply_record(state, r);
+                    return absl::OkStatus();
+                  });
   if (!replayed.ok()) return replayed.status();
   if (replayed->last_revision != revision) {
     return absl::InternalError(absl::StrCat("the copy reached revision ", replayed->last_revision,
@@ -296,7 +309,8 @@ void durable::close() {
                                   .loose = false,
                                   .revision = journal_->durable_revision()});
       !st.ok()) {
-    SHOAL_LOG(error, "the clean stop could not be recorded", {{"error", std::string(st.message())}});
+    SHOAL_LOG(error, "the clean stop could not be recorded",
+              {{"error", std::string(st.message())}});
   }
 }
 

@@ -27,6 +27,7 @@
 #include "service/store/store.h"
 #include "service/wal/data_dir.h"
 #include "service/wal/journal.h"
+#include "service/wal/snapshot.h"
 #include "service/watch/hub.h"
 #include "shoal/v1/admin.pb.h"
 
@@ -84,6 +85,8 @@ class durable {
   void close();
 
  private:
+  // On the blocking pool: wal::compact on a thread of its own at the lowest priority.
+  absl::StatusOr<wal::snapshot_info> compact_in_background(uint64_t open_first);
   durable(wal::file_system& fs, std::unique_ptr<wal::data_dir> dir,
           const v1::StartupSettings& startup);
   wal::file_system& fs_;
@@ -99,7 +102,7 @@ class durable {
   snapshot_state snap_ ABSL_GUARDED_BY(snap_mu_);
   std::unique_ptr<wal::journal> journal_;
   std::string store_id_;
-  bool loose_ = false;  // recorded in the directory's meta
+  bool loose_ = false;           // recorded in the directory's meta
   uint64_t start_revision_ = 0;  // the revision the start recovered
   recovery recovered_;
 };

@@ -318,20 +318,20 @@ absl::Status server::impl::open_store(const config::snapshot& cfg, int workers) 
     ctx.store_id = *id;
     ctx.journal = &durability->log();
     durability->log().set_sync_observer(&metrics::observe_fsync);
-    ctx.durability_info = {startup.data_dir(), durability->recovered().records,
-                           static_cast<uint64_t>(durability->recovered().took.count()),
-                           [d = durability.get()](v1::Durability* out) {
-                             const durable::snapshot_state s = d->last_snapshot();
-                             out->set_snapshot_revision(s.revision);
-                             out->set_snapshot_bytes(s.file_bytes);
-                             out->set_snapshot_keys(s.keys);
-                           },
-                           [d = durability.get()]()
-                               -> absl::StatusOr<std::pair<uint64_t, std::string>> {
-                             auto b = d->backup();
-                             if (!b.ok()) return b.status();
-                             return std::make_pair(b->revision, std::move(b->bytes));
-                           }};
+    ctx.durability_info = {
+        startup.data_dir(), durability->recovered().records,
+        static_cast<uint64_t>(durability->recovered().took.count()),
+        [d = durability.get()](v1::Durability* out) {
+          const durable::snapshot_state s = d->last_snapshot();
+          out->set_snapshot_revision(s.revision);
+          out->set_snapshot_bytes(s.file_bytes);
+          out->set_snapshot_keys(s.keys);
+        },
+        [d = durability.get()]() -> absl::StatusOr<std::pair<uint64_t, std::string>> {
+          auto b = d->backup();
+          if (!b.ok()) return b.status();
+          return std::make_pair(b->revision, std::move(b->bytes));
+        }};
   } else {
     ctx.store_id = new_store_id();
   }

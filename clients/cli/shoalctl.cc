@@ -517,11 +517,12 @@ int cmd_status(const global& g, sc::client& c, const parsed_args&) {
 
 void print_summary(const global& g, const snapshot_summary& s) {
   if (g.json) {
-    std::printf("{\"revision\":\"%llu\",\"keys\":\"%llu\",\"bytes\":\"%llu\","
-                "\"fileBytes\":\"%llu\",\"checksum\":\"%08x\"}\n",
-                static_cast<unsigned long long>(s.revision),
-                static_cast<unsigned long long>(s.keys), static_cast<unsigned long long>(s.bytes),
-                static_cast<unsigned long long>(s.file_bytes), s.checksum);
+    std::printf(
+        "{\"revision\":\"%llu\",\"keys\":\"%llu\",\"bytes\":\"%llu\","
+        "\"fileBytes\":\"%llu\",\"checksum\":\"%08x\"}\n",
+        static_cast<unsigned long long>(s.revision), static_cast<unsigned long long>(s.keys),
+        static_cast<unsigned long long>(s.bytes), static_cast<unsigned long long>(s.file_bytes),
+        s.checksum);
     return;
   }
   std::printf("revision: %llu\nkeys: %llu\nbytes: %llu\nfile_bytes: %llu\nchecksum: %08x\n",
@@ -539,9 +540,9 @@ int cmd_snapshot(const global& g, sc::client& c, const parsed_args& a) {
     const auto deadline = std::chrono::milliseconds(std::max<int64_t>(g.timeout_ms, 600'000));
     const bool tty = ::isatty(STDERR_FILENO);
     s = save_snapshot(c.admin_stub(), deadline, file, [&](uint64_t got, uint64_t total) {
-      if (tty) std::fprintf(stderr, "\rreceived %llu of %llu bytes", 
-                            static_cast<unsigned long long>(got),
-                            static_cast<unsigned long long>(total));
+      if (tty)
+        std::fprintf(stderr, "\rreceived %llu of %llu bytes", static_cast<unsigned long long>(got),
+                     static_cast<unsigned long long>(total));
     });
     if (tty) std::fprintf(stderr, "\n");
   } else if (what == "status") {

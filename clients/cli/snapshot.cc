@@ -15,9 +15,8 @@ namespace {
 namespace wal = service::wal;
 
 absl::StatusOr<snapshot_summary> check(std::string_view bytes, const std::string& name) {
-  auto info = wal::decode_snapshot(bytes, name, [](std::string_view, const wal::snap_entry&) {
-    return absl::OkStatus();
-  });
+  auto info = wal::decode_snapshot(
+      bytes, name, [](std::string_view, const wal::snap_entry&) { return absl::OkStatus(); });
   if (!info.ok()) return info.status();
   return snapshot_summary{info->revision, info->keys, info->bytes, info->file_bytes,
                           info->checksum};
@@ -63,8 +62,8 @@ absl::StatusOr<snapshot_summary> save_snapshot(
   }
   auto summary = check(bytes, "(received)");
   if (!summary.ok()) return summary.status();
-  if (auto w = wal::write_file_atomically(wal::posix_file_system(), dir_of(path), base_of(path),
-                                          bytes);
+  if (auto w =
+          wal::write_file_atomically(wal::posix_file_system(), dir_of(path), base_of(path), bytes);
       !w.ok()) {
     return w;
   }
@@ -94,8 +93,8 @@ absl::StatusOr<snapshot_summary> restore_snapshot(const std::string& path,
   if (ec) {
     return absl::PermissionDeniedError(absl::StrCat("cannot create ", wal_dir, ": ", ec.message()));
   }
-  if (auto st = wal::write_file_atomically(fs, wal_dir, wal::snapshot_name(summary->revision),
-                                           bytes);
+  if (auto st =
+          wal::write_file_atomically(fs, wal_dir, wal::snapshot_name(summary->revision), bytes);
       !st.ok()) {
     return st;
   }

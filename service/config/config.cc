@@ -238,8 +238,8 @@ absl::Status validate(const v1::ServerConfig& c) {
   }
   if (l.max_pipeline_bytes() == 0) errors.push_back("live.max_pipeline_bytes must be positive");
   if (l.fsync() != "always" && l.fsync() != "interval" && l.fsync() != "none") {
-    errors.push_back(absl::StrCat("live.fsync must be always, interval or none (",
-                                  l.fsync().size(), " bytes given)"));
+    errors.push_back(absl::StrCat("live.fsync must be always, interval or none (", l.fsync().size(),
+                                  " bytes given)"));
   }
   if (l.fsync_interval_ms() == 0 || l.fsync_interval_ms() > 60'000) {
     errors.push_back("live.fsync_interval_ms must be between 1 and 60000");

@@ -136,8 +136,8 @@ rt::task<reader_end> read_and_run(context& ctx, pipeline_state& st,
     auto bytes = co_await st.bytes.acquire(std::max<std::size_t>(size, 1));
     if (!bytes) co_return reader_end::client_done;
     // Named, not brace-built inside the co_await (the g++ 12 pitfall in runtime/README.md).
-    queued_reply reply{queued_reply::kind::reply, std::move(arena), resp, std::move(*slot),
-                       std::move(*bytes), ctx.hub->revision()};
+    queued_reply reply{queued_reply::kind::reply, std::move(arena),  resp,
+                       std::move(*slot),          std::move(*bytes), ctx.hub->revision()};
     const bool sent = co_await replies.send(std::move(reply));
     if (!sent) co_return reader_end::client_done;
   }

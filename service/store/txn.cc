@@ -295,9 +295,8 @@ absl::StatusOr<txn_result> store::txn(const txn_request& t, const limits& lim) {
 
 absl::Status store::restore(uint64_t revision, bool group, const std::vector<restored_op>& ops) {
   auto mismatch = [&](const char* why) {
-    return absl::DataLossError(absl::StrCat("the log's revision ", revision,
-                                            " does not follow from the revisions before it: ",
-                                            why));
+    return absl::DataLossError(absl::StrCat(
+        "the log's revision ", revision, " does not follow from the revisions before it: ", why));
   };
   if (hub_->revision() + 1 != revision) return mismatch("it is out of order");
   if (ops.empty() || (!group && ops.size() != 1)) return mismatch("it holds no single change");
@@ -316,10 +315,10 @@ absl::Status store::restore(uint64_t revision, bool group, const std::vector<res
         problem = "it removes a key that does not exist";
         return {};
       }
-      watch::event_ptr ev = watch::event::removal(
-          op.type == restored_op::kind::expire ? watch::event::kind::expire
-                                               : watch::event::kind::remove,
-          *now);
+      watch::event_ptr ev =
+          watch::event::removal(op.type == restored_op::kind::expire ? watch::event::kind::expire
+                                                                     : watch::event::kind::remove,
+                                *now);
       if (!group) hub_->publish(ev);
       s.erase(now);
       keys_.fetch_sub(1, std::memory_order_relaxed);

@@ -21,7 +21,7 @@ constexpr std::array<uint32_t, 256> k_table = make_table();
 
 #if defined(__x86_64__)
 __attribute__((target("sse4.2"))) uint32_t extend_sse42(uint32_t crc, const void* data,
-                                                          std::size_t n) {
+                                                        std::size_t n) {
   auto p = static_cast<const unsigned char*>(data);
   uint64_t c = ~crc;
   while (n >= 8) {

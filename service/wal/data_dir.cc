@@ -25,9 +25,9 @@ absl::string_view av(std::string_view s) { return {s.data(), s.size()}; }
 constexpr char k_meta_magic[] = "shoal-data 1";
 
 std::string encode_meta(const data_dir::meta& m) {
-  std::string body = absl::StrCat(k_meta_magic, "\nstore_id=", m.store_id,
-                                  "\nclean=", m.clean ? 1 : 0, "\nloose=", m.loose ? 1 : 0,
-                                  "\nrevision=", m.revision, "\n");
+  std::string body =
+      absl::StrCat(k_meta_magic, "\nstore_id=", m.store_id, "\nclean=", m.clean ? 1 : 0,
+                   "\nloose=", m.loose ? 1 : 0, "\nrevision=", m.revision, "\n");
   return absl::StrCat(body, absl::StrFormat("crc=%08x\n", crc32c::of(body)));
 }
 
@@ -55,8 +55,7 @@ bool decode_meta(std::string_view text, data_dir::meta* out) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<data_dir>> data_dir::open(file_system& fs,
-                                                         const std::string& path) {
+absl::StatusOr<std::unique_ptr<data_dir>> data_dir::open(file_system& fs, const std::string& path) {
   if (auto st = fs.make_dir(path); !st.ok()) return st;
   const std::string lock_path = path + "/LOCK";
   const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -70,12 +69,14 @@ absl::StatusOr<std::unique_ptr<data_dir>> data_dir::open(file_system& fs,
     ::close(fd);
     std::string holder;
     int64_t p = 0;
-    if (n > 0 && absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::string_view(pid, static_cast<std::size_t>(n))), &p)) {
+    if (n > 0 &&
+        absl::SimpleAtoi(
+            absl::StripAsciiWhitespace(absl::string_view(pid, static_cast<std::size_t>(n))), &p)) {
       holder = absl::StrCat(" (pid ", p, ")");
     }
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the data directory ", path, " is in use by another shoald", holder,
-        "; each shoald needs its own --data_dir"));
+    return absl::FailedPreconditionError(absl::StrCat("the data directory ", path,
+                                                      " is in use by another shoald", holder,
+                                                      "; each shoald needs its own --data_dir"));
   }
   const std::string pid = absl::StrCat(::getpid(), "\n");
   if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
@@ -90,8 +91,9 @@ absl::StatusOr<std::unique_ptr<data_dir>> data_dir::open(file_system& fs,
     meta m;
     if (!decode_meta(text, &m)) {
       return absl::DataLossError(absl::StrCat(
-          path, "/meta is damaged (its checksum or format is wrong); it is not a file shoald "
-                "wrote, or the disk damaged it"));
+          path,
+          "/meta is damaged (its checksum or format is wrong); it is not a file shoald "
+          "wrote, or the disk damaged it"));
     }
     d->previous_ = m;
   } else if (!absl::IsNotFound(read)) {

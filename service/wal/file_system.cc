@@ -101,8 +101,8 @@ class posix final : public file_system {
       bool regular = e->d_type == DT_REG;
       if (e->d_type == DT_UNKNOWN) {  // file systems that do not fill the type in (XFS v4, NFS...)
         struct stat st {};
-        regular = ::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                  S_ISREG(st.st_mode);
+        regular =
+            ::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
       }
       if (regular) names.emplace_back(e->d_name);
     }
@@ -150,16 +150,24 @@ file_system& posix_file_system() {
   return fs;
 }
 
-absl::Status write_file_atomically(file_system& fs, const std::string& dir,
-                                   const std::string& name, std::string_view data) {
+absl::Status write_file_atomically(file_system& fs, const std::string& dir, const std::string& name,
+                                   std::string_view data) {
   // A name of this process's own: two writers of one file never share a temporary file.
   const std::string tmp = absl::StrCat(dir, "/.", name, ".tmp.", ::getpid());
   (void)fs.remove(tmp);
   absl::Status st = [&] {
     auto f = fs.open_append(tmp);
     if (!f.ok()) return f.status();
-    if (auto s = (*f)->append(data); !s.ok()) return s;
-    return (*f)->sync();
+    // A large file (a snapshot) is synced as it goes, a few MiB at a time: written in one go and
+    // synced at the end, its dirty pages would be flushed with the log's next sync (ext4 commits
+    // them together), and that sync, which replies wait for, would take as long as all of them.
+    constexpr std::size_t k_chunk = 4 << 20;
+    for (std::size_t at = 0; at < data.size() || at == 0; at += k_chunk) {
+      if (auto s = (*f)->append(data.substr(at, k_chunk)); !s.ok()) return s;
+      if (auto s = (*f)->sync(); !s.ok()) return s;
+      if (at + k_chunk >= data.size()) break;
+    }
+    return absl::OkStatus();
   }();
   if (st.ok()) st = fs.rename(tmp, absl::StrCat(dir, "/", name));
   if (!st.ok()) {

@@ -57,7 +57,7 @@ file_system& posix_file_system();
 // renamed over dir/name, directory synced. A crash leaves either the old file or the new one;
 // a failure removes the temporary file. Files are created 0600, directories 0700: a store's data
 // is its owner's.
-absl::Status write_file_atomically(file_system& fs, const std::string& dir,
-                                   const std::string& name, std::string_view data);
+absl::Status write_file_atomically(file_system& fs, const std::string& dir, const std::string& name,
+                                   std::string_view data);
 
 }  // namespace shoal::service::wal

@@ -86,8 +86,8 @@ bool parse_sync_policy(std::string_view s, sync_policy* out) {
   return true;
 }
 
-absl::StatusOr<std::unique_ptr<journal>> journal::open(file_system& fs, std::string dir,
-                                                       options o, uint64_t next_revision) {
+absl::StatusOr<std::unique_ptr<journal>> journal::open(file_system& fs, std::string dir, options o,
+                                                       uint64_t next_revision) {
   const std::string path = absl::StrCat(dir, "/", segment_name(next_revision));
   auto f = fs.open_append(path);
   if (!f.ok()) return f.status();
@@ -97,8 +97,7 @@ absl::StatusOr<std::unique_ptr<journal>> journal::open(file_system& fs, std::str
         ", which the start did not replay: the directory listing and the files disagree"));
   }
   if (auto st = fs.sync_dir(dir); !st.ok()) return st;
-  return std::unique_ptr<journal>(
-      new journal(fs, std::move(dir), o, std::move(*f), next_revision));
+  return std::unique_ptr<journal>(new journal(fs, std::move(dir), o, std::move(*f), next_revision));
 }
 
 journal::journal(file_system& fs, std::string dir, options o, std::unique_ptr<append_file> f,
@@ -266,8 +265,8 @@ rt::task<> journal::run() {
     const uint64_t written = b.bytes == 0 ? written_.load() : b.last_revision;
     const bool dirty = written > synced_.load();
     const auto now = opt_.clock->now();
-    const bool sync = p == sync_policy::always ? dirty : p == sync_policy::interval && dirty &&
-                                                             now >= next_sync;
+    const bool sync =
+        p == sync_policy::always ? dirty : p == sync_policy::interval && dirty && now >= next_sync;
     if (b.bytes == 0 && !sync) {
       if (p == sync_policy::interval && dirty) {
         (void)co_await rt::select(rt::to_task(rt::sleep_until(next_sync)),

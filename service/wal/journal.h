@@ -55,8 +55,8 @@ class journal final : public watch::journal_sink {
     std::size_t max_pending_bytes = 64 << 20;
   };
   // Appends from next_revision on, in a new segment (or an empty one of that name).
-  static absl::StatusOr<std::unique_ptr<journal>> open(file_system& fs, std::string dir,
-                                                       options o, uint64_t next_revision);
+  static absl::StatusOr<std::unique_ptr<journal>> open(file_system& fs, std::string dir, options o,
+                                                       uint64_t next_revision);
   ~journal() override;
 
   // watch::journal_sink, under the hub's lock.

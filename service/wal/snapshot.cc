@@ -87,15 +87,16 @@ absl::StatusOr<snapshot_info> compact(file_system& fs, const std::string& dir,
     if (!read.ok()) return read.status();
     base = read->revision;
   }
-  auto replayed = replay(fs, dir,
-                         {.after = base, .before_segment = open_segment_first, .repair = false},
-                         [&](const record_view& r) {
-                           apply_record(state, r);
-                           return absl::OkStatus();
-                         });
+  auto replayed =
+      replay(fs, dir, {.after = base, .before_segment = open_segment_first, .repair = false},
+             [&](const record_view& r) {
+               apply_record(state, r);
+               return absl::OkStatus();
+             });
   if (!replayed.ok()) return replayed.status();
   if (replayed->last_revision == base) {
-    return absl::FailedPreconditionError("nothing to compact: no closed segment after the snapshot");
+    return absl::FailedPreconditionError(
+        "nothing to compact: no closed segment after the snapshot");
   }
   auto info = write_snapshot(fs, dir, replayed->last_revision, state);
   if (!info.ok()) return info.status();

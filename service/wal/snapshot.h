@@ -49,9 +49,9 @@ struct snapshot_info {
   std::string path;
   uint64_t revision = 0;
   uint64_t keys = 0;
-  uint64_t bytes = 0;      // keys and values
+  uint64_t bytes = 0;  // keys and values
   uint64_t file_bytes = 0;
-  uint32_t checksum = 0;   // crc32c of the file before its footer
+  uint32_t checksum = 0;  // crc32c of the file before its footer
   int64_t written_wall_ns = 0;
 };
 

@@ -43,9 +43,8 @@ std::string encode_snapshot(uint64_t revision, const snap_state& state, int64_t 
   std::vector<const snap_state::value_type*> sorted;
   sorted.reserve(state.size());
   for (const auto& kv : state) sorted.push_back(&kv);
-  std::sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) {
-    return a->first < b->first;
-  });
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto* a, const auto* b) { return a->first < b->first; });
   auto it = sorted.begin();
   while (it != sorted.end()) {
     payload.clear();
@@ -97,9 +96,9 @@ absl::StatusOr<snapshot_info> decode_snapshot(
     }
     if (info.revision >= k_max_revision) return damaged(name, 0, "its revision is impossible");
     if (format != k_snapshot_format) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("the snapshot ", name, " has format ", format, "; this shoald reads ",
-                       k_snapshot_format));
+      return absl::FailedPreconditionError(absl::StrCat("the snapshot ", name, " has format ",
+                                                        format, "; this shoald reads ",
+                                                        k_snapshot_format));
     }
   }
   std::string last_key;
@@ -107,8 +106,9 @@ absl::StatusOr<snapshot_info> decode_snapshot(
   for (offset = next;;) {
     const decoded d = decode_frame(bytes, offset, &payload, &next);
     if (d != decoded::ok) {
-      return damaged(name, offset,
-                     d == decoded::truncated ? "the file ends early" : "a block fails its checksum");
+      return damaged(
+          name, offset,
+          d == decoded::truncated ? "the file ends early" : "a block fails its checksum");
     }
     byte_reader r(payload);
     uint8_t kind = 0;

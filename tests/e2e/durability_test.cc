@@ -251,9 +251,9 @@ TEST(durability, snapshots_keep_the_disk_near_the_live_data_and_a_restart_loads_
   data_dir d;
   const uint64_t segment = 1 << 20;
   const uint64_t threshold = 2 << 20;
-  const std::vector<std::string> flags = {d.flag(), "--metrics_listen=",
-                                          "--wal_segment_bytes=" + std::to_string(segment),
-                                          "--snapshot_log_bytes=" + std::to_string(threshold)};
+  const std::vector<std::string> flags = {
+      d.flag(), "--metrics_listen=", "--wal_segment_bytes=" + std::to_string(segment),
+      "--snapshot_log_bytes=" + std::to_string(threshold)};
   std::map<std::string, std::string> live;
   uint64_t revision = 0;
   {
@@ -443,8 +443,9 @@ std::vector<std::thread> start_writers(shoald_process& s, int cycle, ack_log& lo
     for (int i = 0;; ++i) {
       v1::BatchRequest req;
       for (int j = 0; j < 3; ++j) {
-        *req.add_ops() = testing::put_op(
-            "batch/" + c + "/" + std::to_string(i) + "/" + std::to_string(j), "b" + std::to_string(j));
+        *req.add_ops() =
+            testing::put_op("batch/" + c + "/" + std::to_string(i) + "/" + std::to_string(j),
+                            "b" + std::to_string(j));
       }
       v1::BatchResponse r;
       if (!kv->Batch(ctx(std::chrono::milliseconds(5000)).get(), req, &r).ok()) return;
@@ -568,7 +569,8 @@ TEST(durability, with_fsync_interval_a_kill_keeps_what_was_synced_and_changes_th
   {
     shoald_process s({d.flag(), "--fsync=interval", "--fsync_interval_ms=20"});
     for (int i = 0; i < 100; ++i) {
-      written["k" + std::to_string(i)] = put(s, "k" + std::to_string(i), "v").entry().mod_revision();
+      written["k" + std::to_string(i)] =
+          put(s, "k" + std::to_string(i), "v").entry().mod_revision();
     }
     const auto st = status_of(s);
     store_id = st.header().store_id();

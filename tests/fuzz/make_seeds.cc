@@ -150,8 +150,8 @@ void wal_files(const std::filesystem::path& dir) {
   write(dir, "expire", expire);
   wal::snap_state state;
   state["a"] = {.value = "1", .create_revision = 1, .mod_revision = 2, .version = 2};
-  state["b"] = {.value = "22", .create_revision = 3, .mod_revision = 3, .version = 1,
-                .deadline_wall_ns = 5};
+  state["b"] = {
+      .value = "22", .create_revision = 3, .mod_revision = 3, .version = 1, .deadline_wall_ns = 5};
   write(dir, "snapshot", wal::encode_snapshot(3, state, 7));
 }
 

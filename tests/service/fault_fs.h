@@ -53,9 +53,7 @@ class fault_fs final : public service::wal::file_system {
   status read_file(const std::string& path, std::string* out) override {
     return real().read_file(path, out);
   }
-  status_or<uint64_t> file_size(const std::string& path) override {
-    return real().file_size(path);
-  }
+  status_or<uint64_t> file_size(const std::string& path) override { return real().file_size(path); }
   status_or<std::vector<std::string>> list(const std::string& dir) override {
     return real().list(dir);
   }
@@ -69,8 +67,8 @@ class fault_fs final : public service::wal::file_system {
     file_state moved = files_[from];
     files_.erase(from);
     // Until the directory is synced, a power loss brings the old target back.
-    pending_renames_.push_back({to, had_target ? std::optional<std::string>(replaced)
-                                               : std::nullopt});
+    pending_renames_.push_back(
+        {to, had_target ? std::optional<std::string>(replaced) : std::nullopt});
     moved.durable_entry = false;
     moved.known = true;
     files_[to] = moved;

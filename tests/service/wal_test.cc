@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "runtime/runtime.h"
+#include "runtime/sync/notify.h"
 #include "runtime/time/sleep.h"
 #include "service/durable.h"
 #include "service/store/store.h"
@@ -84,8 +85,8 @@ std::string make_log(uint64_t n, std::vector<std::size_t>* ends = nullptr) {
 TEST(record, round_trips_every_kind_of_change) {
   std::string log;
   record_builder b(&log, 42, 123, true);
-  b.put("key", std::string("v\0lue", 5), {.create_revision = 40, .version = 3,
-                                          .deadline_wall_ns = 99});
+  b.put("key", std::string("v\0lue", 5),
+        {.create_revision = 40, .version = 3, .deadline_wall_ns = 99});
   b.remove("gone");
   b.expire("old");
   const std::size_t size = b.finish();
@@ -127,9 +128,9 @@ absl::StatusOr<replay_result> replay_revisions(const std::string& dir, std::vect
   revs->clear();
   return replay(posix_file_system(), dir, {.truncate_damage = truncate_damage},
                 [&](const record_view& r) {
-    revs->push_back(r.revision);
-    return absl::OkStatus();
-  });
+                  revs->push_back(r.revision);
+                  return absl::OkStatus();
+                });
 }
 
 TEST(replay, a_log_cut_at_any_byte_of_its_last_records_recovers_exactly_the_whole_records) {
@@ -143,8 +144,8 @@ TEST(replay, a_log_cut_at_any_byte_of_its_last_records_recovers_exactly_the_whol
     std::vector<uint64_t> revs;
     auto r = replay_revisions(d.path(), &revs);
     ASSERT_TRUE(r.ok()) << "cut at " << cut << ": " << r.status();
-    const auto whole = static_cast<uint64_t>(
-        std::upper_bound(ends.begin(), ends.end(), cut) - ends.begin());
+    const auto whole =
+        static_cast<uint64_t>(std::upper_bound(ends.begin(), ends.end(), cut) - ends.begin());
     ASSERT_EQ(revs.size(), whole) << "cut at " << cut;
     for (uint64_t i = 0; i < whole; ++i) EXPECT_EQ(revs[i], i + 1);
     EXPECT_EQ(r->dropped_tail, cut != ends[whole - 1]) << "cut at " << cut;
@@ -225,9 +226,9 @@ TEST(replay, segments_join_in_order_and_a_gap_between_them_is_damage) {
   std::vector<std::size_t> ends;
   const std::string log = make_log(9, &ends);
   temp_dir d;
-  write(d.path() + "/" + segment_name(1), log.substr(0, ends[3]));               // 1-4
+  write(d.path() + "/" + segment_name(1), log.substr(0, ends[3]));                  // 1-4
   write(d.path() + "/" + segment_name(5), log.substr(ends[3], ends[6] - ends[3]));  // 5-7
-  write(d.path() + "/" + segment_name(8), log.substr(ends[6]));                  // 8-9
+  write(d.path() + "/" + segment_name(8), log.substr(ends[6]));                     // 8-9
   write(d.path() + "/" + segment_name(10), "");  // opened, nothing written
   std::vector<uint64_t> revs;
   auto r = replay_revisions(d.path(), &revs);
@@ -258,7 +259,7 @@ TEST(data_dir, is_locked_while_open_and_keeps_its_meta) {
     ASSERT_FALSE(b.ok());
     EXPECT_EQ(b.status().code(), absl::StatusCode::kFailedPrecondition);
     EXPECT_NE(b.status().message().find("in use by another shoald (pid " +
-                                         std::to_string(::getpid()) + ")"),
+                                        std::to_string(::getpid()) + ")"),
               std::string::npos)
         << b.status();
     ASSERT_TRUE((*a)->write_meta({.store_id = "abc", .clean = true, .loose = false}).ok());
@@ -282,8 +283,11 @@ TEST(data_dir, is_locked_while_open_and_keeps_its_meta) {
 TEST(snapshot, round_trips_and_every_flipped_bit_is_caught) {
   snap_state state;
   state["a"] = {.value = "1", .create_revision = 1, .mod_revision = 3, .version = 2};
-  state["b"] = {.value = std::string(3000, 'b'), .create_revision = 2, .mod_revision = 2,
-                .version = 1, .deadline_wall_ns = 77};
+  state["b"] = {.value = std::string(3000, 'b'),
+                .create_revision = 2,
+                .mod_revision = 2,
+                .version = 1,
+                .deadline_wall_ns = 77};
   const std::string bytes = encode_snapshot(5, state, 123);
   snap_state back;
   auto info = decode_snapshot(bytes, "s", [&](std::string_view k, const snap_entry& e) {
@@ -300,15 +304,12 @@ TEST(snapshot, round_trips_and_every_flipped_bit_is_caught) {
   for (std::size_t at = 0; at < bytes.size(); at += 7) {
     std::string bad = bytes;
     bad[at] = static_cast<char>(bad[at] ^ 0x20);
-    auto r = decode_snapshot(bad, "s", [](std::string_view, const snap_entry&) {
-      return absl::OkStatus();
-    });
+    auto r = decode_snapshot(bad, "s",
+                             [](std::string_view, const snap_entry&) { return absl::OkStatus(); });
     EXPECT_FALSE(r.ok()) << "byte " << at;
   }
   EXPECT_FALSE(decode_snapshot(bytes.substr(0, bytes.size() - 1), "s",
-                               [](std::string_view, const snap_entry&) {
-                                 return absl::OkStatus();
-                               })
+                               [](std::string_view, const snap_entry&) { return absl::OkStatus(); })
                    .ok());
 }
 
@@ -333,11 +334,11 @@ TEST(snapshot, compaction_folds_the_closed_segments_and_replay_after_it_gives_th
   EXPECT_TRUE(fs::exists(d.path() + "/" + segment_name(21)));
   // Snapshot, then the log after it.
   snap_state again;
-  auto read = read_snapshot(posix_file_system(), info->path,
-                            [&](std::string_view k, const snap_entry& e) {
-                              again[std::string(k)] = e;
-                              return absl::OkStatus();
-                            });
+  auto read =
+      read_snapshot(posix_file_system(), info->path, [&](std::string_view k, const snap_entry& e) {
+        again[std::string(k)] = e;
+        return absl::OkStatus();
+      });
   ASSERT_TRUE(read.ok()) << read.status();
   auto rest = replay(posix_file_system(), d.path(), {.after = 20}, [&](const record_view& r) {
     apply_record(again, r);
@@ -444,10 +445,12 @@ TEST(power_loss, no_acknowledged_write_is_lost_and_revisions_go_on_without_a_gap
   testing::fault_fs ffs;
   std::mutex mu;
   std::map<std::string, std::pair<std::string, uint64_t>> acked;  // key -> value, revision
+  std::map<std::string, std::pair<std::string, uint64_t>> seen;   // ... as readers saw it
   std::string first_id;
   std::mt19937 gen(11);
   uint64_t highest = 0;
   std::atomic<uint64_t> acks{0};
+  rt::notify acked_one;  // a writer's write was acknowledged
   uint64_t snapshots = 0;
   for (int crash = 0; crash < 6; ++crash) {
     node n(d.path(), ffs);
@@ -465,26 +468,64 @@ TEST(power_loss, no_acknowledged_write_is_lost_and_revisions_go_on_without_a_gap
       EXPECT_TRUE(found) << key << " (acknowledged at revision " << vr.second << ") is lost";
     }
     EXPECT_GE(n.kv.revision(), highest);
+    for (const auto& [key, vr] : seen) {
+      bool found = n.kv.get(key, [&](const store::entry& e) {
+        EXPECT_GE(e.mod_revision(), vr.second) << key << ": a read saw what the crash took back";
+      });
+      EXPECT_TRUE(found) << key << " was read at revision " << vr.second << ", then lost";
+    }
     // Writers until the crash: each write is acknowledged once settle() says it is durable.
     std::atomic<bool> stop{false};
     std::atomic<int> done{0};
     const int writers = 4;
     for (int w = 0; w < writers; ++w) {
       n.rt.spawn([&, w, crash]() -> rt::task<> {
-        for (int i = 0; !stop.load(); ++i) {
-          const std::string key = "c" + std::to_string(crash) + "w" + std::to_string(w) + "-" +
-                                  std::to_string(i % 50);
-          const std::string value(static_cast<std::size_t>(1 + (i * 37) % 900), 'a' + i % 26);
-          auto r = n.kv.put(key, value, {}, {}, {}, [](auto*, auto*, bool) {});
-          if (!r.ok()) continue;
-          if (!co_await n.d->log().settle(r->revision)) break;
-          std::lock_guard lock(mu);
-          auto& slot = acked[key];
-          if (slot.second < r->revision) slot = {value, r->revision};
-          acks.fetch_add(1);
-        }
-        done.fetch_add(1);
-      }).detach();
+            for (int i = 0; !stop.load(); ++i) {
+              const std::string key = "c" + std::to_string(crash) + "w" + std::to_string(w) + "-" +
+                                      std::to_string(i % 50);
+              const std::string value(static_cast<std::size_t>(1 + (i * 37) % 900), 'a' + i % 26);
+              auto r = n.kv.put(key, value, {}, {}, {}, [](auto*, auto*, bool) {});
+              if (!r.ok()) continue;
+              if (!co_await n.d->log().settle(r->revision)) break;
+              std::lock_guard lock(mu);
+              auto& slot = acked[key];
+              if (slot.second < r->revision) slot = {value, r->revision};
+              acks.fetch_add(1);
+              acked_one.notify_waiters();
+            }
+            done.fetch_add(1);
+          })
+          .detach();
+    }
+    // Readers, as handlers read: a value seen counts as seen only once settle() says the
+    // revision the store had is durable. After the crash, what was seen must still be there.
+    for (int reader = 0; reader < 2; ++reader) {
+      n.rt.spawn([&, reader, crash]() -> rt::task<> {
+            for (int i = 0; !stop.load(); ++i) {
+              const std::string key = "c" + std::to_string(crash) + "w" + std::to_string(reader) +
+                                      "-" + std::to_string(i % 50);
+              uint64_t mod = 0;
+              std::string value;
+              n.kv.get(key, [&](const store::entry& e) {
+                mod = e.mod_revision();
+                value = std::string(e.value());
+              });
+              if (mod == 0) {  // not written yet: wait for the writers to get somewhere
+                co_await acked_one.notified();
+                continue;
+              }
+              if (!co_await n.d->log().settle(n.kv.revision())) break;
+              {
+                std::lock_guard lock(mu);
+                auto& slot = seen[key];
+                if (slot.second < mod) slot = {value, mod};
+              }
+              // A read whose revision is durable completes without suspending: the readers
+              // yield, or two of them would keep both workers from the writers and the log.
+              co_await rt::yield_now();
+            }
+          })
+          .detach();
     }
     // A random moment: after some writes were acknowledged.
     const uint64_t target = acks.load() + 500 + gen() % 3000;
