@@ -133,12 +133,15 @@ for overlay in "${overlays[@]}"; do
   check_config_accepted "$tmp/$name.config.json"
 done
 
-# The Grafana dashboard queries only metrics that a running shoald exports (after a put and a
-# get, so that the per-call series exist); and the check fails on one that it does not.
+# The Grafana dashboard queries only metrics that a running shoald exports (durable, after a put
+# and a get, so that the per-call and log series exist); and the check fails on one that it does
+# not.
 check_dashboard() {
   local out=$tmp/dashboard.out first= second= i
   : >"$out"
-  "$shoald" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 >"$out" 2>"$tmp/dashboard.err" &
+  # Durable (a data directory of its own): the log's and snapshots' panels query its metrics.
+  "$shoald" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$tmp/dashboard-data" \
+    >"$out" 2>"$tmp/dashboard.err" &
   shoald_pid=$!
   for ((i = 0; i < 100; i++)); do
     first= second=
