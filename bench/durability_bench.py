@@ -108,8 +108,18 @@ def grpc_ok(url, body):
     return "grpc-status: 0" in out
 
 
-def unary_round(work, seconds, body):
+def unary_round(work, seconds, body, baseline):
     out = {}
+    if baseline:  # the bare gRPC server: the limit of a unary call on this machine
+        port = free_port()
+        base = subprocess.Popen([baseline, f"--port={port}", "--threads=2"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            url = f"http://127.0.0.1:{port}/baseline.Baseline/Get"
+            wait_for(lambda: grpc_ok(url, body), what="the gRPC baseline")
+            out["bare gRPC server (anchor)"] = h2load(url, body, seconds)
+        finally:
+            stop(base)
     for name, data_dir in (("shoald in memory", None), ("shoald fsync always", work / "unary")):
         if data_dir:
             shutil.rmtree(data_dir, ignore_errors=True)
@@ -308,6 +318,9 @@ def main():
     ap.add_argument("--keys", type=int, default=1_000_000)
     ap.add_argument("--only", default="unary,pipeline,recovery,snapshot")
     ap.add_argument("--work", default="/tmp/shoal-durability-bench")
+    ap.add_argument("--baseline", default="",
+                    help="unary: also the bare gRPC server of ../shared/anchors/grpc-baseline "
+                         "(its Get takes the same framed body)")
     ap.add_argument("--shape", default="50,1,16,50",
                     help="pipeline: streams,depth,batch,connections (800 operations in flight); "
                          "8,2,50,2 multiplexes them as gRPC clients do")
@@ -320,7 +333,7 @@ def main():
 
     if "unary" in only:
         body = grpc_body(b"bench/0000000001", b"0123456789abcdef")
-        rounds = [unary_round(work, args.seconds, body) for _ in range(args.rounds)]
+        rounds = [unary_round(work, args.seconds, body, args.baseline) for _ in range(args.rounds)]
         table("Unary Put, h2load 16 connections x 8 streams", rounds, "calls/s",
               [("shoald fsync always", "etcd 3.4"), ("shoald fsync always", "shoald in memory")])
 
