@@ -25,15 +25,8 @@ using testing::temp_dir;
 using testing::write_file;
 namespace health = grpc::health::v1;
 
-// Does what the kubelet does to a mounted ConfigMap: a new timestamped directory, then an atomic
-// swap of the `..data` symlink; the file the server reads is `dir/config.json -> ..data/...`.
 void kubelet_swap(const std::string& dir, const std::string& json, int generation) {
-  const std::string ts = "..2026_11_26_" + std::to_string(generation);
-  ::mkdir((dir + "/" + ts).c_str(), 0755);
-  write_file(dir + "/" + ts + "/config.json", json);
-  ::unlink((dir + "/..data_tmp").c_str());
-  ASSERT_EQ(::symlink(ts.c_str(), (dir + "/..data_tmp").c_str()), 0);
-  ASSERT_EQ(::rename((dir + "/..data_tmp").c_str(), (dir + "/..data").c_str()), 0);
+  testing::kubelet_swap(dir, {{"config.json", json}}, generation);
 }
 
 v1::GetConfigResponse get_config(v1::Admin::Stub* admin) {

@@ -5,9 +5,11 @@
 //   s.terminate();               // SIGTERM; exit_code() once it is gone
 #pragma once
 
+#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -46,6 +49,13 @@ class shoald_process {
   static constexpr no_metrics_flag_t no_metrics_flag{};
   shoald_process(no_metrics_flag_t, std::vector<std::string> args) {
     start(shoald_path(), std::move(args));
+  }
+  // Its log (stderr) to a file, for tests that read what it logs.
+  struct stderr_file {
+    std::string path;
+  };
+  shoald_process(stderr_file log, std::vector<std::string> args) : stderr_path_(log.path) {
+    start(shoald_path(), with_metrics_port(std::move(args)));
   }
   // Another build of shoald (a test-only one).
   shoald_process(std::string binary, std::vector<std::string> args) {
@@ -118,6 +128,10 @@ class shoald_process {
       // runner's output pipe open until the runner's timeout).
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       ::dup2(out[1], STDOUT_FILENO);
+      if (!stderr_path_.empty()) {
+        const int log = ::open(stderr_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (log >= 0) ::dup2(log, STDERR_FILENO);
+      }
       ::close(out[0]);
       ::close(out[1]);
       std::vector<std::string> all = {binary, "--listen=127.0.0.1:0"};
@@ -166,6 +180,7 @@ class shoald_process {
   }
 
   pid_t pid_ = -1;
+  std::string stderr_path_;
   std::string address_;
   std::string metrics_address_;
   std::mutex channel_mu_;
@@ -204,6 +219,35 @@ inline uint64_t rss_bytes(pid_t pid) {
 
 inline void write_file(const std::string& path, const std::string& text) {
   std::ofstream(path) << text;
+}
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Does what the kubelet does to a mounted ConfigMap or Secret: the files in a new timestamped
+// directory, then an atomic swap of the `..data` symlink. The files a server reads are links
+// `dir/name -> ..data/name` (make_kubelet_links).
+inline void kubelet_swap(const std::string& dir,
+                         const std::vector<std::pair<std::string, std::string>>& files,
+                         int generation) {
+  const std::string ts = "..2026_11_26_" + std::to_string(generation);
+  ::mkdir((dir + "/" + ts).c_str(), 0755);
+  for (const auto& [name, text] : files) write_file(dir + "/" + ts + "/" + name, text);
+  ::unlink((dir + "/..data_tmp").c_str());
+  if (::symlink(ts.c_str(), (dir + "/..data_tmp").c_str()) != 0 ||
+      ::rename((dir + "/..data_tmp").c_str(), (dir + "/..data").c_str()) != 0) {
+    throw std::runtime_error("kubelet_swap: cannot swap ..data in " + dir);
+  }
+}
+
+inline void make_kubelet_links(const std::string& dir, const std::vector<std::string>& names) {
+  for (const auto& n : names) {
+    if (::symlink(("..data/" + n).c_str(), (dir + "/" + n).c_str()) != 0) {
+      throw std::runtime_error("make_kubelet_links: " + n);
+    }
+  }
 }
 
 // Polls `p` until it holds or `within` has passed; whether it held.
