@@ -9,6 +9,8 @@ packages=(
   # gRPC, protobuf, abseil (the runtime and the service)
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   grpc-proto
+  # TLS and token hashes (libcrypto), and the throwaway CAs of tests and the local deploy run
+  libssl-dev openssl
   # shoald's allocator and its metrics endpoint
   libjemalloc-dev prometheus-cpp-dev
   # tests and benchmarks

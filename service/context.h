@@ -51,6 +51,10 @@ struct context {
   // The live configuration: handlers read the latest snapshot.
   rt::watch::receiver<config::snapshot_ptr>* config = nullptr;
   config::snapshot_ptr current_config() const { return *config->borrow(); }
+  // Whether the configuration in force has auth on (live.auth.enabled), followed by a task of
+  // the server's: calls check it first, and take the configuration only when it is on.
+  std::atomic<bool> auth_enabled{false};
+  bool auth_on() const { return auth_enabled.load(std::memory_order_acquire); }
 
   rt::watch::receiver<serving_state>* serving = nullptr;
   // Cancelled once, when the drain begins: every stream ends on it (a select branch beside its

@@ -47,6 +47,12 @@ ABSL_FLAG(std::string, fsync, "always",
           "interval (every --fsync_interval_ms) or none");
 ABSL_FLAG(uint32_t, fsync_interval_ms, 100, "sync period of --fsync=interval");
 ABSL_FLAG(uint32_t, shutdown_grace_seconds, 10, "time calls in flight get on SIGTERM");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "TLS: the server's certificate chain (PEM); with --tls_key_file. Reloaded when changed");
+ABSL_FLAG(std::string, tls_key_file, "", "TLS: the certificate's private key (PEM)");
+ABSL_FLAG(std::string, tls_client_ca_file, "", "mTLS: the CAs that sign client certificates");
+ABSL_FLAG(std::string, tls_client_auth, "off", "client certificates: off, optional or require");
+ABSL_FLAG(uint32_t, tls_refresh_seconds, 10, "how often the TLS files are read again");
 // Live settings.
 ABSL_FLAG(uint32_t, max_key_bytes, 4096, "largest key");
 ABSL_FLAG(uint32_t, max_value_bytes, 1u << 20, "largest value");
@@ -108,6 +114,11 @@ shoal::v1::ServerConfig flag_overlay() {
   SHOAL_OVERLAY(s, wal_segment_bytes);
   SHOAL_OVERLAY(s, snapshot_log_bytes);
   SHOAL_OVERLAY(s, wal_truncate_damaged);
+  SHOAL_OVERLAY(s, tls_cert_file);
+  SHOAL_OVERLAY(s, tls_key_file);
+  SHOAL_OVERLAY(s, tls_client_ca_file);
+  SHOAL_OVERLAY(s, tls_client_auth);
+  SHOAL_OVERLAY(s, tls_refresh_seconds);
   SHOAL_OVERLAY(l, max_key_bytes);
   SHOAL_OVERLAY(l, max_value_bytes);
   SHOAL_OVERLAY(l, max_keys);

@@ -21,6 +21,7 @@
 #include "runtime/sync/select.h"
 #include "runtime/sync/watch.h"
 #include "runtime/time/sleep.h"
+#include "service/auth/tls.h"
 #include "service/config/config_watcher.h"
 #include "service/context.h"
 #include "service/durable.h"
@@ -104,6 +105,27 @@ rt::task<> follow_limits(rt::watch::receiver<config::snapshot_ptr> rx, admission
   }
 }
 
+// Whether calls check credentials follows live.auth.enabled. Turned on, reflection (started
+// without auth) stays until a restart: say so.
+rt::task<> follow_auth(rt::watch::receiver<config::snapshot_ptr> rx, context* ctx,
+                       bool reflection) {
+  for (;;) {
+    const bool changed = co_await rx.changed();
+    if (!changed) co_return;
+    const config::snapshot_ptr cfg = *rx.borrow_and_update();
+    const bool on = cfg->auth_on();
+    const bool was_on = ctx->auth_enabled.exchange(on);
+    if (on && !was_on && reflection) {
+      SHOAL_LOG(warn,
+                "auth is on; gRPC reflection, started without it, is served until a restart "
+                "(it shows the API's schema, no data)");
+    }
+    // Open watches check their callers against the new rules (a reload that changed something
+    // else costs each watcher a look at them).
+    if (on) ctx->hub->publish_control(watch::event::kind::rules);
+  }
+}
+
 // A durable server's sync policy follows live.fsync (recorded in the data directory first when
 // it stops syncing before replies: a blocking write, on the blocking pool).
 rt::task<> follow_fsync(rt::watch::receiver<config::snapshot_ptr> rx, durable* d) {
@@ -177,7 +199,7 @@ struct server::impl {
   using completion_queues = std::vector<std::unique_ptr<grpc::ServerCompletionQueue>>;
   // The start-up, a step each, in order (create): gRPC listening with a queue per worker, the
   // runtime driving those queues, the store and what handlers share, the tasks.
-  absl::Status start_grpc(const v1::StartupSettings& startup, int workers, completion_queues* cqs);
+  absl::Status start_grpc(const config::snapshot& cfg, int workers, completion_queues* cqs);
   void start_runtime(const v1::StartupSettings& startup, int workers, completion_queues& cqs);
   // With a data directory, the store is restored from its log (before any call is served).
   absl::Status open_store(const config::snapshot& cfg, int workers);
@@ -244,7 +266,25 @@ absl::StatusOr<config::snapshot_ptr> initial_config(const server::options& o) {
   snap->version = 1;
   snap->source = source;
   if (auto st = config::validate(snap->config); !st.ok()) return st;
+  if (auto st = config::seal(*snap); !st.ok()) return st;
   return snap;
+}
+
+// Leaves gRPC's reflection plugin out of one server.
+class without_reflection : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    const std::string reflection = grpc::reflection::ProtoServerReflectionPlugin().name();
+    std::erase_if(*plugins, [&](const auto& p) { return p->name() == reflection; });
+  }
+};
+
+// Whether `listen` can be reached from another machine: any host but a loopback one.
+bool beyond_loopback(const std::string& listen) {
+  if (listen.rfind("unix:", 0) == 0) return false;
+  const std::string host = listen.substr(0, listen.rfind(':'));
+  return !(host == "localhost" || host == "[::1]" || host.rfind("127.", 0) == 0);
 }
 
 int worker_count(const v1::StartupSettings& startup) {
@@ -255,12 +295,18 @@ int worker_count(const v1::StartupSettings& startup) {
 
 }  // namespace
 
-absl::Status server::impl::start_grpc(const v1::StartupSettings& startup, int workers,
+absl::Status server::impl::start_grpc(const config::snapshot& cfg, int workers,
                                       completion_queues* cqs) {
+  const v1::StartupSettings& startup = cfg.startup();
+  auto credentials = auth::server_credentials(startup);
+  if (!credentials.ok()) return credentials.status();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // gRPC's reflection service runs outside Shoal's handlers, where no call is admitted: with auth
+  // on at start it is not served (docs/security.md).
+  if (cfg.auth_on()) builder.SetOption(std::make_unique<without_reflection>());
   int port = 0;
-  builder.AddListeningPort(startup.listen(), grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(startup.listen(), *credentials, &port);
   builder.RegisterService(&kv_service);
   builder.RegisterService(&admin_service);
   builder.RegisterService(&health_service);
@@ -339,6 +385,7 @@ absl::Status server::impl::open_store(const config::snapshot& cfg, int workers) 
   ctx.hub = hub.get();
   ctx.kv = kv.get();
   ctx.config = &config_rx;
+  ctx.auth_enabled.store(cfg.auth_on());
   ctx.serving = &serving_rx;
   if (metrics) {  // the store's gauges, now that it exists
     metrics->publish([c = &ctx, d = durability.get()] {
@@ -375,6 +422,7 @@ void server::impl::start_tasks() {
   runtime->spawn(purge_expired(kv.get(), &expiry_changed)).detach();
   runtime->spawn(tick_watchers(&ctx)).detach();
   runtime->spawn(follow_limits(config_tx.subscribe(), &calls)).detach();
+  runtime->spawn(follow_auth(config_tx.subscribe(), &ctx, !ctx.auth_on())).detach();
   if (durability) {
     runtime->spawn(durability->log().run()).detach();
     runtime->spawn(follow_fsync(config_tx.subscribe(), durability.get())).detach();
@@ -417,7 +465,7 @@ absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
     p->durability = std::move(*d);
   }
   impl::completion_queues cqs;  // one per worker
-  if (auto st = p->start_grpc(startup, workers, &cqs); !st.ok()) return st;
+  if (auto st = p->start_grpc(**snap, workers, &cqs); !st.ok()) return st;
   p->start_runtime(startup, workers, cqs);
   if (auto st = p->open_store(**snap, workers); !st.ok()) {
     p->grpc_server->Shutdown(std::chrono::system_clock::now());
@@ -425,13 +473,25 @@ absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
     return st;
   }
   p->start_tasks();
-  SHOAL_LOG(info, "shoald started",
-            {{"address", p->address},
-             {"store_id", p->ctx.store_id},
-             {"runtime", startup.runtime()},
-             {"workers", workers},
-             {"shards", p->kv->shard_count()},
-             {"config", (*snap)->source}});
+  if (beyond_loopback(startup.listen()) && !(*snap)->auth_on()) {
+    SHOAL_LOG(warn,
+              "listening beyond loopback without auth: anyone who reaches the port can read and "
+              "delete every key (set live.auth: docs/security.md)",
+              {{"address", p->address}});
+  }
+  SHOAL_LOG(
+      info, "shoald started",
+      {{"address", p->address},
+       {"tls", auth::tls_on(startup) ? startup.tls_client_auth() == "off"
+                                           ? "on"
+                                           : "on, client certificates " + startup.tls_client_auth()
+                                     : std::string("off")},
+       {"auth", (*snap)->auth_on() ? "on" : "off"},
+       {"store_id", p->ctx.store_id},
+       {"runtime", startup.runtime()},
+       {"workers", workers},
+       {"shards", p->kv->shard_count()},
+       {"config", (*snap)->source}});
   return std::unique_ptr<server>(new server(std::move(p)));
 }
 

@@ -38,6 +38,11 @@ v1::ServerConfig defaults() {
   s->set_wal_segment_bytes(16ull << 20);
   s->set_snapshot_log_bytes(64ull << 20);
   s->set_wal_truncate_damaged(false);
+  s->set_tls_cert_file("");
+  s->set_tls_key_file("");
+  s->set_tls_client_ca_file("");
+  s->set_tls_client_auth("off");
+  s->set_tls_refresh_seconds(10);
   auto* l = c.mutable_live();
   l->set_max_key_bytes(4096);
   l->set_max_value_bytes(1u << 20);
@@ -124,6 +129,31 @@ std::optional<std::string> describe_unknown_field(std::string_view message) {
   out += k_unknown;
   out += '.';
   return out;
+}
+
+// The TLS settings go together: a certificate with its key, client certificates with a CA.
+void validate_tls(const v1::StartupSettings& s, std::vector<std::string>* errors) {
+  if (s.tls_cert_file().empty() != s.tls_key_file().empty()) {
+    errors->push_back(
+        "startup.tls_cert_file and startup.tls_key_file go together: set both "
+        "(TLS) or neither (plaintext)");
+  }
+  const std::string& client = s.tls_client_auth();
+  if (client != "off" && client != "optional" && client != "require") {
+    errors->push_back(absl::StrCat("startup.tls_client_auth must be off, optional or require (",
+                                   client.size(), " bytes given)"));
+  } else if (client != "off" && s.tls_client_ca_file().empty()) {
+    errors->push_back("startup.tls_client_auth " + client +
+                      " needs startup.tls_client_ca_file (the CAs that sign client certificates)");
+  }
+  if (!s.tls_client_ca_file().empty() && s.tls_cert_file().empty()) {
+    errors->push_back(
+        "startup.tls_client_ca_file needs TLS (startup.tls_cert_file and "
+        "startup.tls_key_file)");
+  }
+  if (s.tls_refresh_seconds() == 0 || s.tls_refresh_seconds() > 86'400) {
+    errors->push_back("startup.tls_refresh_seconds must be between 1 and 86400");
+  }
 }
 
 }  // namespace
@@ -250,6 +280,10 @@ absl::Status validate(const v1::ServerConfig& c) {
   if (s.snapshot_log_bytes() < s.wal_segment_bytes()) {
     errors.push_back("startup.snapshot_log_bytes must be at least startup.wal_segment_bytes");
   }
+  validate_tls(s, &errors);
+  if (auto rules = auth::policy::build(l.auth()); !rules.ok()) {
+    errors.push_back(std::string(rules.status().message()));
+  }
   log::level lvl;
   if (!log::parse_level(l.log_level(), &lvl)) {
     errors.push_back(absl::StrCat("live.log_level must be debug, info, warn or error (",
@@ -257,6 +291,22 @@ absl::Status validate(const v1::ServerConfig& c) {
   }
   if (errors.empty()) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrJoin(errors, "; "));
+}
+
+v1::ServerConfig redacted(const v1::ServerConfig& c) {
+  v1::ServerConfig out = c;
+  for (v1::AuthUser& u : *out.mutable_live()->mutable_auth()->mutable_users()) {
+    if (!u.token_sha256().empty()) u.set_token_sha256("(set)");
+  }
+  if (!c.live().has_auth()) out.mutable_live()->clear_auth();
+  return out;
+}
+
+absl::Status seal(snapshot& s) {
+  auto rules = auth::policy::build(s.live().auth());
+  if (!rules.ok()) return rules.status();
+  s.auth = *std::move(rules);
+  return absl::OkStatus();
 }
 
 std::string startup_differences(const v1::ServerConfig& running, const v1::ServerConfig& next) {

@@ -21,6 +21,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "service/auth/policy.h"
 #include "shoal/v1/admin.pb.h"
 
 namespace shoal::service::config {
@@ -45,6 +46,10 @@ v1::ServerConfig merge(std::initializer_list<const v1::ServerConfig*> layers);
 // Checks a complete (merged) configuration: ranges, powers of two, and that values fit in messages.
 absl::Status validate(const v1::ServerConfig& c);
 
+// The configuration as GetConfig shows it: token hashes replaced by "(set)" (a hash is no secret,
+// but it lets a weak token be guessed offline).
+v1::ServerConfig redacted(const v1::ServerConfig& c);
+
 // Start-up settings that differ between two configurations (a reload cannot apply them).
 std::string startup_differences(const v1::ServerConfig& running, const v1::ServerConfig& next);
 
@@ -54,9 +59,16 @@ struct snapshot {
   uint64_t version = 0;
   std::string source;      // "defaults", "defaults+file:/path", "...+flags"
   std::string last_error;  // the last reload that failed, if any
+  // live.auth, built (seal): null until then, and the rules are then off.
+  std::shared_ptr<const auth::policy> auth;
+  bool auth_on() const { return auth != nullptr && auth->enabled(); }
   const v1::LiveSettings& live() const { return config.live(); }
   const v1::StartupSettings& startup() const { return config.startup(); }
 };
 using snapshot_ptr = std::shared_ptr<const snapshot>;
+
+// Builds what a snapshot derives from its configuration (its auth rules). An error only for a
+// configuration validate() refuses.
+absl::Status seal(snapshot& s);
 
 }  // namespace shoal::service::config

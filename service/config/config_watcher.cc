@@ -115,6 +115,7 @@ void config_watcher::reload() {
   s->version = running->version + 1;
   s->source = running->source;
   s->last_error.clear();
+  (void)seal(*s);  // validated above
   log::level lvl;
   if (log::parse_level(s->live().log_level(), &lvl)) log::set_level(lvl);
   metrics::count(metrics::event::config_reloaded);

@@ -61,7 +61,7 @@ grpc::Status status(context& ctx, const v1::StatusRequest&, v1::StatusResponse& 
 grpc::Status get_config(context& ctx, const v1::GetConfigRequest&, v1::GetConfigResponse& resp) {
   const auto cfg = ctx.current_config();
   ctx.fill(resp.mutable_header());
-  *resp.mutable_config() = cfg->config;
+  *resp.mutable_config() = config::redacted(cfg->config);
   resp.set_config_version(cfg->version);
   return grpc::Status::OK;
 }

@@ -22,6 +22,7 @@
 #include "runtime/grpc/operation.h"
 #include "runtime/runtime.h"
 #include "runtime/sync/notify.h"
+#include "service/auth/guard.h"
 #include "service/context.h"
 #include "service/handlers/screen.h"
 #include "service/metrics/metrics.h"
@@ -52,6 +53,14 @@ inline call_class class_of(metrics::method m) {
       break;
   }
   return call_class::unary;
+}
+
+// The caller's credentials and permissions for `req` (auth/guard.h), when auth is on.
+template <class Req>
+grpc::Status authorize(context& ctx, const grpc::ServerContext& call, metrics::method m,
+                       const Req& req) {
+  if (!ctx.auth_on()) return grpc::Status::OK;
+  return auth::admit(*ctx.current_config(), call, m, req);
 }
 
 // `request` is the generated AsyncService's RequestX member (declared in one of its bases, hence
@@ -101,6 +110,7 @@ rt::task<> serve_unary(Service* svc, Request request, unary_handler<Req, Resp> h
     if constexpr (Raw) {
       if (status.ok()) status = screen_and_parse(wire_in, screen, *ctx->current_config(), &req);
     }
+    if (status.ok()) status = authorize(*ctx, call, m, req);
     if (status.ok()) status = handle(*ctx, req, resp);
     // Nothing leaves before the log has what the handler saw (context::settled). Control calls
     // (health, Status) report on the server itself and never wait for the disk.
@@ -207,6 +217,8 @@ class stream_writer {
  public:
   stream_writer(grpc::ServerContext* call, grpc::ServerAsyncWriter<Resp>* writer)
       : call_(call), writer_(writer) {}
+  // The call's metadata and peer (who sends it: auth/guard.h).
+  const grpc::ServerContext& call() const { return *call_; }
   // `co_await` yields false if the stream is broken (the client went away).
   auto write(const Resp& r) {
     return rt::grpc::async_op(call_, [this, &r](void* tag) { writer_->Write(r, tag); });
@@ -240,6 +252,7 @@ rt::task<> serve_stream(Service* svc, Request request, stream_handler<Req, Resp>
   {
     admission::ticket ticket;
     status = ctx->calls->admit(class_of(m), &ticket);
+    if (status.ok()) status = authorize(*ctx, call, m, req);
     if (status.ok()) status = co_await handle(*ctx, req, out, *done.d);
   }
   metrics::record_call(m, status.error_code(), std::chrono::steady_clock::now() - arrived_at);
@@ -262,6 +275,7 @@ class bidi_stream {
  public:
   bidi_stream(grpc::ServerContext* call, grpc::ServerAsyncReaderWriter<Resp, Req>* stream)
       : call_(call), stream_(stream) {}
+  const grpc::ServerContext& call() const { return *call_; }
   // `co_await` yields false once the client has finished sending (or the stream is broken).
   auto read(Req* r) {
     return rt::grpc::async_op(call_, [this, r](void* tag) { stream_->Read(r, tag); });
@@ -314,6 +328,11 @@ rt::task<> serve_bidi(Service* svc, Request request, bidi_handler<Req, Resp> han
   {
     admission::ticket ticket;
     status = ctx->calls->admit(class_of(m), &ticket);
+    // Who the caller is, now; what each request needs, as it comes (handlers/pipeline.cc).
+    if (status.ok() && ctx->auth_on()) {
+      const auth::user* who = nullptr;
+      status = auth::identify(*ctx->current_config(), call, m, &who);
+    }
     if (status.ok()) status = co_await handle(*ctx, both, *done.d);
   }
   metrics::record_call(m, status.error_code(), std::chrono::steady_clock::now() - arrived_at);

@@ -45,7 +45,7 @@ struct queued_reply {
 enum reader_state : int { k_running, k_reading, k_finishing };
 
 // How the reader stopped.
-enum class reader_end { client_done, drained, unparsable };
+enum class reader_end { client_done, drained, unparsable, revoked };
 
 struct pipeline_state {
   pipeline_state(stream_t* s, uint32_t depth, uint32_t byte_budget)
@@ -74,9 +74,21 @@ const grpc::Status k_draining(grpc::StatusCode::UNAVAILABLE,
                               "the server is shutting down; the requests without a reply were not "
                               "run: send them to another instance");
 
+// PERMISSION_DENIED for a request its caller may not make (audited), else OK.
+grpc::Status permitted(const auth::stream_caller* caller, const v1::PipelineRequest& req) {
+  if (caller == nullptr || caller->who() == nullptr) return grpc::Status::OK;
+  return auth::permit(*caller->who(), caller->call(), caller->method(), req);
+}
+
 void answer(context& ctx, const config::snapshot& cfg, const v1::PipelineRequest& req,
-            v1::PipelineResponse& resp) {
+            v1::PipelineResponse& resp, const auth::stream_caller* caller) {
   resp.set_id(req.id());
+  if (const grpc::Status denied = permitted(caller, req); !denied.ok()) {
+    // An operation's error in its result, as its handler's would be; a Batch refused whole.
+    fill_error(denied,
+               req.has_op() ? resp.mutable_result()->mutable_error() : resp.mutable_error());
+    return;
+  }
   switch (req.request_case()) {
     case v1::PipelineRequest::kOp:
       run_op(ctx, op_env{cfg, true}, req.op(), *resp.mutable_result());
@@ -98,6 +110,7 @@ void answer(context& ctx, const config::snapshot& cfg, const v1::PipelineRequest
 // or a frame is not a request (it and those after it are not run).
 rt::task<reader_end> read_and_run(context& ctx, pipeline_state& st,
                                   rt::mpsc::sender<queued_reply>& replies) {
+  auth::stream_caller caller(st.stream->call(), metrics::method::pipeline);
   // Each request is parsed into an arena reset after it ran: an operation is a oneof, which
   // protobuf would otherwise free and allocate again for every request.
   auto block = std::make_unique<char[]>(k_request_arena_bytes);
@@ -124,9 +137,10 @@ rt::task<reader_end> read_and_run(context& ctx, pipeline_state& st,
     options.start_block_size = k_reply_arena_bytes;
     auto arena = std::make_unique<google::protobuf::Arena>(options);
     auto* resp = google::protobuf::Arena::CreateMessage<v1::PipelineResponse>(arena.get());
-    // Each request sees the configuration of its time.
-    const std::optional<uint64_t> id =
-        run_frame(ctx, *ctx.current_config(), frame, request_arena, *resp);
+    // Each request sees the configuration of its time, and its rules.
+    const config::snapshot_ptr cfg = ctx.current_config();
+    if (!caller.follow(cfg)) co_return reader_end::revoked;
+    const std::optional<uint64_t> id = run_frame(ctx, *cfg, frame, request_arena, *resp, &caller);
     if (!id) co_return reader_end::unparsable;
     ++st.parsed;
     st.last_id = *id;
@@ -236,7 +250,7 @@ rt::task<> watch_drain(context& ctx, rt::mpsc::sender<queued_reply> replies) {
 
 std::optional<uint64_t> run_frame(context& ctx, const config::snapshot& cfg,
                                   grpc::ByteBuffer& frame, google::protobuf::Arena& request_arena,
-                                  v1::PipelineResponse& resp) {
+                                  v1::PipelineResponse& resp, const auth::stream_caller* caller) {
   // A Batch with too many operations is refused before it is parsed (screen.h): its reply
   // carries the error, and the stream goes on.
   uint64_t screened_id = 0;
@@ -251,7 +265,7 @@ std::optional<uint64_t> run_frame(context& ctx, const config::snapshot& cfg,
   if (!grpc::GenericDeserialize<grpc::ProtoBufferReader, v1::PipelineRequest>(&frame, &req).ok()) {
     return std::nullopt;
   }
-  answer(ctx, cfg, req, resp);
+  answer(ctx, cfg, req, resp, caller);
   return req.id();
 }
 
@@ -269,6 +283,12 @@ rt::task<grpc::Status> pipeline(context& ctx, pipeline_stream& stream, const cal
   }
   if (why == reader_end::drained || stream.finished()) co_return k_draining;
   if (why == reader_end::unparsable) co_return unparsable(*st);
+  if (why == reader_end::revoked) {
+    co_return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                           absl::StrCat("the rules changed (live.auth): this stream's credentials "
+                                        "no longer allow it; the requests after id ",
+                                        st->last_id, " were not run"));
+  }
   co_return grpc::Status::OK;
 }
 

@@ -26,13 +26,15 @@ rt::task<grpc::Status> pipeline(context& ctx, pipeline_stream& stream, const cal
 
 // One frame, as the stream runs it: screened (a Batch over live.max_batch_ops is answered with
 // the error), parsed into `request_arena` (reset first), run, and answered into `resp`. Returns
-// the request's id, or nothing if the frame is not a PipelineRequest (then nothing ran).
+// the request's id, or nothing if the frame is not a PipelineRequest (then nothing ran). With a
+// caller (auth on), a request it may not make is answered with PERMISSION_DENIED and not run.
 //
 //   google::protobuf::Arena arena;
 //   v1::PipelineResponse resp;
 //   if (auto id = run_frame(ctx, *ctx.current_config(), frame, arena, resp); !id) ...
 std::optional<uint64_t> run_frame(context& ctx, const config::snapshot& cfg,
                                   grpc::ByteBuffer& frame, google::protobuf::Arena& request_arena,
-                                  v1::PipelineResponse& resp);
+                                  v1::PipelineResponse& resp,
+                                  const auth::stream_caller* caller = nullptr);
 
 }  // namespace shoal::service::handlers

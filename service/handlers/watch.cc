@@ -107,6 +107,8 @@ class watch_stream {
         req_(req),
         filter_(f),
         out_(out),
+        caller_(out.call(), metrics::method::watch),
+        config_(*ctx.config),
         max_batch_bytes_(max_batch_bytes),
         next_(next) {}
 
@@ -138,14 +140,25 @@ class watch_stream {
       const uint64_t revision = ctx_.hub->revision();  // once: a put may land meanwhile
       metrics::observe_watch_lag(revision - std::min(revision, next_ - 1));
       std::optional<uint64_t> tick;  // the revision of a progress tick among them, if any
+      bool rules_changed = false;
       for (; r; r = full() ? std::nullopt : live.try_recv()) {
         if (!*r) co_return co_await fell_out(r->error());
         const watch::event& e = ***r;
         if (e.type == watch::event::kind::tick) {
           tick = e.revision;
+        } else if (e.type == watch::event::kind::rules) {
+          rules_changed = true;
         } else {
           take(e);
         }
+      }
+      // Nothing goes to a caller the rules in force refuse: a reload is seen here before the
+      // batch is written (one atomic load when nothing changed); the rules event wakes a watcher
+      // that has nothing to write.
+      if ((rules_changed || config_.has_changed()) &&
+          !caller_.still_allowed(*config_.borrow_and_update(), req_)) {
+        co_await cancel("the rules changed (live.auth): this watch is no longer allowed");
+        co_return caller_.revoked();
       }
       if (resp_.events_size() > 0) {
         // Written here rather than through flush(): the busiest path of a watcher keeps to the
@@ -247,6 +260,8 @@ class watch_stream {
   const v1::WatchRequest& req_;
   const filters filter_;
   stream_writer<v1::WatchResponse>& out_;
+  auth::stream_caller caller_;                        // checked again when the rules change
+  rt::watch::receiver<config::snapshot_ptr> config_;  // to see that they did
   const std::size_t max_batch_bytes_;
   uint64_t next_;  // the first revision not yet delivered
   std::size_t batch_bytes_ = 0;
@@ -313,11 +328,14 @@ rt::task<grpc::Status> watch_config(context& ctx, const v1::WatchConfigRequest&,
                                     stream_writer<v1::GetConfigResponse>& out,
                                     const call_done& done) {
   rt::watch::receiver<config::snapshot_ptr> rx = *ctx.config;
+  auth::stream_caller caller(out.call(), metrics::method::watch_config);
   for (;;) {
     v1::GetConfigResponse resp;
     {
       const config::snapshot_ptr snap = *rx.borrow_and_update();
-      *resp.mutable_config() = snap->config;
+      // The configuration holds the rules: an admin that no longer is sees none of it.
+      if (!caller.still_allowed(snap, v1::WatchConfigRequest())) co_return caller.revoked();
+      *resp.mutable_config() = config::redacted(snap->config);
       resp.set_config_version(snap->version);
     }
     ctx.fill(resp.mutable_header());

@@ -60,6 +60,15 @@ constexpr std::array<const char*, k_codes> k_code_names = {
     "Aborted",  "OutOfRange",     "Unimplemented",    "Internal",          "Unavailable",
     "DataLoss", "Unauthenticated"};
 
+}  // namespace
+
+std::string method_name(method m) {
+  const method_labels& l = k_method_labels[static_cast<std::size_t>(m)];
+  return absl::StrCat(l.service, "/", l.method);
+}
+
+namespace {
+
 // Labels of one method, in name order, then `extra` (code, le...).
 std::vector<prometheus::ClientMetric::Label> labels_of(std::size_t m) {
   const method_labels& l = k_method_labels[m];
@@ -302,6 +311,13 @@ class collector : public prometheus::Collectable {
     counter("shoal_config_reload_failures_total",
             "Config file changes refused (the running config stays).",
             {{nullptr, event::config_reload_failed}});
+
+    counter("shoal_auth_refused_total",
+            "Calls refused by authentication or permissions (auth on), and streams ended by a "
+            "reload that revoked them.",
+            {{"unauthenticated", event::auth_unauthenticated},
+             {"permission_denied", event::auth_denied},
+             {"revoked", event::auth_revoked}});
 
     add_process_metrics(out);
     add_build_info(out);

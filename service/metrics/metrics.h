@@ -50,8 +50,14 @@ enum class event : uint8_t {
   rejected_bytes,
   config_reloaded,
   config_reload_failed,
+  auth_unauthenticated,  // a call without valid credentials (auth on)
+  auth_denied,           // a call (or a Pipeline request) its caller had no permission for
+  auth_revoked,          // a stream ended because a reload took its permission away
   count_
 };
+
+// "shoal.v1.KV/Get": the method's full name, as logs give it.
+std::string method_name(method m);
 
 // On the call path: one finished call.
 void record_call(method m, grpc::StatusCode code, std::chrono::steady_clock::duration took);

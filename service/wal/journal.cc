@@ -67,6 +67,7 @@ void add_op(record_builder& b, const watch::event& e, int64_t clock_now, int64_t
       break;
     case watch::event::kind::txn:
     case watch::event::kind::tick:
+    case watch::event::kind::rules:
       break;
   }
 }

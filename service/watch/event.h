@@ -59,6 +59,9 @@ class event {
     // with the events because its meaning is their order: every event up to its revision came
     // before it. The drain is not a message: streams await context::shutdown.
     tick,
+    // A control message: the configuration's auth rules changed, and each watcher checks that
+    // its caller may still watch what it watches.
+    rules,
   };
 
   // A put of key = value with metadata `m` (its mod_revision is the event's revision, which

@@ -61,7 +61,7 @@ class hub {
   // watch may start only after it (the history holds nothing older). Before the first publish.
   void start_at(uint64_t revision) { revision_.store(revision, std::memory_order_release); }
 
-  // Control messages (ticks, shutdown): published without a revision or a place in the history.
+  // Control messages (ticks, rule changes): published without a revision or a place in the history.
   void publish_control(event::kind k);
 
   uint64_t revision() const { return revision_.load(std::memory_order_acquire); }
