@@ -46,12 +46,14 @@ enum exit_code : int {
   k_out_of_range = 8,         // compacted watch, increment overflow
   k_unavailable = 9,          // server down, unreachable or draining
   k_deadline = 10,            // no answer in time
+  k_unauthenticated = 11,     // no credentials, or wrong ones
+  k_permission_denied = 12,   // the credentials do not allow it
 };
 
 constexpr const char* k_exit_codes =
     "exit codes: 0 ok, 1 other error, 2 usage, 3 not found, 4 condition not met,\n"
     "  5 invalid argument, 6 failed precondition, 7 resource exhausted, 8 out of range,\n"
-    "  9 unavailable, 10 deadline exceeded\n";
+    "  9 unavailable, 10 deadline exceeded, 11 unauthenticated, 12 permission denied\n";
 
 struct global {
   std::string addr;
@@ -83,6 +85,10 @@ int fail(const global& g, const absl::Status& s) {
       return k_deadline;
     case absl::StatusCode::kNotFound:
       return k_not_found;
+    case absl::StatusCode::kUnauthenticated:
+      return k_unauthenticated;
+    case absl::StatusCode::kPermissionDenied:
+      return k_permission_denied;
     default:
       return k_error;
   }
@@ -705,9 +711,22 @@ const std::vector<flag_spec> k_global_flags = {
     {"addr", true, "server address (default: $SHOAL_ADDR, else 127.0.0.1:50051)"},
     {"json", false, "machine-readable output: protobuf's JSON mapping, one object per line"},
     {"timeout-ms", true, "deadline of each call (default 5000)"},
+    {"cacert", true, "TLS: the CAs (PEM file) that sign the server's certificate ($SHOAL_CACERT)"},
+    {"cert", true, "mTLS: this client's certificate (PEM file; $SHOAL_CERT)"},
+    {"key", true, "mTLS: the certificate's key (PEM file; $SHOAL_KEY)"},
+    {"token", true, "bearer token sent with every call ($SHOAL_TOKEN: kept out of ps)"},
     {"help", false, "this help"},
     {"version", false, "shoalctl's version"},
 };
+
+// A global flag given as --name VALUE: its value is the next argument.
+bool takes_value(std::string_view arg) {
+  if (arg.rfind("--", 0) != 0 || arg.find('=') != std::string_view::npos) return false;
+  for (const auto& f : k_global_flags) {
+    if (f.takes_value && arg.substr(2) == f.name) return true;
+  }
+  return false;
+}
 
 // Other names users reach for.
 const command* find_command(std::string_view name) {
@@ -739,7 +758,7 @@ int run(int argc, char** argv) {
   // The command is the first argument that is not a global flag (or a global flag's value).
   const command* cmd = nullptr;
   for (std::size_t i = 0; i < args.size() && cmd == nullptr; ++i) {
-    if (args[i] == "--addr" || args[i] == "--timeout-ms") {
+    if (takes_value(args[i])) {
       ++i;
       continue;
     }
@@ -796,8 +815,13 @@ int run(int argc, char** argv) {
   sc::options o;
   o.target = g.addr;
   o.deadline = std::chrono::milliseconds(g.timeout_ms);
+  o.ca_file = parsed->value("cacert").value_or("");
+  o.cert_file = parsed->value("cert").value_or("");
+  o.key_file = parsed->value("key").value_or("");
+  o.token = parsed->value("token").value_or("");
   sc::client c(o);
   g.addr = c.target();
+  if (!c.setup().ok()) return fail(g, c.setup());
   return cmd->run(g, c, *parsed);
 }
 

@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "clients/cpp/calls.h"
+#include "clients/cpp/channel.h"
 #include "grpcpp/grpcpp.h"
 
 namespace shoal::client {
@@ -76,12 +77,24 @@ std::string resolve_target(const std::string& given) {
   return "127.0.0.1:50051";
 }
 
+// The channel the options ask for; when they cannot be followed, one that fails every call
+// (never a plaintext one instead of TLS), with `setup` saying why.
+std::shared_ptr<grpc::Channel> channel_or_failing(const options& o, const std::string& target,
+                                                  absl::Status* setup) {
+  auto ch = make_channel(o, target);
+  if (ch.ok()) return *std::move(ch);
+  *setup = ch.status();
+  grpc::ChannelArguments args;
+  return grpc::CreateCustomChannel("unix:/nonexistent/shoal-client-setup-failed",
+                                   grpc::InsecureChannelCredentials(), args);
+}
+
 }  // namespace
 
 client::client(options o)
-    : options_(std::move(o)),
+    : options_(with_environment(std::move(o))),
       target_(resolve_target(options_.target)),
-      channel_(grpc::CreateChannel(target_, grpc::InsecureChannelCredentials())),
+      channel_(channel_or_failing(options_, target_, &setup_)),
       kv_(v1::KV::NewStub(channel_)),
       admin_(v1::Admin::NewStub(channel_)) {}
 

@@ -14,9 +14,10 @@
 //   auto aw = kv.watch_async({.key = "app/", .prefix = true});
 //   auto ev = co_await aw.next();
 //
-// Every call has a deadline (options::deadline). Reads (Get, Range, Status, GetConfig) are retried
-// with exponential backoff when the server is UNAVAILABLE; writes are not (a write whose answer
-// was lost may have been applied). Errors keep the server's gRPC code and message.
+// TLS, client certificates and a bearer token come from the options or the environment
+// (channel.h). Every call has a deadline (options::deadline). Reads (Get, Range, Status, GetConfig)
+// are retried with exponential backoff when the server is UNAVAILABLE; writes are not (a write
+// whose answer was lost may have been applied). Errors keep the server's gRPC code and message.
 #pragma once
 
 #include <chrono>
@@ -39,6 +40,15 @@ namespace shoal::client {
 
 struct options {
   std::string target;  // host:port; empty: $SHOAL_ADDR, else 127.0.0.1:50051
+  // TLS (docs/security.md): the CAs (a PEM file) the server's certificate must chain to. Empty:
+  // $SHOAL_CACERT; neither: plaintext (unless a client certificate is given: then the system's
+  // CAs).
+  std::string ca_file;
+  // mTLS: this client's certificate chain and key (PEM files); empty: $SHOAL_CERT, $SHOAL_KEY.
+  std::string cert_file;
+  std::string key_file;
+  // Sent on every call as "authorization: Bearer <token>"; empty: $SHOAL_TOKEN.
+  std::string token;
   std::chrono::milliseconds deadline{5000};
   int max_attempts = 4;  // reads only, on UNAVAILABLE
   std::chrono::milliseconds initial_backoff{50};
@@ -80,6 +90,9 @@ class client {
   client& operator=(const client&) = delete;
 
   const std::string& target() const { return target_; }
+  // Not OK when the TLS files could not be read (it names the file): the client then has no
+  // connection and every call fails (UNAVAILABLE). Check it before the first call.
+  const absl::Status& setup() const { return setup_; }
 
   // Blocking calls.
   absl::StatusOr<std::optional<v1::Entry>> get(std::string_view key);
@@ -122,6 +135,7 @@ class client {
  private:
   options options_;
   std::string target_;
+  absl::Status setup_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::KV::Stub> kv_;
   std::unique_ptr<v1::Admin::Stub> admin_;
