@@ -14,14 +14,14 @@ build=${1:?usage: run.sh <build dir> [seconds] [--merge]}
 budget=${2:-200}
 merge=${3:-}
 here=$(cd "$(dirname "$0")" && pwd)
-targets=(kv_calls pipeline_frame config store_model wal_files)
+targets=(kv_calls pipeline_frame config store_model wal_files auth)
 share=$(( budget / ${#targets[@]} ))
 scratch=$(mktemp -d /tmp/shoal-fuzz.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
 
 # The largest input each target is given: a few calls, one frame, one config file, a short log.
 declare -A max_len=([kv_calls]=8192 [pipeline_frame]=4096 [config]=4096 [store_model]=2048
-  [wal_files]=4096)
+  [wal_files]=4096 [auth]=512)
 
 export ASAN_OPTIONS=detect_leaks=1
 export UBSAN_OPTIONS="print_stacktrace=1 halt_on_error=1"
