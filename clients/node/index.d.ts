@@ -26,7 +26,12 @@ export interface ClientOptions {
   protoDir?: string;
   /** Each unary call's deadline (default 5000). */
   deadlineMs?: number;
-  /** Default: plaintext. grpc.credentials.createSsl(...) for TLS. */
+  /** TLS (PEM): the CAs that sign the server's certificate (null: the system's), and for mTLS
+   * this client's certificate chain and key. Default: plaintext. */
+  tls?: { rootCertificates?: Buffer | null; certificateChain?: Buffer | null; privateKey?: Buffer | null };
+  /** Sent on every call as "authorization: Bearer <token>". Default: $SHOAL_TOKEN. */
+  token?: string;
+  /** Any other channel credentials (instead of tls). */
   credentials?: ChannelCredentials;
   channelOptions?: ChannelOptions;
 }

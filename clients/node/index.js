@@ -53,14 +53,31 @@ class ShoalClient {
   #kv;
   #admin;
   #deadlineMs;
+  #metadata;
 
+  // options.tls: {rootCertificates, certificateChain, privateKey} (PEM Buffers; rootCertificates
+  // null: the system's CAs) for TLS, with a client certificate for mTLS; options.credentials
+  // instead, for any other channel credentials. options.token (default $SHOAL_TOKEN): sent on
+  // every call as "authorization: Bearer <token>".
   constructor(target = process.env.SHOAL_ADDR || '127.0.0.1:50051', options = {}) {
     const {
       protoDir = DEFAULT_PROTO_DIR,
       deadlineMs = DEFAULT_DEADLINE_MS,
-      credentials = grpc.credentials.createInsecure(),
+      tls = null,
+      token = process.env.SHOAL_TOKEN || '',
       channelOptions = {},
     } = options;
+    const credentials =
+      options.credentials ??
+      (tls
+        ? grpc.credentials.createSsl(
+            tls.rootCertificates ?? null,
+            tls.privateKey ?? null,
+            tls.certificateChain ?? null,
+          )
+        : grpc.credentials.createInsecure());
+    this.#metadata = new grpc.Metadata();
+    if (token) this.#metadata.set('authorization', `Bearer ${token}`);
     const definition = protoLoader.loadSync(['shoal/v1/kv.proto', 'shoal/v1/admin.proto'], {
       includeDirs: [protoDir],
       longs: String, // 64-bit fields as decimal strings: converted below, never silently rounded
@@ -187,13 +204,16 @@ class ShoalClient {
   // races with writes made just before: pass fromRevision when that matters.
   async *watch(keyOrPrefix, options = {}) {
     const { prefix = true, fromRevision = 0, storeId = '', prevKv = false } = options;
-    const call = this.#kv.watch({
-      key: toBytes(keyOrPrefix),
-      prefix,
-      startRevision: fromRevision,
-      storeId,
-      prevKv,
-    });
+    const call = this.#kv.watch(
+      {
+        key: toBytes(keyOrPrefix),
+        prefix,
+        startRevision: fromRevision,
+        storeId,
+        prevKv,
+      },
+      this.#metadata,
+    );
     // A compacted or canceled response is the last one: the error status follows it.
     let final = null;
     try {
@@ -238,7 +258,7 @@ class ShoalClient {
   async *pipeline(ops, { window = 64 } = {}) {
     if (!(window >= 1)) throw new RangeError('window must be at least 1');
     const requests = [...ops].map(toOp);
-    const call = this.#kv.pipeline();
+    const call = this.#kv.pipeline(this.#metadata);
     let sent = 0;
     const sendWithin = (received) => {
       while (sent < requests.length && sent - received < window) {
@@ -291,7 +311,7 @@ class ShoalClient {
   #unary(stub, method, request) {
     return new Promise((resolve, reject) => {
       const deadline = Date.now() + this.#deadlineMs;
-      stub[method](request, { deadline }, (err, res) =>
+      stub[method](request, this.#metadata, { deadline }, (err, res) =>
         err ? reject(new ShoalError(err)) : resolve(res),
       );
     });

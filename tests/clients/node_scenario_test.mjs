@@ -3,9 +3,10 @@
 //   npm ci --prefix clients/node
 //   node tests/clients/node_scenario_test.mjs --shoald build/service/shoald
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -36,13 +37,15 @@ function withTimeout(promise, ms, what) {
 }
 
 // Starts shoald on a free port; resolves once it prints the address it listens on.
-async function startShoald(binary) {
+async function startShoald(binary, extraArgs = []) {
   try {
     accessSync(binary, constants.X_OK);
   } catch {
     fail(`no shoald at ${binary}: build it, or pass --shoald PATH`);
   }
-  const child = spawn(binary, ['--listen=127.0.0.1:0', '--metrics_listen=127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(binary, ['--listen=127.0.0.1:0', '--metrics_listen=127.0.0.1:0', ...extraArgs], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const stderr = [];
   createInterface({ input: child.stderr }).on('line', (line) => stderr.push(line));
   const exited = once(child, 'exit');
@@ -250,6 +253,61 @@ async function checkWatchesCanceled(client) {
   console.log(`ok   ${label}`);
 }
 
+// Expects `promise` to fail with a ShoalError of `code`.
+async function expectCode(promise, code, label) {
+  try {
+    await promise;
+  } catch (err) {
+    if (!(err instanceof ShoalError)) fail(`${label}: threw ${err?.name}, not a ShoalError`);
+    if (err.code !== code) fail(`${label}: expected code ${code}, got ${err.codeName}`);
+    console.log(`ok   ${label} -> ${err.codeName}`);
+    return;
+  }
+  fail(`${label}: the call succeeded`);
+}
+
+// A second shoald with TLS, optional client certificates and auth on (make_test_certs.sh): the
+// client's tls and token options against it.
+async function checkSecured(binary) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'shoal-node-tls-'));
+  execFileSync(path.join(here, 'make_test_certs.sh'), [dir]);
+  const file = (name) => readFileSync(path.join(dir, name));
+  const server = await startShoald(binary, [
+    `--tls_cert_file=${dir}/server.crt`,
+    `--tls_key_file=${dir}/server.key`,
+    `--tls_client_ca_file=${dir}/ca.crt`,
+    '--tls_client_auth=optional',
+    `--config=${dir}/auth.json`,
+  ]);
+  const tls = { rootCertificates: file('ca.crt') };
+  const root = new ShoalClient(server.address, { tls, token: file('root.token').toString().trim() });
+  const anonymous = new ShoalClient(server.address, { tls, token: '' });
+  const reader = new ShoalClient(server.address, { tls, token: file('reader.token').toString().trim() });
+  const byCertificate = new ShoalClient(server.address, {
+    tls: { ...tls, certificateChain: file('client.crt'), privateKey: file('client.key') },
+    token: '',
+  });
+  const untrusting = new ShoalClient(server.address, { tls: { rootCertificates: null }, token: '' });
+  try {
+    const put = await root.put('app/x', 'secret');
+    if (!put.applied) fail('secured: a put with the root token was not applied');
+    console.log('ok   secured: TLS and a token: put');
+    await expectCode(anonymous.get('app/x'), grpcStatus.UNAUTHENTICATED, 'secured: no token');
+    await expectCode(reader.put('app/x', 'v'), grpcStatus.PERMISSION_DENIED, 'secured: read-only');
+    const got = await byCertificate.get('app/x');
+    if (got?.value.toString() !== 'secret') fail('secured: client-one could not read app/x');
+    console.log('ok   secured: a client certificate as the identity: get');
+    await expectCode(untrusting.get('app/x'), grpcStatus.UNAVAILABLE, 'secured: a CA not trusted');
+  } catch (err) {
+    server.child.kill('SIGKILL');
+    throw err;
+  } finally {
+    for (const c of [root, anonymous, reader, byCertificate, untrusting]) c.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  await stopShoald(server);
+}
+
 async function stopShoald({ child, exited }) {
   child.kill('SIGTERM');
   const [code, signal] = await withTimeout(exited, EXIT_TIMEOUT_MS, 'shoald shutdown');
@@ -278,6 +336,7 @@ async function main() {
     client.close();
   }
   await stopShoald(server);
+  await checkSecured(args.shoald);
   console.log(`PASS: ${scenario.steps.length} scenario steps against ${server.address}`);
 }
 

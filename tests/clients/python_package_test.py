@@ -88,6 +88,8 @@ def main():
 
         run_against_server(os.path.abspath(args.shoald), body)
 
+        print("PASS")
+
 
 if __name__ == "__main__":
     main()

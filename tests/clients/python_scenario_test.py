@@ -16,7 +16,15 @@ import time
 
 import grpc
 
-from scenario_support import ROOT, Mismatch, check, load_steps, run_against_server, run_scenario
+from scenario_support import (
+    ROOT,
+    Mismatch,
+    check,
+    load_steps,
+    run_against_server,
+    run_scenario,
+    secured_server_args,
+)
 
 
 def observe(client, step):
@@ -136,6 +144,43 @@ def run_errors(sc, client):
             raise Mismatch(f"error {what}: expected {want_code.name}, but the call succeeded")
 
 
+def run_secured(sc, server, cert_dir):
+    """TLS, a client certificate and tokens against a shoald with auth on (secured_server_args)."""
+    def read(name):
+        with open(os.path.join(cert_dir, name), "rb") as f:
+            return f.read()
+
+    tls = sc.TlsOptions(root_certificates=read("ca.crt"))
+    root = sc.ShoalClient(server.address, tls=tls, token=read("root.token").decode().strip())
+    check("secured: put with the root token", True, root.put("app/x", "secret").applied)
+    print("secured: TLS and a token: put: ok")
+    mtls = sc.TlsOptions(root_certificates=read("ca.crt"), certificate_chain=read("client.crt"),
+                         private_key=read("client.key"))
+    client_one = sc.ShoalClient(server.address, tls=mtls, token="")
+    check("secured: client-one reads app/x", b"secret", client_one.get("app/x").value)
+    print("secured: a client certificate as the identity: get: ok")
+    code = grpc.StatusCode
+    cases = [
+        ("no token", code.UNAUTHENTICATED, sc.ShoalClient(server.address, tls=tls, token="")),
+        ("a read-only token writing", code.PERMISSION_DENIED,
+         sc.ShoalClient(server.address, tls=tls, token=read("reader.token").decode().strip())),
+        ("a CA not trusted", code.UNAVAILABLE,
+         sc.ShoalClient(server.address, tls=sc.TlsOptions(), token="", timeout=3)),
+    ]
+    for what, want, client in cases:
+        try:
+            client.put("app/x", "v")
+        except sc.ShoalError as err:
+            check(f"secured: {what}", want, err.code)
+            print(f"secured: {what}: {err.code.name}: ok")
+        else:
+            raise Mismatch(f"secured: {what}: the call succeeded")
+        finally:
+            client.close()
+    root.close()
+    client_one.close()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shoald", required=True, help="the shoald binary")
@@ -160,6 +205,11 @@ def main():
                 run_errors(shoal_client, client)
 
         run_against_server(os.path.abspath(args.shoald), scenario)
+        cert_dir = os.path.join(tmp, "certs")
+        run_against_server(os.path.abspath(args.shoald),
+                           lambda server: run_secured(shoal_client, server, cert_dir),
+                           secured_server_args(cert_dir))
+        print("PASS")
 
 if __name__ == "__main__":
     main()

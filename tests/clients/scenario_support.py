@@ -30,10 +30,13 @@ def check(what, want, got):
 class Shoald:
     """shoald on an ephemeral loopback port; its log goes to a temporary file, shown on failure."""
 
-    def __init__(self, path):
+    def __init__(self, path, extra_args=()):
         self.log = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(
-            [path, "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0"], stdout=subprocess.PIPE, stderr=self.log, text=True
+            [path, "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0", *extra_args],
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
         )
         ready, _, _ = select.select([self.proc.stdout], [], [], 10)
         line = self.proc.stdout.readline() if ready else ""
@@ -94,12 +97,12 @@ def run_scenario(observe, steps, unobservable=()):
         print(f"{label}: ok")
 
 
-def run_against_server(shoald_path, body):
+def run_against_server(shoald_path, body, extra_args=()):
     """Starts shoald, runs body(server), stops it with SIGTERM. Exits non-zero, with the server's
     log, on a Mismatch or when shoald does not exit 0."""
     import sys
 
-    server = Shoald(shoald_path)
+    server = Shoald(shoald_path, extra_args)
     try:
         body(server)
     except Mismatch as err:
@@ -112,4 +115,16 @@ def run_against_server(shoald_path, body):
     if code != 0:
         sys.exit(f"FAIL shoald exited with {code} after SIGTERM\n{server.log_text()}")
     print("shoald exited 0 after SIGTERM")
-    print("PASS")
+
+
+def secured_server_args(cert_dir):
+    """Makes what make_test_certs.sh makes in cert_dir; the flags of a shoald serving TLS (client
+    certificates optional) with auth on."""
+    subprocess.run([str(ROOT / "tests/clients/make_test_certs.sh"), str(cert_dir)], check=True)
+    return [
+        f"--tls_cert_file={cert_dir}/server.crt",
+        f"--tls_key_file={cert_dir}/server.key",
+        f"--tls_client_ca_file={cert_dir}/ca.crt",
+        "--tls_client_auth=optional",
+        f"--config={cert_dir}/auth.json",
+    ]

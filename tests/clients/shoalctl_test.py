@@ -18,10 +18,18 @@ import subprocess
 import tempfile
 import time
 
-from scenario_support import Mismatch, check, load_steps, run_against_server, run_scenario
+from scenario_support import (
+    Mismatch,
+    check,
+    load_steps,
+    run_against_server,
+    run_scenario,
+    secured_server_args,
+)
 
 EXIT = {"ok": 0, "usage": 2, "not_found": 3, "not_applied": 4, "invalid_argument": 5,
-        "failed_precondition": 6, "out_of_range": 8, "unavailable": 9}
+        "failed_precondition": 6, "out_of_range": 8, "unavailable": 9, "unauthenticated": 11,
+        "permission_denied": 12}
 
 
 class Ctl:
@@ -272,6 +280,41 @@ def run_interrupt_checks(binary):
     print("watch of an unreachable server ends on a signal: ok")
 
 
+def run_secured_checks(binary, server, cert_dir):
+    """--cacert, --cert, --key and --token, and their SHOAL_* variables, against a shoald with TLS
+    and auth on (secured_server_args)."""
+    def read(name):
+        with open(os.path.join(cert_dir, name)) as f:
+            return f.read().strip()
+
+    def ctl(*args, env=None):
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
+        return subprocess.run([binary, f"--addr={server.address}", *args], capture_output=True,
+                              text=True, timeout=20, env={**clean, **(env or {})})
+
+    ca = f"--cacert={cert_dir}/ca.crt"
+    p = ctl(ca, f"--token={read('root.token')}", "put", "app/x", "secret")
+    check("secured put: exit", EXIT["ok"], p.returncode)
+    # The same from the environment, as a token is best passed (ps shows arguments).
+    p = ctl("get", "app/x", env={"SHOAL_CACERT": f"{cert_dir}/ca.crt",
+                                 "SHOAL_TOKEN": read("root.token")})
+    check("secured get from SHOAL_* variables", (EXIT["ok"], "secret"), (p.returncode, p.stdout.strip()))
+    p = ctl(ca, f"--cert={cert_dir}/client.crt", f"--key={cert_dir}/client.key", "get", "app/x")
+    check("secured get as client-one (a certificate)", (EXIT["ok"], "secret"),
+          (p.returncode, p.stdout.strip()))
+    p = ctl(ca, "get", "app/x")
+    check("secured get without credentials: exit", EXIT["unauthenticated"], p.returncode)
+    check("secured get without credentials: says so", True, "UNAUTHENTICATED" in p.stderr)
+    p = ctl(ca, f"--token={read('reader.token')}", "put", "app/x", "v")
+    check("secured put by a reader: exit", EXIT["permission_denied"], p.returncode)
+    p = ctl(f"--cacert={cert_dir}/missing.crt", "get", "app/x")
+    check("a CA file that cannot be read: exit", EXIT["failed_precondition"], p.returncode)
+    check("a CA file that cannot be read: names it", True, "missing.crt" in p.stderr)
+    p = ctl(ca, f"--cert={cert_dir}/client.crt", "get", "app/x")
+    check("a certificate without its key: exit", EXIT["invalid_argument"], p.returncode)
+    print("secured: --cacert, --cert, --key, --token and SHOAL_* variables: ok")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shoald", required=True)
@@ -288,6 +331,12 @@ def main():
         run_interrupt_checks(binary)
 
     run_against_server(os.path.abspath(args.shoald), scenario)
+    with tempfile.TemporaryDirectory() as cert_dir:
+        run_against_server(os.path.abspath(args.shoald),
+                           lambda server: run_secured_checks(binary, server, cert_dir),
+                           secured_server_args(cert_dir))
+
+    print("PASS")
 
 if __name__ == "__main__":
     main()

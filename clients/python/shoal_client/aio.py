@@ -19,6 +19,7 @@ cancelled while it awaits a call cancels the call.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from typing import AsyncIterator, Optional
 
@@ -60,7 +61,7 @@ class AsyncShoalClient:
     ):
         self.target = _target(target)
         self.timeout = timeout
-        self._metadata = _metadata(token)
+        self._metadata = _metadata(os.environ.get("SHOAL_TOKEN") if token is None else token)
         if tls is None:
             self._channel = grpc.aio.insecure_channel(self.target, options=_CHANNEL_OPTIONS)
         else:

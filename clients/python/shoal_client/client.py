@@ -243,10 +243,11 @@ class ShoalClient:
         token: Optional[str] = None,
     ):
         """target: host:port (None: $SHOAL_ADDR, else 127.0.0.1:50051). tls: None for plaintext.
-        token: a bearer token sent with every call (for servers that require one)."""
+        token: a bearer token sent with every call (for servers that require one); None:
+        $SHOAL_TOKEN, if set."""
         self.target = _target(target)
         self.timeout = timeout
-        self._metadata = _metadata(token)
+        self._metadata = _metadata(os.environ.get("SHOAL_TOKEN") if token is None else token)
         if tls is None:
             self._channel = grpc.insecure_channel(self.target, options=_CHANNEL_OPTIONS)
         else:
