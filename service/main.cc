@@ -53,6 +53,8 @@ ABSL_FLAG(std::string, tls_key_file, "", "TLS: the certificate's private key (PE
 ABSL_FLAG(std::string, tls_client_ca_file, "", "mTLS: the CAs that sign client certificates");
 ABSL_FLAG(std::string, tls_client_auth, "off", "client certificates: off, optional or require");
 ABSL_FLAG(uint32_t, tls_refresh_seconds, 10, "how often the TLS files are read again");
+ABSL_FLAG(std::string, probe_listen, "",
+          "plaintext health checks only (for probes that cannot use TLS); empty: none");
 // Live settings.
 ABSL_FLAG(uint32_t, max_key_bytes, 4096, "largest key");
 ABSL_FLAG(uint32_t, max_value_bytes, 1u << 20, "largest value");
@@ -119,6 +121,7 @@ shoal::v1::ServerConfig flag_overlay() {
   SHOAL_OVERLAY(s, tls_client_ca_file);
   SHOAL_OVERLAY(s, tls_client_auth);
   SHOAL_OVERLAY(s, tls_refresh_seconds);
+  SHOAL_OVERLAY(s, probe_listen);
   SHOAL_OVERLAY(l, max_key_bytes);
   SHOAL_OVERLAY(l, max_value_bytes);
   SHOAL_OVERLAY(l, max_keys);
@@ -189,6 +192,9 @@ int main(int argc, char** argv) {
   std::printf("shoald listening on %s\n", (*server)->address().c_str());
   if (!(*server)->metrics_address().empty()) {
     std::printf("shoald metrics on %s\n", (*server)->metrics_address().c_str());
+  }
+  if (!(*server)->probe_address().empty()) {
+    std::printf("shoald probes on %s\n", (*server)->probe_address().c_str());
   }
   std::fflush(stdout);
 

@@ -33,6 +33,7 @@
 #include "service/handlers/watch.h"
 #include "service/log.h"
 #include "service/metrics/metrics.h"
+#include "service/probe.h"
 #include "shoal/v1/admin.grpc.pb.h"
 #include "shoal/v1/kv.grpc.pb.h"
 
@@ -184,6 +185,7 @@ struct server::impl {
   std::unique_ptr<rt::runtime> runtime;
   std::unique_ptr<config::config_watcher> watcher;
   std::unique_ptr<metrics::exporter> metrics;
+  std::unique_ptr<probe_server> probes;  // with startup.probe_listen
   std::string address;
   bool stopped = false;
 
@@ -270,16 +272,6 @@ absl::StatusOr<config::snapshot_ptr> initial_config(const server::options& o) {
   return snap;
 }
 
-// Leaves gRPC's reflection plugin out of one server.
-class without_reflection : public grpc::ServerBuilderOption {
- public:
-  void UpdateArguments(grpc::ChannelArguments*) override {}
-  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
-    const std::string reflection = grpc::reflection::ProtoServerReflectionPlugin().name();
-    std::erase_if(*plugins, [&](const auto& p) { return p->name() == reflection; });
-  }
-};
-
 // Whether `listen` can be reached from another machine: any host but a loopback one.
 bool beyond_loopback(const std::string& listen) {
   if (listen.rfind("unix:", 0) == 0) return false;
@@ -304,7 +296,7 @@ absl::Status server::impl::start_grpc(const config::snapshot& cfg, int workers,
   grpc::ServerBuilder builder;
   // gRPC's reflection service runs outside Shoal's handlers, where no call is admitted: with auth
   // on at start it is not served (docs/security.md).
-  if (cfg.auth_on()) builder.SetOption(std::make_unique<without_reflection>());
+  if (cfg.auth_on()) builder.SetOption(without_reflection());
   int port = 0;
   builder.AddListeningPort(startup.listen(), *credentials, &port);
   builder.RegisterService(&kv_service);
@@ -473,6 +465,14 @@ absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
     return st;
   }
   p->start_tasks();
+  if (!startup.probe_listen().empty()) {
+    auto probes = probe_server::start(startup.probe_listen(), &p->ctx);
+    if (!probes.ok()) {
+      p->stop();
+      return probes.status();
+    }
+    p->probes = *std::move(probes);
+  }
   if (beyond_loopback(startup.listen()) && !(*snap)->auth_on()) {
     SHOAL_LOG(warn,
               "listening beyond loopback without auth: anyone who reaches the port can read and "
@@ -507,6 +507,10 @@ std::string server::metrics_address() const {
   return absl::StrCat(listen.substr(0, listen.rfind(':')), ":", impl_->metrics->address());
 }
 
+std::string server::probe_address() const {
+  return impl_->probes ? impl_->probes->address() : std::string();
+}
+
 void server::shutdown() { impl_->stop(); }
 
 void server::impl::stop() {
@@ -531,6 +535,7 @@ void server::impl::stop() {
   // open but cancels the calls that arrive on them, so the window is kept to nothing; only a
   // call in transit at this very instant can be cut short.)
   grpc_server->Shutdown(std::chrono::system_clock::now());
+  probes.reset();  // NOT_SERVING until here
   SHOAL_LOG(debug, "gRPC server stopped");
   runtime->shutdown();  // cancels what is left (posted requests, background tasks), drains queues
   SHOAL_LOG(debug, "runtime stopped");

@@ -32,6 +32,8 @@ class server {
   std::string address() const;
   // The metrics endpoint's address (port filled in), or empty when there is none.
   std::string metrics_address() const;
+  // The plaintext health port's address (startup.probe_listen), or empty when there is none.
+  std::string probe_address() const;
   // Drains and stops: readiness goes NOT_SERVING, streams end with UNAVAILABLE, new calls are
   // refused, calls in flight get startup.shutdown_grace_seconds, then everything stops. Call it
   // from a thread that is not one of the runtime's workers. Idempotent.

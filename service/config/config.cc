@@ -43,6 +43,7 @@ v1::ServerConfig defaults() {
   s->set_tls_client_ca_file("");
   s->set_tls_client_auth("off");
   s->set_tls_refresh_seconds(10);
+  s->set_probe_listen("");
   auto* l = c.mutable_live();
   l->set_max_key_bytes(4096);
   l->set_max_value_bytes(1u << 20);
@@ -230,6 +231,11 @@ absl::Status validate(const v1::ServerConfig& c) {
         absl::StrCat("startup.metrics_listen must be host:port with a port from 0 to "
                      "65535 (",
                      s.metrics_listen().size(), " bytes given)"));
+  }
+  if (!s.probe_listen().empty() && !listen_address(s.probe_listen())) {
+    errors.push_back(
+        absl::StrCat("startup.probe_listen must be host:port with a port from 0 to 65535 (",
+                     s.probe_listen().size(), " bytes given)"));
   }
   if (s.shards() != 0 && (s.shards() & (s.shards() - 1)) != 0) {
     errors.push_back(

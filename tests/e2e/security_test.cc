@@ -241,6 +241,35 @@ TEST(security, shoald_refuses_to_start_on_tls_files_it_cannot_use_and_never_prin
   }
 }
 
+TEST(security, probes_without_tls_or_credentials_check_health_on_a_port_of_their_own) {
+  test_ca ca("Shoal test CA");
+  secret_dir secret;
+  secret.write(server_cert(ca), ca.certificate());
+  config_dir cfg(auth_config());
+  std::vector<std::string> flags = secret.flags("require");
+  flags.push_back(cfg.flag());
+  flags.push_back("--probe_listen=127.0.0.1:0");
+  shoald_process s(flags);
+  ASSERT_FALSE(s.probe_address().empty());
+  auto plain = connect(s.probe_address(), "");
+  for (const char* service : {"", "shoal.v1.KV"}) {
+    health::HealthCheckRequest req;
+    req.set_service(service);
+    health::HealthCheckResponse resp;
+    const grpc::Status st = health::Health::NewStub(plain)->Check(ctx().get(), req, &resp);
+    ASSERT_TRUE(st.ok()) << service << ": " << st.error_message();
+    EXPECT_EQ(resp.status(), health::HealthCheckResponse::SERVING) << service;
+  }
+  // Nothing else is served there, with or without a token.
+  EXPECT_EQ(get(v1::KV::NewStub(plain).get(), k_root_token, "app/x").error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);
+  auto stub = grpc::reflection::v1alpha::ServerReflection::NewStub(plain);
+  auto c = ctx();
+  auto stream = stub->ServerReflectionInfo(c.get());
+  stream->WritesDone();
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNIMPLEMENTED);
+}
+
 // ---- Tokens ----
 
 TEST(security, without_good_credentials_every_call_but_health_is_unauthenticated) {

@@ -73,6 +73,8 @@ class shoald_process {
   const std::string& address() const { return address_; }
   // Where /metrics is served ("" with --metrics_listen= empty: none).
   const std::string& metrics_address() const { return metrics_address_; }
+  // Where health checks are served in plaintext (--probe_listen), or "".
+  const std::string& probe_address() const { return probe_address_; }
   pid_t pid() const { return pid_; }
 
   // Thread-safe: tests open stubs from several threads at once.
@@ -160,6 +162,12 @@ class shoald_process {
     if (metrics && std::fgets(line, sizeof line, f) != nullptr) {
       metrics_address_ = after(line, "metrics on ");
     }
+    // The plaintext health port, when asked for, the line after.
+    for (const auto& a : args) {
+      if (a.rfind("--probe_listen=", 0) == 0 && std::fgets(line, sizeof line, f) != nullptr) {
+        probe_address_ = after(line, "probes on ");
+      }
+    }
     std::fclose(f);
   }
 
@@ -183,6 +191,7 @@ class shoald_process {
   std::string stderr_path_;
   std::string address_;
   std::string metrics_address_;
+  std::string probe_address_;
   std::mutex channel_mu_;
   std::shared_ptr<grpc::Channel> channel_;  // guarded by channel_mu_
 };
