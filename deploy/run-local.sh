@@ -10,7 +10,11 @@
 #      ..data swap reaching the server (Admin/GetConfig), /metrics answering, `podman kube
 #      down` draining the server (readiness NOT_SERVING, exit code 0 within the grace period),
 #      and the store surviving the pod's restart and a SIGKILL: the StatefulSet's volume claim
-#      is a host directory here, and the StatefulSet a Deployment (podman runs no StatefulSet).
+#      is a host directory here, and the StatefulSet a Deployment (podman runs no StatefulSet);
+#   4. the pod again with what the prod overlay adds: TLS from files laid out as the kubelet
+#      mounts the shoal-tls Secret (a throwaway CA made by openssl), auth on, probes on the
+#      plaintext port; a TLS call with a token and one with a client certificate through the
+#      published port, one without credentials and a plaintext one refused.
 # Run as root. SHOAL_CACHE (default /var/cache/shoal) keeps the base image between runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -110,19 +114,29 @@ chmod -R a+rX "$WORK"
 mkdir -p "$WORK/data"
 chown 10001:10001 "$WORK/data"  # the pod's fsGroup (and user), as the kubelet prepares a volume
 
-# Starts the pod and waits for its probes (startup, liveness, readiness); sets $container.
+# Starts the pod ($POD, default pod.yaml) and waits for its probes (startup, liveness,
+# readiness) at $PROBES; sets $container.
+POD=$WORK/pod.yaml
+PROBES=127.0.0.1:50051
 play() {
-  podman kube play "$WORK/pod.yaml" >"$WORK/play.log" 2>&1 || { cat "$WORK/play.log"; fail "kube play"; }
+  podman kube play "$POD" >"$WORK/play.log" 2>&1 || { cat "$WORK/play.log"; fail "kube play"; }
   container=$(podman ps --filter label=app.kubernetes.io/name=shoal --format '{{.Names}}' | grep shoald | head -1)
   [ -n "$container" ] || container=$(podman ps --format '{{.Names}}' | grep shoald | head -1)
   [ -n "$container" ] || fail "no shoald container is running"
   for i in $(seq 1 60); do
-    deploy/probe.py check 127.0.0.1:50051 "" >/dev/null 2>&1 && break
+    deploy/probe.py check "$PROBES" "" >/dev/null 2>&1 && break
     [ "$i" -lt 60 ] || { podman logs "$container"; fail "liveness never SERVING"; }
     sleep 0.5
   done
-  [ "$(deploy/probe.py check 127.0.0.1:50051 "")" = SERVING ] || fail "liveness"
-  [ "$(deploy/probe.py check 127.0.0.1:50051 shoal.v1.KV)" = SERVING ] || fail "readiness"
+  [ "$(deploy/probe.py check "$PROBES" "")" = SERVING ] || fail "liveness"
+  [ "$(deploy/probe.py check "$PROBES" shoal.v1.KV)" = SERVING ] || fail "readiness"
+}
+# Stops the pod as the kubelet would (the manifest's grace period), then takes it down.
+stop_pod() {
+  local pod
+  pod=$(podman pod ps --format '{{.Name}}' | grep '^shoal' | head -1)
+  podman pod stop -t "$grace" "$pod" >/dev/null
+  podman kube down "$POD" >/dev/null
 }
 store_id() { $CTL --json status | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["header"]["storeId"])'; }
 
@@ -162,9 +176,7 @@ down_start=$(date +%s)
 # podman 4.3's kube down does not wait terminationGracePeriodSeconds (it kills within seconds):
 # stop the pod first with the manifest's grace period, as the kubelet does, then take it down.
 grace=$(/usr/bin/python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["spec"]["template"]["spec"]["terminationGracePeriodSeconds"])' "$WORK/pod.yaml")
-pod=$(podman pod ps --format '{{.Name}}' | grep '^shoal' | head -1)
-podman pod stop -t "$grace" "$pod" >/dev/null
-podman kube down "$WORK/pod.yaml" >/dev/null
+stop_pod
 wait "$waiter" || true
 wait "$watcher" || true
 took=$(( $(date +%s) - down_start ))
@@ -188,5 +200,62 @@ podman kube down "$WORK/pod.yaml" >/dev/null
 play
 [ "$($CTL get killed)" = yes ] || fail "a write acknowledged before the kill is gone"
 [ "$(store_id)" = "$id_before" ] || fail "the store id changed across the kill"
+
+log "TLS and auth as the prod overlay wires them: a Secret's files, a token, plaintext probes"
+# A throwaway CA, server and client certificates, tokens and an auth config (the clients' tests
+# make the same); the files laid out as the kubelet mounts the shoal-tls Secret.
+tests/clients/make_test_certs.sh "$WORK/certs"
+mkdir -p "$WORK/tls/..v1"
+cp "$WORK/certs/server.crt" "$WORK/tls/..v1/tls.crt"
+cp "$WORK/certs/server.key" "$WORK/tls/..v1/tls.key"
+cp "$WORK/certs/ca.crt" "$WORK/tls/..v1/ca.crt"
+ln -s ..v1 "$WORK/tls/..data"
+for f in tls.crt tls.key ca.crt; do ln -s "..data/$f" "$WORK/tls/$f"; done
+chmod -R a+rX "$WORK/tls"
+kubectl kustomize deploy/k8s/overlays/prod >"$WORK/prod.yaml"
+/usr/bin/python3 - "$WORK" <<'PY'
+import json, sys, yaml
+work = sys.argv[1]
+# The dev pod, with what the prod overlay adds for TLS: its shoald flags (TLS and the probe port),
+# the Secret's mount, and probes on the plaintext port, published on the host like the others.
+prod = next(d for d in yaml.safe_load_all(open(f"{work}/prod.yaml")) if d and d["kind"] == "StatefulSet")
+prod_c = next(c for c in prod["spec"]["template"]["spec"]["containers"] if c["name"] == "shoald")
+pod = yaml.safe_load(open(f"{work}/pod.yaml"))
+spec = pod["spec"]["template"]["spec"]
+c = next(c for c in spec["containers"] if c["name"] == "shoald")
+c["args"] += [a for a in prod_c["args"] if a.startswith(("--tls_", "--probe_listen"))]
+c["volumeMounts"] += [m for m in prod_c["volumeMounts"] if m["name"] == "tls"]
+for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+    c[probe] = prod_c[probe]
+c["ports"].append({"name": "probes", "containerPort": 50052, "hostPort": 50052})
+spec["volumes"].append({"name": "tls", "hostPath": {"path": f"{work}/tls", "type": "Directory"}})
+yaml.safe_dump(pod, open(f"{work}/pod-tls.yaml", "w"))
+# The running config, with auth on: the tokens' hashes in place of the prod overlay's.
+config = json.load(open(f"{work}/config/..v2/config.json"))
+config["live"]["auth"] = json.load(open(f"{work}/certs/auth.json"))["live"]["auth"]
+json.dump(config, open(f"{work}/config/..v3.json", "w"))
+PY
+mkdir "$WORK/config/..v3"
+mv "$WORK/config/..v3.json" "$WORK/config/..v3/config.json"
+chmod -R a+rX "$WORK/config/..v3"
+ln -s ..v3 "$WORK/config/..data_tmp"
+mv -T "$WORK/config/..data_tmp" "$WORK/config/..data"
+stop_pod
+POD=$WORK/pod-tls.yaml
+PROBES=127.0.0.1:50052
+play
+SECURE="$ROOT/build/clients/cli/shoalctl --addr=127.0.0.1:50051 --cacert=$WORK/certs/ca.crt"
+[ "$(SHOAL_TOKEN=$(cat "$WORK/certs/root.token") $SECURE get deployed)" = yes ] ||
+  fail "a TLS call with the root token did not read the store"
+SHOAL_TOKEN=$(cat "$WORK/certs/root.token") $SECURE put app/tls yes >/dev/null
+status=0
+$SECURE get deployed >/dev/null 2>&1 || status=$?
+[ "$status" = 11 ] || fail "a TLS call without a token: exit $status, not 11 (unauthenticated)"
+[ "$($SECURE --cert="$WORK/certs/client.crt" --key="$WORK/certs/client.key" get app/tls)" = yes ] ||
+  fail "client-one's certificate did not read app/tls"
+status=0
+$CTL get deployed >/dev/null 2>&1 || status=$?
+[ "$status" = 9 ] || fail "a plaintext call to the TLS port: exit $status, not 9 (unavailable)"
+echo "TLS with a token, and with a client certificate: ok; no token: refused; plaintext: refused"
 
 log "all checks passed"
