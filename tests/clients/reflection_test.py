@@ -37,11 +37,19 @@ from pathlib import Path
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from scenario_support import secured_server_args
+
 ROOT = Path(__file__).resolve().parents[2]
 REFLECTION_PROTO = Path("/usr/share/grpc-proto/grpc/reflection/v1alpha/reflection.proto")
 
 # The address every example in the document uses; the test sends them to its own shoald.
 DOC_ADDRESS = "localhost:50051"
+# ... and the examples with TLS and a token, to a second shoald with TLS and auth on, run from a
+# directory holding certs/ (make_test_certs.sh) and proto/, their tokens put in for these names.
+DOC_TLS_ADDRESS = "localhost:50443"
+DOC_TOKENS = {"$ROOT_TOKEN": "root.token", "$READER_TOKEN": "reader.token"}
+# Flags the secured examples use, each with its value.
+TLS_FLAGS = ("-cacert", "-cert", "-key", "-H", "-import-path", "-proto")
 REQUIRED_SERVICES = (
     "grpc.health.v1.Health",
     "grpc.reflection.v1alpha.ServerReflection",
@@ -76,6 +84,7 @@ class Example:
     data: str  # -d, for call ("" when absent: an empty request)
     output: str
     output_line: int
+    secured: bool = False  # TLS and a token: the second shoald
 
     def where(self, doc):
         return f"{doc}:{self.line}"
@@ -112,26 +121,31 @@ def parse_command(command, where):
     args = shlex.split(command.replace("\\\n", " "), comments=True)
     if not args or args[0] != "grpcurl":
         raise Failure(f"{where}: expected a grpcurl command, got: {command}")
-    args, data, plaintext = args[1:], "", False
+    args, data, plaintext, secured = args[1:], "", False, False
     while args and args[0].startswith("-"):
         flag = args.pop(0)
         if flag == "-plaintext":
             plaintext = True
         elif flag == "-d" and args:
             data = args.pop(0)
+        elif flag in TLS_FLAGS and args:
+            secured |= flag == "-cacert"
+            args.pop(0)
         else:
             raise Failure(f"{where}: this test does not know grpcurl's {flag}")
-    if not plaintext:
-        raise Failure(f"{where}: shoald serves plaintext; the command needs -plaintext")
-    if not args or args[0] != DOC_ADDRESS:
-        raise Failure(f"{where}: examples talk to {DOC_ADDRESS}: {command}")
+    if plaintext == secured:
+        raise Failure(f"{where}: a command needs -plaintext (to {DOC_ADDRESS}) or -cacert "
+                      f"(to {DOC_TLS_ADDRESS}), not both")
+    address = DOC_TLS_ADDRESS if secured else DOC_ADDRESS
+    if not args or args[0] != address:
+        raise Failure(f"{where}: examples talk to {address}: {command}")
     rest = args[1:]
     if rest == ["list"]:
-        return "list", "", data
+        return "list", "", data, secured
     if len(rest) == 2 and rest[0] == "describe":
-        return "describe", rest[1], data
+        return "describe", rest[1], data, secured
     if len(rest) == 1 and re.fullmatch(r"[\w.]+/\w+", rest[0]):
-        return "call", rest[0], data
+        return "call", rest[0], data, secured
     raise Failure(f"{where}: expected list, describe SYMBOL or SERVICE/METHOD: {command}")
 
 
@@ -157,9 +171,9 @@ def read_examples(doc):
         if nxt is None or nxt.lang not in ("json", "text") or any(l.strip() for l in between):
             raise Failure(f"{where}: the command must be followed by a ```json or ```text block "
                           "with what grpcurl prints")
-        verb, target, data = parse_command(commands[0].strip(), where)
+        verb, target, data, secured = parse_command(commands[0].strip(), where)
         examples.append(Example(block.first + 1, commands[0].strip(), verb, target, data,
-                                nxt.body, nxt.first + 1))
+                                nxt.body, nxt.first + 1, secured))
     if not examples:
         raise Failure(f"{doc}: no grpcurl examples found")
     return examples
@@ -341,10 +355,28 @@ def find_grpcurl(given):
     return None
 
 
-def grpcurl_args(grpcurl, example, address):
-    """The example's command line, as the shell splits it, run against `address`."""
+@dataclasses.dataclass
+class Target:
+    """Where examples run: the server's address; for the secured ones, the directory they run in
+    (certs/ and proto/) and the tokens they name."""
+
+    address: str
+    cwd: str = None
+    tokens: dict = dataclasses.field(default_factory=dict)
+
+
+def grpcurl_args(grpcurl, example, target):
+    """The example's command line, as the shell splits it (the tokens put in as a shell would
+    expand them), run against the target's address."""
     args = shlex.split(example.command.replace("\\\n", " "), comments=True)
-    return [str(grpcurl)] + [address if a == DOC_ADDRESS else a for a in args[1:]]
+    out = []
+    for a in args[1:]:
+        if a in (DOC_ADDRESS, DOC_TLS_ADDRESS):
+            a = target.address
+        for name, token in target.tokens.items():
+            a = a.replace(name, token)
+        out.append(a)
+    return [str(grpcurl)] + out
 
 
 def messages_printed(text):
@@ -352,7 +384,7 @@ def messages_printed(text):
     return sum(1 for line in text.splitlines() if line == "}")
 
 
-def run_grpcurl(grpcurl, example, doc, address, streaming):
+def run_grpcurl(grpcurl, example, doc, target, streaming):
     """Runs the example with grpcurl; returns what it printed (stdout, then stderr).
 
     A server stream that the document shows in part (a Watch goes on until Ctrl-C) is read until
@@ -360,8 +392,8 @@ def run_grpcurl(grpcurl, example, doc, address, streaming):
     """
     wanted = (len(json_documents(example.output, f"{doc}:{example.output_line}"))
               if streaming else 0)
-    process = subprocess.Popen(grpcurl_args(grpcurl, example, address), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
+    process = subprocess.Popen(grpcurl_args(grpcurl, example, target), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, cwd=target.cwd)
     # Read unbuffered, straight from the pipe: a buffered reader could hold printed messages
     # back while select() waits for more.
     out, interrupted = b"", False
@@ -424,11 +456,11 @@ def wait_until_released(reflection):
 
 
 class Shoald:
-    def __init__(self, binary, log):
+    def __init__(self, binary, log, extra_args=()):
         self._log = log
         try:
             self.process = subprocess.Popen([str(binary), "--listen=127.0.0.1:0",
-                                             "--metrics_listen=127.0.0.1:0"],
+                                             "--metrics_listen=127.0.0.1:0", *extra_args],
                                             stdout=subprocess.PIPE, stderr=log, text=True)
         except OSError as e:
             raise Failure(f"cannot start shoald: {e}") from None
@@ -465,7 +497,8 @@ class Shoald:
 # ------------------------------------------------------------------------------------------------
 
 
-def check_document(reflection, grpcurl, address, examples, doc):
+def check_document(reflection, grpcurl, targets, examples, doc):
+    """targets: (plaintext, secured) Targets."""
     services = reflection.list_services()
     missing = [s for s in REQUIRED_SERVICES if s not in services]
     if missing:
@@ -482,9 +515,9 @@ def check_document(reflection, grpcurl, address, examples, doc):
         streamed = (example.verb == "call" and
                     reflection.method(example.target).server_streaming and
                     not example.output.lstrip().startswith("ERROR:"))
-        actual = run_grpcurl(grpcurl, example, doc, address, streamed)
+        actual = run_grpcurl(grpcurl, example, doc, targets[example.secured], streamed)
         compare(example, doc, actual)
-        if streamed:
+        if streamed and not example.secured:
             wait_until_released(reflection)
         print(f"ok  {example.where(doc)}  {example.verb} {example.target}".rstrip())
     return len(examples)
@@ -514,26 +547,39 @@ def main():
         examples = read_examples(args.doc)
         with tempfile.TemporaryDirectory(prefix="shoal-reflection-test-") as tmp:
             stubs = compile_reflection_stubs(args.reflection_proto, Path(tmp))
+            # The secured examples' directory: certs/ and proto/, as the document has them.
+            secured_dir = Path(tmp) / "secured"
+            secured_dir.mkdir()
+            (secured_dir / "proto").symlink_to(ROOT / "proto")
+            secured_args = secured_server_args(secured_dir / "certs")
+            tokens = {name: (secured_dir / "certs" / file).read_text().strip()
+                      for name, file in DOC_TOKENS.items()}
             with open(Path(tmp) / "shoald.log", "w+", encoding="utf-8") as log:
                 server = Shoald(args.shoald.resolve(), log)
+                secured = Shoald(args.shoald.resolve(), log, secured_args)
                 try:
                     with grpc.insecure_channel(server.address) as channel:
                         try:
                             grpc.channel_ready_future(channel).result(timeout=START_TIMEOUT)
                         except grpc.FutureTimeoutError:
                             raise Failure(f"cannot connect to shoald at {server.address}")
-                        count = check_document(Reflection(channel, stubs), grpcurl,
-                                               server.address, examples, doc)
+                        targets = (Target(server.address),
+                                   Target(secured.address, str(secured_dir), tokens))
+                        count = check_document(Reflection(channel, stubs), grpcurl, targets,
+                                               examples, doc)
                 except Failure as failure:
                     server.kill()
+                    secured.kill()
                     raise Failure(f"{failure}\n{server.log_tail()}".rstrip()) from None
                 except BaseException:
                     server.kill()
+                    secured.kill()
                     raise
-                code = server.terminate()
-                if code != 0:
-                    raise Failure(f"shoald exited with {code} after SIGTERM, not 0\n"
-                                  f"{server.log_tail()}")
+                for s in (server, secured):
+                    code = s.terminate()
+                    if code != 0:
+                        raise Failure(f"shoald exited with {code} after SIGTERM, not 0\n"
+                                      f"{s.log_tail()}")
     except Failure as failure:
         print(f"FAIL {failure}", file=sys.stderr)
         return 1
