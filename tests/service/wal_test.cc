@@ -457,7 +457,9 @@ TEST(power_loss, no_acknowledged_write_is_lost_and_revisions_go_on_without_a_gap
     if (crash == 0) first_id = n.store_id;
     // Nothing a client saw can be missing, so the store keeps its id.
     EXPECT_EQ(n.store_id, first_id);
-    for (const auto& [key, vr] : acked) {
+    for (const auto& entry : acked) {  // not a structured binding: clang 14 cannot capture one
+      const std::string& key = entry.first;
+      const auto& vr = entry.second;
       // The acknowledged write, or a later one that reached the disk before its writer heard.
       bool found = n.kv.get(key, [&](const store::entry& e) {
         EXPECT_GE(e.mod_revision(), vr.second) << key << " went back in time";
@@ -468,7 +470,9 @@ TEST(power_loss, no_acknowledged_write_is_lost_and_revisions_go_on_without_a_gap
       EXPECT_TRUE(found) << key << " (acknowledged at revision " << vr.second << ") is lost";
     }
     EXPECT_GE(n.kv.revision(), highest);
-    for (const auto& [key, vr] : seen) {
+    for (const auto& entry : seen) {
+      const std::string& key = entry.first;
+      const auto& vr = entry.second;
       bool found = n.kv.get(key, [&](const store::entry& e) {
         EXPECT_GE(e.mod_revision(), vr.second) << key << ": a read saw what the crash took back";
       });
@@ -534,9 +538,8 @@ TEST(power_loss, no_acknowledged_write_is_lost_and_revisions_go_on_without_a_gap
     // if none ever comes.
     const bool need_snapshot = crash == 5 && snapshots == 0;
     const auto cap = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-    while (acks.load() < target ||
-           (need_snapshot && n.d->last_snapshot().taken == 0 &&
-            std::chrono::steady_clock::now() < cap)) {
+    while (acks.load() < target || (need_snapshot && n.d->last_snapshot().taken == 0 &&
+                                    std::chrono::steady_clock::now() < cap)) {
       std::this_thread::yield();
     }
     stop = true;
