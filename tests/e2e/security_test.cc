@@ -492,6 +492,31 @@ TEST(security, each_refusal_is_audited_and_counted_without_values_or_tokens) {
   EXPECT_EQ(text.find("a-value-never-logged"), std::string::npos) << text;
   EXPECT_EQ(text.find(k_reader_token), std::string::npos) << text;
   EXPECT_EQ(text.find(sha256_hex(k_reader_token)), std::string::npos) << text;
+  const std::string metrics = testing::scrape(s.metrics_address());
+  EXPECT_EQ(testing::sample(metrics, R"(shoal_auth_refused_total{reason="permission_denied"})"), 1);
+  EXPECT_EQ(testing::sample(metrics, R"(shoal_auth_refused_total{reason="unauthenticated"})"), 1);
+}
+
+TEST(security, shoald_warns_when_it_listens_beyond_loopback_without_auth) {
+  const std::string dir = temp_dir();
+  const std::string warning = "listening beyond loopback without auth";
+  {
+    shoald_process open(shoald_process::stderr_file{dir + "/open.log"}, {"--listen=0.0.0.0:0"});
+    EXPECT_TRUE(eventually(
+        [&] { return read_file(dir + "/open.log").find("shoald started") != std::string::npos; }));
+    EXPECT_NE(read_file(dir + "/open.log").find(warning), std::string::npos);
+  }
+  config_dir cfg(auth_config());
+  shoald_process guarded(shoald_process::stderr_file{dir + "/guarded.log"},
+                         {"--listen=0.0.0.0:0", cfg.flag()});
+  EXPECT_TRUE(eventually(
+      [&] { return read_file(dir + "/guarded.log").find("shoald started") != std::string::npos; }));
+  EXPECT_EQ(read_file(dir + "/guarded.log").find(warning), std::string::npos);
+  shoald_process loopback(shoald_process::stderr_file{dir + "/loopback.log"}, {});
+  EXPECT_TRUE(eventually([&] {
+    return read_file(dir + "/loopback.log").find("shoald started") != std::string::npos;
+  }));
+  EXPECT_EQ(read_file(dir + "/loopback.log").find(warning), std::string::npos);
 }
 
 TEST(security, reflection_is_not_served_when_auth_is_on_at_start) {

@@ -5,10 +5,13 @@
 //   s.terminate();               // SIGTERM; exit_code() once it is gone
 #pragma once
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -268,6 +271,39 @@ bool eventually(Pred p, std::chrono::milliseconds within = std::chrono::millisec
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return p();
+}
+
+// GET http://ADDRESS/metrics with a plain socket: the body, or "" on failure.
+inline std::string scrape(const std::string& address) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1))));
+  inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+  std::string reply;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0) {
+    const std::string req = "GET /metrics HTTP/1.0\r\nHost: shoald\r\n\r\n";
+    if (::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+      char buf[8192];
+      for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;)
+        reply.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  const auto body = reply.find("\r\n\r\n");
+  return body == std::string::npos ? "" : reply.substr(body + 4);
+}
+
+// The value of the sample that starts with `series` (name and labels), or -1.
+inline double sample(const std::string& text, const std::string& series) {
+  for (std::size_t at = text.find(series); at != std::string::npos;
+       at = text.find(series, at + 1)) {
+    if (at > 0 && text[at - 1] != '\n') continue;
+    const auto value = at + series.size();
+    if (text[value] != ' ') continue;
+    return std::stod(text.substr(value + 1, text.find('\n', value) - value - 1));
+  }
+  return -1;
 }
 
 // A context with a deadline, so that no test can hang on a call.
