@@ -75,9 +75,19 @@ absl::flat_hash_map<std::string, const v1::AuthRole*> roles_of(const v1::AuthSet
 }  // namespace
 
 digest sha256(std::string_view data) {
+  // Fetched once: OpenSSL 3 would otherwise look the algorithm up (under its provider store's
+  // lock) at every call. A context per thread, reused.
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  struct context_owner {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~context_owner() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local context_owner c;
   digest out{};
   unsigned int size = 0;
-  EVP_Digest(data.data(), data.size(), out.data(), &size, EVP_sha256(), nullptr);
+  EVP_DigestInit_ex(c.ctx, md, nullptr);
+  EVP_DigestUpdate(c.ctx, data.data(), data.size());
+  EVP_DigestFinal_ex(c.ctx, out.data(), &size);
   return out;
 }
 
