@@ -13,13 +13,15 @@ streams, one framed body for all (the baseline's GetRequest and shoal.v1.GetRequ
                       hashed and checked against the users, then the key against the user's
                       permissions (read on app/)
 
-and, for reference, the baseline and shoald in plaintext. Rounds interleave the servers; the
-tables show medians and ranges, and per-round ratios. Before each measurement one call's
+and, for reference, the baseline and shoald in plaintext. Rounds interleave the servers (odd
+rounds in the reverse order); the tables show medians and ranges, and per-round ratios, of
+calls/s and of the server's CPU time per call. Before each measurement one call's
 grpc-status is checked with curl (h2load counts an HTTP 200 carrying a gRPC error as a success).
 """
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -40,13 +42,19 @@ def h2load(url, body, seconds, headers=(), conns=16, streams=8):
     ok = re.search(r"(\d+) succeeded, (\d+) failed", out)
     if not m or not ok or int(ok.group(2)) > 0:
         sys.exit(f"h2load failed on {url}:\n{out}")
-    return float(m.group(1))
+    return float(m.group(1)), int(ok.group(1))
+
+
+def cpu_seconds(pid):
+    """The process's user and system CPU time so far (its threads' included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def grpc_ok(url, body, headers=()):
     tls = url.startswith("https")
-    args = ["curl", "-s", "-k" if tls else "--http2-prior-knowledge", "--http2", "-D", "-", "-o",
-            "/dev/null", "-H", "content-type: application/grpc", "-H", "te: trailers",
+    args = ["curl", "-s", *(["-k", "--http2"] if tls else ["--http2-prior-knowledge"]), "-D", "-",
+            "-o", "/dev/null", "-H", "content-type: application/grpc", "-H", "te: trailers",
             "--data-binary", f"@{body}"]
     for h in headers:
         args += ["-H", h]
@@ -59,7 +67,9 @@ def measure(name, cmd, url, body, seconds, headers=(), setup=None):
     try:
         wait_for(lambda: (setup is None or setup()) and grpc_ok(url, body, headers),
                  what=f"{name} to answer")
-        return h2load(url, body, seconds, headers)
+        before = cpu_seconds(p.pid)
+        rate, calls = h2load(url, body, seconds, headers)
+        return rate, (cpu_seconds(p.pid) - before) / calls * 1e6
     finally:
         stop(p)
 
@@ -110,27 +120,40 @@ def main():
         get_base = f"127.0.0.1:{port}/baseline.Baseline/Get"
         get_shoal = f"127.0.0.1:{port}/shoal.v1.KV/Get"
         ctl_tls = [f"--cacert={certs}/ca.crt"]
-        out["baseline plaintext"] = measure("baseline", base, f"http://{get_base}", body,
-                                            args.seconds)
-        out["shoald plaintext"] = measure("shoald", shoald([]), f"http://{get_shoal}", body,
-                                          args.seconds, setup=lambda: put_value([]))
-        out["baseline TLS"] = measure(
-            "baseline TLS", [*base, f"--tls_cert={certs}/server.crt",
-                             f"--tls_key={certs}/server.key"],
-            f"https://{get_base}", body, args.seconds)
-        out["shoald TLS"] = measure("shoald TLS", shoald(tls), f"https://{get_shoal}", body,
-                                    args.seconds, setup=lambda: put_value(ctl_tls))
-        out["shoald TLS + token"] = measure(
-            "shoald TLS + token", shoald([*tls, f"--config={work}/auth.json"]),
-            f"https://{get_shoal}", body, args.seconds, headers=header,
-            setup=lambda: put_value([*ctl_tls, f"--token={token}"]))
+        runs = {
+            "baseline plaintext": lambda: measure("baseline", base, f"http://{get_base}", body,
+                                                  args.seconds),
+            "shoald plaintext": lambda: measure("shoald", shoald([]), f"http://{get_shoal}", body,
+                                                args.seconds, setup=lambda: put_value([])),
+            "baseline TLS": lambda: measure(
+                "baseline TLS", [*base, f"--tls_cert={certs}/server.crt",
+                                 f"--tls_key={certs}/server.key"],
+                f"https://{get_base}", body, args.seconds),
+            "shoald TLS": lambda: measure("shoald TLS", shoald(tls), f"https://{get_shoal}", body,
+                                          args.seconds, setup=lambda: put_value(ctl_tls)),
+            "shoald TLS + token": lambda: measure(
+                "shoald TLS + token", shoald([*tls, f"--config={work}/auth.json"]),
+                f"https://{get_shoal}", body, args.seconds, headers=header,
+                setup=lambda: put_value([*ctl_tls, f"--token={token}"])),
+        }
+        # Odd rounds run the servers in the reverse order: a drift in the machine's speed falls
+        # on each of them alike.
+        for name in (list(runs) if r % 2 == 0 else list(reversed(runs))):
+            out[name] = runs[name]()
+        out = {name: out[name] for name in runs}  # the tables' order
         rounds.append(out)
-        print(f"round {r + 1}: " + ", ".join(f"{k} {v:,.0f}" for k, v in out.items()),
-              file=sys.stderr)
+        print(f"round {r + 1}: " + ", ".join(f"{k} {v[0]:,.0f}/s {v[1]:.1f} us" for k, v in
+                                              out.items()), file=sys.stderr)
 
-    table("Unary Get, h2load 16 connections x 8 streams, 2 server threads", rounds, "calls/s",
+    table("Unary Get, h2load 16 connections x 8 streams, 2 server threads: calls/s",
+          [{k: v[0] for k, v in r.items()} for r in rounds], "calls/s",
           [("shoald TLS", "baseline TLS"), ("shoald TLS + token", "baseline TLS"),
            ("shoald TLS + token", "shoald TLS"), ("baseline TLS", "baseline plaintext"),
+           ("shoald plaintext", "baseline plaintext")])
+    # CPU per call depends less on what else the machine runs than calls/s does.
+    table("The same runs: server CPU per call (user + system, all threads)",
+          [{k: v[1] for k, v in r.items()} for r in rounds], "µs",
+          [("shoald TLS", "baseline TLS"), ("shoald TLS + token", "shoald TLS"),
            ("shoald plaintext", "baseline plaintext")])
 
 
