@@ -582,11 +582,13 @@ TEST(security, a_revoked_token_is_refused_and_its_open_watch_ends_at_the_reload)
   auto admin = s.admin();
   const uint64_t v1_ = config_version(admin.get());
 
-  // The reader watches app/; the writer watches app/ too, and will lose app/ only for writing.
+  // The reader watches app/ from the first revision (the put below), so that it sees the put
+  // whether its stream opens before it or after.
   auto rc = as(k_reader_token);
   v1::WatchRequest wr;
   wr.set_key("app/");
   wr.set_prefix(true);
+  wr.set_start_revision(1);
   auto reader_watch = kv->Watch(rc.get(), wr);
   ASSERT_TRUE(put(kv.get(), k_root_token, "app/1").ok());
   v1::WatchResponse resp;
@@ -621,6 +623,7 @@ TEST(security, a_watch_ends_when_a_reload_narrows_its_callers_permission) {
   v1::WatchRequest wr;
   wr.set_key("app/");
   wr.set_prefix(true);
+  wr.set_start_revision(1);  // the put below, however late the stream opens
   auto w = kv->Watch(wc.get(), wr);
   // A reload that keeps the writer's app/: the watch goes on.
   cfg.write(auth_config(R"(, {"name": "someone", "roles": ["app-read"]})"));
@@ -687,12 +690,18 @@ TEST(security, a_rotated_certificate_serves_new_connections_and_cuts_no_call_in_
 
   auto channel = connect(s.address(), old_ca.certificate());
   auto kv = v1::KV::NewStub(channel);
-  ASSERT_TRUE(put(kv.get(), "", "k").ok());
-  // A watch open across the rotation, and writers on the same connection throughout.
+  v1::PutRequest first;
+  first.set_key("k");
+  first.set_value("v");
+  v1::PutResponse first_reply;
+  ASSERT_TRUE(kv->Put(ctx().get(), first, &first_reply).ok());
+  // A watch open across the rotation (from the revision after that put: it sees the write to
+  // "after" however late its stream opens), and writers on the same connection throughout.
   auto wc = std::make_unique<grpc::ClientContext>();
   wc->set_deadline(std::chrono::system_clock::now() + 60s);
   v1::WatchRequest wr;
   wr.set_key("after");
+  wr.set_start_revision(first_reply.header().revision() + 1);
   auto watch = kv->Watch(wc.get(), wr);
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> failed{0};
