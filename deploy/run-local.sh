@@ -211,7 +211,11 @@ cp "$WORK/certs/server.key" "$WORK/tls/..v1/tls.key"
 cp "$WORK/certs/ca.crt" "$WORK/tls/..v1/ca.crt"
 ln -s ..v1 "$WORK/tls/..data"
 for f in tls.crt tls.key ca.crt; do ln -s "..data/$f" "$WORK/tls/$f"; done
-chmod -R a+rX "$WORK/tls"
+mkdir -p "$WORK/client-ca/..v1"  # the shoal-client-ca Secret (here the same throwaway CA)
+cp "$WORK/certs/ca.crt" "$WORK/client-ca/..v1/ca.crt"
+ln -s ..v1 "$WORK/client-ca/..data"
+ln -s ..data/ca.crt "$WORK/client-ca/ca.crt"
+chmod -R a+rX "$WORK/tls" "$WORK/client-ca"
 kubectl kustomize deploy/k8s/overlays/prod >"$WORK/prod.yaml"
 /usr/bin/python3 - "$WORK" <<'PY'
 import json, sys, yaml
@@ -224,11 +228,12 @@ pod = yaml.safe_load(open(f"{work}/pod.yaml"))
 spec = pod["spec"]["template"]["spec"]
 c = next(c for c in spec["containers"] if c["name"] == "shoald")
 c["args"] += [a for a in prod_c["args"] if a.startswith(("--tls_", "--probe_listen"))]
-c["volumeMounts"] += [m for m in prod_c["volumeMounts"] if m["name"] == "tls"]
+c["volumeMounts"] += [m for m in prod_c["volumeMounts"] if m["name"] in ("tls", "client-ca")]
 for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
     c[probe] = prod_c[probe]
 c["ports"].append({"name": "probes", "containerPort": 50052, "hostPort": 50052})
-spec["volumes"].append({"name": "tls", "hostPath": {"path": f"{work}/tls", "type": "Directory"}})
+for name in ("tls", "client-ca"):
+    spec["volumes"].append({"name": name, "hostPath": {"path": f"{work}/{name}", "type": "Directory"}})
 yaml.safe_dump(pod, open(f"{work}/pod-tls.yaml", "w"))
 # The running config, with auth on: the tokens' hashes in place of the prod overlay's.
 config = json.load(open(f"{work}/config/..v2/config.json"))

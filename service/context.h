@@ -51,8 +51,9 @@ struct context {
   // The live configuration: handlers read the latest snapshot.
   rt::watch::receiver<config::snapshot_ptr>* config = nullptr;
   config::snapshot_ptr current_config() const { return *config->borrow(); }
-  // Whether the configuration in force has auth on (live.auth.enabled), followed by a task of
-  // the server's: calls check it first, and take the configuration only when it is on.
+  // Whether the configuration in force may have auth on (live.auth.enabled): calls read it first,
+  // and take the configuration only when it is set. The config watcher sets it before it
+  // publishes a configuration with auth on, and clears it after one with auth off.
   std::atomic<bool> auth_enabled{false};
   bool auth_on() const { return auth_enabled.load(std::memory_order_acquire); }
 

@@ -106,24 +106,24 @@ rt::task<> follow_limits(rt::watch::receiver<config::snapshot_ptr> rx, admission
   }
 }
 
-// Whether calls check credentials follows live.auth.enabled. Turned on, reflection (started
-// without auth) stays until a restart: say so.
+// After a reload with auth on, open watches check their callers against the new rules (a reload
+// that changed something else costs each watcher a look at them). (Whether calls check at all,
+// context::auth_enabled, the config watcher sets around publishing.) Auth turned on while
+// reflection, started without it, is served: say that it stays until a restart.
 rt::task<> follow_auth(rt::watch::receiver<config::snapshot_ptr> rx, context* ctx,
                        bool reflection) {
+  bool warned = false;
   for (;;) {
     const bool changed = co_await rx.changed();
     if (!changed) co_return;
-    const config::snapshot_ptr cfg = *rx.borrow_and_update();
-    const bool on = cfg->auth_on();
-    const bool was_on = ctx->auth_enabled.exchange(on);
-    if (on && !was_on && reflection) {
+    if (!(*rx.borrow_and_update())->auth_on()) continue;
+    if (reflection && !warned) {
+      warned = true;
       SHOAL_LOG(warn,
                 "auth is on; gRPC reflection, started without it, is served until a restart "
                 "(it shows the API's schema, no data)");
     }
-    // Open watches check their callers against the new rules (a reload that changed something
-    // else costs each watcher a look at them).
-    if (on) ctx->hub->publish_control(watch::event::kind::rules);
+    ctx->hub->publish_control(watch::event::kind::rules);
   }
 }
 
@@ -421,7 +421,8 @@ void server::impl::start_tasks() {
     runtime->spawn(durability->compact_when_due()).detach();
   }
   if (!config_path.empty()) {
-    watcher = std::make_unique<config::config_watcher>(config_path, flags, &config_tx);
+    watcher =
+        std::make_unique<config::config_watcher>(config_path, flags, &config_tx, &ctx.auth_enabled);
     if (auto st = watcher->start(); !st.ok()) {
       SHOAL_LOG(warn, "config file will not be reloaded", {{"error", std::string(st.message())}});
     }
@@ -477,6 +478,11 @@ absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
     SHOAL_LOG(warn,
               "listening beyond loopback without auth: anyone who reaches the port can read and "
               "delete every key (set live.auth: docs/security.md)",
+              {{"address", p->address}});
+  } else if (beyond_loopback(startup.listen()) && !auth::tls_on(startup)) {
+    SHOAL_LOG(warn,
+              "listening beyond loopback without TLS: tokens and data cross the network in clear "
+              "(set startup.tls_cert_file and tls_key_file: docs/security.md)",
               {{"address", p->address}});
   }
   SHOAL_LOG(

@@ -53,12 +53,27 @@ absl::StatusOr<std::string> read_pem(const std::string& path, const char* what) 
   return buf.str();
 }
 
-absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials(const options& o) {
-  if (o.ca_file.empty() && o.cert_file.empty()) return grpc::InsecureChannelCredentials();
+// Whether `target` is this machine: a token may cross that in plaintext.
+bool loopback(const std::string& target) {
+  if (target.rfind("unix:", 0) == 0) return true;
+  const std::string host = target.substr(0, target.rfind(':'));
+  return host == "localhost" || host == "[::1]" || host.rfind("127.", 0) == 0;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials(const options& o,
+                                                                      const std::string& target) {
   if (o.cert_file.empty() != o.key_file.empty()) {
     return absl::InvalidArgumentError(
         "a client certificate needs its key: give both (--cert and --key, SHOAL_CERT and "
         "SHOAL_KEY) or neither");
+  }
+  if (o.ca_file.empty() && o.cert_file.empty()) {
+    if (!o.token.empty() && !loopback(target)) {
+      return absl::InvalidArgumentError(
+          "a token is not sent in plaintext beyond this machine: give the server's CA "
+          "(--cacert or SHOAL_CACERT) to use TLS");
+    }
+    return grpc::InsecureChannelCredentials();
   }
   grpc::SslCredentialsOptions ssl;
   if (!o.ca_file.empty()) {  // else the system's CAs
@@ -89,7 +104,7 @@ options with_environment(options o) {
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> make_channel(const options& o,
                                                             const std::string& target) {
-  auto creds = credentials(o);
+  auto creds = credentials(o, target);
   if (!creds.ok()) return creds.status();
   grpc::ChannelArguments args;
   if (o.token.empty()) return grpc::CreateCustomChannel(target, *creds, args);

@@ -7,7 +7,8 @@
 //   auto ch = shoal::client::make_channel(o, o.target);  // StatusOr<shared_ptr<grpc::Channel>>
 //
 // Empty settings are taken from the environment: SHOAL_CACERT, SHOAL_CERT, SHOAL_KEY and
-// SHOAL_TOKEN. A token is sent over plaintext too (a server on loopback); use TLS beyond it.
+// SHOAL_TOKEN. A token goes in plaintext only to this machine (a target on loopback or a unix
+// socket); to any other, without TLS, the channel is refused.
 #pragma once
 
 #include <memory>

@@ -3,6 +3,7 @@
 #include <grpc/grpc_security_constants.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -19,20 +20,21 @@ grpc::Status unauthenticated(std::string message) {
   return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, std::move(message));
 }
 
-// The user the verified client certificate names: its subject alternative names first (in the
-// certificate's order), then its common name. False if there is no verified certificate.
+// The user the verified client certificate names: by its subject alternative names (in the
+// certificate's order), or, when it has none, by its subject common name (RFC 6125's rule: a
+// certificate with SANs is not named by its CN). False if there is no verified certificate.
 bool certificate_user(const policy& p, const grpc::ServerContext& call, const user** who,
-                      std::string* common_name) {
+                      std::string* shown_name) {
   const std::shared_ptr<const grpc::AuthContext> auth = call.auth_context();
   if (!auth || !auth->IsPeerAuthenticated()) return false;
-  for (const char* property : {GRPC_X509_SAN_PROPERTY_NAME, GRPC_X509_CN_PROPERTY_NAME}) {
-    for (const grpc::string_ref& name : auth->FindPropertyValues(property)) {
-      const std::string_view n(name.data(), name.size());
-      if (property == std::string_view(GRPC_X509_CN_PROPERTY_NAME)) *common_name = n;
-      if (const user* u = p.by_name(n)) {
-        *who = u;
-        return true;
-      }
+  std::vector<grpc::string_ref> names = auth->FindPropertyValues(GRPC_X509_SAN_PROPERTY_NAME);
+  if (names.empty()) names = auth->FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME);
+  for (const grpc::string_ref& name : names) {
+    const std::string_view n(name.data(), name.size());
+    if (shown_name->empty()) *shown_name = n;
+    if (const user* u = p.by_certificate(n)) {
+      *who = u;
+      return true;
     }
   }
   return true;
@@ -76,18 +78,18 @@ grpc::Status authenticate(const policy& p, const grpc::ServerContext& call, cons
     if (*who == nullptr) return unauthenticated("the token is not valid (unknown or revoked)");
     return grpc::Status::OK;
   }
-  std::string common_name;
-  if (!certificate_user(p, call, who, &common_name)) {
+  std::string shown_name;
+  if (!certificate_user(p, call, who, &shown_name)) {
     return unauthenticated(
         "this server requires credentials: send the metadata "
         "'authorization: Bearer <token>', or a client certificate over TLS");
   }
   if (*who == nullptr) {
     return unauthenticated(absl::StrCat(
-        "the client certificate (CN '",
-        absl::CHexEscape(absl::string_view(common_name).substr(0, 128)),
-        "') names no user: its subject alternative names and common name are matched against "
-        "live.auth.users"));
+        "the client certificate (named '",
+        absl::CHexEscape(absl::string_view(shown_name).substr(0, 128)),
+        "') names no user that allows certificates: its subject alternative names (or, without "
+        "any, its common name) are matched against live.auth.users with certificate set"));
   }
   return grpc::Status::OK;
 }

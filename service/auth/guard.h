@@ -36,11 +36,9 @@ void audit_revoked(const grpc::ServerContext& call, metrics::method m, std::stri
 grpc::Status identify(const config::snapshot& cfg, const grpc::ServerContext& call,
                       metrics::method m, const user** who);
 
-// What the request needs of `who` (check.h); PERMISSION_DENIED (audited) if it is not granted.
+// The Admin service's requests need admin on every key; the others, what they name (check.h).
 template <class Req>
-grpc::Status permit(const user& who, const grpc::ServerContext& call, metrics::method m,
-                    const Req& req) {
-  verdict v(who);
+void require_for(verdict& v, const Req& req) {
   if constexpr (std::is_same_v<Req, v1::StatusRequest> ||
                 std::is_same_v<Req, v1::GetConfigRequest> ||
                 std::is_same_v<Req, v1::WatchConfigRequest> ||
@@ -49,6 +47,14 @@ grpc::Status permit(const user& who, const grpc::ServerContext& call, metrics::m
   } else {
     require(v, req);
   }
+}
+
+// What the request needs of `who`; PERMISSION_DENIED (audited) if it is not granted.
+template <class Req>
+grpc::Status permit(const user& who, const grpc::ServerContext& call, metrics::method m,
+                    const Req& req) {
+  verdict v(who);
+  require_for(v, req);
   if (v.ok()) return grpc::Status::OK;
   audit_denied(call, m, v);
   return v.status();
@@ -91,18 +97,14 @@ class stream_caller {
   const grpc::ServerContext& call() const { return call_; }
   metrics::method method() const { return method_; }
   grpc::Status revoked() const;
-  // The stream may go on under `cfg` with `req` (a Watch's, a WatchConfig's): follow(), then
-  // permit() with the stream's own request; audited as a revocation if not.
+  // The stream may go on under `cfg` with `req` (a Watch's, a WatchConfig's, a Snapshot's):
+  // follow(), then what the stream's own request needs; audited as a revocation if not.
   template <class Req>
   bool still_allowed(const config::snapshot_ptr& cfg, const Req& req) {
     if (!follow(cfg)) return false;
     if (who_ == nullptr) return true;
     verdict v(*who_);
-    if constexpr (std::is_same_v<Req, v1::WatchConfigRequest>) {
-      require_admin(v);
-    } else {
-      require(v, req);
-    }
+    require_for(v, req);
     if (v.ok()) return true;
     audit_revoked(call_, method_, who_->name);
     refused_ = true;

@@ -109,6 +109,12 @@ absl::StatusOr<std::shared_ptr<const policy>> policy::build(const v1::AuthSettin
     } else if (!p->by_name_.emplace(in.name(), p->users_.size()).second) {
       errors.push_back(absl::StrCat(field, ".name repeats an earlier user's"));
     }
+    u.certificate = in.certificate();
+    if (in.token_sha256().empty() && !in.certificate()) {
+      errors.push_back(absl::StrCat(field,
+                                    " has neither token_sha256 nor certificate: it could never "
+                                    "authenticate"));
+    }
     if (!in.token_sha256().empty()) {
       if (!parse_digest(in.token_sha256(), &u.token)) {
         errors.push_back(absl::StrCat(field,
@@ -154,9 +160,10 @@ const user* policy::by_token(std::string_view token) const {
   return found;
 }
 
-const user* policy::by_name(std::string_view name) const {
+const user* policy::by_certificate(std::string_view name) const {
   auto it = by_name_.find(absl::string_view(name.data(), name.size()));
-  return it == by_name_.end() ? nullptr : &users_[it->second];
+  if (it == by_name_.end() || !users_[it->second].certificate) return nullptr;
+  return &users_[it->second];
 }
 
 }  // namespace shoal::service::auth

@@ -39,6 +39,7 @@ struct user {
   std::string name;
   bool has_token = false;
   digest token{};
+  bool certificate = false;  // a client certificate that names the user may authenticate as it
   permissions perms;
 };
 
@@ -50,8 +51,9 @@ class policy {
   // The user whose token this is, or null. The time it takes does not depend on which user's
   // token matches, or on how much of a hash does: every user's is compared, whole.
   const user* by_token(std::string_view token) const;
-  // The user of that name (a client certificate's), or null.
-  const user* by_name(std::string_view name) const;
+  // The user a client certificate naming `name` authenticates as: one of that name that allows
+  // certificates (AuthUser.certificate), or null.
+  const user* by_certificate(std::string_view name) const;
   std::size_t users() const { return users_.size(); }
 
  private:

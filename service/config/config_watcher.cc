@@ -26,8 +26,12 @@ std::string directory_of(const std::string& path) {
 }  // namespace
 
 config_watcher::config_watcher(std::string path, v1::ServerConfig flags,
-                               rt::watch::sender<snapshot_ptr>* tx)
-    : path_(std::move(path)), dir_(directory_of(path_)), flags_(std::move(flags)), tx_(tx) {}
+                               rt::watch::sender<snapshot_ptr>* tx, std::atomic<bool>* auth_on)
+    : path_(std::move(path)),
+      dir_(directory_of(path_)),
+      flags_(std::move(flags)),
+      tx_(tx),
+      auth_on_(auth_on) {}
 
 config_watcher::~config_watcher() {
   if (thread_.joinable()) {
@@ -115,12 +119,19 @@ void config_watcher::reload() {
   s->version = running->version + 1;
   s->source = running->source;
   s->last_error.clear();
-  (void)seal(*s);  // validated above
+  if (absl::Status sealed = seal(*s); !sealed.ok()) {  // validate() builds the same rules
+    SHOAL_LOG(error, "config reload failed; keeping the running configuration",
+              {{"path", path_}, {"error", std::string(sealed.message())}});
+    return;
+  }
   log::level lvl;
   if (log::parse_level(s->live().log_level(), &lvl)) log::set_level(lvl);
   metrics::count(metrics::event::config_reloaded);
   SHOAL_LOG(info, "config reloaded", {{"path", path_}, {"version", s->version}});
+  const bool auth_on = s->auth_on();
+  if (auth_on_ != nullptr && auth_on) auth_on_->store(true);  // before: checks start now
   tx_->send_replace(std::move(s));
+  if (auth_on_ != nullptr && !auth_on) auth_on_->store(false);  // after: no call is left unchecked
 }
 
 }  // namespace shoal::service::config

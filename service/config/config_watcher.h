@@ -8,8 +8,13 @@
 //
 // Runs on its own thread: inotify is a blocking file descriptor and the runtime has no fd reactor.
 // Publishing on the watch channel is thread-safe.
+//
+// `auth_on`, when given, is the flag calls read to skip the auth checks (context::auth_enabled):
+// set before a configuration with auth on is published, cleared only after one with auth off is,
+// so that no call admitted after a reload runs under rules older than it.
 #pragma once
 
+#include <atomic>
 #include <string>
 #include <thread>
 
@@ -21,7 +26,8 @@ namespace shoal::service::config {
 
 class config_watcher {
  public:
-  config_watcher(std::string path, v1::ServerConfig flags, rt::watch::sender<snapshot_ptr>* tx);
+  config_watcher(std::string path, v1::ServerConfig flags, rt::watch::sender<snapshot_ptr>* tx,
+                 std::atomic<bool>* auth_on = nullptr);
   ~config_watcher();
   config_watcher(const config_watcher&) = delete;
   config_watcher& operator=(const config_watcher&) = delete;
@@ -37,6 +43,7 @@ class config_watcher {
   const std::string dir_;
   const v1::ServerConfig flags_;
   rt::watch::sender<snapshot_ptr>* tx_;
+  std::atomic<bool>* auth_on_;
   int inotify_fd_ = -1;
   int stop_fd_ = -1;
   std::thread thread_;

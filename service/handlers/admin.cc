@@ -100,8 +100,14 @@ rt::task<grpc::Status> snapshot(context& ctx, const v1::SnapshotRequest&,
   v1::SnapshotChunk c;
   c.set_revision(revision);
   c.set_total_bytes(bytes.size());
+  // A copy of every key: each chunk goes only while the rules in force still make the caller an
+  // admin (a reload may come while a large copy streams).
+  auth::stream_caller caller(out.call(), metrics::method::snapshot);
   for (std::size_t at = 0; at < bytes.size() || at == 0; at += chunk) {
     c.set_data(bytes.substr(at, chunk));
+    if (!caller.still_allowed(ctx.current_config(), v1::SnapshotRequest())) {
+      co_return caller.revoked();
+    }
     if (!co_await out.write(c)) co_return grpc::Status::CANCELLED;
     c.Clear();
     if (at + chunk >= bytes.size()) break;

@@ -112,7 +112,20 @@ class watch_stream {
         max_batch_bytes_(max_batch_bytes),
         next_(next) {}
 
-  // Writes the history's events in batches. False if the client is gone.
+  // How the stream ends after a write that did not happen: the rules revoked it (a last response
+  // says so), or the client is gone.
+  rt::task<grpc::Status> ended() {
+    grpc::Status status = grpc::Status::CANCELLED;
+    if (revoked_) {
+      std::string reason = "the rules changed (live.auth): this watch is no longer allowed";
+      co_await cancel(std::move(reason));
+      status = caller_.revoked();
+    }
+    co_return status;
+  }
+
+  // Writes the history's events in batches. False if the client is gone or the rules revoked
+  // the watch (then ended() says which).
   rt::task<bool> replay(const std::vector<watch::event_ptr>& events) {
     for (const auto& e : events) {
       take(*e);
@@ -152,26 +165,22 @@ class watch_stream {
           take(e);
         }
       }
-      // Nothing goes to a caller the rules in force refuse: a reload is seen here before the
-      // batch is written (one atomic load when nothing changed); the rules event wakes a watcher
-      // that has nothing to write.
-      if ((rules_changed || config_.has_changed()) &&
-          !caller_.still_allowed(*config_.borrow_and_update(), req_)) {
-        co_await cancel("the rules changed (live.auth): this watch is no longer allowed");
-        co_return caller_.revoked();
-      }
+      // The rules event wakes a watcher that has nothing to write (allowed() is asked again
+      // before every write).
+      if (rules_changed && !allowed()) co_return co_await ended();
       if (resp_.events_size() > 0) {
         // Written here rather than through flush(): the busiest path of a watcher keeps to the
         // one coroutine frame of the write itself.
         ctx_.fill(resp_.mutable_header());
         if (!settled() && !co_await settle()) co_return ctx_.log_failed();
+        if (!allowed()) co_return co_await ended();
         const bool sent = co_await out_.write(resp_);
         clear_batch();
         if (!sent) co_return grpc::Status::CANCELLED;
         last_sent = clk::now();
       }
       if (tick && progress_every.count() > 0 && clk::now() - last_sent >= progress_every) {
-        if (!co_await progress(*tick)) co_return grpc::Status::CANCELLED;
+        if (!co_await progress(*tick)) co_return co_await ended();
         last_sent = clk::now();
       }
     }
@@ -212,6 +221,7 @@ class watch_stream {
     ctx_.fill(resp_.mutable_header());
     resp_.mutable_header()->set_revision(revision);
     if (!settled() && !co_await settle()) co_return false;
+    if (!allowed()) co_return false;
     const bool sent = co_await out_.write(resp_);
     resp_.Clear();
     co_return sent;
@@ -220,9 +230,20 @@ class watch_stream {
   rt::task<bool> write() {
     ctx_.fill(resp_.mutable_header());
     if (!settled() && !co_await settle()) co_return false;
+    if (!allowed()) co_return false;
     const bool sent = co_await out_.write(resp_);
     clear_batch();
     co_return sent;
+  }
+
+  // Nothing goes to a caller the rules in force refuse: asked right before every write, after
+  // any wait (one atomic load while the configuration has not changed). Once refused, always.
+  bool allowed() {
+    if (revoked_) return false;
+    if (!config_.has_changed()) return true;
+    if (caller_.still_allowed(*config_.borrow_and_update(), req_)) return true;
+    revoked_ = true;
+    return false;
   }
 
   // A watcher sends nothing the log could still lose: the response's header revision (which
@@ -235,13 +256,22 @@ class watch_stream {
     batch_bytes_ = 0;
   }
 
-  // A last response that ends the watch and says where to resume.
+  // A last response that ends the watch and says where to resume (it carries no event: written
+  // even to a caller the rules now refuse).
   rt::task<> cancel(std::string reason) {
     resp_.Clear();
     resp_.set_canceled(true);
     resp_.set_resume_revision(next_);
     resp_.set_cancel_reason(std::move(reason));
-    (void)co_await write();
+    ctx_.fill(resp_.mutable_header());
+    // Named results: g++ 12 miscompiles a co_await in the condition of a void task's co_return
+    // (runtime/README.md).
+    bool durable = settled();
+    if (!durable) durable = co_await settle();
+    if (durable) {
+      const bool sent = co_await out_.write(resp_);
+      (void)sent;
+    }
   }
 
   // The channel closed (the server stops) or the watcher fell behind by more than it holds.
@@ -262,6 +292,7 @@ class watch_stream {
   stream_writer<v1::WatchResponse>& out_;
   auth::stream_caller caller_;                        // checked again when the rules change
   rt::watch::receiver<config::snapshot_ptr> config_;  // to see that they did
+  bool revoked_ = false;
   const std::size_t max_batch_bytes_;
   uint64_t next_;  // the first revision not yet delivered
   std::size_t batch_bytes_ = 0;
@@ -319,7 +350,7 @@ rt::task<grpc::Status> watch(context& ctx, const v1::WatchRequest& req,
                                                             : cfg->live().progress_interval_ms());
   watch_stream stream(ctx, req, filter, out, cfg->startup().max_message_bytes() / 2,
                       sub.start_revision);
-  if (!co_await stream.replay(sub.replay)) co_return grpc::Status::CANCELLED;
+  if (!co_await stream.replay(sub.replay)) co_return co_await stream.ended();
   sub.replay.clear();  // what the history held is out: the events need not wait for the stream
   co_return co_await stream.follow(*sub.live, done, progress_every);
 }

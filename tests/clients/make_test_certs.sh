@@ -40,7 +40,7 @@ cat > auth.json <<JSON
   "users": [
     {"name": "root", "tokenSha256": "$(hash root.token)", "roles": ["admin"]},
     {"name": "app-reader", "tokenSha256": "$(hash reader.token)", "roles": ["app-read"]},
-    {"name": "client-one", "roles": ["app-read"]}],
+    {"name": "client-one", "certificate": true, "roles": ["app-read"]}],
   "roles": [
     {"name": "admin", "permissions": [{"prefix": "", "access": "admin"}]},
     {"name": "app-read", "permissions": [{"prefix": "app/", "access": "read"}]}]}}}

@@ -41,7 +41,8 @@ class secured : public ::testing::Test {
         dir + "/auth.json",
         absl::StrCat(R"({"live": {"auth": {"enabled": true, "users": [)",
                      R"({"name": "writer", "tokenSha256": ")", sha256_hex(k_token),
-                     R"(", "roles": ["rw"]}, {"name": "client-one", "roles": ["ro"]}],)",
+                     R"(", "roles": ["rw"]}, {"name": "client-one", "certificate": true, )",
+                     R"("roles": ["ro"]}],)",
                      R"("roles": [{"name": "rw", "permissions": [{"prefix": "app/", )",
                      R"("access": "write"}]}, {"name": "ro", "permissions": [)",
                      R"({"prefix": "app/", "access": "read"}]}]}}})"));
@@ -122,6 +123,19 @@ TEST_F(secured, files_that_cannot_be_read_fail_the_setup_and_every_call_never_in
   options half = tls();
   half.cert_file = dir + "/client.crt";
   EXPECT_EQ(client(half).setup().code(), absl::StatusCode::kInvalidArgument);
+  options key_only = at(server->address());  // no CA, no certificate: not TLS
+  key_only.key_file = dir + "/client.key";
+  key_only.token = k_token;
+  EXPECT_EQ(client(key_only).setup().code(), absl::StatusCode::kInvalidArgument);
+  // A token in plaintext goes to this machine only.
+  options far = at("192.0.2.1:50051");
+  far.token = k_token;
+  client refused(far);
+  EXPECT_EQ(refused.setup().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.setup().message().find("--cacert"), std::string::npos) << refused.setup();
+  options near = at("127.0.0.1:1");
+  near.token = k_token;
+  EXPECT_TRUE(client(near).setup().ok());
 }
 
 }  // namespace

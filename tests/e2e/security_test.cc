@@ -54,7 +54,8 @@ std::string auth_config(const std::string& extra_users = "", bool with_reader = 
   }
   absl::StrAppend(&users, R"(, {"name": "app-writer", "tokenSha256": ")",
                   sha256_hex(k_writer_token), R"(", "roles": ["app-write"]})",
-                  R"(, {"name": "client-one", "roles": ["app-read"]})", extra_users);
+                  R"(, {"name": "client-one", "certificate": true, "roles": ["app-read"]})",
+                  extra_users);
   return absl::StrCat(
       R"({"live": {"auth": {"enabled": true, "users": [)", users, R"(], "roles": [)",
       R"({"name": "admin", "permissions": [{"prefix": "", "access": "admin"}]},)",
@@ -562,6 +563,20 @@ TEST(security, a_client_certificate_names_its_user_and_a_token_sent_beside_it_de
   EXPECT_TRUE(
       get(v1::KV::NewStub(connect(s.address(), ca.certificate(), &by_san)).get(), "", "app/x")
           .ok());
+  // A certificate with SANs is not named by its CN; a token user is no certificate's.
+  const pem cn_only_counts_without_sans =
+      ca.issue({.common_name = "client-one", .sans = {"DNS:somewhere.else"}});
+  EXPECT_EQ(
+      get(v1::KV::NewStub(connect(s.address(), ca.certificate(), &cn_only_counts_without_sans))
+              .get(),
+          "", "app/x")
+          .error_code(),
+      grpc::StatusCode::UNAUTHENTICATED);
+  const pem as_root = ca.issue({.common_name = "root", .sans = {}});
+  EXPECT_EQ(
+      get(v1::KV::NewStub(connect(s.address(), ca.certificate(), &as_root)).get(), "", "app/x")
+          .error_code(),
+      grpc::StatusCode::UNAUTHENTICATED);
   // A certificate that names no user, and no certificate at all (optional), are unauthenticated.
   const pem stranger = ca.issue({.common_name = "stranger", .sans = {}});
   const grpc::Status st =
@@ -613,6 +628,30 @@ TEST(security, a_revoked_token_is_refused_and_its_open_watch_ends_at_the_reload)
   EXPECT_EQ(get(kv.get(), k_reader_token, "app/1").error_code(), grpc::StatusCode::UNAUTHENTICATED);
 }
 
+TEST(security, auth_turned_on_by_a_reload_applies_to_the_next_call_and_to_open_watches) {
+  config_dir cfg(R"({"live": {"logLevel": "info"}})");
+  shoald_process s({cfg.flag()});
+  auto kv = s.kv();
+  ASSERT_TRUE(put(kv.get(), "", "app/1").ok());  // open: no credentials needed
+  auto wc = ctx();
+  v1::WatchRequest wr;
+  wr.set_key("app/");
+  wr.set_prefix(true);
+  wr.set_start_revision(1);
+  auto w = kv->Watch(wc.get(), wr);  // an anonymous watch, allowed while auth is off
+  v1::WatchResponse resp;
+  ASSERT_TRUE(w->Read(&resp));
+  cfg.write(auth_config());
+  // Once the new configuration is in force (Status with the root token answers), a call without
+  // credentials is refused, and the anonymous watch has ended.
+  ASSERT_TRUE(eventually([&] { return config_version(s.admin().get()) == 2; }));
+  EXPECT_EQ(put(kv.get(), "", "app/2").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  while (w->Read(&resp)) {
+    for (const auto& e : resp.events()) EXPECT_NE(e.entry().key(), "app/2");
+  }
+  EXPECT_EQ(w->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+}
+
 TEST(security, a_watch_ends_when_a_reload_narrows_its_callers_permission) {
   config_dir cfg(auth_config());
   shoald_process s({cfg.flag()});
@@ -626,7 +665,7 @@ TEST(security, a_watch_ends_when_a_reload_narrows_its_callers_permission) {
   wr.set_start_revision(1);  // the put below, however late the stream opens
   auto w = kv->Watch(wc.get(), wr);
   // A reload that keeps the writer's app/: the watch goes on.
-  cfg.write(auth_config(R"(, {"name": "someone", "roles": ["app-read"]})"));
+  cfg.write(auth_config(R"(, {"name": "someone", "certificate": true, "roles": ["app-read"]})"));
   ASSERT_TRUE(eventually([&] { return config_version(admin.get()) == before + 1; }));
   ASSERT_TRUE(put(kv.get(), k_root_token, "app/1").ok());
   v1::WatchResponse resp;

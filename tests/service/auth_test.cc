@@ -86,18 +86,22 @@ TEST(auth_policy, tokens_are_found_by_their_hash_and_nothing_else_matches) {
                                      a + R"(", "roles": ["r"]},
       {"name": "b", "tokenSha256": ")" +
                                      b + R"("},
-      {"name": "cert-only"}],
+      {"name": "cert-only", "certificate": true},
+      {"name": "c", "tokenSha256": ")" +
+                                     hex(sha256("token-c")) + R"("}],
     "roles": [{"name": "r", "permissions": [{"prefix": "x/", "access": "write"}]}]})"));
   ASSERT_TRUE(p.ok()) << p.status();
   ASSERT_NE((*p)->by_token("token-a"), nullptr);
   EXPECT_EQ((*p)->by_token("token-a")->name, "a");
   EXPECT_TRUE((*p)->by_token("token-a")->perms.allows(access::write, keys::one("x/1")));
   EXPECT_EQ((*p)->by_token("token-b")->name, "b");
-  EXPECT_EQ((*p)->by_token("token-c"), nullptr);
+  EXPECT_EQ((*p)->by_token("token-c")->name, "c");
+  EXPECT_EQ((*p)->by_token("token-d"), nullptr);
   EXPECT_EQ((*p)->by_token(""), nullptr);  // cert-only has no token: the empty one is not it
   EXPECT_EQ((*p)->by_token(a), nullptr);   // a hash is not a token
-  EXPECT_EQ((*p)->by_name("cert-only")->name, "cert-only");
-  EXPECT_EQ((*p)->by_name("nobody"), nullptr);
+  EXPECT_EQ((*p)->by_certificate("cert-only")->name, "cert-only");
+  EXPECT_EQ((*p)->by_certificate("nobody"), nullptr);
+  EXPECT_EQ((*p)->by_certificate("a"), nullptr);  // a token user, not a certificate one
 }
 
 TEST(auth_policy, errors_name_every_bad_field_and_never_a_value) {
@@ -105,8 +109,9 @@ TEST(auth_policy, errors_name_every_bad_field_and_never_a_value) {
   auto p = policy::build(settings_of(R"({"enabled": true, "users": [
       {"name": "a", "tokenSha256": ")" +
                                      secret_looking + R"(", "roles": ["missing"]},
-      {"name": "a"},
-      {"name": "bad\"name"}],
+      {"name": "a", "certificate": true},
+      {"name": "bad\"name", "certificate": true},
+      {"name": "neither"}],
     "roles": [{"name": "r", "permissions": [{"prefix": "x/", "access": "sudo-everything"}]}]})"));
   ASSERT_FALSE(p.ok());
   const std::string m(p.status().message());
@@ -115,6 +120,9 @@ TEST(auth_policy, errors_name_every_bad_field_and_never_a_value) {
   EXPECT_NE(m.find("live.auth.users[0].roles[0] names no role"), std::string::npos) << m;
   EXPECT_NE(m.find("live.auth.users[1].name repeats"), std::string::npos) << m;
   EXPECT_NE(m.find("live.auth.users[2].name must be"), std::string::npos) << m;
+  EXPECT_NE(m.find("live.auth.users[3] has neither token_sha256 nor certificate"),
+            std::string::npos)
+      << m;
   EXPECT_NE(m.find("live.auth.roles[0].permissions[0].access must be read, write or admin"),
             std::string::npos)
       << m;
