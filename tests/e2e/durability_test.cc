@@ -23,6 +23,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::ctx;
+using testing::run_command;
 using testing::run_to_exit;
 using testing::shoald_process;
 
@@ -307,13 +308,7 @@ TEST(durability, snapshots_keep_the_disk_near_the_live_data_and_a_restart_loads_
 
 // Runs shoalctl; its exit code and what it printed.
 std::pair<int, std::string> shoalctl(const std::string& args) {
-  const std::string cmd = std::string("timeout 60 ") + SHOALCTL_PATH + " " + args + " 2>&1";
-  FILE* f = ::popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
-  const int status = ::pclose(f);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return run_command(std::string("timeout 60 ") + SHOALCTL_PATH + " " + args + " 2>&1");
 }
 
 TEST(durability, a_snapshot_saved_with_shoalctl_restores_into_a_new_data_directory) {

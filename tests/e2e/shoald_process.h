@@ -208,15 +208,19 @@ inline std::string temp_dir() {
 // Runs shoald with `args` until it exits (for cases that must refuse to start): its exit code
 // and everything it printed, stdout and stderr. `timeout` stops a shoald that wrongly starts
 // after 10 s (exit 124: the test fails).
-inline std::pair<int, std::string> run_to_exit(const std::string& args) {
-  const std::string cmd = "timeout 10 " + shoald_path() +
-                          " --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 " + args + " 2>&1";
+// Runs a shell command line to its end: its exit code and everything it printed (with 2>&1).
+inline std::pair<int, std::string> run_command(const std::string& cmd) {
   FILE* f = ::popen(cmd.c_str(), "r");
   std::string out;
   char buf[4096];
   for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
   const int status = ::pclose(f);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+inline std::pair<int, std::string> run_to_exit(const std::string& args) {
+  return run_command("timeout 10 " + shoald_path() +
+                     " --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 " + args + " 2>&1");
 }
 
 // Resident memory of a process (VmRSS), in bytes; 0 if it is gone.
