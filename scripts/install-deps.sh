@@ -11,6 +11,8 @@ packages=(
   grpc-proto
   # TLS and token hashes (libcrypto), and the throwaway CAs of tests and the local deploy run
   libssl-dev openssl
+  # replication: Raft (the library under dqlite) on libuv
+  libraft-dev libuv1-dev
   # shoald's allocator and its metrics endpoint
   libjemalloc-dev prometheus-cpp-dev
   # tests and benchmarks

@@ -23,6 +23,10 @@
 
 namespace shoal::service {
 
+namespace replica {
+class raft_store;
+}
+
 // What the health service reports, published on a watch channel. Read-only does not make the
 // server unready: reads go on, and a Service must keep routing them to it.
 struct serving_state {
@@ -47,6 +51,10 @@ struct context {
     // A consistent copy of the store as a snapshot file (durable::backup): blocking.
     std::function<absl::StatusOr<std::pair<uint64_t, std::string>>()> backup;
   } durability_info;  // with a journal: set once at start
+
+  // A replicated server's store (startup.raft_id), else null: writes go through its Raft log,
+  // reads through its barrier (handlers/call.h, replica/raft_store.h).
+  replica::raft_store* raft = nullptr;
 
   // The live configuration: handlers read the latest snapshot.
   rt::watch::receiver<config::snapshot_ptr>* config = nullptr;

@@ -55,6 +55,14 @@ ABSL_FLAG(std::string, tls_client_auth, "off", "client certificates: off, option
 ABSL_FLAG(uint32_t, tls_refresh_seconds, 10, "how often the TLS files are read again");
 ABSL_FLAG(std::string, probe_listen, "",
           "plaintext health checks only (for probes that cannot use TLS); empty: none");
+ABSL_FLAG(uint64_t, raft_id, 0, "replication: this replica's id (1 and up; 0: a single server)");
+ABSL_FLAG(std::string, raft_members, "",
+          "replication: the first members, id=peer_host:port/client_host:port,...");
+ABSL_FLAG(bool, raft_bootstrap, false,
+          "replication: an empty data directory creates the cluster from --raft_members");
+ABSL_FLAG(std::string, raft_listen, "", "replication: host:port of the Raft port (default: own peer)");
+ABSL_FLAG(uint32_t, raft_election_ms, 1000, "replication: the election timeout");
+ABSL_FLAG(uint32_t, raft_heartbeat_ms, 100, "replication: the leader's heartbeat");
 // Live settings.
 ABSL_FLAG(uint32_t, max_key_bytes, 4096, "largest key");
 ABSL_FLAG(uint32_t, max_value_bytes, 1u << 20, "largest value");
@@ -122,6 +130,12 @@ shoal::v1::ServerConfig flag_overlay() {
   SHOAL_OVERLAY(s, tls_client_auth);
   SHOAL_OVERLAY(s, tls_refresh_seconds);
   SHOAL_OVERLAY(s, probe_listen);
+  SHOAL_OVERLAY(s, raft_id);
+  SHOAL_OVERLAY(s, raft_members);
+  SHOAL_OVERLAY(s, raft_bootstrap);
+  SHOAL_OVERLAY(s, raft_listen);
+  SHOAL_OVERLAY(s, raft_election_ms);
+  SHOAL_OVERLAY(s, raft_heartbeat_ms);
   SHOAL_OVERLAY(l, max_key_bytes);
   SHOAL_OVERLAY(l, max_value_bytes);
   SHOAL_OVERLAY(l, max_keys);

@@ -34,6 +34,7 @@
 #include "service/log.h"
 #include "service/metrics/metrics.h"
 #include "service/probe.h"
+#include "service/replica/raft_store.h"
 #include "shoal/v1/admin.grpc.pb.h"
 #include "shoal/v1/kv.grpc.pb.h"
 
@@ -170,7 +171,8 @@ struct server::impl {
   std::unique_ptr<watch::hub> hub;
   rt::notify expiry_changed;
   std::unique_ptr<store::store> kv;
-  std::unique_ptr<durable> durability;  // with startup.data_dir
+  std::unique_ptr<durable> durability;  // with startup.data_dir, alone
+  std::unique_ptr<replica::raft_store> replication;  // with startup.raft_id
   context ctx;
 
   // Batch's requests and Pipeline's frames are read raw, screened before they are parsed
@@ -346,10 +348,12 @@ void server::impl::start_runtime(const v1::StartupSettings& startup, int workers
 
 absl::Status server::impl::open_store(const config::snapshot& cfg, int workers) {
   const v1::StartupSettings& startup = cfg.startup();
+  const bool replicated = startup.raft_id() != 0;
   kv = std::make_unique<store::store>(store::store::options{.shards = shards_for(startup, workers),
                                                             .clock = &runtime->clock(),
                                                             .hub = hub.get(),
-                                                            .expiry_changed = &expiry_changed});
+                                                            .expiry_changed = &expiry_changed,
+                                                            .expire_on_access = !replicated});
   if (durability) {
     auto id = durability->restore(*kv, *hub, runtime->clock(), cfg.live());
     if (!id.ok()) return id.status();
@@ -379,6 +383,14 @@ absl::Status server::impl::open_store(const config::snapshot& cfg, int workers) 
   ctx.config = &config_rx;
   ctx.auth_enabled.store(cfg.auth_on());
   ctx.serving = &serving_rx;
+  if (replicated) {
+    // The store is the Raft log's: entries apply to it from here on (replica/raft_store.h).
+    auto rs = replica::raft_store::open(startup, &ctx, &runtime->clock());
+    if (!rs.ok()) return rs.status();
+    replication = std::move(*rs);
+    ctx.raft = replication.get();
+    ctx.store_id = replication->wait_store_id();
+  }
   if (metrics) {  // the store's gauges, now that it exists
     metrics->publish([c = &ctx, d = durability.get()] {
       const auto history = c->hub->history_stats();
@@ -411,7 +423,11 @@ absl::Status server::impl::open_store(const config::snapshot& cfg, int workers) 
 
 void server::impl::start_tasks() {
   for (grpc::ServerCompletionQueue* cq : queues) post_calls(cq);
-  runtime->spawn(purge_expired(kv.get(), &expiry_changed)).detach();
+  if (replication) {
+    runtime->spawn(replication->purge(&expiry_changed)).detach();
+  } else {
+    runtime->spawn(purge_expired(kv.get(), &expiry_changed)).detach();
+  }
   runtime->spawn(tick_watchers(&ctx)).detach();
   runtime->spawn(follow_limits(config_tx.subscribe(), &calls)).detach();
   runtime->spawn(follow_auth(config_tx.subscribe(), &ctx, !ctx.auth_on())).detach();
@@ -452,7 +468,7 @@ absl::StatusOr<std::unique_ptr<server>> server::create(options o) {
     p->metrics = std::move(*m);
   }
   // Before the port is bound too: a data directory another shoald holds stops the start.
-  if (!startup.data_dir().empty()) {
+  if (!startup.data_dir().empty() && startup.raft_id() == 0) {
     auto d = durable::open(startup, wal::posix_file_system());
     if (!d.ok()) return d.status();
     p->durability = std::move(*d);
@@ -543,6 +559,7 @@ void server::impl::stop() {
   grpc_server->Shutdown(std::chrono::system_clock::now());
   probes.reset();  // NOT_SERVING until here
   SHOAL_LOG(debug, "gRPC server stopped");
+  if (replication) replication->stop();  // its callbacks wake tasks: before the runtime stops
   runtime->shutdown();  // cancels what is left (posted requests, background tasks), drains queues
   SHOAL_LOG(debug, "runtime stopped");
   if (durability) durability->close();  // nothing writes any more

@@ -44,6 +44,12 @@ v1::ServerConfig defaults() {
   s->set_tls_client_auth("off");
   s->set_tls_refresh_seconds(10);
   s->set_probe_listen("");
+  s->set_raft_id(0);
+  s->set_raft_members("");
+  s->set_raft_bootstrap(false);
+  s->set_raft_listen("");
+  s->set_raft_election_ms(1000);
+  s->set_raft_heartbeat_ms(100);
   auto* l = c.mutable_live();
   l->set_max_key_bytes(4096);
   l->set_max_value_bytes(1u << 20);
@@ -236,6 +242,17 @@ absl::Status validate(const v1::ServerConfig& c) {
     errors.push_back(
         absl::StrCat("startup.probe_listen must be host:port with a port from 0 to 65535 (",
                      s.probe_listen().size(), " bytes given)"));
+  }
+  if (s.raft_id() != 0 && s.data_dir().empty()) {
+    errors.push_back("startup.raft_id needs startup.data_dir (where the Raft log lives)");
+  }
+  if (s.raft_id() != 0 && s.raft_members().empty()) {
+    errors.push_back("startup.raft_id needs startup.raft_members (the cluster's members)");
+  }
+  if (s.raft_id() != 0 && (s.raft_heartbeat_ms() == 0 ||
+                           s.raft_election_ms() < 2 * s.raft_heartbeat_ms())) {
+    errors.push_back(
+        "startup.raft_election_ms must be at least twice startup.raft_heartbeat_ms (above 0)");
   }
   if (s.shards() != 0 && (s.shards() & (s.shards() - 1)) != 0) {
     errors.push_back(

@@ -7,6 +7,7 @@
 #include "runtime/blocking.h"
 #include "service/build_info.h"
 #include "service/handlers/convert.h"
+#include "service/replica/raft_store.h"
 
 namespace shoal::service::handlers {
 
@@ -55,6 +56,7 @@ grpc::Status status(context& ctx, const v1::StatusRequest&, v1::StatusResponse& 
   resp.set_last_config_error(cfg->last_error);
   resp.set_compact_revision(ctx.hub->compact_revision());
   if (ctx.journal != nullptr) fill_durability(ctx, resp.mutable_durability());
+  if (ctx.raft != nullptr) ctx.raft->describe(resp.mutable_replication());
   return grpc::Status::OK;
 }
 
@@ -86,6 +88,11 @@ grpc::Status health_check(context& ctx, const grpc::health::v1::HealthCheckReque
 rt::task<grpc::Status> snapshot(context& ctx, const v1::SnapshotRequest&,
                                 stream_writer<v1::SnapshotChunk>& out, const call_done&) {
   if (!ctx.durability_info.backup) {
+    if (ctx.raft != nullptr) {
+      co_return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                             "Snapshot is not served by a replicated shoald yet: every replica "
+                             "keeps the whole store (docs/replication.md)");
+    }
     co_return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                            "this shoald keeps its store in memory only (no --data_dir): there is "
                            "nothing durable to copy");

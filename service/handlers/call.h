@@ -26,6 +26,7 @@
 #include "service/context.h"
 #include "service/handlers/screen.h"
 #include "service/metrics/metrics.h"
+#include "service/replica/raft_store.h"
 
 namespace shoal::service::handlers {
 
@@ -71,6 +72,63 @@ inline constexpr std::size_t k_call_arena_bytes = 1024;
 template <class Req, class Resp>
 using unary_handler = grpc::Status (*)(context&, const Req&, Resp&);
 
+// Whether a method's calls change the store (a replicated server puts them in its log).
+inline bool writes(metrics::method m) {
+  switch (m) {
+    case metrics::method::put:
+    case metrics::method::remove:
+    case metrics::method::increment:
+    case metrics::method::txn:
+    case metrics::method::batch:
+      return true;
+    default:
+      return false;
+  }
+}
+
+template <class Req>
+bool serializable(const Req& req) {
+  if constexpr (requires { req.serializable(); }) {
+    return req.serializable();
+  } else {
+    return false;
+  }
+}
+
+// A call on a replicated server (context::raft): a write is proposed to the Raft log and its
+// handler runs when the entry applies (replica/raft_store.h); a read runs after a barrier, or at
+// once when it asks to be serializable. Refused for not leading: the leader's client address
+// goes back as `shoal-leader` metadata.
+template <class Req, class Resp>
+rt::task<grpc::Status> run_replicated(context& ctx, grpc::ServerContext& call, metrics::method m,
+                                      const Req& req, Resp& resp,
+                                      grpc::Status (*handle)(context&, const Req&, Resp&)) {
+  grpc::Status status;
+  if (writes(m)) {
+    struct bound {
+      context* ctx;
+      const Req* req;
+      Resp* resp;
+      grpc::Status (*handle)(context&, const Req&, Resp&);
+    } b{&ctx, &req, &resp, handle};
+    replica::raft_store::run_fn run = [](void* p) {
+      auto* c = static_cast<bound*>(p);
+      return c->handle(*c->ctx, *c->req, *c->resp);
+    };
+    status = co_await ctx.raft->write(m, req, run, &b);
+  } else if (m == metrics::method::get || m == metrics::method::range) {
+    if (!serializable(req)) status = co_await ctx.raft->linearize();
+    if (status.ok()) status = handle(ctx, req, resp);
+  } else {  // Status, GetConfig, health: about this replica itself
+    status = handle(ctx, req, resp);
+  }
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    const std::string hint = ctx.raft->leader_client();
+    if (!hint.empty()) call.AddTrailingMetadata("shoal-leader", hint);
+  }
+  co_return status;
+}
+
 // Raw: the method is registered raw; its request is screened, then parsed into the arena here,
 // and its reply serialized here (gRPC does both for a method that is not raw).
 template <bool Raw, class Service, class Request, class Req, class Resp>
@@ -111,7 +169,13 @@ rt::task<> serve_unary(Service* svc, Request request, unary_handler<Req, Resp> h
       if (status.ok()) status = screen_and_parse(wire_in, screen, *ctx->current_config(), &req);
     }
     if (status.ok()) status = authorize(*ctx, call, m, req);
-    if (status.ok()) status = handle(*ctx, req, resp);
+    if (status.ok()) {
+      if (ctx->raft != nullptr) {
+        status = co_await run_replicated(*ctx, call, m, req, resp, handle);
+      } else {
+        status = handle(*ctx, req, resp);
+      }
+    }
     // Nothing leaves before the log has what the handler saw (context::settled). Control calls
     // (health, Status) report on the server itself and never wait for the disk.
     const uint64_t seen = ctx->hub->revision();

@@ -270,6 +270,12 @@ std::optional<uint64_t> run_frame(context& ctx, const config::snapshot& cfg,
 }
 
 rt::task<grpc::Status> pipeline(context& ctx, pipeline_stream& stream, const call_done& done) {
+  if (ctx.raft != nullptr) {
+    // Its frames run the handlers directly: on a replica that would bypass the Raft log.
+    co_return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                           "Pipeline is not served by a replicated shoald yet: send the same "
+                           "operations as unary calls or Batch (docs/replication.md)");
+  }
   const auto cfg = ctx.current_config();
   const uint32_t depth = cfg->live().max_pipeline_depth();
   auto st = std::make_shared<pipeline_state>(&stream, depth, cfg->live().max_pipeline_bytes());

@@ -86,6 +86,13 @@ class shard {
     if (expiry_.empty() || expiry_.begin()->first > now) return nullptr;
     return expiry_.begin()->second;
   }
+  // Calls f(entry*) for every entry due at `now`, earliest first, while f returns true.
+  template <class F>
+  void scan_expired(int64_t now, F&& f) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    for (const auto& [at, e] : expiry_) {
+      if (at > now || !f(e)) return;
+    }
+  }
   std::size_t size() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return by_key_.size(); }
 
  private:

@@ -75,7 +75,8 @@ bool condition::holds(const entry* current) const {
 }
 
 store::store(options o)
-    : clock_(o.clock), hub_(o.hub), shard_mask_(o.shards - 1), expiry_changed_(o.expiry_changed) {
+    : clock_(o.clock), hub_(o.hub), shard_mask_(o.shards - 1), expiry_changed_(o.expiry_changed),
+      expire_on_access_(o.expire_on_access) {
   shards_.reserve(o.shards);
   for (uint32_t i = 0; i < o.shards; ++i) shards_.push_back(std::make_unique<shard>());
 }
@@ -117,7 +118,7 @@ int64_t store::expiry_for(ttl_spec ttl, const entry* current) const {
 entry* store::live_entry(shard& s, std::string_view key) {
   entry* e = s.find(key);
   // The clock is read only for an entry with a TTL (most have none).
-  if (e != nullptr && e->expires_at_ns() != 0 && e->expired(now_ns())) {
+  if (expire_on_access_ && e != nullptr && e->expires_at_ns() != 0 && e->expired(now_ns())) {
     expire_locked(s, e);
     return nullptr;
   }
@@ -221,6 +222,7 @@ bool store::get(std::string_view key, visit found) {
   rt::plain_lock lock(s.mu);
   entry* e = live_entry(s, key);
   if (e == nullptr) return false;
+  if (!expire_on_access_ && e->expires_at_ns() != 0 && e->expired(now_ns())) return false;
   found(*e);
   return true;
 }
@@ -334,7 +336,7 @@ store::range_page store::range(const range_query& q) {
     bool cut = false;
     c.s->scan(c.from, q.to, q.has_to, [&](entry* e) {
       if (e->expired(now)) {
-        expired.push_back(e);
+        if (expire_on_access_) expired.push_back(e);
         return true;
       }
       const std::size_t size = e->key().size() + (q.keys_only ? 0 : e->value().size());
@@ -398,7 +400,7 @@ uint64_t store::count(const range_query& q) {
     std::vector<entry*> expired;
     s.scan(q.from, q.to, q.has_to, [&](entry* e) {
       if (e->expired(now)) {
-        expired.push_back(e);
+        if (expire_on_access_) expired.push_back(e);
       } else {
         ++n;
       }
@@ -431,6 +433,60 @@ std::size_t store::expire_due() {
     }
   }
   return visited;
+}
+
+std::vector<store::due_entry> store::due(std::size_t max) {
+  std::vector<due_entry> out;
+  for (auto& sp : shards_) {
+    shard& s = *sp;
+    rt::plain_lock lock(s.mu);
+    const int64_t now = now_ns();
+    s.scan_expired(now, [&](entry* e) {
+      if (out.size() >= max) return false;
+      out.push_back(due_entry{std::string(e->key()), e->metadata().mod_revision});
+      return true;
+    });
+    if (out.size() >= max) break;
+  }
+  return out;
+}
+
+bool store::expire_if(std::string_view key, uint64_t mod_revision) {
+  shard& s = shard_for(key);
+  rt::plain_lock lock(s.mu);
+  entry* e = s.find(key);
+  if (e == nullptr || e->metadata().mod_revision != mod_revision) return false;
+  expire_locked(s, e);
+  return true;
+}
+
+void store::for_each(visit each) {
+  for (auto& sp : shards_) {
+    shard& s = *sp;
+    rt::plain_lock lock(s.mu);
+    s.scan("", "", false, [&](entry* e) {
+      each(*e);
+      return true;
+    });
+  }
+}
+
+void store::clear() {
+  for (auto& sp : shards_) {
+    shard& s = *sp;
+    rt::plain_lock lock(s.mu);
+    std::vector<entry*> all;
+    s.scan("", "", false, [&](entry* e) {
+      all.push_back(e);
+      return true;
+    });
+    for (entry* e : all) {
+      keys_.fetch_sub(1, std::memory_order_relaxed);
+      bytes_.fetch_sub(e->charged_bytes(), std::memory_order_relaxed);
+      s.erase(e);
+      entry::unref(e);
+    }
+  }
 }
 
 absl::Status store::load(std::string_view key, std::string_view value, const entry::meta& m) {

@@ -170,6 +170,10 @@ class store {
     watch::hub* hub = nullptr;
     // Notified when a write sets an expiry earlier than the purge task's next wake-up.
     rt::notify* expiry_changed = nullptr;
+    // Whether whatever finds an expired entry expires it. A replica's store must not (its clock
+    // is its own: only the leader decides expiries, as log entries, expire_if): an expired entry
+    // is then hidden from reads and left in place for writes until its expiry is applied.
+    bool expire_on_access = true;
   };
   explicit store(options o);
   store(const store&) = delete;
@@ -222,6 +226,22 @@ class store {
   int64_t earliest_expiry();
   // Expires every entry due now. Returns how many entries it looked at (all of them expired).
   std::size_t expire_due();
+  // A replica's purge (expire_on_access off): up to `max` entries due now, with the revision
+  // that wrote each, for the leader to propose; and, applying that proposal on every replica,
+  // the expiry of `key` if it is still the entry written at `mod_revision` (an EXPIRE event,
+  // with its revision). Returns whether it expired.
+  struct due_entry {
+    std::string key;
+    uint64_t mod_revision = 0;
+  };
+  std::vector<due_entry> due(std::size_t max);
+  bool expire_if(std::string_view key, uint64_t mod_revision);
+  // Every entry, expired or not, a shard at a time under its lock (a replica's snapshot, taken
+  // when nothing else writes).
+  void for_each(visit each);
+  // Removes every entry without an event (a replica about to load a snapshot).
+  void clear();
+
   // The purge task's next wake-up (0: computing it, or none): writes with an earlier expiry
   // notify options.expiry_changed.
   void set_purge_wakeup(int64_t ns) { purge_wakeup_.store(ns, std::memory_order_seq_cst); }
@@ -276,6 +296,7 @@ class store {
   std::atomic<uint64_t> keys_{0};
   std::atomic<uint64_t> bytes_{0};
   rt::notify* expiry_changed_;
+  bool expire_on_access_;
   std::atomic<int64_t> purge_wakeup_{0};
 };
 

@@ -30,6 +30,10 @@ class history {
   // Appends to `out` every event with revision >= from.
   void collect(uint64_t from, std::vector<event_ptr>& out) const;
   std::size_t size() const { return events_.size(); }
+  void clear() {
+    events_.clear();
+    bytes_ = 0;
+  }
   std::size_t bytes() const { return bytes_; }
 
  private:

@@ -41,6 +41,12 @@ uint64_t hub::publish_txn(
   return rev;
 }
 
+void hub::reset(uint64_t revision) {
+  rt::plain_lock lock(mu_);
+  history_.clear();
+  revision_.store(revision, std::memory_order_release);
+}
+
 void hub::publish_control(event::kind k) {
   rt::plain_lock lock(mu_);
   tx_.send(event::control(k, revision_.load(std::memory_order_relaxed)));

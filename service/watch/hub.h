@@ -61,6 +61,10 @@ class hub {
   // watch may start only after it (the history holds nothing older). Before the first publish.
   void start_at(uint64_t revision) { revision_.store(revision, std::memory_order_release); }
 
+  // A replica that loaded a snapshot at `revision` in place of its state: the history is
+  // dropped (a watch resumes from after `revision`), and the next publish gets revision + 1.
+  void reset(uint64_t revision);
+
   // Control messages (ticks, rule changes): published without a revision or a place in the history.
   void publish_control(event::kind k);
 

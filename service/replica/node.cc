@@ -1,0 +1,349 @@
+#include "service/replica/node.h"
+
+#include <pthread.h>
+#include <sys/stat.h>
+
+#include <csignal>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "service/log.h"
+#include "service/replica/transport.h"
+
+namespace shoal::service::replica {
+namespace {
+
+struct apply_req {
+  struct raft_apply req{};
+  node::done_fn done;
+};
+
+struct barrier_req {
+  struct raft_barrier req{};
+};
+
+raft_view::role role_of(int state) {
+  switch (state) {
+    case RAFT_FOLLOWER:
+      return raft_view::role::follower;
+    case RAFT_CANDIDATE:
+      return raft_view::role::candidate;
+    case RAFT_LEADER:
+      return raft_view::role::leader;
+    default:
+      return raft_view::role::unavailable;
+  }
+}
+
+}  // namespace
+
+node::node(options o) : opts_(std::move(o)), id_(opts_.id) {}
+
+absl::StatusOr<std::unique_ptr<node>> node::start(options o) {
+  std::unique_ptr<node> n(new node(std::move(o)));
+  if (auto st = n->open(); !st.ok()) return st;
+  n->stopped_ = false;
+  n->thread_ = std::thread([p = n.get()] { p->run(); });
+  return n;
+}
+
+absl::Status node::open() {
+  const member* self = nullptr;
+  for (const member& m : opts_.members) {
+    if (m.id == id_) self = &m;
+  }
+  if (self == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("startup.raft_id ", id_, " is not among startup.raft_members"));
+  }
+  if (::mkdir(opts_.dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create the Raft directory ", opts_.dir, ": ", std::strerror(errno)));
+  }
+  uv_loop_init(&loop_);
+  transport_init(&transport_, &loop_, opts_.listen.empty() ? self->peer : opts_.listen);
+  transport_.data = this;
+  if (int rv = raft_uv_init(&io_, &loop_, opts_.dir.c_str(), &transport_); rv != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot open the Raft log in ", opts_.dir, ": ", io_.errmsg));
+  }
+  fsm_.version = 2;
+  fsm_.data = this;
+  fsm_.apply = fsm_apply;
+  fsm_.snapshot = fsm_snapshot;
+  fsm_.snapshot_finalize = fsm_finalize;
+  fsm_.restore = fsm_restore;
+  fsm_.snapshot_async = nullptr;
+  const std::string address = self->address();
+  if (int rv = raft_init(&raft_, &io_, &fsm_, id_, address.c_str()); rv != 0) {
+    return absl::InternalError(absl::StrCat("raft_init: ", raft_strerror(rv)));
+  }
+  raft_.data = this;
+  raft_set_election_timeout(&raft_, opts_.election_ms);
+  raft_set_heartbeat_timeout(&raft_, opts_.heartbeat_ms);
+  raft_set_snapshot_threshold(&raft_, opts_.snapshot_threshold);
+  raft_set_snapshot_trailing(&raft_, opts_.snapshot_trailing);
+  // A member cut off and back must not unseat a working leader with its higher term.
+  raft_set_pre_vote(&raft_, true);
+  if (opts_.bootstrap) {
+    raft_configuration conf;
+    raft_configuration_init(&conf);
+    for (const member& m : opts_.members) {
+      raft_configuration_add(&conf, m.id, m.address().c_str(), RAFT_VOTER);
+    }
+    const int rv = raft_bootstrap(&raft_, &conf);
+    raft_configuration_close(&conf);
+    if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) {  // CANTBOOTSTRAP: it has state already
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot bootstrap the cluster in ", opts_.dir, ": ", raft_strerror(rv)));
+    }
+  }
+  if (int rv = raft_start(&raft_); rv != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot start Raft from ", opts_.dir, ": ", raft_errmsg(&raft_)));
+  }
+  uv_async_init(&loop_, &async_, on_async);
+  async_.data = this;
+  uv_check_init(&loop_, &check_);
+  check_.data = this;
+  uv_check_start(&check_, on_check);  // the view is first refreshed on the loop thread
+  return absl::OkStatus();
+}
+
+node::~node() { stop(); }
+
+void node::run() {
+  // A peer that went away turns the next write on its connection into EPIPE, never a SIGPIPE
+  // that ends the process (it is raised on the writing thread, this one).
+  sigset_t pipe;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+}
+
+void node::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  {
+    rt::plain_lock lock(queue_mu_);
+    accepting_ = false;
+    queue_.push_back(work{work::kind::stop, {}, {}});
+  }
+  uv_async_send(&async_);
+  if (thread_.joinable()) thread_.join();
+  raft_uv_close(&io_);
+  transport_close(&transport_);
+  uv_loop_close(&loop_);
+}
+
+void node::propose(std::string entry, done_fn done) {
+  {
+    rt::plain_lock lock(queue_mu_);
+    if (accepting_) {
+      queue_.push_back(work{work::kind::apply, std::move(entry), std::move(done)});
+      done = nullptr;
+    }
+  }
+  if (done) return done(RAFT_SHUTDOWN);
+  uv_async_send(&async_);
+}
+
+void node::barrier(done_fn done) {
+  {
+    rt::plain_lock lock(queue_mu_);
+    if (accepting_) {
+      queue_.push_back(work{work::kind::barrier, {}, std::move(done)});
+      done = nullptr;
+    }
+  }
+  if (done) return done(RAFT_SHUTDOWN);
+  uv_async_send(&async_);
+}
+
+void node::on_async(uv_async_t* a) { static_cast<node*>(a->data)->drain(); }
+
+void node::drain() {
+  std::vector<work> taken;
+  {
+    rt::plain_lock lock(queue_mu_);
+    taken.swap(queue_);
+  }
+  bool stop = false;
+  for (work& w : taken) {
+    switch (w.type) {
+      case work::kind::apply:
+        submit_apply(std::move(w.entry), std::move(w.done));
+        break;
+      case work::kind::barrier:
+        if (closing_) {
+          w.done(RAFT_SHUTDOWN);
+        } else {
+          reads_waiting_.push_back(std::move(w.done));
+        }
+        break;
+      case work::kind::stop:
+        stop = true;
+        break;
+    }
+  }
+  if (!barrier_in_flight_ && !reads_waiting_.empty()) start_barrier();
+  if (stop) begin_close();
+}
+
+void node::submit_apply(std::string entry, done_fn done) {
+  if (closing_) {
+    if (done) done(RAFT_SHUTDOWN);
+    return;
+  }
+  auto* r = new apply_req();
+  r->req.data = this;
+  r->done = std::move(done);
+  raft_buffer buf;
+  buf.len = entry.size();
+  buf.base = raft_malloc(buf.len == 0 ? 1 : buf.len);
+  std::memcpy(buf.base, entry.data(), entry.size());
+  if (int rv = raft_apply(&raft_, &r->req, &buf, 1, on_applied); rv != 0) {
+    raft_free(buf.base);
+    if (r->done) r->done(rv);
+    delete r;
+  }
+}
+
+void node::propose_here(std::string entry) { submit_apply(std::move(entry), nullptr); }
+
+void node::on_applied(struct raft_apply* req, int status, void*) {
+  auto* r = reinterpret_cast<apply_req*>(req);
+  if (r->done) r->done(status);
+  delete r;
+}
+
+void node::start_barrier() {
+  auto* b = new barrier_req();
+  b->req.data = this;
+  reads_in_flight_.swap(reads_waiting_);
+  barrier_in_flight_ = true;
+  if (int rv = raft_barrier(&raft_, &b->req, on_barrier); rv != 0) {
+    delete b;
+    barrier_in_flight_ = false;
+    std::vector<done_fn> failed;
+    failed.swap(reads_in_flight_);
+    for (auto& f : failed) f(rv);
+  }
+}
+
+void node::on_barrier(struct raft_barrier* req, int status) {
+  auto* self = static_cast<node*>(req->data);
+  delete reinterpret_cast<barrier_req*>(req);
+  self->barrier_in_flight_ = false;
+  std::vector<done_fn> done;
+  done.swap(self->reads_in_flight_);
+  for (auto& f : done) f(status);
+  if (!self->reads_waiting_.empty() && !self->closing_) self->start_barrier();
+}
+
+void node::begin_close() {
+  if (closing_) return;
+  closing_ = true;
+  std::vector<done_fn> waiting;
+  waiting.swap(reads_waiting_);
+  for (auto& f : waiting) f(RAFT_SHUTDOWN);
+  raft_close(&raft_, on_closed);
+}
+
+void node::on_closed(struct raft* r) {
+  auto* self = static_cast<node*>(r->data);
+  uv_close(reinterpret_cast<uv_handle_t*>(&self->async_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&self->check_), nullptr);
+  // Work queued after the last drain: nothing will run it.
+  std::vector<work> left;
+  {
+    rt::plain_lock lock(self->queue_mu_);
+    left.swap(self->queue_);
+  }
+  for (work& w : left) {
+    if (w.done) w.done(RAFT_SHUTDOWN);
+  }
+}
+
+void node::on_check(uv_check_t* c) { static_cast<node*>(c->data)->refresh(); }
+
+void node::refresh() {
+  if (closing_) return;
+  raft_view v;
+  v.state = role_of(raft_state(&raft_));
+  v.term = raft_.current_term;
+  raft_id leader = 0;
+  const char* address = nullptr;
+  raft_leader(&raft_, &leader, &address);
+  v.leader_id = leader;
+  if (address != nullptr) v.leader_address = address;
+  v.commit_index = raft_.commit_index;
+  v.applied_index = raft_last_applied(&raft_);
+  v.last_index = raft_last_index(&raft_);
+  for (unsigned i = 0; i < raft_.configuration.n; ++i) {
+    member m;
+    m.id = raft_.configuration.servers[i].id;
+    if (!split_address(raft_.configuration.servers[i].address, &m)) {
+      m.peer = raft_.configuration.servers[i].address;
+    }
+    v.members.push_back(std::move(m));
+  }
+  const bool leader_now = v.state == raft_view::role::leader;
+  {
+    rt::plain_lock lock(view_mu_);
+    view_ = std::move(v);
+  }
+  if (leader_now != was_leader_) {
+    was_leader_ = leader_now;
+    SHOAL_LOG(info, leader_now ? "raft: this member leads" : "raft: this member follows",
+              {{"term", std::to_string(raft_.current_term)}});
+    opts_.fsm->leadership_changed(leader_now, *this);
+  }
+}
+
+raft_view node::view() const {
+  rt::plain_lock lock(view_mu_);
+  return view_;
+}
+
+int node::fsm_apply(raft_fsm* fsm, const raft_buffer* buf, void** result) {
+  auto* self = static_cast<node*>(fsm->data);
+  self->opts_.fsm->apply(std::string_view(static_cast<const char*>(buf->base), buf->len));
+  *result = nullptr;
+  return 0;
+}
+
+int node::fsm_snapshot(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n) {
+  auto* self = static_cast<node*>(fsm->data);
+  const std::string state = self->opts_.fsm->snapshot();
+  auto* b = static_cast<raft_buffer*>(raft_malloc(sizeof(raft_buffer)));
+  b->len = state.size();
+  b->base = raft_malloc(state.size() == 0 ? 1 : state.size());
+  std::memcpy(b->base, state.data(), state.size());
+  *bufs = b;
+  *n = 1;
+  return 0;
+}
+
+int node::fsm_finalize(raft_fsm*, raft_buffer* bufs[], unsigned* n) {
+  for (unsigned i = 0; i < *n; ++i) raft_free((*bufs)[i].base);
+  raft_free(*bufs);
+  *bufs = nullptr;
+  *n = 0;
+  return 0;
+}
+
+int node::fsm_restore(raft_fsm* fsm, raft_buffer* buf) {
+  auto* self = static_cast<node*>(fsm->data);
+  const bool ok =
+      self->opts_.fsm->restore(std::string_view(static_cast<const char*>(buf->base), buf->len));
+  if (!ok) return RAFT_MALFORMED;
+  raft_free(buf->base);
+  return 0;
+}
+
+}  // namespace shoal::service::replica

@@ -1,0 +1,147 @@
+// node: one Raft member — libraft 0.15 (Debian's libraft-dev) on a libuv loop of its own thread.
+//
+// What: the consensus half of a replicated shoald. The node owns the loop, the Raft instance, its
+// disk log (raft_uv, in <data_dir>/raft) and the peer transport (transport.h). Everything Raft
+// does — appending, electing, applying committed entries to the state machine — happens on that
+// thread; the runtime's tasks hand it work through a queue and an async wake-up, and learn the
+// outcome through a callback the loop thread calls (the caller completes a oneshot from it), so
+// no runtime worker ever blocks on Raft and no Raft callback ever awaits.
+//
+// When: a shoald started with startup.raft_id (replica.h builds it; server.cc starts it).
+//
+//   class my_fsm : public replica::state_machine { ... };
+//   auto n = replica::node::start({.id = 1, .members = *members, .dir = "/data/raft",
+//                                  .bootstrap = true, .fsm = &fsm});
+//   (*n)->propose(bytes, [](int raft_status) { ... });   // on the loop thread, once done
+//   (*n)->barrier([](int raft_status) { ... });          // reads after it see every commit
+//   (*n)->stop();                                        // closes Raft, joins the thread
+//
+// Barriers are shared: every read that asks while none is in flight rides on the next one, and a
+// read that asks while one is in flight waits for the one after (the one in flight may have been
+// appended before a write the read must see).
+//
+// Cancel safety: a callback passed to propose or barrier is always called exactly once (with
+// RAFT_SHUTDOWN if the node stops first).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "runtime/plain_mutex.h"
+#include "service/replica/member.h"
+#include "service/replica/raft_c.h"
+
+namespace shoal::service::replica {
+
+class node;
+
+// What Raft applies entries to. Every method runs on the node's loop thread and must not block.
+class state_machine {
+ public:
+  virtual ~state_machine() = default;
+  // One committed entry, in log order, on every member.
+  virtual void apply(std::string_view entry) = 0;
+  // The whole state, for a snapshot; restore() replaces the state with one.
+  virtual std::string snapshot() = 0;
+  virtual bool restore(std::string_view state) = 0;
+  // After a loop iteration in which this member became leader or stopped being one; `self` may
+  // propose_here().
+  virtual void leadership_changed(bool leader, node& self) = 0;
+};
+
+// A member's view of the cluster, refreshed after every turn of the loop.
+struct raft_view {
+  enum class role { unavailable, follower, candidate, leader } state = role::unavailable;
+  uint64_t term = 0;
+  uint64_t leader_id = 0;
+  std::string leader_address;  // "peer/client" of the leader (empty: none known)
+  uint64_t commit_index = 0;
+  uint64_t applied_index = 0;
+  uint64_t last_index = 0;
+  std::vector<member> members;
+};
+
+class node {
+ public:
+  struct options {
+    uint64_t id = 0;
+    std::vector<member> members;  // this member's own address is found here by id
+    std::string dir;              // created if missing
+    std::string listen;           // host:port the transport binds (default: this member's peer)
+    bool bootstrap = false;       // an empty dir starts the cluster with `members`
+    unsigned election_ms = 1000;
+    unsigned heartbeat_ms = 100;
+    unsigned snapshot_threshold = 16384;  // entries between snapshots
+    unsigned snapshot_trailing = 8192;    // entries kept after one, for slow followers
+    state_machine* fsm = nullptr;
+  };
+  using done_fn = std::function<void(int raft_status)>;  // 0: done
+
+  static absl::StatusOr<std::unique_ptr<node>> start(options o);
+  ~node();
+
+  // Leader only (else RAFT_NOTLEADER): appends `entry`; `done` once it was applied here, or
+  // failed. From any thread.
+  void propose(std::string entry, done_fn done);
+  // From the loop thread (a state machine's leadership_changed): the same, without the queue.
+  void propose_here(std::string entry);
+  void barrier(done_fn done);
+  raft_view view() const;
+  uint64_t id() const { return id_; }
+  // Closes Raft and joins the loop thread. Idempotent.
+  void stop();
+
+ private:
+  struct work {
+    enum class kind { apply, barrier, stop } type;
+    std::string entry;
+    done_fn done;
+  };
+  explicit node(options o);
+  absl::Status open();
+  void run();
+  void drain();  // on the loop thread: takes the queued work
+  void submit_apply(std::string entry, done_fn done);
+  void start_barrier();
+  void refresh();  // on the loop thread, after each turn
+  void begin_close();
+  static void on_async(uv_async_t* a);
+  static void on_check(uv_check_t* c);
+  static void on_applied(struct raft_apply* req, int status, void* result);
+  static void on_barrier(struct raft_barrier* req, int status);
+  static void on_closed(struct raft* r);
+  static int fsm_apply(raft_fsm* fsm, const raft_buffer* buf, void** result);
+  static int fsm_snapshot(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n);
+  static int fsm_finalize(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n);
+  static int fsm_restore(raft_fsm* fsm, raft_buffer* buf);
+
+  options opts_;
+  uint64_t id_;
+  uv_loop_t loop_{};
+  uv_async_t async_{};
+  uv_check_t check_{};
+  raft_uv_transport transport_{};
+  raft_io io_{};
+  raft_fsm fsm_{};
+  struct raft raft_{};
+  bool closing_ = false;  // loop thread only
+  bool was_leader_ = false;
+  std::vector<done_fn> reads_waiting_;    // loop thread only
+  std::vector<done_fn> reads_in_flight_;  // loop thread only
+  bool barrier_in_flight_ = false;
+  std::thread thread_;
+  bool stopped_ = true;  // until the loop thread runs; the owner's thread only
+
+  rt::plain_mutex queue_mu_;
+  std::vector<work> queue_ ABSL_GUARDED_BY(queue_mu_);
+  bool accepting_ ABSL_GUARDED_BY(queue_mu_) = true;
+  mutable rt::plain_mutex view_mu_;
+  raft_view view_ ABSL_GUARDED_BY(view_mu_);
+};
+
+}  // namespace shoal::service::replica

@@ -1,0 +1,422 @@
+#include "service/replica/raft_store.h"
+
+#include <chrono>
+#include <cstring>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/runtime.h"
+#include "runtime/sync/select.h"
+#include "runtime/time/sleep.h"
+#include "service/context.h"
+#include "service/durable.h"
+#include "service/handlers/kv.h"
+#include "service/log.h"
+#include "service/replica/entry.h"
+
+namespace shoal::service::replica {
+namespace {
+
+constexpr char k_snapshot_magic[8] = {'S', 'H', 'O', 'A', 'L', 'R', 'S', '1'};
+constexpr std::size_t k_expire_batch = 1000;  // keys per expire entry
+
+uint64_t random_origin() {
+  std::random_device rd;
+  return (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ 1;  // never 0
+}
+
+template <class T>
+void put_int(std::string* out, T v) {
+  char b[sizeof(T)];
+  std::memcpy(b, &v, sizeof(T));
+  out->append(b, sizeof(T));
+}
+
+void put_bytes(std::string* out, std::string_view b) {
+  put_int(out, static_cast<uint32_t>(b.size()));
+  out->append(b);
+}
+
+template <class T>
+bool get_int(std::string_view* in, T* v) {
+  if (in->size() < sizeof(T)) return false;
+  std::memcpy(v, in->data(), sizeof(T));
+  in->remove_prefix(sizeof(T));
+  return true;
+}
+
+bool get_bytes(std::string_view* in, std::string_view* out) {
+  uint32_t size = 0;
+  if (!get_int(in, &size) || size > in->size()) return false;
+  *out = in->substr(0, size);
+  in->remove_prefix(size);
+  return true;
+}
+
+// A call applied on a replica that did not propose it: parsed here, its reply dropped.
+template <class Req, class Resp>
+void apply_as(context& ctx, grpc::Status (*handle)(context&, const Req&, Resp&),
+              std::string_view bytes) {
+  Req req;
+  Resp resp;
+  if (!req.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    SHOAL_LOG(error, "raft: an entry's request does not parse; skipped on every replica");
+    return;
+  }
+  (void)handle(ctx, req, resp);
+}
+
+}  // namespace
+
+raft_store::raft_store(context* ctx, const rt::clock* clock)
+    : ctx_(ctx), clock_(clock), origin_(random_origin()) {}
+
+absl::StatusOr<std::unique_ptr<raft_store>> raft_store::open(const v1::StartupSettings& startup,
+                                                             context* ctx,
+                                                             const rt::clock* clock) {
+  auto members = parse_members(startup.raft_members());
+  if (!members.ok()) return members.status();
+  std::unique_ptr<raft_store> rs(new raft_store(ctx, clock));
+  node::options o;
+  o.id = startup.raft_id();
+  o.members = std::move(*members);
+  o.dir = startup.data_dir() + "/raft";
+  o.listen = startup.raft_listen();
+  o.bootstrap = startup.raft_bootstrap();
+  o.election_ms = startup.raft_election_ms();
+  o.heartbeat_ms = startup.raft_heartbeat_ms();
+  o.fsm = rs.get();
+  auto n = node::start(std::move(o));
+  if (!n.ok()) return n.status();
+  rs->node_ = std::move(*n);
+  return rs;
+}
+
+raft_store::~raft_store() { stop(); }
+
+void raft_store::stop() {
+  if (node_) node_->stop();
+}
+
+int64_t raft_store::wall_ns() const {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string raft_store::wait_store_id() {
+  std::unique_lock lock(id_mu_);
+  if (store_id_.empty()) SHOAL_LOG(info, "raft: waiting for the cluster's store id");
+  id_cv_.wait(lock, [&] { return !store_id_.empty(); });
+  return store_id_;
+}
+
+void raft_store::set_store_id(std::string_view id) {
+  {
+    std::lock_guard lock(id_mu_);
+    if (!store_id_.empty() || id.empty()) return;
+    store_id_ = std::string(id);
+  }
+  id_cv_.notify_all();
+}
+
+// ---- the call path (runtime tasks) ----------------------------------------------------------
+
+std::string raft_store::leader_client() const {
+  const raft_view v = node_->view();
+  member m;
+  if (v.leader_id == 0 || !split_address(v.leader_address, &m)) return "";
+  return m.client;
+}
+
+grpc::Status raft_store::not_leader() const {
+  const std::string hint = leader_client();
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                      hint.empty()
+                          ? "this replica does not lead and knows no leader (an election is on, "
+                            "or a majority is unreachable); nothing was applied: retry shortly"
+                          : absl::StrCat("this replica does not lead; nothing was applied: send "
+                                         "it to the leader at ",
+                                         hint, " (metadata shoal-leader)"));
+}
+
+grpc::Status raft_store::status_of(int raft_status) const {
+  switch (raft_status) {
+    case RAFT_NOTLEADER:
+      return not_leader();
+    case RAFT_LEADERSHIPLOST:
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          "leadership changed before the write was known to commit: it may or "
+                          "may not have been applied; read it back before retrying");
+    case RAFT_SHUTDOWN:
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          "this replica is shutting down; the write may or may not have been "
+                          "applied: read it back on another replica before retrying");
+    default:
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          absl::StrCat("the Raft log refused the write (", raft_strerror(raft_status),
+                                       "); nothing was applied"));
+  }
+}
+
+void raft_store::fail(uint64_t sequence, int raft_status) {
+  rt::plain_lock lock(pending_mu_);
+  auto it = pending_.find(sequence);
+  if (it == pending_.end()) return;  // applied already, or forgotten
+  it->second.done.send(status_of(raft_status));
+  pending_.erase(it);
+}
+
+rt::task<grpc::Status> raft_store::write(metrics::method m,
+                                         const google::protobuf::MessageLite& request, run_fn run,
+                                         void* call) {
+  if (!leader()) co_return not_leader();
+  const uint64_t sequence = next_sequence_.fetch_add(1, std::memory_order_relaxed);
+  auto channel = rt::oneshot::channel<grpc::Status>();
+  {
+    rt::plain_lock lock(pending_mu_);
+    pending_.emplace(sequence, pending{run, call, std::move(channel.first)});
+  }
+  // However this task ends, the apply no longer finds its frame.
+  struct forget {
+    raft_store* self;
+    uint64_t sequence;
+    ~forget() {
+      rt::plain_lock lock(self->pending_mu_);
+      self->pending_.erase(sequence);
+    }
+  } forget_on_exit{this, sequence};
+  node_->propose(encode_call(origin_, sequence, wall_ns(), m, request),
+                 [this, sequence](int rv) {
+                   if (rv != 0) fail(sequence, rv);
+                 });
+  auto outcome = co_await std::move(channel.second);
+  if (!outcome) {
+    co_return grpc::Status(grpc::StatusCode::UNAVAILABLE, "this replica stopped");
+  }
+  co_return std::move(*outcome);
+}
+
+rt::task<grpc::Status> raft_store::linearize() {
+  if (!leader()) co_return not_leader();
+  auto channel = rt::oneshot::channel<int>();
+  auto tx = std::make_shared<rt::oneshot::sender<int>>(std::move(channel.first));
+  node_->barrier([tx](int rv) { tx->send(rv); });
+  auto rv = co_await std::move(channel.second);
+  if (!rv) co_return grpc::Status(grpc::StatusCode::UNAVAILABLE, "this replica stopped");
+  if (*rv != 0) {
+    co_return rv.value() == RAFT_NOTLEADER || rv.value() == RAFT_LEADERSHIPLOST
+        ? not_leader()
+        : grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                       absl::StrCat("a linearizable read needs a Raft barrier, which failed (",
+                                    raft_strerror(*rv), "): retry, or read serializable"));
+  }
+  co_return grpc::Status::OK;
+}
+
+rt::task<bool> raft_store::expire(std::vector<store::store::due_entry> due) {
+  std::vector<due_key> keys;
+  keys.reserve(due.size());
+  for (auto& d : due) keys.push_back(due_key{std::move(d.key), d.mod_revision});
+  auto channel = rt::oneshot::channel<int>();
+  auto tx = std::make_shared<rt::oneshot::sender<int>>(std::move(channel.first));
+  node_->propose(encode_expire(origin_, 0, wall_ns(), keys), [tx](int rv) { tx->send(rv); });
+  auto rv = co_await std::move(channel.second);
+  co_return rv && *rv == 0;
+}
+
+rt::task<> raft_store::purge(rt::notify* expiry_changed) {
+  store::store* kv = ctx_->kv;
+  for (;;) {
+    if (!leader()) {
+      co_await leadership_.notified();
+      continue;
+    }
+    kv->set_purge_wakeup(0);
+    std::vector<store::store::due_entry> due = kv->due(k_expire_batch);
+    if (!due.empty()) {
+      const bool expired = co_await expire(std::move(due));
+      if (!expired && leader()) {
+        // Not committed while this replica still leads (a slow majority): wait a beat.
+        co_await rt::sleep(std::chrono::milliseconds(100));
+      }
+      continue;
+    }
+    const int64_t next = kv->earliest_expiry();
+    kv->set_purge_wakeup(next);
+    if (next == 0) {
+      (void)co_await rt::select(rt::to_task(expiry_changed->notified()),
+                                rt::to_task(leadership_.notified()));
+      continue;
+    }
+    const rt::clock::time_point when{std::chrono::nanoseconds(next)};
+    (void)co_await rt::select(rt::to_task(rt::sleep_until(when)),
+                              rt::to_task(expiry_changed->notified()),
+                              rt::to_task(leadership_.notified()));
+  }
+}
+
+void raft_store::describe(v1::Replication* out) const {
+  const raft_view v = node_->view();
+  out->set_id(node_->id());
+  switch (v.state) {
+    case raft_view::role::leader:
+      out->set_role("leader");
+      break;
+    case raft_view::role::follower:
+      out->set_role("follower");
+      break;
+    case raft_view::role::candidate:
+      out->set_role("candidate");
+      break;
+    case raft_view::role::unavailable:
+      out->set_role("unavailable");
+      break;
+  }
+  out->set_term(v.term);
+  out->set_leader_id(v.leader_id);
+  member leader;
+  if (split_address(v.leader_address, &leader)) out->set_leader(leader.client);
+  out->set_commit_index(v.commit_index);
+  out->set_applied_index(v.applied_index);
+  out->set_last_index(v.last_index);
+  for (const member& m : v.members) {
+    v1::Member* o = out->add_members();
+    o->set_id(m.id);
+    o->set_peer(m.peer);
+    o->set_client(m.client);
+  }
+}
+
+// ---- the state machine (the Raft thread) ----------------------------------------------------
+
+void raft_store::apply(std::string_view bytes) {
+  entry e;
+  if (!decode(bytes, &e)) {
+    // The same on every replica: skipping it keeps them equal.
+    SHOAL_LOG(error, "raft: an entry this version cannot read; skipped on every replica");
+    return;
+  }
+  switch (e.kind) {
+    case entry_kind::init:
+      set_store_id(e.body);
+      return;
+    case entry_kind::expire:
+      for (const due_key& d : e.due) ctx_->kv->expire_if(d.key, d.mod_revision);
+      return;
+    case entry_kind::call:
+      break;
+  }
+  if (e.origin == origin_) {
+    rt::plain_lock lock(pending_mu_);
+    auto it = pending_.find(e.sequence);
+    if (it != pending_.end()) {
+      grpc::Status st = it->second.run(it->second.call);
+      it->second.done.send(std::move(st));
+      pending_.erase(it);
+      return;
+    }
+  }
+  apply_call(e.method, e.body);
+}
+
+void raft_store::apply_call(metrics::method m, std::string_view request) {
+  context& ctx = *ctx_;
+  switch (m) {
+    case metrics::method::put:
+      return apply_as(ctx, &handlers::put, request);
+    case metrics::method::remove:
+      return apply_as(ctx, &handlers::remove, request);
+    case metrics::method::increment:
+      return apply_as(ctx, &handlers::increment, request);
+    case metrics::method::txn:
+      return apply_as(ctx, &handlers::txn, request);
+    case metrics::method::batch:
+      return apply_as(ctx, &handlers::batch, request);
+    default:
+      SHOAL_LOG(error, "raft: an entry names a call that does not write; skipped");
+      return;
+  }
+}
+
+std::string raft_store::snapshot() {
+  // On the Raft thread, between applies: nothing else writes the store.
+  std::string out(k_snapshot_magic, sizeof(k_snapshot_magic));
+  put_int(&out, ctx_->kv->revision());
+  {
+    std::lock_guard lock(id_mu_);
+    put_bytes(&out, store_id_);
+  }
+  const int64_t now_rt = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             clock_->now().time_since_epoch())
+                             .count();
+  const int64_t now_wall = wall_ns();
+  const std::size_t count_at = out.size();
+  put_int(&out, uint64_t{0});
+  uint64_t n = 0;
+  ctx_->kv->for_each([&](const store::entry& e) {
+    const store::entry::meta m = e.metadata();
+    put_bytes(&out, e.key());
+    put_bytes(&out, e.value());
+    put_int(&out, m.create_revision);
+    put_int(&out, m.mod_revision);
+    put_int(&out, m.version);
+    // Deadlines travel as wall-clock time: another machine's runtime clock starts elsewhere.
+    put_int(&out, m.expires_at_ns == 0 ? int64_t{0} : m.expires_at_ns - now_rt + now_wall);
+    ++n;
+  });
+  std::memcpy(out.data() + count_at, &n, sizeof(n));
+  return out;
+}
+
+bool raft_store::restore(std::string_view in) {
+  if (in.size() < sizeof(k_snapshot_magic) ||
+      std::memcmp(in.data(), k_snapshot_magic, sizeof(k_snapshot_magic)) != 0) {
+    return false;
+  }
+  in.remove_prefix(sizeof(k_snapshot_magic));
+  uint64_t revision = 0;
+  std::string_view id;
+  uint64_t n = 0;
+  if (!get_int(&in, &revision) || !get_bytes(&in, &id) || !get_int(&in, &n)) return false;
+  if (ctx_->kv->keys() > 0 || ctx_->kv->revision() > 0) {
+    SHOAL_LOG(warn, "raft: replacing this replica's store with the leader's snapshot",
+              {{"revision", std::to_string(revision)}});
+    ctx_->kv->clear();
+  }
+  const int64_t now_rt = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             clock_->now().time_since_epoch())
+                             .count();
+  const int64_t now_wall = wall_ns();
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string_view key;
+    std::string_view value;
+    store::entry::meta m;
+    int64_t deadline = 0;
+    if (!get_bytes(&in, &key) || !get_bytes(&in, &value) || !get_int(&in, &m.create_revision) ||
+        !get_int(&in, &m.mod_revision) || !get_int(&in, &m.version) || !get_int(&in, &deadline)) {
+      return false;
+    }
+    m.expires_at_ns = deadline == 0 ? 0 : std::max<int64_t>(1, deadline - now_wall + now_rt);
+    if (!ctx_->kv->load(key, value, m).ok()) return false;
+  }
+  ctx_->hub->reset(revision);
+  set_store_id(id);
+  return true;
+}
+
+void raft_store::leadership_changed(bool leader, node& self) {
+  leader_.store(leader, std::memory_order_release);
+  leadership_.notify_one();
+  if (!leader) return;
+  bool has_id = false;
+  {
+    std::lock_guard lock(id_mu_);
+    has_id = !store_id_.empty();
+  }
+  // A new cluster's first leader names it; a second proposal (a later leader that had not yet
+  // applied the first) is ignored where it applies.
+  if (!has_id) self.propose_here(encode_init(origin_, 0, wall_ns(), new_store_id()));
+}
+
+}  // namespace shoal::service::replica

@@ -1,0 +1,122 @@
+// raft_store: the store of a replicated shoald — the handlers' store, kept in step on every
+// replica by applying the Raft log (node.h) in order.
+//
+// What: the state machine Raft applies to, and the two doors the call path goes through:
+//  - write(): a mutating call (Put, Delete, Increment, Txn, Batch) becomes an entry (entry.h)
+//    proposed to the leader's log; once committed it is applied on every replica by running the
+//    same handler on the same state, and the replica that proposed it runs the handler on the
+//    waiting call's own request and reply, so the client gets exactly what the apply did. A
+//    write is acknowledged once committed and applied here. Not the leader: UNAVAILABLE (the
+//    caller adds the leader's client address as `shoal-leader` metadata), nothing applied.
+//  - linearize(): a read waits for a Raft barrier (shared by every read waiting for one:
+//    node.h), after which this leader's store holds every write acknowledged before the read
+//    began. A serializable read skips it and reads this replica's store as it is.
+// Expiries are the leader's decision (purge()): it proposes the keys that are due, and each
+// replica expires them at that point of the log. The store id is the cluster's: the first
+// leader proposes one, and it is part of every snapshot.
+//
+// When: a shoald started with startup.raft_id (server.cc).
+//
+//   auto rs = replica::raft_store::open(startup, &ctx, &kv, &hub, &rt.clock());
+//   ctx.raft = rs->get();
+//   ctx.store_id = (*rs)->wait_store_id();             // blocks: not on a runtime worker
+//   rt.spawn((*rs)->purge(&expiry_changed)).detach();
+//   ... in a call: grpc::Status st = co_await ctx.raft->write(m, req, &run, &bound);
+//   ... at exit: (*rs)->stop();
+//
+// Cancel safety: a write whose task is destroyed while it waits is forgotten (its entry still
+// commits and applies; nothing touches the task's frame); linearize() takes nothing.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "google/protobuf/message_lite.h"
+#include "grpcpp/grpcpp.h"
+#include "runtime/plain_mutex.h"
+#include "runtime/sync/notify.h"
+#include "runtime/sync/oneshot.h"
+#include "runtime/task.h"
+#include "runtime/time/clock.h"
+#include "service/metrics/metrics.h"
+#include "service/replica/node.h"
+#include "service/store/store.h"
+#include "service/watch/hub.h"
+#include "shoal/v1/admin.pb.h"
+
+namespace shoal::service {
+struct context;
+}
+
+namespace shoal::service::replica {
+
+class raft_store final : public state_machine {
+ public:
+  static absl::StatusOr<std::unique_ptr<raft_store>> open(const v1::StartupSettings& startup,
+                                                          context* ctx, const rt::clock* clock);
+  ~raft_store() override;
+
+  // Blocks the calling thread (never a runtime worker) until the cluster's store id is known:
+  // this replica applied it, from its log, a snapshot or the leader.
+  std::string wait_store_id();
+
+  // Runs the waiting call's handler on its request and reply; the proposer's apply calls it.
+  using run_fn = grpc::Status (*)(void* call);
+  rt::task<grpc::Status> write(metrics::method m, const google::protobuf::MessageLite& request,
+                               run_fn run, void* call);
+  rt::task<grpc::Status> linearize();
+  // UNAVAILABLE: this replica does not lead (nothing was applied).
+  grpc::Status not_leader() const;
+  // The leader's client address (host:port), empty if none is known.
+  std::string leader_client() const;
+  bool leader() const { return leader_.load(std::memory_order_acquire); }
+
+  // The leader's purge: proposes the keys that are due (a follower waits to lead).
+  rt::task<> purge(rt::notify* expiry_changed);
+
+  raft_view view() const { return node_->view(); }
+  void describe(v1::Replication* out) const;
+  // Stops Raft (pending writes fail with UNAVAILABLE). Idempotent.
+  void stop();
+
+  // state_machine, on the Raft thread.
+  void apply(std::string_view entry) override;
+  std::string snapshot() override;
+  bool restore(std::string_view state) override;
+  void leadership_changed(bool leader, node& self) override;
+
+ private:
+  struct pending {
+    run_fn run;
+    void* call;
+    rt::oneshot::sender<grpc::Status> done;
+  };
+  raft_store(context* ctx, const rt::clock* clock);
+  void apply_call(metrics::method m, std::string_view request);
+  void fail(uint64_t sequence, int raft_status);
+  grpc::Status status_of(int raft_status) const;
+  void set_store_id(std::string_view id);
+  rt::task<bool> expire(std::vector<store::store::due_entry> due);
+  int64_t wall_ns() const;
+
+  context* ctx_;
+  const rt::clock* clock_;
+  const uint64_t origin_;
+  std::unique_ptr<node> node_;
+  std::atomic<uint64_t> next_sequence_{1};
+  std::atomic<bool> leader_{false};
+  rt::notify leadership_;
+  rt::plain_mutex pending_mu_;
+  absl::flat_hash_map<uint64_t, pending> pending_ ABSL_GUARDED_BY(pending_mu_);
+  std::mutex id_mu_;
+  std::condition_variable id_cv_;
+  std::string store_id_;  // under id_mu_; set once
+};
+
+}  // namespace shoal::service::replica

@@ -1,0 +1,307 @@
+#include "service/replica/transport.h"
+
+#include <netdb.h>
+
+#include <cstdio>
+#include <cstring>
+#include <set>
+
+#include "service/replica/member.h"
+
+namespace shoal::service::replica {
+namespace {
+
+constexpr uint64_t k_magic = 0x666172'6c616f6873ULL;  // "shoalraf", little-endian
+constexpr std::size_t k_fixed = 20;                   // magic, id, address size
+constexpr uint32_t k_max_address = 1024;
+
+struct impl;
+
+// An accepted connection, reading the introduction.
+struct incoming {
+  impl* owner = nullptr;
+  uv_tcp_t* tcp = nullptr;  // raft_malloc'd: Raft frees the stream it is handed
+  char fixed[k_fixed];
+  std::size_t got = 0;
+  uint64_t id = 0;
+  std::string address;
+};
+
+// A connect request on its way: resolve, connect, introduce.
+struct outgoing {
+  impl* owner = nullptr;
+  raft_uv_connect* req = nullptr;
+  raft_uv_connect_cb cb = nullptr;
+  std::string host;
+  std::string port;
+  std::string hello;
+  uv_getaddrinfo_t gai{};
+  uv_connect_t conn{};
+  uv_write_t write{};
+  uv_tcp_t* tcp = nullptr;
+  enum class stage { resolving, connecting, introducing } at = stage::resolving;
+  bool canceled = false;
+  bool tcp_closing = false;
+};
+
+struct impl {
+  raft_uv_transport* t = nullptr;
+  uv_loop_t* loop = nullptr;
+  std::string listen;
+  raft_id id = 0;
+  std::string address;
+  raft_uv_accept_cb accept_cb = nullptr;
+  uv_tcp_t listener{};
+  bool listener_open = false;
+  std::set<incoming*> in;
+  std::set<outgoing*> out;
+  bool closing = false;
+  raft_uv_transport_close_cb close_cb = nullptr;
+};
+
+impl* of(raft_uv_transport* t) { return static_cast<impl*>(t->impl); }
+
+void free_handle(uv_handle_t* h) { raft_free(h); }
+
+void maybe_closed(impl* p) {
+  if (!p->closing || p->listener_open || !p->in.empty() || !p->out.empty()) return;
+  if (p->close_cb != nullptr) {
+    auto cb = p->close_cb;
+    p->close_cb = nullptr;
+    cb(p->t);
+  }
+}
+
+// ---- accepting ------------------------------------------------------------------------------
+
+void drop_incoming(incoming* c) {
+  c->owner->in.erase(c);
+  uv_close(reinterpret_cast<uv_handle_t*>(c->tcp), free_handle);
+  impl* p = c->owner;
+  delete c;
+  maybe_closed(p);
+}
+
+void alloc_exact(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  auto* c = static_cast<incoming*>(h->data);
+  if (c->got < k_fixed) {
+    *buf = uv_buf_init(c->fixed + c->got, static_cast<unsigned>(k_fixed - c->got));
+  } else {
+    const std::size_t at = c->got - k_fixed;
+    *buf = uv_buf_init(c->address.data() + at, static_cast<unsigned>(c->address.size() - at));
+  }
+}
+
+void on_introduction(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
+  auto* c = static_cast<incoming*>(s->data);
+  if (n < 0) return drop_incoming(c);
+  const bool had_fixed = c->got >= k_fixed;
+  c->got += static_cast<std::size_t>(n);
+  if (!had_fixed && c->got == k_fixed) {
+    uint64_t magic = 0;
+    uint32_t size = 0;
+    std::memcpy(&magic, c->fixed, 8);
+    std::memcpy(&c->id, c->fixed + 8, 8);
+    std::memcpy(&size, c->fixed + 16, 4);
+    if (magic != k_magic || c->id == 0 || size == 0 || size > k_max_address) {
+      return drop_incoming(c);
+    }
+    c->address.resize(size);
+    return;
+  }
+  if (c->got < k_fixed || c->got < k_fixed + c->address.size()) return;
+  uv_read_stop(s);
+  impl* p = c->owner;
+  p->in.erase(c);
+  uv_tcp_t* tcp = c->tcp;
+  tcp->data = nullptr;
+  const uint64_t id = c->id;
+  const std::string address = std::move(c->address);
+  delete c;
+  p->accept_cb(p->t, id, address.c_str(), reinterpret_cast<uv_stream_t*>(tcp));
+}
+
+void on_connection(uv_stream_t* server, int status) {
+  auto* p = static_cast<impl*>(server->data);
+  if (status < 0 || p->closing) return;
+  auto* c = new incoming();
+  c->owner = p;
+  c->tcp = static_cast<uv_tcp_t*>(raft_malloc(sizeof(uv_tcp_t)));
+  uv_tcp_init(p->loop, c->tcp);
+  c->tcp->data = c;
+  p->in.insert(c);
+  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(c->tcp)) != 0 ||
+      uv_read_start(reinterpret_cast<uv_stream_t*>(c->tcp), alloc_exact, on_introduction) != 0) {
+    drop_incoming(c);
+  }
+}
+
+int do_init(raft_uv_transport* t, raft_id id, const char* address) {
+  impl* p = of(t);
+  p->id = id;
+  p->address = address;
+  return 0;
+}
+
+int do_listen(raft_uv_transport* t, raft_uv_accept_cb cb) {
+  impl* p = of(t);
+  p->accept_cb = cb;
+  std::string host;
+  std::string port;
+  if (!split_host_port(p->listen, &host, &port)) {
+    std::snprintf(t->errmsg, sizeof(t->errmsg), "the Raft listen address is not host:port");
+    return RAFT_INVALID;
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0 || res == nullptr) {
+    std::snprintf(t->errmsg, sizeof(t->errmsg), "cannot resolve the Raft listen host");
+    return RAFT_IOERR;
+  }
+  uv_tcp_init(p->loop, &p->listener);
+  p->listener.data = p;
+  p->listener_open = true;
+  int rv = uv_tcp_bind(&p->listener, res->ai_addr, 0);
+  freeaddrinfo(res);
+  if (rv == 0) rv = uv_listen(reinterpret_cast<uv_stream_t*>(&p->listener), 128, on_connection);
+  if (rv != 0) {
+    std::snprintf(t->errmsg, sizeof(t->errmsg), "cannot listen on the Raft port: %s",
+                  uv_strerror(rv));
+    return RAFT_IOERR;
+  }
+  return 0;
+}
+
+// ---- connecting -----------------------------------------------------------------------------
+
+void finish(outgoing* o, int status) {
+  impl* p = o->owner;
+  p->out.erase(o);
+  uv_stream_t* stream = status == 0 ? reinterpret_cast<uv_stream_t*>(o->tcp) : nullptr;
+  if (status != 0 && o->tcp != nullptr && !o->tcp_closing) {
+    uv_close(reinterpret_cast<uv_handle_t*>(o->tcp), free_handle);
+  }
+  if (stream != nullptr) o->tcp->data = nullptr;
+  o->cb(o->req, stream, status);
+  delete o;
+  maybe_closed(p);
+}
+
+int failure(const outgoing* o) { return o->canceled ? RAFT_CANCELED : RAFT_NOCONNECTION; }
+
+void on_introduced(uv_write_t* w, int status) {
+  auto* o = static_cast<outgoing*>(w->data);
+  finish(o, status == 0 && !o->canceled ? 0 : failure(o));
+}
+
+void on_connected(uv_connect_t* c, int status) {
+  auto* o = static_cast<outgoing*>(c->data);
+  if (status != 0 || o->canceled) return finish(o, failure(o));
+  o->at = outgoing::stage::introducing;
+  uv_buf_t buf = uv_buf_init(o->hello.data(), static_cast<unsigned>(o->hello.size()));
+  o->write.data = o;
+  if (uv_write(&o->write, reinterpret_cast<uv_stream_t*>(o->tcp), &buf, 1, on_introduced) != 0) {
+    finish(o, failure(o));
+  }
+}
+
+void on_resolved(uv_getaddrinfo_t* g, int status, addrinfo* res) {
+  auto* o = static_cast<outgoing*>(g->data);
+  if (status != 0 || o->canceled || res == nullptr) {
+    if (res != nullptr) uv_freeaddrinfo(res);
+    return finish(o, failure(o));
+  }
+  o->tcp = static_cast<uv_tcp_t*>(raft_malloc(sizeof(uv_tcp_t)));
+  uv_tcp_init(o->owner->loop, o->tcp);
+  o->tcp->data = o;
+  o->at = outgoing::stage::connecting;
+  o->conn.data = o;
+  const int rv = uv_tcp_connect(&o->conn, o->tcp, res->ai_addr, on_connected);
+  uv_freeaddrinfo(res);
+  if (rv != 0) finish(o, failure(o));
+}
+
+int do_connect(raft_uv_transport* t, raft_uv_connect* req, raft_id, const char* address,
+               raft_uv_connect_cb cb) {
+  impl* p = of(t);
+  member m;
+  auto* o = new outgoing();
+  if (!split_address(address, &m) || !split_host_port(m.peer, &o->host, &o->port)) {
+    delete o;
+    std::snprintf(t->errmsg, sizeof(t->errmsg), "a member address is not peer/client");
+    return RAFT_INVALID;
+  }
+  o->owner = p;
+  o->req = req;
+  o->cb = cb;
+  const uint32_t size = static_cast<uint32_t>(p->address.size());
+  o->hello.resize(k_fixed);
+  std::memcpy(o->hello.data(), &k_magic, 8);
+  std::memcpy(o->hello.data() + 8, &p->id, 8);
+  std::memcpy(o->hello.data() + 16, &size, 4);
+  o->hello += p->address;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  o->gai.data = o;
+  p->out.insert(o);
+  // Resolved at every connect: a pod that moved has a new address under the same name.
+  const int rv = uv_getaddrinfo(p->loop, &o->gai, on_resolved, o->host.c_str(), o->port.c_str(),
+                                &hints);
+  if (rv != 0) {
+    p->out.erase(o);
+    delete o;
+    return RAFT_NOCONNECTION;
+  }
+  return 0;
+}
+
+void on_listener_closed(uv_handle_t* h) {
+  auto* p = static_cast<impl*>(h->data);
+  p->listener_open = false;
+  maybe_closed(p);
+}
+
+void do_close(raft_uv_transport* t, raft_uv_transport_close_cb cb) {
+  impl* p = of(t);
+  p->closing = true;
+  p->close_cb = cb;
+  if (p->listener_open) uv_close(reinterpret_cast<uv_handle_t*>(&p->listener), on_listener_closed);
+  for (incoming* c : std::set<incoming*>(p->in)) drop_incoming(c);
+  for (outgoing* o : p->out) {
+    o->canceled = true;
+    if (o->at == outgoing::stage::resolving) {
+      uv_cancel(reinterpret_cast<uv_req_t*>(&o->gai));  // else its callback sees `canceled`
+    } else if (!o->tcp_closing) {
+      // Its connect or write completes with UV_ECANCELED, which finishes it.
+      o->tcp_closing = true;
+      uv_close(reinterpret_cast<uv_handle_t*>(o->tcp), free_handle);
+    }
+  }
+  maybe_closed(p);
+}
+
+}  // namespace
+
+int transport_init(raft_uv_transport* t, uv_loop_t* loop, const std::string& listen) {
+  auto* p = new impl();
+  p->t = t;
+  p->loop = loop;
+  p->listen = listen;
+  t->impl = p;
+  t->init = do_init;
+  t->listen = do_listen;
+  t->connect = do_connect;
+  t->close = do_close;
+  return 0;
+}
+
+void transport_close(raft_uv_transport* t) {
+  delete of(t);
+  t->impl = nullptr;
+}
+
+}  // namespace shoal::service::replica

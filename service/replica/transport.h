@@ -1,0 +1,34 @@
+// transport: how Raft's messages travel between replicas — a raft_uv_transport of Shoal's own.
+//
+// libraft's bundled TCP transport takes IPv4 dotted quads only, resolved once. Replicas in a
+// StatefulSet are known by DNS name (shoal-0.shoal) and their addresses change when a pod moves,
+// so this transport resolves the peer's name at every connect (libuv's getaddrinfo, off the loop),
+// then opens a TCP connection and introduces itself: the first bytes on a connection are
+//
+//   [u64 magic "shoalraf"][u64 sender's raft id][u32 address size][sender's address]
+//
+// which the accepting side reads exactly (nothing of Raft's stream is consumed) before handing
+// the stream to Raft. A member's address is "peer_host:port/client_host:port" (member.h); only
+// the peer part is dialled.
+//
+//   raft_uv_transport t{};
+//   replica::transport_init(&t, loop, /*listen=*/"0.0.0.0:7001");
+//   raft_uv_init(&io, loop, dir, &t);   // Raft calls init, listen, connect and close itself
+//   ... after raft_uv_close(&io) and the loop's end:
+//   replica::transport_close(&t);
+//
+// Runs on the libuv loop's thread only, as libuv requires.
+#pragma once
+
+#include <string>
+
+#include "service/replica/raft_c.h"
+
+namespace shoal::service::replica {
+
+// `listen` is host:port to bind (a name is resolved once, at listen time).
+int transport_init(raft_uv_transport* t, uv_loop_t* loop, const std::string& listen);
+// Frees what transport_init allocated, once Raft has closed the transport.
+void transport_close(raft_uv_transport* t);
+
+}  // namespace shoal::service::replica
