@@ -36,6 +36,7 @@ std::string encode_call(uint64_t origin, uint64_t sequence, int64_t wall_ns, met
                         const google::protobuf::MessageLite& request) {
   std::string out = header(entry_kind::call, origin, sequence, wall_ns);
   put_int<uint8_t>(&out, static_cast<uint8_t>(m));
+  put_int(&out, static_cast<uint32_t>(request.ByteSizeLong()));
   request.AppendToString(&out);
   return out;
 }
@@ -43,7 +44,7 @@ std::string encode_call(uint64_t origin, uint64_t sequence, int64_t wall_ns, met
 std::string encode_expire(uint64_t origin, uint64_t sequence, int64_t wall_ns,
                           const std::vector<due_key>& due) {
   std::string out = header(entry_kind::expire, origin, sequence, wall_ns);
-  put_int(&out, static_cast<uint32_t>(due.size()));
+  put_int(&out, static_cast<uint32_t>(due.size()));  // each key is sized: no body size
   for (const due_key& d : due) {
     put_int(&out, static_cast<uint32_t>(d.key.size()));
     out.append(d.key);
@@ -55,9 +56,31 @@ std::string encode_expire(uint64_t origin, uint64_t sequence, int64_t wall_ns,
 std::string encode_init(uint64_t origin, uint64_t sequence, int64_t wall_ns,
                         std::string_view store_id) {
   std::string out = header(entry_kind::init, origin, sequence, wall_ns);
+  put_int(&out, static_cast<uint32_t>(store_id.size()));
   out.append(store_id);
   return out;
 }
+
+namespace {
+
+bool sized_body(std::string_view* in, std::string_view* body) {
+  uint32_t size = 0;
+  if (!get_int(in, &size) || size > in->size()) return false;
+  *body = in->substr(0, size);
+  in->remove_prefix(size);
+  return true;
+}
+
+// What may follow an entry: the zero bytes that pad it to 8 in Raft's log on disk.
+bool padding(std::string_view rest) {
+  if (rest.size() >= 8) return false;
+  for (char c : rest) {
+    if (c != 0) return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 bool decode(std::string_view in, entry* out) {
   uint8_t format = 0;
@@ -73,8 +96,7 @@ bool decode(std::string_view in, entry* out) {
       uint8_t m = 0;
       if (!get_int(&in, &m) || m >= static_cast<uint8_t>(metrics::method::count_)) return false;
       out->method = static_cast<metrics::method>(m);
-      out->body = in;
-      return true;
+      return sized_body(&in, &out->body) && padding(in);
     }
     case entry_kind::expire: {
       uint32_t n = 0;
@@ -90,11 +112,10 @@ bool decode(std::string_view in, entry* out) {
         if (!get_int(&in, &d.mod_revision)) return false;
         out->due.push_back(std::move(d));
       }
-      return in.empty();
+      return padding(in);
     }
     case entry_kind::init:
-      out->body = in;
-      return true;
+      return sized_body(&in, &out->body) && padding(in);
   }
   return false;
 }

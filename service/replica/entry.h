@@ -7,9 +7,11 @@
 // (Raft's own index is not a revision: barriers and membership changes take indexes too).
 //
 //   [u8 format = 1][u8 kind][u64 origin][u64 sequence][i64 wall-clock ns][body]
-//   call:   [u8 method][request bytes]                    (shoal.v1 messages)
+//   call:   [u8 method][u32 size][request]                (a shoal.v1 message)
 //   expire: [u32 n] n x ([u32 key size][key][u64 mod_revision])
-//   init:   [store id]
+//   init:   [u32 size][store id]
+// Every part is sized: Raft's disk log hands an entry back padded with zeros to a multiple of 8
+// bytes, and decode() accepts that padding and nothing else.
 //
 // origin and sequence name the proposal, so that the replica that proposed it can hand the
 // outcome to the call waiting for it; origin is random per process, so a replay of an old

@@ -202,9 +202,14 @@ void node::submit_apply(std::string entry, done_fn done) {
   auto* r = new apply_req();
   r->req.data = this;
   r->done = std::move(done);
+  // libraft's disk log stores a payload in whole 8-byte words and reads it back as such: a
+  // payload of another length shifts every entry after it in the same batch. Padded here, with
+  // zeros (entry.h's decode accepts them).
   raft_buffer buf;
-  buf.len = entry.size();
-  buf.base = raft_malloc(buf.len == 0 ? 1 : buf.len);
+  buf.len = (entry.size() + 7) / 8 * 8;
+  if (buf.len == 0) buf.len = 8;
+  buf.base = raft_malloc(buf.len);
+  std::memset(buf.base, 0, buf.len);
   std::memcpy(buf.base, entry.data(), entry.size());
   if (int rv = raft_apply(&raft_, &r->req, &buf, 1, on_applied); rv != 0) {
     raft_free(buf.base);

@@ -63,7 +63,12 @@ void apply_as(context& ctx, grpc::Status (*handle)(context&, const Req&, Resp&),
     SHOAL_LOG(error, "raft: an entry's request does not parse; skipped on every replica");
     return;
   }
-  (void)handle(ctx, req, resp);
+  const grpc::Status st = handle(ctx, req, resp);
+  // Refused the same way on every replica (a condition, a limit): nothing changed anywhere.
+  if (!st.ok()) {
+    SHOAL_LOG(debug, "raft: an entry's call was refused where it applied",
+              {{"code", static_cast<int64_t>(st.error_code())}, {"error", st.error_message()}});
+  }
 }
 
 }  // namespace
@@ -294,7 +299,12 @@ void raft_store::apply(std::string_view bytes) {
   entry e;
   if (!decode(bytes, &e)) {
     // The same on every replica: skipping it keeps them equal.
-    SHOAL_LOG(error, "raft: an entry this version cannot read; skipped on every replica");
+    std::string hex;
+    for (std::size_t i = 0; i < bytes.size() && i < 80; ++i) {
+      absl::StrAppend(&hex, absl::Hex(static_cast<uint8_t>(bytes[i]), absl::kZeroPad2));
+    }
+    SHOAL_LOG(error, "raft: an entry this version cannot read; skipped on every replica",
+              {{"bytes", static_cast<int64_t>(bytes.size())}, {"hex", hex}});
     return;
   }
   switch (e.kind) {
