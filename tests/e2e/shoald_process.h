@@ -60,6 +60,18 @@ class shoald_process {
   shoald_process(stderr_file log, std::vector<std::string> args) : stderr_path_(log.path) {
     start(shoald_path(), with_metrics_port(std::move(args)));
   }
+  // Forked now, awaited later (wait_listening()): replicas that print where they listen only
+  // once a majority of them runs are started together, each forked by the test's main thread
+  // (PR_SET_PDEATHSIG follows the forking thread: a helper thread's exit would kill it).
+  struct started_later_t {};
+  static constexpr started_later_t started_later{};
+  shoald_process(started_later_t, std::vector<std::string> args) {
+    const std::vector<std::string> all = with_metrics_port(std::move(args));
+    fork_and_exec(shoald_path(), all);
+    args_ = all;
+  }
+  // From any thread, once: reads where the server listens (see start()).
+  void wait_listening() { read_addresses(args_); }
   // Another build of shoald (a test-only one).
   shoald_process(std::string binary, std::vector<std::string> args) {
     start(std::move(binary), with_metrics_port(std::move(args)));
@@ -125,6 +137,11 @@ class shoald_process {
 
  private:
   void start(std::string binary, std::vector<std::string> args) {
+    fork_and_exec(std::move(binary), args);
+    read_addresses(args);
+  }
+
+  void fork_and_exec(std::string binary, const std::vector<std::string>& args) {
     int out[2];
     if (::pipe(out) != 0) throw std::runtime_error("pipe");
     pid_ = ::fork();
@@ -149,8 +166,12 @@ class shoald_process {
       std::_Exit(127);
     }
     ::close(out[1]);
+    out_fd_ = out[0];
+  }
+
+  void read_addresses(const std::vector<std::string>& args) {
     // The first line says where it listens.
-    FILE* f = ::fdopen(out[0], "r");
+    FILE* f = ::fdopen(out_fd_, "r");
     char line[256] = {};
     if (std::fgets(line, sizeof line, f) == nullptr) {
       std::fclose(f);
@@ -191,6 +212,8 @@ class shoald_process {
   }
 
   pid_t pid_ = -1;
+  int out_fd_ = -1;                // its stdout, until read_addresses()
+  std::vector<std::string> args_;  // started_later: for wait_listening()
   std::string stderr_path_;
   std::string address_;
   std::string metrics_address_;

@@ -1,0 +1,168 @@
+// cluster: three (or n) real shoald replicas on loopback, for the replication tests.
+//
+//   cluster c(3);                       // started together; returns once all serve
+//   int l = c.leader();                 // waits until one replica says it leads
+//   c.kill(l);                          // SIGKILL
+//   c.restart(l);                       // same data directory and ports
+//   auto kv = c.at(0).kv();
+//
+// Each replica has fixed ports (the members list names them): free ones are found by binding
+// port 0 and letting go. Elections are generous (1 s): three replicas share two cores.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/e2e/shoald_process.h"
+
+namespace shoal::testing {
+
+inline int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    ::close(fd);
+    throw std::runtime_error("free_port: cannot bind");
+  }
+  const int port = ntohs(a.sin_port);
+  ::close(fd);
+  return port;
+}
+
+class cluster {
+ public:
+  explicit cluster(int n = 3, std::vector<std::string> extra = {}) : extra_(std::move(extra)) {
+    for (int i = 0; i < n; ++i) {
+      replica r;
+      r.id = i + 1;
+      r.client = "127.0.0.1:" + std::to_string(free_port());
+      r.peer = "127.0.0.1:" + std::to_string(free_port());
+      r.dir = temp_dir();
+      replicas_.push_back(std::move(r));
+    }
+    for (const replica& r : replicas_) {
+      if (!members_.empty()) members_ += ",";
+      members_ += std::to_string(r.id) + "=" + r.peer + "/" + r.client;
+    }
+    std::vector<int> all;
+    for (int i = 0; i < n; ++i) all.push_back(i);
+    start(all);
+  }
+  cluster(const cluster&) = delete;
+  cluster& operator=(const cluster&) = delete;
+  ~cluster() {
+    for (replica& r : replicas_) r.process.reset();
+    for (replica& r : replicas_) run_command("rm -rf " + r.dir);
+  }
+
+  int size() const { return static_cast<int>(replicas_.size()); }
+  shoald_process& at(int i) { return *replicas_.at(i).process; }
+  bool running(int i) const { return replicas_.at(i).process != nullptr; }
+  const std::string& client_address(int i) const { return replicas_.at(i).client; }
+  const std::string& data_dir(int i) const { return replicas_.at(i).dir; }
+  // The replica whose client address is `address`, or -1.
+  int index_of(const std::string& address) const {
+    for (int i = 0; i < size(); ++i) {
+      if (replicas_[i].client == address) return i;
+    }
+    return -1;
+  }
+
+  v1::Replication status(int i) {
+    v1::StatusResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    if (!at(i).admin()->Status(&ctx, v1::StatusRequest(), &resp).ok()) return {};
+    return resp.replication();
+  }
+
+  // Waits (up to `within`) until a running replica leads; its index, or -1.
+  int leader(std::chrono::seconds within = std::chrono::seconds(30)) {
+    const auto deadline = std::chrono::steady_clock::now() + within;
+    while (std::chrono::steady_clock::now() < deadline) {
+      for (int i = 0; i < size(); ++i) {
+        if (running(i) && status(i).role() == "leader") return i;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return -1;
+  }
+
+  // SIGKILL, and wait until it is gone.
+  void kill(int i) {
+    replica& r = replicas_.at(i);
+    ::kill(r.process->pid(), SIGKILL);
+    r.process->wait_exit(std::chrono::seconds(10));
+    r.process.reset();
+  }
+  // Starts replica i again on its data directory (returns once it serves: it needs a leader).
+  void restart(int i) { start({i}); }
+  // Starts replica i on an empty data directory (a replaced disk).
+  void wipe(int i) { run_command("rm -rf " + replicas_.at(i).dir + "/*"); }
+
+ private:
+  struct replica {
+    uint64_t id = 0;
+    std::string client;
+    std::string peer;
+    std::string dir;
+    std::unique_ptr<shoald_process> process;
+  };
+
+  std::vector<std::string> args(const replica& r) const {
+    std::vector<std::string> a = {"--listen=" + r.client,
+                                  "--data_dir=" + r.dir,
+                                  "--raft_id=" + std::to_string(r.id),
+                                  "--raft_members=" + members_,
+                                  "--raft_bootstrap",
+                                  "--raft_election_ms=1000",
+                                  "--raft_heartbeat_ms=100",
+                                  "--workers=1",
+                                  "--shutdown_grace_seconds=2"};
+    a.insert(a.end(), extra_.begin(), extra_.end());
+    return a;
+  }
+
+  // A replica prints where it listens once it knows the cluster's store id, which takes a
+  // majority: the replicas are forked together (by this thread), then awaited each on a thread.
+  void start(const std::vector<int>& which) {
+    for (int i : which) {
+      replicas_[i].process =
+          std::make_unique<shoald_process>(shoald_process::started_later, args(replicas_[i]));
+    }
+    std::vector<std::thread> waiting;
+    std::vector<std::string> errors(which.size());
+    for (std::size_t k = 0; k < which.size(); ++k) {
+      waiting.emplace_back([this, &errors, k, i = which[k]] {
+        try {
+          replicas_[i].process->wait_listening();
+        } catch (const std::exception& e) {
+          errors[k] = e.what();
+        }
+      });
+    }
+    for (auto& t : waiting) t.join();
+    for (const auto& e : errors) {
+      if (!e.empty()) throw std::runtime_error("a replica did not start: " + e);
+    }
+  }
+
+  std::vector<std::string> extra_;
+  std::vector<replica> replicas_;
+  std::string members_;
+};
+
+}  // namespace shoal::testing

@@ -1,0 +1,336 @@
+// Replication: three real shoald replicas on Raft over loopback (tests/e2e/cluster.h), faults
+// made by killing processes for real. Process-level: the Release build runs the fault tests.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/e2e/cluster.h"
+
+namespace shoal::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string leader_hint(const grpc::ClientContext& ctx) {
+  const auto& md = ctx.GetServerTrailingMetadata();
+  auto it = md.find("shoal-leader");
+  return it == md.end() ? "" : std::string(it->second.data(), it->second.size());
+}
+
+// How a write ended, as a client sees it: acknowledged, refused (nothing applied), or unknown
+// (the replica went away, or leadership changed before the write was known to commit).
+enum class outcome { acked, refused, unknown };
+
+struct put_result {
+  outcome how = outcome::refused;
+  v1::PutResponse resp;
+};
+
+// Puts on replica *at, following leader hints (and trying the next replica when there is
+// none) until `within` is over. *at follows the leader.
+put_result put_following(cluster& c, int* at, const std::string& key, const std::string& value,
+                         std::chrono::milliseconds within = 20s) {
+  const auto deadline = std::chrono::steady_clock::now() + within;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!c.running(*at)) {
+      *at = (*at + 1) % c.size();
+      continue;
+    }
+    v1::PutRequest req;
+    req.set_key(key);
+    req.set_value(value);
+    put_result r;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 3s);
+    const grpc::Status st = c.at(*at).kv()->Put(&ctx, req, &r.resp);
+    if (st.ok()) {
+      r.how = outcome::acked;
+      return r;
+    }
+    if (st.error_code() != grpc::StatusCode::UNAVAILABLE ||
+        st.error_message().find("nothing was applied") == std::string::npos) {
+      r.how = outcome::unknown;  // it may have been applied: a later read tells
+      return r;
+    }
+    const int hinted = c.index_of(leader_hint(ctx));
+    *at = hinted >= 0 && c.running(hinted) ? hinted : (*at + 1) % c.size();
+    std::this_thread::sleep_for(20ms);
+  }
+  return {};
+}
+
+// Every entry of a replica's store, read there (serializable): key -> (value, mod_revision).
+struct stored {
+  std::string value;
+  uint64_t mod_revision = 0;
+  bool operator==(const stored&) const = default;
+};
+using contents = std::map<std::string, stored>;
+
+bool read_all(cluster& c, int i, contents* out, uint64_t* revision) {
+  out->clear();
+  std::string continuation;
+  for (;;) {
+    v1::RangeRequest req;
+    req.set_prefix("");
+    req.set_serializable(true);
+    req.set_continuation(continuation);
+    v1::RangeResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+    if (!c.at(i).kv()->Range(&ctx, req, &resp).ok()) return false;
+    if (continuation.empty()) *revision = resp.header().revision();
+    for (const auto& e : resp.entries()) (*out)[e.key()] = stored{e.value(), e.mod_revision()};
+    if (resp.continuation().empty()) return true;
+    continuation = resp.continuation();
+  }
+}
+
+// Waits until every running replica holds the same store at the same revision; that store.
+contents converged(cluster& c, uint64_t* revision, std::chrono::seconds within = 30s) {
+  const auto deadline = std::chrono::steady_clock::now() + within;
+  contents first;
+  while (std::chrono::steady_clock::now() < deadline) {
+    bool same = true;
+    uint64_t rev0 = 0;
+    for (int i = 0; i < c.size() && same; ++i) {
+      if (!c.running(i)) continue;
+      contents mine;
+      uint64_t rev = 0;
+      if (!read_all(c, i, &mine, &rev)) {
+        same = false;
+      } else if (rev0 == 0) {
+        first = std::move(mine);
+        rev0 = rev;
+      } else {
+        same = rev == rev0 && mine == first;
+      }
+    }
+    if (same && rev0 != 0) {
+      *revision = rev0;
+      return first;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  ADD_FAILURE() << "the replicas did not converge";
+  return {};
+}
+
+TEST(replication, three_replicas_share_one_store_and_followers_name_the_leader) {
+  cluster c(3);
+  const int l = c.leader();
+  ASSERT_GE(l, 0);
+  const int f = (l + 1) % 3;
+  // One store id, the cluster's.
+  std::set<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    v1::StatusResponse s;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(c.at(i).admin()->Status(&ctx, v1::StatusRequest(), &s).ok());
+    ids.insert(s.header().store_id());
+    EXPECT_EQ(s.replication().members_size(), 3);
+    EXPECT_EQ(s.replication().id(), static_cast<uint64_t>(i + 1));
+  }
+  EXPECT_EQ(ids.size(), 1u);
+
+  // A follower refuses a write, applies nothing, and names the leader.
+  {
+    v1::PutRequest req;
+    req.set_key("k");
+    req.set_value("from a follower");
+    v1::PutResponse resp;
+    grpc::ClientContext ctx;
+    const grpc::Status st = c.at(f).kv()->Put(&ctx, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_EQ(leader_hint(ctx), c.client_address(l)) << st.error_message();
+  }
+  // So does a linearizable read.
+  {
+    v1::GetRequest req;
+    req.set_key("k");
+    v1::GetResponse resp;
+    grpc::ClientContext ctx;
+    EXPECT_EQ(c.at(f).kv()->Get(&ctx, req, &resp).error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_EQ(leader_hint(ctx), c.client_address(l));
+  }
+  // The leader's write reaches every replica with the same revision.
+  int at = l;
+  const put_result w = put_following(c, &at, "k", "v");
+  ASSERT_EQ(w.how, outcome::acked);
+  uint64_t revision = 0;
+  const contents all = converged(c, &revision);
+  ASSERT_EQ(all.count("k"), 1u);
+  EXPECT_EQ(all.at("k").value, "v");
+  EXPECT_EQ(all.at("k").mod_revision, w.resp.entry().mod_revision());
+  EXPECT_EQ(revision, w.resp.header().revision());
+  // A linearizable read on the leader sees it at once.
+  v1::GetRequest get;
+  get.set_key("k");
+  v1::GetResponse got;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(c.at(l).kv()->Get(&ctx, get, &got).ok());
+  EXPECT_TRUE(got.found());
+  EXPECT_EQ(got.entry().value(), "v");
+}
+
+TEST(replication, killing_the_leader_under_load_loses_no_acknowledged_write) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "a process-level fault test: run in the Release build";
+#endif
+  cluster c(3);
+  const int first_leader = c.leader();
+  ASSERT_GE(first_leader, 0);
+
+  std::mutex mu;
+  std::map<std::string, put_result> acked;  // guarded by mu
+  std::atomic<int> acked_count{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 3; ++t) {
+    writers.emplace_back([&, t] {
+      int at = first_leader;
+      for (int n = 0; !stop.load(); ++n) {
+        const std::string key = "w" + std::to_string(t) + "-" + std::to_string(n);
+        put_result r = put_following(c, &at, key, "value " + key);
+        if (r.how != outcome::acked) continue;
+        std::lock_guard lock(mu);
+        acked[key] = std::move(r);
+        acked_count.fetch_add(1);
+      }
+    });
+  }
+  auto wait_for = [&](int n) {
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (acked_count.load() < n && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(10ms);
+    }
+    return acked_count.load() >= n;
+  };
+  ASSERT_TRUE(wait_for(100));
+  const int killed = c.leader();  // leads now (the writers follow it)
+  ASSERT_GE(killed, 0);
+  const int before = acked_count.load();
+  const auto killed_at = std::chrono::steady_clock::now();
+  c.kill(killed);
+  // Writes go on once another replica leads.
+  ASSERT_TRUE(wait_for(before + 1));
+  std::printf("first write acknowledged %.0f ms after the leader was killed\n",
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                        killed_at)
+                  .count());
+  ASSERT_TRUE(wait_for(before + 100));
+  EXPECT_NE(c.leader(), killed);
+  // The killed replica comes back on its own disk and catches up, under load.
+  c.restart(killed);
+  ASSERT_TRUE(wait_for(acked_count.load() + 50));
+  stop = true;
+  for (auto& w : writers) w.join();
+
+  uint64_t revision = 0;
+  const contents all = converged(c, &revision);
+  std::lock_guard lock(mu);
+  std::set<uint64_t> revisions;
+  for (const auto& [key, r] : acked) {
+    auto it = all.find(key);
+    ASSERT_NE(it, all.end()) << "acknowledged and lost: " << key;
+    EXPECT_EQ(it->second.value, "value " + key);
+    EXPECT_EQ(it->second.mod_revision, r.resp.entry().mod_revision()) << key;
+    EXPECT_TRUE(revisions.insert(r.resp.entry().mod_revision()).second)
+        << "two acknowledged writes share revision " << r.resp.entry().mod_revision();
+  }
+  // Every write that applied took one revision: no gap, no revision used twice.
+  std::set<uint64_t> stored_revisions;
+  for (const auto& [key, s] : all) stored_revisions.insert(s.mod_revision);
+  EXPECT_EQ(stored_revisions.size(), all.size());
+  EXPECT_EQ(revision, all.size()) << "every write here is a new key: one revision each";
+}
+
+TEST(replication, expiry_is_the_leaders_and_applies_everywhere_at_one_revision) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "a process-level test: run in the Release build";
+#endif
+  cluster c(3);
+  int at = c.leader();
+  ASSERT_GE(at, 0);
+  v1::PutRequest req;
+  req.set_key("short");
+  req.set_value("lived");
+  req.set_ttl_ms(300);
+  v1::PutResponse resp;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(c.at(at).kv()->Put(&ctx, req, &resp).ok());
+  // Every replica gets the expiry as one more revision, the same one.
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  uint64_t revision = 0;
+  contents all;
+  while (std::chrono::steady_clock::now() < deadline) {
+    all = converged(c, &revision);
+    if (revision > resp.header().revision()) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(revision, resp.header().revision() + 1);
+  EXPECT_EQ(all.count("short"), 0u);
+}
+
+TEST(replication, a_watch_resumes_on_another_replica_with_no_gap) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "a process-level fault test: run in the Release build";
+#endif
+  cluster c(3);
+  const int l = c.leader();
+  ASSERT_GE(l, 0);
+  const int a = (l + 1) % 3;
+  const int b = (l + 2) % 3;
+  // Watch everything on follower a.
+  grpc::ClientContext wctx;
+  v1::WatchRequest wreq;
+  wreq.set_prefix(true);
+  wreq.set_start_revision(1);
+  auto stream = c.at(a).kv()->Watch(&wctx, wreq);
+  int at = l;
+  for (int n = 0; n < 20; ++n) {
+    ASSERT_EQ(put_following(c, &at, "a" + std::to_string(n), "x").how, outcome::acked);
+  }
+  std::vector<uint64_t> seen;
+  std::map<uint64_t, std::string> keys;
+  v1::WatchResponse wr;
+  while (seen.size() < 20 && stream->Read(&wr)) {
+    for (const auto& e : wr.events()) {
+      seen.push_back(e.revision());
+      keys[e.revision()] = e.entry().key();
+    }
+  }
+  wctx.TryCancel();
+  // The leader dies; writes go on under a new one.
+  c.kill(l);
+  for (int n = 0; n < 20; ++n) {
+    ASSERT_EQ(put_following(c, &at, "b" + std::to_string(n), "y").how, outcome::acked);
+  }
+  // Resumed on the other follower (or the new leader) from after the last revision seen.
+  grpc::ClientContext rctx;
+  wreq.set_start_revision(seen.back() + 1);
+  auto resumed = c.at(b).kv()->Watch(&rctx, wreq);
+  while (seen.size() < 40 && resumed->Read(&wr)) {
+    for (const auto& e : wr.events()) {
+      seen.push_back(e.revision());
+      keys[e.revision()] = e.entry().key();
+    }
+  }
+  rctx.TryCancel();
+  ASSERT_EQ(seen.size(), 40u);
+  for (std::size_t i = 0; i < seen.size(); ++i) {
+    EXPECT_EQ(seen[i], i + 1) << "a gap or a duplicate at event " << i;
+  }
+  EXPECT_EQ(keys[20], "a19");
+  EXPECT_EQ(keys[21], "b0");
+}
+
+}  // namespace
+}  // namespace shoal::testing
