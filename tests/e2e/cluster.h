@@ -4,7 +4,7 @@
 //   int l = c.leader();                 // waits until one replica says it leads
 //   c.kill(l);                          // SIGKILL
 //   c.restart(l);                       // same data directory and ports
-//   auto kv = c.at(0).kv();
+//   auto kv = c.at(0)->kv();        // null when replica 0 is not running
 //
 // Each replica has fixed ports (the members list names them): free ones are found by binding
 // port 0 and letting go. Elections are generous (1 s): three replicas share two cores.
@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -64,13 +65,18 @@ class cluster {
   cluster(const cluster&) = delete;
   cluster& operator=(const cluster&) = delete;
   ~cluster() {
-    for (replica& r : replicas_) r.process.reset();
+    for (replica& r : replicas_) r.process.reset();  // SIGKILL
     for (replica& r : replicas_) run_command("rm -rf " + r.dir);
   }
 
   int size() const { return static_cast<int>(replicas_.size()); }
-  shoald_process& at(int i) { return *replicas_.at(i).process; }
-  bool running(int i) const { return replicas_.at(i).process != nullptr; }
+  // Thread-safe: writers call replicas while the test kills and restarts them. A null pointer:
+  // not running.
+  std::shared_ptr<shoald_process> at(int i) const {
+    std::lock_guard lock(mu_);
+    return replicas_.at(i).process;
+  }
+  bool running(int i) const { return at(i) != nullptr; }
   const std::string& client_address(int i) const { return replicas_.at(i).client; }
   const std::string& data_dir(int i) const { return replicas_.at(i).dir; }
   // The replica whose client address is `address`, or -1.
@@ -85,7 +91,8 @@ class cluster {
     v1::StatusResponse resp;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-    if (!at(i).admin()->Status(&ctx, v1::StatusRequest(), &resp).ok()) return {};
+    auto p = at(i);
+    if (p == nullptr || !p->admin()->Status(&ctx, v1::StatusRequest(), &resp).ok()) return {};
     return resp.replication();
   }
 
@@ -103,10 +110,13 @@ class cluster {
 
   // SIGKILL, and wait until it is gone.
   void kill(int i) {
-    replica& r = replicas_.at(i);
-    ::kill(r.process->pid(), SIGKILL);
-    r.process->wait_exit(std::chrono::seconds(10));
-    r.process.reset();
+    std::shared_ptr<shoald_process> p;
+    {
+      std::lock_guard lock(mu_);
+      p.swap(replicas_.at(i).process);
+    }
+    ::kill(p->pid(), SIGKILL);
+    p->wait_exit(std::chrono::seconds(10));
   }
   // Starts replica i again on its data directory (returns once it serves: it needs a leader).
   void restart(int i) { start({i}); }
@@ -119,7 +129,7 @@ class cluster {
     std::string client;
     std::string peer;
     std::string dir;
-    std::unique_ptr<shoald_process> process;
+    std::shared_ptr<shoald_process> process;  // guarded by mu_
   };
 
   std::vector<std::string> args(const replica& r) const {
@@ -139,16 +149,17 @@ class cluster {
   // A replica prints where it listens once it knows the cluster's store id, which takes a
   // majority: the replicas are forked together (by this thread), then awaited each on a thread.
   void start(const std::vector<int>& which) {
+    std::vector<std::shared_ptr<shoald_process>> forked;
     for (int i : which) {
-      replicas_[i].process =
-          std::make_unique<shoald_process>(shoald_process::started_later, args(replicas_[i]));
+      forked.push_back(
+          std::make_shared<shoald_process>(shoald_process::started_later, args(replicas_[i])));
     }
     std::vector<std::thread> waiting;
     std::vector<std::string> errors(which.size());
     for (std::size_t k = 0; k < which.size(); ++k) {
-      waiting.emplace_back([this, &errors, k, i = which[k]] {
+      waiting.emplace_back([&errors, &forked, k] {
         try {
-          replicas_[i].process->wait_listening();
+          forked[k]->wait_listening();
         } catch (const std::exception& e) {
           errors[k] = e.what();
         }
@@ -158,9 +169,12 @@ class cluster {
     for (const auto& e : errors) {
       if (!e.empty()) throw std::runtime_error("a replica did not start: " + e);
     }
+    std::lock_guard lock(mu_);
+    for (std::size_t k = 0; k < which.size(); ++k) replicas_[which[k]].process = forked[k];
   }
 
   std::vector<std::string> extra_;
+  mutable std::mutex mu_;
   std::vector<replica> replicas_;
   std::string members_;
 };

@@ -39,7 +39,8 @@ put_result put_following(cluster& c, int* at, const std::string& key, const std:
                          std::chrono::milliseconds within = 20s) {
   const auto deadline = std::chrono::steady_clock::now() + within;
   while (std::chrono::steady_clock::now() < deadline) {
-    if (!c.running(*at)) {
+    auto replica = c.at(*at);
+    if (replica == nullptr) {
       *at = (*at + 1) % c.size();
       continue;
     }
@@ -49,7 +50,7 @@ put_result put_following(cluster& c, int* at, const std::string& key, const std:
     put_result r;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + 3s);
-    const grpc::Status st = c.at(*at).kv()->Put(&ctx, req, &r.resp);
+    const grpc::Status st = replica->kv()->Put(&ctx, req, &r.resp);
     if (st.ok()) {
       r.how = outcome::acked;
       return r;
@@ -85,7 +86,7 @@ bool read_all(cluster& c, int i, contents* out, uint64_t* revision) {
     v1::RangeResponse resp;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + 5s);
-    if (!c.at(i).kv()->Range(&ctx, req, &resp).ok()) return false;
+    if (!c.at(i)->kv()->Range(&ctx, req, &resp).ok()) return false;
     if (continuation.empty()) *revision = resp.header().revision();
     for (const auto& e : resp.entries()) (*out)[e.key()] = stored{e.value(), e.mod_revision()};
     if (resp.continuation().empty()) return true;
@@ -100,7 +101,7 @@ contents converged(cluster& c, uint64_t* revision, std::chrono::seconds within =
   while (std::chrono::steady_clock::now() < deadline) {
     bool same = true;
     uint64_t rev0 = 0;
-    for (int i = 0; i < c.size() && same; ++i) {
+      for (int i = 0; i < c.size() && same; ++i) {
       if (!c.running(i)) continue;
       contents mine;
       uint64_t rev = 0;
@@ -133,7 +134,7 @@ TEST(replication, three_replicas_share_one_store_and_followers_name_the_leader) 
   for (int i = 0; i < 3; ++i) {
     v1::StatusResponse s;
     grpc::ClientContext ctx;
-    ASSERT_TRUE(c.at(i).admin()->Status(&ctx, v1::StatusRequest(), &s).ok());
+    ASSERT_TRUE(c.at(i)->admin()->Status(&ctx, v1::StatusRequest(), &s).ok());
     ids.insert(s.header().store_id());
     EXPECT_EQ(s.replication().members_size(), 3);
     EXPECT_EQ(s.replication().id(), static_cast<uint64_t>(i + 1));
@@ -147,7 +148,7 @@ TEST(replication, three_replicas_share_one_store_and_followers_name_the_leader) 
     req.set_value("from a follower");
     v1::PutResponse resp;
     grpc::ClientContext ctx;
-    const grpc::Status st = c.at(f).kv()->Put(&ctx, req, &resp);
+    const grpc::Status st = c.at(f)->kv()->Put(&ctx, req, &resp);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
     EXPECT_EQ(leader_hint(ctx), c.client_address(l)) << st.error_message();
   }
@@ -157,7 +158,7 @@ TEST(replication, three_replicas_share_one_store_and_followers_name_the_leader) 
     req.set_key("k");
     v1::GetResponse resp;
     grpc::ClientContext ctx;
-    EXPECT_EQ(c.at(f).kv()->Get(&ctx, req, &resp).error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_EQ(c.at(f)->kv()->Get(&ctx, req, &resp).error_code(), grpc::StatusCode::UNAVAILABLE);
     EXPECT_EQ(leader_hint(ctx), c.client_address(l));
   }
   // The leader's write reaches every replica with the same revision.
@@ -175,7 +176,7 @@ TEST(replication, three_replicas_share_one_store_and_followers_name_the_leader) 
   get.set_key("k");
   v1::GetResponse got;
   grpc::ClientContext ctx;
-  ASSERT_TRUE(c.at(l).kv()->Get(&ctx, get, &got).ok());
+  ASSERT_TRUE(c.at(l)->kv()->Get(&ctx, get, &got).ok());
   EXPECT_TRUE(got.found());
   EXPECT_EQ(got.entry().value(), "v");
 }
@@ -216,6 +217,7 @@ TEST(replication, killing_the_leader_under_load_loses_no_acknowledged_write) {
   ASSERT_TRUE(wait_for(100));
   const int killed = c.leader();  // leads now (the writers follow it)
   ASSERT_GE(killed, 0);
+  const uint64_t term = c.status(killed).term();
   const int before = acked_count.load();
   const auto killed_at = std::chrono::steady_clock::now();
   c.kill(killed);
@@ -226,7 +228,9 @@ TEST(replication, killing_the_leader_under_load_loses_no_acknowledged_write) {
                                                         killed_at)
                   .count());
   ASSERT_TRUE(wait_for(before + 100));
-  EXPECT_NE(c.leader(), killed);
+  const int next = c.leader();
+  EXPECT_NE(next, killed);
+  EXPECT_GT(c.status(next).term(), term);
   // The killed replica comes back on its own disk and catches up, under load.
   c.restart(killed);
   ASSERT_TRUE(wait_for(acked_count.load() + 50));
@@ -265,7 +269,7 @@ TEST(replication, expiry_is_the_leaders_and_applies_everywhere_at_one_revision) 
   req.set_ttl_ms(300);
   v1::PutResponse resp;
   grpc::ClientContext ctx;
-  ASSERT_TRUE(c.at(at).kv()->Put(&ctx, req, &resp).ok());
+  ASSERT_TRUE(c.at(at)->kv()->Put(&ctx, req, &resp).ok());
   // Every replica gets the expiry as one more revision, the same one.
   const auto deadline = std::chrono::steady_clock::now() + 20s;
   uint64_t revision = 0;
@@ -293,7 +297,7 @@ TEST(replication, a_watch_resumes_on_another_replica_with_no_gap) {
   v1::WatchRequest wreq;
   wreq.set_prefix(true);
   wreq.set_start_revision(1);
-  auto stream = c.at(a).kv()->Watch(&wctx, wreq);
+  auto stream = c.at(a)->kv()->Watch(&wctx, wreq);
   int at = l;
   for (int n = 0; n < 20; ++n) {
     ASSERT_EQ(put_following(c, &at, "a" + std::to_string(n), "x").how, outcome::acked);
@@ -316,7 +320,7 @@ TEST(replication, a_watch_resumes_on_another_replica_with_no_gap) {
   // Resumed on the other follower (or the new leader) from after the last revision seen.
   grpc::ClientContext rctx;
   wreq.set_start_revision(seen.back() + 1);
-  auto resumed = c.at(b).kv()->Watch(&rctx, wreq);
+  auto resumed = c.at(b)->kv()->Watch(&rctx, wreq);
   while (seen.size() < 40 && resumed->Read(&wr)) {
     for (const auto& e : wr.events()) {
       seen.push_back(e.revision());
