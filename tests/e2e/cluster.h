@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "tests/e2e/shoald_process.h"
+#include "tests/e2e/tcp_proxy.h"
 
 namespace shoal::testing {
 
@@ -45,12 +46,38 @@ inline int free_port() {
 
 class cluster {
  public:
+  // proxied: each replica's Raft port behind a tcp_proxy, for net() to cut links.
+  struct proxied_t {};
+  static constexpr proxied_t proxied{};
   explicit cluster(int n = 3, std::vector<std::string> extra = {}) : extra_(std::move(extra)) {
+    init(n, false);
+  }
+  cluster(proxied_t, int n = 3, std::vector<std::string> extra = {}) : extra_(std::move(extra)) {
+    init(n, true);
+  }
+  partition& net() { return net_; }
+  std::vector<uint64_t> ids_except(int i) const {
+    std::vector<uint64_t> out;
+    for (int k = 0; k < size(); ++k) {
+      if (k != i) out.push_back(replicas_[k].id);
+    }
+    return out;
+  }
+  uint64_t id(int i) const { return replicas_.at(i).id; }
+
+ private:
+  void init(int n, bool with_proxies) {
     for (int i = 0; i < n; ++i) {
       replica r;
       r.id = i + 1;
       r.client = "127.0.0.1:" + std::to_string(free_port());
-      r.peer = "127.0.0.1:" + std::to_string(free_port());
+      const int peer_port = free_port();
+      r.peer = "127.0.0.1:" + std::to_string(peer_port);
+      if (with_proxies) {
+        const int raft_port = free_port();
+        r.raft_listen = "127.0.0.1:" + std::to_string(raft_port);
+        proxies_.push_back(std::make_unique<tcp_proxy>(r.id, peer_port, raft_port, &net_));
+      }
       r.dir = temp_dir();
       replicas_.push_back(std::move(r));
     }
@@ -62,6 +89,8 @@ class cluster {
     for (int i = 0; i < n; ++i) all.push_back(i);
     start(all);
   }
+
+ public:
   cluster(const cluster&) = delete;
   cluster& operator=(const cluster&) = delete;
   ~cluster() {
@@ -129,6 +158,7 @@ class cluster {
     std::string client;
     std::string peer;
     std::string dir;
+    std::string raft_listen;  // behind a proxy: where Raft really listens
     std::shared_ptr<shoald_process> process;  // guarded by mu_
   };
 
@@ -142,6 +172,7 @@ class cluster {
                                   "--raft_heartbeat_ms=100",
                                   "--workers=1",
                                   "--shutdown_grace_seconds=2"};
+    if (!r.raft_listen.empty()) a.push_back("--raft_listen=" + r.raft_listen);
     a.insert(a.end(), extra_.begin(), extra_.end());
     return a;
   }
@@ -174,6 +205,8 @@ class cluster {
   }
 
   std::vector<std::string> extra_;
+  partition net_;
+  std::vector<std::unique_ptr<tcp_proxy>> proxies_;
   mutable std::mutex mu_;
   std::vector<replica> replicas_;
   std::string members_;
