@@ -245,6 +245,20 @@ void server::impl::post_calls(grpc::ServerCompletionQueue* cq) {
               metrics::method::watch_config, 2);
   post_stream(rt, &admin_service, &Admin::RequestSnapshot, &handlers::snapshot, cq, &ctx,
               metrics::method::snapshot, 1);
+  using add_fn = grpc::Status (*)(context&, const v1::AddMemberRequest&, v1::MembersResponse&);
+  using remove_fn =
+      grpc::Status (*)(context&, const v1::RemoveMemberRequest&, v1::MembersResponse&);
+  using transfer_fn =
+      grpc::Status (*)(context&, const v1::TransferLeadershipRequest&, v1::MembersResponse&);
+  post_unary(rt, &admin_service, &Admin::RequestAddMember,
+             static_cast<add_fn>(&handlers::not_replicated), cq, &ctx,
+             metrics::method::add_member, 1);
+  post_unary(rt, &admin_service, &Admin::RequestRemoveMember,
+             static_cast<remove_fn>(&handlers::not_replicated), cq, &ctx,
+             metrics::method::remove_member, 1);
+  post_unary(rt, &admin_service, &Admin::RequestTransferLeadership,
+             static_cast<transfer_fn>(&handlers::not_replicated), cq, &ctx,
+             metrics::method::transfer_leadership, 1);
   post_unary(rt, &health_service, &Health::RequestCheck, &handlers::health_check, cq, &ctx,
              metrics::method::health_check, k_posted_cold);
   post_stream(rt, &health_service, &Health::RequestWatch, &handlers::health_watch, cq, &ctx,
@@ -553,6 +567,8 @@ void server::impl::stop() {
   if (!runtime->block_on(drain_calls(&calls, grace))) {
     SHOAL_LOG(warn, "grace period over; cancelling calls", {{"calls", calls.in_flight()}});
   }
+  // A replica that leads hands over once its own calls are done: the others write on at once.
+  if (replication) (void)runtime->block_on(replication->hand_over());
   // Nothing is in flight: stop at once. (During a shutdown window gRPC core keeps connections
   // open but cancels the calls that arrive on them, so the window is kept to nothing; only a
   // call in transit at this very instant can be cut short.)

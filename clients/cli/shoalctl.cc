@@ -25,6 +25,7 @@
 #include "clients/cli/args.h"
 #include "clients/cli/output.h"
 #include "clients/cli/snapshot.h"
+#include "clients/cpp/channel.h"
 #include "clients/cpp/client.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
@@ -593,6 +594,82 @@ int cmd_config(const global& g, sc::client& c, const parsed_args& a) {
   return s.ok() ? k_ok : fail(g, sc::to_status(s));
 }
 
+// Replication's members: list (Status), add, remove, transfer. Changes go to the leader: a
+// follower's refusal names it (shoal-leader metadata), and the change is sent there once.
+int cmd_member(const global& g, sc::client& c, const parsed_args& a) {
+  const std::string& what = a.positional[0];
+  auto number = [&](std::size_t i, uint64_t* out) {
+    return a.positional.size() > i && absl::SimpleAtoi(a.positional[i], out) && *out != 0;
+  };
+  auto print = [&](const v1::Replication& r) {
+    if (g.json) {
+      std::printf("%s\n", to_json(r).c_str());
+      return;
+    }
+    std::printf("term %llu, leader %llu\n", static_cast<unsigned long long>(r.term()),
+                static_cast<unsigned long long>(r.leader_id()));
+    for (const auto& m : r.members()) {
+      std::printf("%llu\tpeer %s\tclient %s%s\n", static_cast<unsigned long long>(m.id()),
+                  m.peer().c_str(), m.client().c_str(), m.id() == r.leader_id() ? "\tleader" : "");
+    }
+  };
+  if (what == "list") {
+    auto r = c.status();
+    if (!r.ok()) return fail(g, r.status());
+    if (!r->has_replication()) return usage_error("this shoald is a single server (no --raft_id)");
+    print(r->replication());
+    return k_ok;
+  }
+  // One call, sent once more to the leader a follower names.
+  auto call = [&](auto method, const auto& req) -> int {
+    v1::MembersResponse resp;
+    std::unique_ptr<v1::Admin::Stub> elsewhere;
+    v1::Admin::Stub* stub = &c.admin_stub();
+    grpc::Status st;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::milliseconds(std::max<int64_t>(g.timeout_ms, 30'000)));
+      st = (stub->*method)(&ctx, req, &resp);
+      const auto& md = ctx.GetServerTrailingMetadata();
+      auto hint = md.find("shoal-leader");
+      if (st.ok() || st.error_code() != grpc::StatusCode::UNAVAILABLE || hint == md.end()) break;
+      const std::string leader(hint->second.data(), hint->second.size());
+      auto channel = sc::make_channel(c.opts(), leader);
+      if (!channel.ok()) break;
+      elsewhere = v1::Admin::NewStub(*channel);
+      stub = elsewhere.get();
+    }
+    if (!st.ok()) return fail(g, sc::to_status(st));
+    print(resp.replication());
+    return k_ok;
+  };
+  uint64_t id = 0;
+  if (what == "add") {
+    if (!number(1, &id) || a.positional.size() != 4) {
+      return usage_error("member add ID PEER_HOST:PORT CLIENT_HOST:PORT");
+    }
+    v1::AddMemberRequest req;
+    req.set_id(id);
+    req.set_peer(a.positional[2]);
+    req.set_client(a.positional[3]);
+    return call(&v1::Admin::Stub::AddMember, req);
+  }
+  if (what == "remove") {
+    if (!number(1, &id)) return usage_error("member remove ID");
+    v1::RemoveMemberRequest req;
+    req.set_id(id);
+    return call(&v1::Admin::Stub::RemoveMember, req);
+  }
+  if (what == "transfer") {
+    if (a.positional.size() > 1 && !number(1, &id)) return usage_error("member transfer [ID]");
+    v1::TransferLeadershipRequest req;
+    req.set_id(id);
+    return call(&v1::Admin::Stub::TransferLeadership, req);
+  }
+  return usage_error("member takes list, add, remove or transfer");
+}
+
 std::vector<flag_spec> with_encoding_flags(std::vector<flag_spec> flags) {
   flags.insert(flags.end(), k_encoding_flags.begin(), k_encoding_flags.end());
   return flags;
@@ -695,6 +772,19 @@ const std::vector<command>& commands() {
        2,
        2,
        cmd_snapshot},
+      {"member",
+       "member list|add ID PEER CLIENT|remove ID|transfer [ID]",
+       "Lists a replicated store's members, or changes them on the leader.",
+       "list: each member's id, peer (Raft) and client (gRPC) addresses, and the leader.\n"
+       "  add ID PEER CLIENT: a new replica (an id never used before), a voter once caught up;\n"
+       "    start it first, with an empty --data_dir and without --raft_bootstrap.\n"
+       "  remove ID: the member leaves (a replica back with an empty disk is removed, then\n"
+       "    added under a new id). transfer [ID]: leadership to ID (default: the most\n"
+       "    up-to-date member). Sent to the leader (a follower names it).",
+       {},
+       1,
+       4,
+       cmd_member},
       {"config",
        "config [show|watch]",
        "Shows the effective configuration, or streams its changes.",

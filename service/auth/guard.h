@@ -42,7 +42,10 @@ void require_for(verdict& v, const Req& req) {
   if constexpr (std::is_same_v<Req, v1::StatusRequest> ||
                 std::is_same_v<Req, v1::GetConfigRequest> ||
                 std::is_same_v<Req, v1::WatchConfigRequest> ||
-                std::is_same_v<Req, v1::SnapshotRequest>) {
+                std::is_same_v<Req, v1::SnapshotRequest> ||
+                std::is_same_v<Req, v1::AddMemberRequest> ||
+                std::is_same_v<Req, v1::RemoveMemberRequest> ||
+                std::is_same_v<Req, v1::TransferLeadershipRequest>) {
     require_admin(v);
   } else {
     require(v, req);

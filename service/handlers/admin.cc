@@ -85,6 +85,23 @@ grpc::Status health_check(context& ctx, const grpc::health::v1::HealthCheckReque
   return grpc::Status::OK;
 }
 
+namespace {
+grpc::Status single_server() {
+  return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                      "this shoald is a single server (no --raft_id): it has no members to change");
+}
+}  // namespace
+
+grpc::Status not_replicated(context&, const v1::AddMemberRequest&, v1::MembersResponse&) {
+  return single_server();
+}
+grpc::Status not_replicated(context&, const v1::RemoveMemberRequest&, v1::MembersResponse&) {
+  return single_server();
+}
+grpc::Status not_replicated(context&, const v1::TransferLeadershipRequest&, v1::MembersResponse&) {
+  return single_server();
+}
+
 rt::task<grpc::Status> snapshot(context& ctx, const v1::SnapshotRequest&,
                                 stream_writer<v1::SnapshotChunk>& out, const call_done&) {
   if (!ctx.durability_info.backup) {

@@ -42,6 +42,9 @@ inline call_class class_of(metrics::method m) {
     case metrics::method::status:
     case metrics::method::get_config:
     case metrics::method::health_check:
+    case metrics::method::add_member:
+    case metrics::method::remove_member:
+    case metrics::method::transfer_leadership:
       return call_class::control;
     case metrics::method::get:
     case metrics::method::put:
@@ -104,7 +107,11 @@ rt::task<grpc::Status> run_replicated(context& ctx, grpc::ServerContext& call, m
                                       const Req& req, Resp& resp,
                                       grpc::Status (*handle)(context&, const Req&, Resp&)) {
   grpc::Status status;
-  if (writes(m)) {
+  if constexpr (std::is_same_v<Req, v1::AddMemberRequest> ||
+                std::is_same_v<Req, v1::RemoveMemberRequest> ||
+                std::is_same_v<Req, v1::TransferLeadershipRequest>) {
+    status = co_await ctx.raft->change_members(req, resp);
+  } else if (writes(m)) {
     struct bound {
       context* ctx;
       const Req* req;
@@ -122,6 +129,7 @@ rt::task<grpc::Status> run_replicated(context& ctx, grpc::ServerContext& call, m
   } else {  // Status, GetConfig, health: about this replica itself
     status = handle(ctx, req, resp);
   }
+  (void)m;
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
     const std::string hint = ctx.raft->leader_client();
     if (!hint.empty()) call.AddTrailingMetadata("shoal-leader", hint);

@@ -51,6 +51,9 @@ constexpr std::array<method_labels, k_methods> k_method_labels = {{
     {"shoal.v1.KV", "Txn", "unary"},
     {"shoal.v1.KV", "Pipeline", "bidi_stream"},
     {"shoal.v1.Admin", "Snapshot", "server_stream"},
+    {"shoal.v1.Admin", "AddMember", "unary"},
+    {"shoal.v1.Admin", "RemoveMember", "unary"},
+    {"shoal.v1.Admin", "TransferLeadership", "unary"},
 }};
 
 // Status codes as gRPC dashboards label them (the names Go's gRPC gives the codes).

@@ -36,6 +36,9 @@ enum class method : uint8_t {
   txn,
   pipeline,
   snapshot,
+  add_member,
+  remove_member,
+  transfer_leadership,
   count_
 };
 

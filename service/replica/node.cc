@@ -131,7 +131,7 @@ void node::stop() {
   {
     rt::plain_lock lock(queue_mu_);
     accepting_ = false;
-    queue_.push_back(work{work::kind::stop, {}, {}});
+    queue_.push_back(work{work::kind::stop, {}, {}, 0});
   }
   uv_async_send(&async_);
   if (thread_.joinable()) thread_.join();
@@ -140,28 +140,110 @@ void node::stop() {
   uv_loop_close(&loop_);
 }
 
-void node::propose(std::string entry, done_fn done) {
+bool node::enqueue(work& w) {
   {
     rt::plain_lock lock(queue_mu_);
-    if (accepting_) {
-      queue_.push_back(work{work::kind::apply, std::move(entry), std::move(done)});
-      done = nullptr;
-    }
+    if (!accepting_) return false;
+    queue_.push_back(std::move(w));
   }
-  if (done) return done(RAFT_SHUTDOWN);
   uv_async_send(&async_);
+  return true;
+}
+
+void node::propose(std::string entry, done_fn done) {
+  work w{work::kind::apply, std::move(entry), std::move(done), 0};
+  if (!enqueue(w)) w.done(RAFT_SHUTDOWN);
 }
 
 void node::barrier(done_fn done) {
-  {
-    rt::plain_lock lock(queue_mu_);
-    if (accepting_) {
-      queue_.push_back(work{work::kind::barrier, {}, std::move(done)});
-      done = nullptr;
-    }
+  work w{work::kind::barrier, {}, std::move(done), 0};
+  if (!enqueue(w)) w.done(RAFT_SHUTDOWN);
+}
+
+void node::transfer(uint64_t id, done_fn done) {
+  work w{work::kind::transfer, {}, std::move(done), id};
+  if (!enqueue(w)) w.done(RAFT_SHUTDOWN);
+}
+
+void node::add(uint64_t id, std::string address, done_fn done) {
+  work w{work::kind::add, std::move(address), std::move(done), id};
+  if (!enqueue(w)) w.done(RAFT_SHUTDOWN);
+}
+
+void node::remove(uint64_t id, done_fn done) {
+  work w{work::kind::remove, {}, std::move(done), id};
+  if (!enqueue(w)) w.done(RAFT_SHUTDOWN);
+}
+
+namespace {
+struct transfer_req {
+  struct raft_transfer req{};
+  node::done_fn done;
+};
+struct change_req {
+  struct raft_change req{};
+  node::done_fn done;
+  struct raft* r = nullptr;
+  uint64_t id = 0;
+  bool then_voter = false;  // an add: assign the voter role once added
+};
+}  // namespace
+
+void node::start_transfer(uint64_t id, done_fn done) {
+  if (closing_) return done(RAFT_SHUTDOWN);
+  auto* t = new transfer_req();
+  t->req.data = t;
+  t->done = std::move(done);
+  const int rv = raft_transfer(&raft_, &t->req, id, [](struct raft_transfer* req) {
+    auto* self = static_cast<transfer_req*>(req->data);
+    self->done(0);
+    delete self;
+  });
+  if (rv != 0) {
+    t->done(rv);
+    delete t;
   }
-  if (done) return done(RAFT_SHUTDOWN);
-  uv_async_send(&async_);
+}
+
+void node::start_change(work w) {
+  if (closing_) return w.done(RAFT_SHUTDOWN);
+  auto* c = new change_req();
+  c->req.data = c;
+  c->done = std::move(w.done);
+  c->r = &raft_;
+  c->id = w.id;
+  static constexpr raft_change_cb finished = [](struct raft_change* req, int status) {
+    auto* self = static_cast<change_req*>(req->data);
+    if (status == 0 && self->then_voter) {
+      // Added as a spare; promoted once it has caught up (libraft runs the catch-up rounds).
+      self->then_voter = false;
+      const int rv = raft_assign(self->r, &self->req, self->id, RAFT_VOTER, finished);
+      if (rv == 0) return;
+      status = rv;
+    }
+    self->done(status);
+    delete self;
+  };
+  int rv = 0;
+  if (w.type == work::kind::add) {
+    // Added before and not yet a voter (its catch-up failed: it was not running): promote it.
+    const raft_server* known = nullptr;
+    for (unsigned i = 0; i < raft_.configuration.n; ++i) {
+      if (raft_.configuration.servers[i].id == w.id) known = &raft_.configuration.servers[i];
+    }
+    if (known != nullptr && known->role != RAFT_VOTER && w.entry == known->address) {
+      rv = raft_assign(&raft_, &c->req, w.id, RAFT_VOTER, finished);
+    } else {
+      c->then_voter = true;
+      rv = raft_add(&raft_, &c->req, w.id, w.entry.c_str(), finished);
+    }
+  } else {
+    rv = raft_remove(&raft_, &c->req, w.id, finished);
+  }
+  if (rv != 0) {
+    c->done(rv);
+    delete c;
+  }
 }
 
 void node::on_async(uv_async_t* a) { static_cast<node*>(a->data)->drain(); }
@@ -184,6 +266,13 @@ void node::drain() {
         } else {
           reads_waiting_.push_back(std::move(w.done));
         }
+        break;
+      case work::kind::transfer:
+        start_transfer(w.id, std::move(w.done));
+        break;
+      case work::kind::add:
+      case work::kind::remove:
+        start_change(std::move(w));
         break;
       case work::kind::stop:
         stop = true;

@@ -91,6 +91,13 @@ class node {
   // From the loop thread (a state machine's leadership_changed): the same, without the queue.
   void propose_here(std::string entry);
   void barrier(done_fn done);
+  // Leader only: hands leadership to member `id` (0: the most up-to-date voter; raft_transfer);
+  // `done` once another member leads, or it failed.
+  void transfer(uint64_t id, done_fn done);
+  // Leader only: adds member `id` at `address` ("peer/client") and, once it has caught up, makes
+  // it a voter (raft_add, then raft_assign); removes one (raft_remove).
+  void add(uint64_t id, std::string address, done_fn done);
+  void remove(uint64_t id, done_fn done);
   raft_view view() const;
   uint64_t id() const { return id_; }
   // Closes Raft and joins the loop thread. Idempotent.
@@ -98,10 +105,14 @@ class node {
 
  private:
   struct work {
-    enum class kind { apply, barrier, stop } type;
-    std::string entry;
+    enum class kind { apply, barrier, transfer, add, remove, stop } type;
+    std::string entry;  // apply: the entry; add: the member's address
     done_fn done;
+    uint64_t id = 0;  // transfer, add, remove
   };
+  // Queues `w` (moved from) for the loop thread; false, `w` untouched, once the node stops.
+  bool enqueue(work& w);
+  void start_change(work w);
   explicit node(options o);
   absl::Status open();
   void run();
@@ -114,6 +125,7 @@ class node {
   static void on_check(uv_check_t* c);
   static void on_applied(struct raft_apply* req, int status, void* result);
   static void on_barrier(struct raft_barrier* req, int status);
+  void start_transfer(uint64_t id, done_fn done);
   static void on_closed(struct raft* r);
   static int fsm_apply(raft_fsm* fsm, const raft_buffer* buf, void** result);
   static int fsm_snapshot(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n);

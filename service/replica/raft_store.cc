@@ -261,6 +261,113 @@ rt::task<> raft_store::purge(rt::notify* expiry_changed) {
   }
 }
 
+rt::task<bool> raft_store::hand_over() {
+  if (!leader()) co_return false;
+  auto channel = rt::oneshot::channel<int>();
+  auto tx = std::make_shared<rt::oneshot::sender<int>>(std::move(channel.first));
+  node_->transfer(0, [tx](int rv) { tx->send(rv); });
+  auto rv = co_await std::move(channel.second);
+  const raft_view v = node_->view();
+  SHOAL_LOG(info, "raft: leadership handed over before stopping",
+            {{"done", rv && *rv == 0}, {"leader", static_cast<int64_t>(v.leader_id)}});
+  co_return true;
+}
+
+rt::task<int> raft_store::on_loop(std::function<void(node::done_fn)> start) {
+  auto channel = rt::oneshot::channel<int>();
+  auto tx = std::make_shared<rt::oneshot::sender<int>>(std::move(channel.first));
+  start([tx](int rv) { tx->send(rv); });
+  auto rv = co_await std::move(channel.second);
+  co_return rv ? *rv : RAFT_SHUTDOWN;
+}
+
+grpc::Status raft_store::change_status(int raft_status, uint64_t id) const {
+  const std::string who = absl::StrCat("member ", id);
+  switch (raft_status) {
+    case 0:
+      return grpc::Status::OK;
+    case RAFT_NOTLEADER:
+      return not_leader();
+    case RAFT_DUPLICATEID:
+      return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
+                          absl::StrCat(who, " exists already; ids are never reused: pick another"));
+    case RAFT_DUPLICATEADDRESS:
+      return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
+                          "another member has that address: remove it first");
+    case RAFT_BADID:
+    case RAFT_NOTFOUND:
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("there is no ", who));
+    case RAFT_CANTCHANGE:
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "another membership change is under way: retry once it is done");
+    case RAFT_NOCONNECTION:
+      return grpc::Status(
+          grpc::StatusCode::UNAVAILABLE,
+          absl::StrCat(who, " is added but could not be reached to catch up, so it does not vote: "
+                            "start it (an empty --data_dir, no --raft_bootstrap), then add it "
+                            "again"));
+    default:
+      return grpc::Status(
+          grpc::StatusCode::UNAVAILABLE,
+          absl::StrCat("the change of ", who, " did not complete (", raft_strerror(raft_status),
+                       "); Status shows the members as they stand"));
+  }
+}
+
+grpc::Status raft_store::members(v1::MembersResponse& resp) const {
+  ctx_->fill(resp.mutable_header());
+  describe(resp.mutable_replication());
+  return grpc::Status::OK;
+}
+
+rt::task<grpc::Status> raft_store::change_members(const v1::AddMemberRequest& req,
+                                                  v1::MembersResponse& resp) {
+  member m;
+  std::string host;
+  std::string port;
+  if (req.id() == 0 || !split_host_port(req.peer(), &host, &port) ||
+      !split_host_port(req.client(), &host, &port)) {
+    co_return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                           "AddMember needs an id of 1 or more, and peer and client as host:port");
+  }
+  m.id = req.id();
+  m.peer = req.peer();
+  m.client = req.client();
+  if (!leader()) co_return not_leader();
+  const int rv = co_await on_loop(
+      [&](node::done_fn done) { node_->add(m.id, m.address(), std::move(done)); });
+  if (rv != 0) co_return change_status(rv, m.id);
+  co_return members(resp);
+}
+
+rt::task<grpc::Status> raft_store::change_members(const v1::RemoveMemberRequest& req,
+                                                  v1::MembersResponse& resp) {
+  if (!leader()) co_return not_leader();
+  if (req.id() == node_->id()) {
+    // The leader leaves last: it hands over, and the new leader removes it.
+    const int handed =
+        co_await on_loop([&](node::done_fn done) { node_->transfer(0, std::move(done)); });
+    if (handed != 0) co_return change_status(handed, req.id());
+    co_return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                           "this replica led, and handed leadership over so that it can be "
+                           "removed; nothing was applied: send RemoveMember to the new leader "
+                           "(metadata shoal-leader)");
+  }
+  const int rv =
+      co_await on_loop([&](node::done_fn done) { node_->remove(req.id(), std::move(done)); });
+  if (rv != 0) co_return change_status(rv, req.id());
+  co_return members(resp);
+}
+
+rt::task<grpc::Status> raft_store::change_members(const v1::TransferLeadershipRequest& req,
+                                                  v1::MembersResponse& resp) {
+  if (!leader()) co_return not_leader();
+  const int rv =
+      co_await on_loop([&](node::done_fn done) { node_->transfer(req.id(), std::move(done)); });
+  if (rv != 0) co_return change_status(rv, req.id());
+  co_return members(resp);
+}
+
 void raft_store::describe(v1::Replication* out) const {
   const raft_view v = node_->view();
   out->set_id(node_->id());

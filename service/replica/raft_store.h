@@ -80,6 +80,17 @@ class raft_store final : public state_machine {
   // The leader's purge: proposes the keys that are due (a follower waits to lead).
   rt::task<> purge(rt::notify* expiry_changed);
 
+  // Admin's membership calls, on the leader: the change, then the members as they stand.
+  rt::task<grpc::Status> change_members(const v1::AddMemberRequest& req, v1::MembersResponse& resp);
+  rt::task<grpc::Status> change_members(const v1::RemoveMemberRequest& req,
+                                        v1::MembersResponse& resp);
+  rt::task<grpc::Status> change_members(const v1::TransferLeadershipRequest& req,
+                                        v1::MembersResponse& resp);
+
+  // A leader that is stopping hands leadership to the most up-to-date follower first, so that the
+  // cluster writes on without waiting out an election timeout. Returns whether it led.
+  rt::task<bool> hand_over();
+
   raft_view view() const { return node_->view(); }
   void describe(v1::Replication* out) const;
   // Stops Raft (pending writes fail with UNAVAILABLE). Idempotent.
@@ -103,6 +114,10 @@ class raft_store final : public state_machine {
   grpc::Status status_of(int raft_status) const;
   void set_store_id(std::string_view id);
   rt::task<bool> expire(std::vector<store::store::due_entry> due);
+  // Runs `start` (which hands the node a callback) and awaits the callback's Raft status.
+  rt::task<int> on_loop(std::function<void(node::done_fn)> start);
+  grpc::Status change_status(int raft_status, uint64_t id) const;
+  grpc::Status members(v1::MembersResponse& resp) const;
   int64_t wall_ns() const;
 
   context* ctx_;

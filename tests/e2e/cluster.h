@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -137,6 +138,15 @@ class cluster {
     return -1;
   }
 
+  // SIGTERM (a drain), and wait until it is gone: its exit code.
+  int terminate(int i) {
+    std::shared_ptr<shoald_process> p;
+    {
+      std::lock_guard lock(mu_);
+      p.swap(replicas_.at(i).process);
+    }
+    return p->terminate();
+  }
   // SIGKILL, and wait until it is gone.
   void kill(int i) {
     std::shared_ptr<shoald_process> p;
@@ -149,8 +159,23 @@ class cluster {
   }
   // Starts replica i again on its data directory (returns once it serves: it needs a leader).
   void restart(int i) { start({i}); }
-  // Starts replica i on an empty data directory (a replaced disk).
+  // Empties replica i's data directory (a replaced disk); it must not be running.
   void wipe(int i) { run_command("rm -rf " + replicas_.at(i).dir + "/*"); }
+  // Starts replica i as a new member, `id`, on an empty data directory, with the same ports
+  // (the members list names it so); the leader must have added it (Admin/AddMember).
+  // `add` runs once it is forked, before it is awaited (it serves only once added).
+  void start_as_new_member(int i, uint64_t id, const std::function<void()>& add) {
+    wipe(i);
+    replicas_.at(i).id = id;
+    replicas_.at(i).bootstrap = false;
+    members_.clear();
+    for (const replica& r : replicas_) {
+      if (!members_.empty()) members_ += ",";
+      members_ += std::to_string(r.id) + "=" + r.peer + "/" + r.client;
+    }
+    start({i}, add);
+  }
+  const std::string& peer_address(int i) const { return replicas_.at(i).peer; }
 
  private:
   struct replica {
@@ -159,6 +184,7 @@ class cluster {
     std::string peer;
     std::string dir;
     std::string raft_listen;  // behind a proxy: where Raft really listens
+    bool bootstrap = true;    // a first member (a replacement joins instead)
     std::shared_ptr<shoald_process> process;  // guarded by mu_
   };
 
@@ -167,11 +193,11 @@ class cluster {
                                   "--data_dir=" + r.dir,
                                   "--raft_id=" + std::to_string(r.id),
                                   "--raft_members=" + members_,
-                                  "--raft_bootstrap",
                                   "--raft_election_ms=1000",
                                   "--raft_heartbeat_ms=100",
                                   "--workers=1",
                                   "--shutdown_grace_seconds=2"};
+    if (r.bootstrap) a.push_back("--raft_bootstrap");
     if (!r.raft_listen.empty()) a.push_back("--raft_listen=" + r.raft_listen);
     a.insert(a.end(), extra_.begin(), extra_.end());
     return a;
@@ -179,12 +205,13 @@ class cluster {
 
   // A replica prints where it listens once it knows the cluster's store id, which takes a
   // majority: the replicas are forked together (by this thread), then awaited each on a thread.
-  void start(const std::vector<int>& which) {
+  void start(const std::vector<int>& which, const std::function<void()>& then = nullptr) {
     std::vector<std::shared_ptr<shoald_process>> forked;
     for (int i : which) {
       forked.push_back(
           std::make_shared<shoald_process>(shoald_process::started_later, args(replicas_[i])));
     }
+    if (then) then();
     std::vector<std::thread> waiting;
     std::vector<std::string> errors(which.size());
     for (std::size_t k = 0; k < which.size(); ++k) {

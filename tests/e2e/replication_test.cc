@@ -458,6 +458,77 @@ std::string joined(const std::vector<std::string>& v, std::size_t most = 5) {
   return out;
 }
 
+// SIGTERM on the leader: it drains, hands leadership over and exits 0; writes go on.
+TEST(replication, a_leader_told_to_stop_hands_over_and_exits_cleanly) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "a process-level test: run in the Release build";
+#endif
+  cluster c(3);
+  int at = c.leader();
+  ASSERT_GE(at, 0);
+  ASSERT_EQ(put_following(c, &at, "a", "1").how, outcome::acked);
+  const int stopping = c.leader();
+  const auto stopped_at = std::chrono::steady_clock::now();
+  EXPECT_EQ(c.terminate(stopping), 0);
+  const put_result next = put_following(c, &at, "b", "2");
+  ASSERT_EQ(next.how, outcome::acked);
+  std::printf("a write acknowledged %.0f ms after SIGTERM reached the leader\n",
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                        stopped_at)
+                  .count());
+  uint64_t revision = 0;
+  const contents all = converged(c, &revision);
+  EXPECT_EQ(all.size(), 2u);
+  EXPECT_NE(c.leader(), stopping);
+}
+
+std::pair<int, std::string> shoalctl(const cluster& c, int i, const std::string& args) {
+  return run_command(std::string(SHOALCTL_PATH) + " --addr=" + c.client_address(i) + " " + args +
+                     " 2>&1");
+}
+
+// A replica whose disk is lost comes back as a new member: removed, added under a new id, and
+// caught up from the leader (shoalctl's member commands, sent to a follower: it finds the leader).
+TEST(replication, a_replica_with_a_lost_disk_is_replaced_under_a_new_id_and_catches_up) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "a process-level test: run in the Release build";
+#endif
+  cluster c(3);
+  int at = c.leader();
+  ASSERT_GE(at, 0);
+  for (int n = 0; n < 50; ++n) {
+    ASSERT_EQ(put_following(c, &at, "before-" + std::to_string(n), "x").how, outcome::acked);
+  }
+  const int lost = (c.leader() + 1) % 3;
+  const int other = (lost + 1) % 3;
+  const uint64_t old_id = c.id(lost);
+  c.kill(lost);
+  auto [code, out] = shoalctl(c, other, "member remove " + std::to_string(old_id));
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_EQ(out.find(c.peer_address(lost)), std::string::npos) << out;
+  // Started first (it waits, serving nothing, until it is added), then added.
+  c.start_as_new_member(lost, 4, [&] {
+    std::tie(code, out) = shoalctl(c, other, "member add 4 " + c.peer_address(lost) + " " +
+                                                 c.client_address(lost));
+  });
+  ASSERT_EQ(code, 0) << out;
+  // It serves (it knows the store id) and holds everything, and writes go on with it.
+  for (int n = 0; n < 50; ++n) {
+    ASSERT_EQ(put_following(c, &at, "after-" + std::to_string(n), "y").how, outcome::acked);
+  }
+  uint64_t revision = 0;
+  const contents all = converged(c, &revision);
+  EXPECT_EQ(all.size(), 100u);
+  const v1::Replication r = c.status(lost);
+  EXPECT_EQ(r.id(), 4u);
+  std::set<uint64_t> ids;
+  for (const auto& m : r.members()) ids.insert(m.id());
+  EXPECT_EQ(ids, (std::set<uint64_t>{c.id(other), c.id((lost + 2) % 3), 4}));
+  std::tie(code, out) = shoalctl(c, lost, "member list");
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("4\tpeer " + c.peer_address(lost)), std::string::npos) << out;
+}
+
 // The faults under concurrent Put, compare-and-swap and Get: the leader cut off from
 // both followers (and healed), then killed and restarted. Every history must be linearizable.
 TEST(replication, histories_stay_linearizable_through_partitions_and_a_killed_leader) {
