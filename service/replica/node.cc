@@ -1,14 +1,23 @@
 #include "service/replica/node.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <csignal>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <sstream>
 
 #include <cerrno>
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "service/log.h"
 #include "service/replica/transport.h"
@@ -38,7 +47,91 @@ raft_view::role role_of(int state) {
   }
 }
 
+bool directory_empty(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return true;
+  bool empty = true;
+  while (dirent* e = ::readdir(d)) {
+    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) empty = false;
+  }
+  ::closedir(d);
+  return empty;
+}
+
+// Appends `text` to `path` and syncs it (and, for a new file, its directory).
+bool append_synced(const std::string& dir, const std::string& name, const std::string& text) {
+  const std::string path = dir + "/" + name;
+  const bool existed = ::access(path.c_str(), F_OK) == 0;
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+                  ::fdatasync(fd) == 0;
+  ::close(fd);
+  if (ok && !existed) {
+    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+  }
+  return ok;
+}
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+constexpr char k_incarnation_file[] = "raft-incarnation";
+constexpr char k_peers_file[] = "raft-peers";
+
 }  // namespace
+
+absl::Status node::load_identity(bool fresh) {
+  const std::string& dir = opts_.identity_dir;
+  const std::string mine = read_all(dir + "/" + k_incarnation_file);
+  if (fresh || mine.empty()) {
+    std::random_device rd;
+    incarnation_ = ((static_cast<uint64_t>(rd()) << 32) ^ rd()) | 1;
+    // A fresh disk forgets its peers too: it learns them again.
+    ::unlink((dir + "/" + k_peers_file).c_str());
+    ::unlink((dir + "/" + k_incarnation_file).c_str());
+    if (!append_synced(dir, k_incarnation_file, std::to_string(incarnation_) + "\n")) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot write ", dir, "/", k_incarnation_file, ": ", std::strerror(errno)));
+    }
+  } else if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(mine), &incarnation_)) {
+    return absl::DataLossError(absl::StrCat(dir, "/", k_incarnation_file,
+                                            " is damaged: it should hold one number"));
+  }
+  std::istringstream peers(read_all(dir + "/" + k_peers_file));
+  uint64_t id = 0;
+  uint64_t incarnation = 0;
+  while (peers >> id >> incarnation) peers_[id] = incarnation;
+  return absl::OkStatus();
+}
+
+bool node::admit(uint64_t id, uint64_t incarnation) {
+  if (id == id_) return incarnation == incarnation_;
+  auto it = peers_.find(id);
+  if (it == peers_.end()) {
+    peers_[id] = incarnation;
+    if (!append_synced(opts_.identity_dir, k_peers_file,
+                       absl::StrCat(id, " ", incarnation, "\n"))) {
+      SHOAL_LOG(warn, "raft: cannot record a peer's incarnation",
+                {{"peer", static_cast<int64_t>(id)}, {"error", std::strerror(errno)}});
+    }
+    return true;
+  }
+  if (it->second == incarnation) return true;
+  if (refused_.insert({id, incarnation}).second) {
+    SHOAL_LOG(warn,
+              "raft: a replica came back under its old id with another disk (an empty data "
+              "directory): refused. Remove it (shoalctl member remove ID) and add it under a new id",
+              {{"peer", static_cast<int64_t>(id)}});
+  }
+  return false;
+}
 
 node::node(options o) : opts_(std::move(o)), id_(opts_.id) {}
 
@@ -63,8 +156,12 @@ absl::Status node::open() {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot create the Raft directory ", opts_.dir, ": ", std::strerror(errno)));
   }
+  if (auto st = load_identity(directory_empty(opts_.dir)); !st.ok()) return st;
   uv_loop_init(&loop_);
-  transport_init(&transport_, &loop_, opts_.listen.empty() ? self->peer : opts_.listen);
+  transport_init(&transport_, &loop_, opts_.listen.empty() ? self->peer : opts_.listen,
+                 incarnation_, [this](uint64_t id, uint64_t incarnation) {
+                   return admit(id, incarnation);
+                 });
   transport_.data = this;
   if (int rv = raft_uv_init(&io_, &loop_, opts_.dir.c_str(), &transport_); rv != 0) {
     return absl::FailedPreconditionError(
@@ -385,6 +482,9 @@ void node::refresh() {
       m.peer = raft_.configuration.servers[i].address;
     }
     v.members.push_back(std::move(m));
+  }
+  for (const auto& [id, incarnation] : refused_) {
+    if (v.refused.empty() || v.refused.back() != id) v.refused.push_back(id);
   }
   const bool leader_now = v.state == raft_view::role::leader;
   {

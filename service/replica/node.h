@@ -26,6 +26,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <thread>
@@ -64,6 +66,8 @@ struct raft_view {
   uint64_t applied_index = 0;
   uint64_t last_index = 0;
   std::vector<member> members;
+  // Members refused for coming back under their id with another disk (transport.h).
+  std::vector<uint64_t> refused;
 };
 
 class node {
@@ -72,6 +76,9 @@ class node {
     uint64_t id = 0;
     std::vector<member> members;  // this member's own address is found here by id
     std::string dir;              // created if missing
+    // Where the replica's incarnation (which disk it is) and those of its peers are kept: a
+    // replica back with an empty disk under its old id is refused (transport.h).
+    std::string identity_dir;
     std::string listen;           // host:port the transport binds (default: this member's peer)
     bool bootstrap = false;       // an empty dir starts the cluster with `members`
     unsigned election_ms = 1000;
@@ -115,6 +122,11 @@ class node {
   void start_change(work w);
   explicit node(options o);
   absl::Status open();
+  // This disk's incarnation: read, or made (fresh: the Raft directory was empty).
+  absl::Status load_identity(bool fresh);
+  // The transport's admission (loop thread): a peer's first incarnation is kept; another one
+  // under the same id is refused.
+  bool admit(uint64_t id, uint64_t incarnation);
   void run();
   void drain();  // on the loop thread: takes the queued work
   void submit_apply(std::string entry, done_fn done);
@@ -134,6 +146,9 @@ class node {
 
   options opts_;
   uint64_t id_;
+  uint64_t incarnation_ = 0;
+  std::map<uint64_t, uint64_t> peers_;             // loop thread only (after open)
+  std::set<std::pair<uint64_t, uint64_t>> refused_;  // logged once each
   uv_loop_t loop_{};
   uv_async_t async_{};
   uv_check_t check_{};

@@ -86,6 +86,7 @@ absl::StatusOr<std::unique_ptr<raft_store>> raft_store::open(const v1::StartupSe
   o.id = startup.raft_id();
   o.members = std::move(*members);
   o.dir = startup.data_dir() + "/raft";
+  o.identity_dir = startup.data_dir();
   o.listen = startup.raft_listen();
   o.bootstrap = startup.raft_bootstrap();
   o.election_ms = startup.raft_election_ms();
@@ -392,6 +393,7 @@ void raft_store::describe(v1::Replication* out) const {
   out->set_commit_index(v.commit_index);
   out->set_applied_index(v.applied_index);
   out->set_last_index(v.last_index);
+  for (uint64_t id : v.refused) out->add_refused(id);
   for (const member& m : v.members) {
     v1::Member* o = out->add_members();
     o->set_id(m.id);

@@ -12,7 +12,8 @@ namespace shoal::service::replica {
 namespace {
 
 constexpr uint64_t k_magic = 0x666172'6c616f6873ULL;  // "shoalraf", little-endian
-constexpr std::size_t k_fixed = 20;                   // magic, id, address size
+constexpr std::size_t k_fixed = 28;                   // magic, id, incarnation, address size
+constexpr std::size_t k_reply = 24;                   // magic, id, incarnation
 constexpr uint32_t k_max_address = 1024;
 
 struct impl;
@@ -24,7 +25,15 @@ struct incoming {
   char fixed[k_fixed];
   std::size_t got = 0;
   uint64_t id = 0;
+  uint64_t incarnation = 0;
   std::string address;
+};
+
+// The accepting side's answer, written as the stream is handed to Raft (which only reads an
+// accepted stream); it lives until its write completes (or is cancelled by a close).
+struct reply_write {
+  uv_write_t req{};
+  char bytes[k_reply];
 };
 
 // A connect request on its way: resolve, connect, introduce.
@@ -35,13 +44,17 @@ struct outgoing {
   std::string host;
   std::string port;
   std::string hello;
+  uint64_t id = 0;  // the member dialled
   uv_getaddrinfo_t gai{};
   uv_connect_t conn{};
   uv_write_t write{};
   uv_tcp_t* tcp = nullptr;
-  enum class stage { resolving, connecting, introducing } at = stage::resolving;
+  char reply[k_reply];
+  std::size_t got = 0;
+  enum class stage { resolving, connecting, introducing, answered } at = stage::resolving;
   bool canceled = false;
   bool tcp_closing = false;
+  bool reading = false;  // awaiting the answer (a close stops the read without a callback)
 };
 
 struct impl {
@@ -49,6 +62,8 @@ struct impl {
   uv_loop_t* loop = nullptr;
   std::string listen;
   raft_id id = 0;
+  uint64_t incarnation = 0;
+  admit_fn admit;
   std::string address;
   raft_uv_accept_cb accept_cb = nullptr;
   uv_tcp_t listener{};
@@ -102,7 +117,8 @@ void on_introduction(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
     uint32_t size = 0;
     std::memcpy(&magic, c->fixed, 8);
     std::memcpy(&c->id, c->fixed + 8, 8);
-    std::memcpy(&size, c->fixed + 16, 4);
+    std::memcpy(&c->incarnation, c->fixed + 16, 8);
+    std::memcpy(&size, c->fixed + 24, 4);
     if (magic != k_magic || c->id == 0 || size == 0 || size > k_max_address) {
       return drop_incoming(c);
     }
@@ -112,12 +128,24 @@ void on_introduction(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
   if (c->got < k_fixed || c->got < k_fixed + c->address.size()) return;
   uv_read_stop(s);
   impl* p = c->owner;
+  if (!p->admit(c->id, c->incarnation)) return drop_incoming(c);
   p->in.erase(c);
   uv_tcp_t* tcp = c->tcp;
   tcp->data = nullptr;
   const uint64_t id = c->id;
   const std::string address = std::move(c->address);
   delete c;
+  // Who answered: the connecting side checks it in turn.
+  auto* r = new reply_write();
+  std::memcpy(r->bytes, &k_magic, 8);
+  std::memcpy(r->bytes + 8, &p->id, 8);
+  std::memcpy(r->bytes + 16, &p->incarnation, 8);
+  uv_buf_t buf = uv_buf_init(r->bytes, k_reply);
+  r->req.data = r;
+  if (uv_write(&r->req, reinterpret_cast<uv_stream_t*>(tcp), &buf, 1,
+               [](uv_write_t* w, int) { delete static_cast<reply_write*>(w->data); }) != 0) {
+    delete r;
+  }
   p->accept_cb(p->t, id, address.c_str(), reinterpret_cast<uv_stream_t*>(tcp));
 }
 
@@ -192,9 +220,43 @@ void finish(outgoing* o, int status) {
 
 int failure(const outgoing* o) { return o->canceled ? RAFT_CANCELED : RAFT_NOCONNECTION; }
 
+void alloc_reply(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  auto* o = static_cast<outgoing*>(h->data);
+  *buf = uv_buf_init(o->reply + o->got, static_cast<unsigned>(k_reply - o->got));
+}
+
+void on_reply(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
+  auto* o = static_cast<outgoing*>(s->data);
+  if (n < 0 || o->canceled) {
+    uv_read_stop(s);
+    o->reading = false;
+    return finish(o, failure(o));
+  }
+  o->got += static_cast<std::size_t>(n);
+  if (o->got < k_reply) return;
+  uv_read_stop(s);
+  o->reading = false;
+  uint64_t magic = 0;
+  uint64_t id = 0;
+  uint64_t incarnation = 0;
+  std::memcpy(&magic, o->reply, 8);
+  std::memcpy(&id, o->reply + 8, 8);
+  std::memcpy(&incarnation, o->reply + 16, 8);
+  // The member dialled must answer as itself, with the disk it had.
+  if (magic != k_magic || id != o->id || !o->owner->admit(id, incarnation)) {
+    return finish(o, RAFT_NOCONNECTION);
+  }
+  o->at = outgoing::stage::answered;
+  finish(o, 0);
+}
+
 void on_introduced(uv_write_t* w, int status) {
   auto* o = static_cast<outgoing*>(w->data);
-  finish(o, status == 0 && !o->canceled ? 0 : failure(o));
+  if (status != 0 || o->canceled) return finish(o, failure(o));
+  if (uv_read_start(reinterpret_cast<uv_stream_t*>(o->tcp), alloc_reply, on_reply) != 0) {
+    return finish(o, failure(o));
+  }
+  o->reading = true;
 }
 
 void on_connected(uv_connect_t* c, int status) {
@@ -224,7 +286,7 @@ void on_resolved(uv_getaddrinfo_t* g, int status, addrinfo* res) {
   if (rv != 0) finish(o, failure(o));
 }
 
-int do_connect(raft_uv_transport* t, raft_uv_connect* req, raft_id, const char* address,
+int do_connect(raft_uv_transport* t, raft_uv_connect* req, raft_id id, const char* address,
                raft_uv_connect_cb cb) {
   impl* p = of(t);
   member m;
@@ -237,11 +299,13 @@ int do_connect(raft_uv_transport* t, raft_uv_connect* req, raft_id, const char* 
   o->owner = p;
   o->req = req;
   o->cb = cb;
+  o->id = id;
   const uint32_t size = static_cast<uint32_t>(p->address.size());
   o->hello.resize(k_fixed);
   std::memcpy(o->hello.data(), &k_magic, 8);
   std::memcpy(o->hello.data() + 8, &p->id, 8);
-  std::memcpy(o->hello.data() + 16, &size, 4);
+  std::memcpy(o->hello.data() + 16, &p->incarnation, 8);
+  std::memcpy(o->hello.data() + 24, &size, 4);
   o->hello += p->address;
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -271,14 +335,16 @@ void do_close(raft_uv_transport* t, raft_uv_transport_close_cb cb) {
   p->close_cb = cb;
   if (p->listener_open) uv_close(reinterpret_cast<uv_handle_t*>(&p->listener), on_listener_closed);
   for (incoming* c : std::set<incoming*>(p->in)) drop_incoming(c);
-  for (outgoing* o : p->out) {
+  for (outgoing* o : std::set<outgoing*>(p->out)) {
     o->canceled = true;
     if (o->at == outgoing::stage::resolving) {
       uv_cancel(reinterpret_cast<uv_req_t*>(&o->gai));  // else its callback sees `canceled`
     } else if (!o->tcp_closing) {
-      // Its connect or write completes with UV_ECANCELED, which finishes it.
+      // A connect or write in flight completes with UV_ECANCELED, which finishes it; a read
+      // awaiting the answer just stops, so it is finished here.
       o->tcp_closing = true;
       uv_close(reinterpret_cast<uv_handle_t*>(o->tcp), free_handle);
+      if (o->reading) finish(o, RAFT_CANCELED);
     }
   }
   maybe_closed(p);
@@ -286,11 +352,14 @@ void do_close(raft_uv_transport* t, raft_uv_transport_close_cb cb) {
 
 }  // namespace
 
-int transport_init(raft_uv_transport* t, uv_loop_t* loop, const std::string& listen) {
+int transport_init(raft_uv_transport* t, uv_loop_t* loop, const std::string& listen,
+                   uint64_t incarnation, admit_fn admit) {
   auto* p = new impl();
   p->t = t;
   p->loop = loop;
   p->listen = listen;
+  p->incarnation = incarnation;
+  p->admit = std::move(admit);
   t->impl = p;
   t->init = do_init;
   t->listen = do_listen;

@@ -5,14 +5,19 @@
 // so this transport resolves the peer's name at every connect (libuv's getaddrinfo, off the loop),
 // then opens a TCP connection and introduces itself: the first bytes on a connection are
 //
-//   [u64 magic "shoalraf"][u64 sender's raft id][u32 address size][sender's address]
+//   [u64 magic "shoalraf"][u64 sender's raft id][u64 sender's incarnation][u32 address size]
+//   [sender's address]
 //
-// which the accepting side reads exactly (nothing of Raft's stream is consumed) before handing
-// the stream to Raft. A member's address is "peer_host:port/client_host:port" (member.h); only
-// the peer part is dialled.
+// which the accepting side reads exactly (nothing of Raft's stream is consumed); if `admit`
+// accepts the sender, it answers [magic][its raft id][its incarnation] and hands the stream to
+// Raft. The connecting side reads that answer exactly, checks that the member it dialled answered
+// (`admit` again), and only then hands its stream to Raft. An incarnation names a replica's disk
+// (node.h): a replica back with an empty disk under its old id is refused both ways. A member's
+// address is "peer_host:port/client_host:port" (member.h); only the peer part is dialled.
 //
 //   raft_uv_transport t{};
-//   replica::transport_init(&t, loop, /*listen=*/"0.0.0.0:7001");
+//   replica::transport_init(&t, loop, /*listen=*/"0.0.0.0:7001", incarnation,
+//                           [](uint64_t id, uint64_t incarnation) { return true; });
 //   raft_uv_init(&io, loop, dir, &t);   // Raft calls init, listen, connect and close itself
 //   ... after raft_uv_close(&io) and the loop's end:
 //   replica::transport_close(&t);
@@ -20,14 +25,20 @@
 // Runs on the libuv loop's thread only, as libuv requires.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <string>
 
 #include "service/replica/raft_c.h"
 
 namespace shoal::service::replica {
 
+// Whether a peer may talk to this replica: its raft id and incarnation. On the loop thread.
+using admit_fn = std::function<bool(uint64_t id, uint64_t incarnation)>;
+
 // `listen` is host:port to bind (a name is resolved once, at listen time).
-int transport_init(raft_uv_transport* t, uv_loop_t* loop, const std::string& listen);
+int transport_init(raft_uv_transport* t, uv_loop_t* loop, const std::string& listen,
+                   uint64_t incarnation, admit_fn admit);
 // Frees what transport_init allocated, once Raft has closed the transport.
 void transport_close(raft_uv_transport* t);
 

@@ -159,6 +159,12 @@ class cluster {
   }
   // Starts replica i again on its data directory (returns once it serves: it needs a leader).
   void restart(int i) { start({i}); }
+  // Starts replica i again without waiting for it to serve (it may never: a refused replica).
+  void start_detached(int i) {
+    auto p = std::make_shared<shoald_process>(shoald_process::started_later, args(replicas_[i]));
+    std::lock_guard lock(mu_);
+    replicas_[i].process = std::move(p);
+  }
   // Empties replica i's data directory (a replaced disk); it must not be running.
   void wipe(int i) { run_command("rm -rf " + replicas_.at(i).dir + "/*"); }
   // Starts replica i as a new member, `id`, on an empty data directory, with the same ports

@@ -503,6 +503,22 @@ TEST(replication, a_replica_with_a_lost_disk_is_replaced_under_a_new_id_and_catc
   const int other = (lost + 1) % 3;
   const uint64_t old_id = c.id(lost);
   c.kill(lost);
+  // Back under its old id with an empty disk: the others refuse it (it would vote and ack with
+  // a log it lost), and say so; it never serves.
+  c.wipe(lost);
+  c.start_detached(lost);
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  bool refused = false;
+  while (!refused && std::chrono::steady_clock::now() < deadline) {
+    for (int i : {other, (lost + 2) % 3}) {
+      const v1::Replication seen = c.status(i);
+      for (uint64_t id : seen.refused()) refused = refused || id == old_id;
+    }
+    if (!refused) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(refused);
+  ASSERT_EQ(put_following(c, &at, "while-refused", "z").how, outcome::acked);
+  c.kill(lost);
   auto [code, out] = shoalctl(c, other, "member remove " + std::to_string(old_id));
   ASSERT_EQ(code, 0) << out;
   EXPECT_EQ(out.find(c.peer_address(lost)), std::string::npos) << out;
@@ -518,7 +534,7 @@ TEST(replication, a_replica_with_a_lost_disk_is_replaced_under_a_new_id_and_catc
   }
   uint64_t revision = 0;
   const contents all = converged(c, &revision);
-  EXPECT_EQ(all.size(), 100u);
+  EXPECT_EQ(all.size(), 101u);
   const v1::Replication r = c.status(lost);
   EXPECT_EQ(r.id(), 4u);
   std::set<uint64_t> ids;
