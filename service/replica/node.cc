@@ -25,9 +25,10 @@
 namespace shoal::service::replica {
 namespace {
 
+// One raft_apply of the entries queued together: one append, one disk write, one callback.
 struct apply_req {
   struct raft_apply req{};
-  node::done_fn done;
+  std::vector<node::done_fn> done;  // each entry's (may be empty)
 };
 
 struct barrier_req {
@@ -352,10 +353,20 @@ void node::drain() {
     taken.swap(queue_);
   }
   bool stop = false;
+  std::vector<std::string> entries;  // consecutive proposals, appended together
+  std::vector<done_fn> dones;
+  auto flush = [&] {
+    if (entries.empty()) return;
+    submit_apply(std::move(entries), std::move(dones));
+    entries.clear();
+    dones.clear();
+  };
   for (work& w : taken) {
+    if (w.type != work::kind::apply) flush();
     switch (w.type) {
       case work::kind::apply:
-        submit_apply(std::move(w.entry), std::move(w.done));
+        entries.push_back(std::move(w.entry));
+        dones.push_back(std::move(w.done));
         break;
       case work::kind::barrier:
         if (closing_) {
@@ -376,39 +387,52 @@ void node::drain() {
         break;
     }
   }
+  flush();
   if (!barrier_in_flight_ && !reads_waiting_.empty()) start_barrier();
   if (stop) begin_close();
 }
 
-void node::submit_apply(std::string entry, done_fn done) {
-  if (closing_) {
-    if (done) done(RAFT_SHUTDOWN);
-    return;
-  }
-  auto* r = new apply_req();
-  r->req.data = this;
-  r->done = std::move(done);
+void node::submit_apply(std::vector<std::string> entries, std::vector<done_fn> dones) {
+  auto fail_all = [&](int rv) {
+    for (auto& d : dones) {
+      if (d) d(rv);
+    }
+  };
+  if (closing_) return fail_all(RAFT_SHUTDOWN);
   // libraft's disk log stores a payload in whole 8-byte words and reads it back as such: a
   // payload of another length shifts every entry after it in the same batch. Padded here, with
   // zeros (entry.h's decode accepts them).
-  raft_buffer buf;
-  buf.len = (entry.size() + 7) / 8 * 8;
-  if (buf.len == 0) buf.len = 8;
-  buf.base = raft_malloc(buf.len);
-  std::memset(buf.base, 0, buf.len);
-  std::memcpy(buf.base, entry.data(), entry.size());
-  if (int rv = raft_apply(&raft_, &r->req, &buf, 1, on_applied); rv != 0) {
-    raft_free(buf.base);
-    if (r->done) r->done(rv);
+  std::vector<raft_buffer> bufs(entries.size());
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    bufs[i].len = std::max<std::size_t>(8, (entries[i].size() + 7) / 8 * 8);
+    bufs[i].base = raft_malloc(bufs[i].len);
+    std::memset(bufs[i].base, 0, bufs[i].len);
+    std::memcpy(bufs[i].base, entries[i].data(), entries[i].size());
+  }
+  auto* r = new apply_req();
+  r->req.data = this;
+  r->done = std::move(dones);
+  if (int rv = raft_apply(&raft_, &r->req, bufs.data(), static_cast<unsigned>(bufs.size()),
+                          on_applied);
+      rv != 0) {
+    for (auto& b : bufs) raft_free(b.base);
+    dones = std::move(r->done);
     delete r;
+    fail_all(rv);
   }
 }
 
-void node::propose_here(std::string entry) { submit_apply(std::move(entry), nullptr); }
+void node::propose_here(std::string entry) {
+  std::vector<std::string> one;
+  one.push_back(std::move(entry));
+  submit_apply(std::move(one), std::vector<done_fn>(1));
+}
 
 void node::on_applied(struct raft_apply* req, int status, void*) {
   auto* r = reinterpret_cast<apply_req*>(req);
-  if (r->done) r->done(status);
+  for (auto& d : r->done) {
+    if (d) d(status);
+  }
   delete r;
 }
 

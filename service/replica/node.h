@@ -129,7 +129,7 @@ class node {
   bool admit(uint64_t id, uint64_t incarnation);
   void run();
   void drain();  // on the loop thread: takes the queued work
-  void submit_apply(std::string entry, done_fn done);
+  void submit_apply(std::vector<std::string> entries, std::vector<done_fn> dones);
   void start_barrier();
   void refresh();  // on the loop thread, after each turn
   void begin_close();

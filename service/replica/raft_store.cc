@@ -1,5 +1,8 @@
 #include "service/replica/raft_store.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <random>
@@ -81,6 +84,11 @@ absl::StatusOr<std::unique_ptr<raft_store>> raft_store::open(const v1::StartupSe
                                                              const rt::clock* clock) {
   auto members = parse_members(startup.raft_members());
   if (!members.ok()) return members.status();
+  // The data directory, as a single durable server makes it (its parent must exist).
+  if (::mkdir(startup.data_dir().c_str(), 0700) != 0 && errno != EEXIST) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot create the data directory ", startup.data_dir(), ": ", std::strerror(errno)));
+  }
   std::unique_ptr<raft_store> rs(new raft_store(ctx, clock));
   node::options o;
   o.id = startup.raft_id();

@@ -1,0 +1,223 @@
+#!/usr/bin/python3
+"""Three shoald replicas beside a three-member etcd 3.4 cluster, interleaved, on one machine
+(issue 18's benchmarks).
+
+    bench/replication_bench.py [--rounds 3] [--seconds 5] [--only put,get,failover]
+
+put       Put through h2load on the leader, 16 connections x 8 streams, one framed body for both
+          (shoal.v1.PutRequest and etcdserverpb.PutRequest share fields 1 and 2).
+get       A linearizable read on the leader, the same load: shoal.v1.KV/Get (through a Raft
+          barrier, batched) and etcdserverpb.KV/Range (etcd's ReadIndex), one framed body with the
+          key only (field 1 in both); the key exists.
+failover  SIGKILL of the leader, then Puts to the surviving members in turn (shoalctl put;
+          etcdctl put) until one succeeds: the time from the kill to that success. Both with a
+          1,000 ms election timeout and a 100 ms heartbeat (etcd's defaults).
+
+Each round starts fresh clusters (new data directories under --work) on 127.0.0.1. The tables
+show medians and ranges of the rounds, and the ratios the issue asks for.
+"""
+
+import argparse
+import json
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from durability_bench import free_port, grpc_body, grpc_ok, h2load, wait_for  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOALD = ROOT / "build/service/shoald"
+SHOALCTL = ROOT / "build/clients/cli/shoalctl"
+
+
+class shoal_cluster:
+    def __init__(self, work):
+        self.dirs = [work / f"shoal-{i}" for i in (1, 2, 3)]
+        self.clients = [f"127.0.0.1:{free_port()}" for _ in range(3)]
+        peers = [f"127.0.0.1:{free_port()}" for _ in range(3)]
+        members = ",".join(f"{i + 1}={peers[i]}/{self.clients[i]}" for i in range(3))
+        self.procs = []
+        for i in range(3):
+            shutil.rmtree(self.dirs[i], ignore_errors=True)
+            self.procs.append(subprocess.Popen(
+                [str(SHOALD), f"--listen={self.clients[i]}", "--metrics_listen=",
+                 f"--data_dir={self.dirs[i]}", f"--raft_id={i + 1}", f"--raft_members={members}",
+                 "--raft_bootstrap", "--raft_election_ms=1000", "--raft_heartbeat_ms=100"],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+        for p in self.procs:
+            p.stdout.readline()  # "listening on": the cluster has its store id
+
+    def leader(self):
+        for i, addr in enumerate(self.clients):
+            if self.procs[i] is None:
+                continue
+            out = subprocess.run([str(SHOALCTL), f"--addr={addr}", "--json", "status"],
+                                 capture_output=True, text=True).stdout
+            if out and json.loads(out).get("replication", {}).get("role") == "leader":
+                return i
+        return None
+
+    def put(self, i, key, value):
+        return subprocess.run([str(SHOALCTL), f"--addr={self.clients[i]}", "--timeout-ms=1000",
+                               "put", key, value], capture_output=True).returncode == 0
+
+    def kill(self, i):
+        self.procs[i].send_signal(signal.SIGKILL)
+        self.procs[i].wait()
+        self.procs[i] = None
+
+    def stop(self):
+        for p in self.procs:
+            if p is not None:
+                p.terminate()
+                p.wait()
+
+
+class etcd_cluster:
+    def __init__(self, work):
+        self.clients = [f"127.0.0.1:{free_port()}" for _ in range(3)]
+        peers = [f"http://127.0.0.1:{free_port()}" for _ in range(3)]
+        initial = ",".join(f"n{i + 1}={peers[i]}" for i in range(3))
+        token = f"bench-{time.time_ns()}"  # one cluster: the same token on every member
+        self.procs = []
+        for i in range(3):
+            d = work / f"etcd-{i + 1}"
+            shutil.rmtree(d, ignore_errors=True)
+            self.procs.append(subprocess.Popen(
+                ["etcd", "--name", f"n{i + 1}", "--data-dir", str(d),
+                 "--listen-client-urls", f"http://{self.clients[i]}",
+                 "--advertise-client-urls", f"http://{self.clients[i]}",
+                 "--listen-peer-urls", peers[i], "--initial-advertise-peer-urls", peers[i],
+                 "--initial-cluster", initial, "--initial-cluster-state", "new",
+                 "--initial-cluster-token", token,
+                 "--election-timeout", "1000", "--heartbeat-interval", "100"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_for(lambda: self.leader() is not None, what="an etcd leader")
+
+    def leader(self):
+        out = subprocess.run(["etcdctl", f"--endpoints={','.join(self.clients)}", "endpoint",
+                              "status", "-w", "json"], capture_output=True, text=True).stdout
+        try:
+            for s in json.loads(out):
+                st = s["Status"]
+                if st["header"]["member_id"] == st["leader"]:
+                    return self.clients.index(s["Endpoint"].replace("http://", ""))
+        except (ValueError, KeyError):
+            pass
+        return None
+
+    def put(self, i, key, value):
+        return subprocess.run(["etcdctl", f"--endpoints={self.clients[i]}",
+                               "--command-timeout=1s", "put", key, value],
+                              capture_output=True).returncode == 0
+
+    def kill(self, i):
+        self.procs[i].send_signal(signal.SIGKILL)
+        self.procs[i].wait()
+        self.procs[i] = None
+
+    def stop(self):
+        for p in self.procs:
+            if p is not None:
+                p.terminate()
+                p.wait()
+
+
+def throughput(c, path_shoal, path_etcd, body, seconds, is_shoal):
+    wait_for(lambda: c.leader() is not None, what="a leader")
+    leader = c.leader()
+    url = f"http://{c.clients[leader]}/{path_shoal if is_shoal else path_etcd}"
+    wait_for(lambda: grpc_ok(url, body), what="a call on the leader")
+    return h2load(url, body, seconds)
+
+
+def failover(c):
+    wait_for(lambda: c.leader() is not None, what="a leader")
+    leader = c.leader()
+    t0 = time.monotonic()
+    c.kill(leader)
+    others = [i for i in range(3) if i != leader]
+    n = 0
+    while time.monotonic() - t0 < 30:
+        if c.put(others[n % 2], "failover", str(n)):
+            return (time.monotonic() - t0) * 1000
+        n += 1
+    sys.exit("no write succeeded within 30 s of the leader's death")
+
+
+def table(title, rounds, unit, ratio):
+    print(f"\n### {title}\n")
+    print(f"| | median {unit} | range |")
+    print("|---|---|---|")
+    for name in rounds[0]:
+        values = [r[name] for r in rounds]
+        print(f"| {name} | {statistics.median(values):,.0f} | {min(values):,.0f}–{max(values):,.0f} |")
+    a, b = ratio
+    per_round = [r[a] / r[b] for r in rounds]
+    print(f"\n{a} / {b}: median {statistics.median(per_round):.2f}x "
+          f"(range {min(per_round):.2f}–{max(per_round):.2f})")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--only", default="put,get,failover")
+    ap.add_argument("--work", default="/tmp/shoal-replication-bench")
+    args = ap.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    only = set(args.only.split(","))
+    print(f"# replication benchmarks ({args.rounds} rounds, {args.seconds} s each, "
+          f"{time.strftime('%Y-%m-%d %H:%M')})")
+    put_body = grpc_body(b"bench/0000000001", b"0123456789abcdef")
+    # The read body: field 1 (key) only.
+    key = b"bench/0000000001"
+    msg = bytes([1 << 3 | 2, len(key)]) + key
+    get_body = str(work / "get.grpc")
+    Path(get_body).write_bytes(b"\x00" + len(msg).to_bytes(4, "big") + msg)
+
+    results = {"put": [], "get": [], "failover": []}
+    for _ in range(args.rounds):
+        for name, make in (("shoald, 3 replicas", shoal_cluster), ("etcd 3.4, 3 members", etcd_cluster)):
+            is_shoal = make is shoal_cluster
+            c = make(work)
+            try:
+                row = {}
+                if "put" in only or "get" in only:
+                    row["put"] = throughput(c, "shoal.v1.KV/Put", "etcdserverpb.KV/Put", put_body,
+                                            args.seconds, is_shoal)
+                if "get" in only:
+                    row["get"] = throughput(c, "shoal.v1.KV/Get", "etcdserverpb.KV/Range",
+                                            get_body, args.seconds, is_shoal)
+                if "failover" in only:
+                    row["failover"] = failover(c)
+            finally:
+                c.stop()
+            for k, v in row.items():
+                results[k].append((name, v))
+
+    def rounds_of(kind):
+        out = []
+        for r in range(args.rounds):
+            out.append(dict(results[kind][2 * r:2 * r + 2]))
+        return out
+
+    if "put" in only:
+        table("Put on the leader, h2load 16 connections x 8 streams", rounds_of("put"), "calls/s",
+              ("shoald, 3 replicas", "etcd 3.4, 3 members"))
+    if "get" in only:
+        table("Linearizable read on the leader (Get / Range), h2load 16 x 8", rounds_of("get"),
+              "calls/s", ("shoald, 3 replicas", "etcd 3.4, 3 members"))
+    if "failover" in only:
+        table("SIGKILL of the leader to the next successful write", rounds_of("failover"), "ms",
+              ("shoald, 3 replicas", "etcd 3.4, 3 members"))
+
+
+if __name__ == "__main__":
+    main()
