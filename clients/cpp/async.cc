@@ -44,7 +44,7 @@ rt::task<absl::StatusOr<std::optional<v1::Entry>>> client::get_async(std::string
   const grpc::Status s = co_await call_with_retries(
       options_,
       [&](grpc::ClientContext* c, grpc::CompletionQueue* cq) {
-        return kv_->PrepareAsyncGet(c, req, cq);
+        return kv_stub().PrepareAsyncGet(c, req, cq);
       },
       &resp);
   if (!s.ok()) co_return to_status(s);
@@ -59,7 +59,7 @@ rt::task<absl::StatusOr<put_result>> client::put_async(std::string key, std::str
   const grpc::Status s = co_await call_once(
       options_,
       [&](grpc::ClientContext* c, grpc::CompletionQueue* cq) {
-        return kv_->PrepareAsyncPut(c, req, cq);
+        return kv_stub().PrepareAsyncPut(c, req, cq);
       },
       &resp);
   if (!s.ok()) co_return to_status(s);
@@ -72,7 +72,7 @@ rt::task<absl::StatusOr<delete_result>> client::remove_async(std::string key, de
   const grpc::Status s = co_await call_once(
       options_,
       [&](grpc::ClientContext* c, grpc::CompletionQueue* cq) {
-        return kv_->PrepareAsyncDelete(c, req, cq);
+        return kv_stub().PrepareAsyncDelete(c, req, cq);
       },
       &resp);
   if (!s.ok()) co_return to_status(s);
@@ -87,7 +87,7 @@ rt::task<absl::StatusOr<int64_t>> client::increment_async(std::string key, int64
   const grpc::Status s = co_await call_once(
       options_,
       [&](grpc::ClientContext* c, grpc::CompletionQueue* cq) {
-        return kv_->PrepareAsyncIncrement(c, req, cq);
+        return kv_stub().PrepareAsyncIncrement(c, req, cq);
       },
       &resp);
   if (!s.ok()) co_return to_status(s);
@@ -101,7 +101,7 @@ rt::task<absl::StatusOr<v1::RangeResponse>> client::range_page_async(range_optio
   const grpc::Status s = co_await call_with_retries(
       options_,
       [&](grpc::ClientContext* c, grpc::CompletionQueue* cq) {
-        return kv_->PrepareAsyncRange(c, req, cq);
+        return kv_stub().PrepareAsyncRange(c, req, cq);
       },
       &resp);
   if (!s.ok()) co_return to_status(s);

@@ -1,6 +1,9 @@
 #include "clients/cpp/client.h"
 
 #include <cstdlib>
+#include <thread>
+
+#include "absl/strings/str_split.h"
 
 #include "clients/cpp/calls.h"
 #include "clients/cpp/channel.h"
@@ -92,18 +95,102 @@ std::shared_ptr<grpc::Channel> channel_or_failing(const options& o, const std::s
 }  // namespace
 
 client::client(options o)
-    : options_(with_environment(std::move(o))),
-      target_(resolve_target(options_.target)),
-      channel_(channel_or_failing(options_, target_, &setup_)),
-      kv_(v1::KV::NewStub(channel_)),
-      admin_(v1::Admin::NewStub(channel_)) {}
+    : options_(with_environment(std::move(o))), target_(resolve_target(options_.target)) {
+  for (absl::string_view t : absl::StrSplit(target_, ',', absl::SkipWhitespace())) {
+    endpoint_for(std::string(t));
+  }
+  if (endpoints_.empty()) endpoint_for(target_);
+}
+
+client::endpoint& client::endpoint_at(std::size_t i) {
+  std::lock_guard lock(endpoints_mu_);
+  return endpoints_[i];
+}
+
+std::size_t client::endpoint_for(const std::string& target) {
+  std::lock_guard lock(endpoints_mu_);
+  for (std::size_t i = 0; i < endpoints_.size(); ++i) {
+    if (endpoints_[i].target == target) return i;
+  }
+  endpoint e;
+  e.target = target;
+  absl::Status setup;
+  e.channel = channel_or_failing(options_, target, &setup);
+  if (!setup.ok() && setup_.ok()) setup_ = setup;
+  e.kv = v1::KV::NewStub(e.channel);
+  e.admin = v1::Admin::NewStub(e.channel);
+  endpoints_.push_back(std::move(e));
+  return endpoints_.size() - 1;
+}
+
+std::string client::current_target() const {
+  std::lock_guard lock(endpoints_mu_);
+  return endpoints_[current_.load()].target;
+}
+
+namespace {
+
+// A replica's refusal for not leading (nothing applied) names the leader, or is empty while it
+// knows none; nullopt: not such a refusal.
+std::optional<std::string> leader_hint(const grpc::ClientContext& ctx) {
+  const auto& md = ctx.GetServerTrailingMetadata();
+  auto it = md.find("shoal-leader");
+  if (it == md.end()) return std::nullopt;
+  return std::string(it->second.data(), it->second.size());
+}
+
+// gRPC's status when no connection could be made: the call was never sent.
+bool never_sent(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::UNAVAILABLE &&
+         s.error_message().rfind("failed to connect", 0) == 0;
+}
+
+}  // namespace
+
+grpc::Status client::on_cluster(
+    bool read, const std::function<grpc::Status(endpoint&, grpc::ClientContext&)>& call) {
+  grpc::Status s;
+  std::size_t count = 0;
+  {
+    std::lock_guard lock(endpoints_mu_);
+    count = endpoints_.size();
+  }
+  const int attempts = std::max(1, options_.max_attempts) + static_cast<int>(count);
+  int pauses = 0;
+  for (int attempt = 0; attempt < attempts; ++attempt) {
+    std::size_t i = current_.load();
+    grpc::ClientContext ctx;
+    detail::set_deadline(ctx, options_);
+    s = call(endpoint_at(i), ctx);
+    if (s.error_code() != grpc::StatusCode::UNAVAILABLE) return s;
+    {
+      std::lock_guard lock(endpoints_mu_);
+      count = endpoints_.size();
+    }
+    if (const auto leader = leader_hint(ctx)) {
+      // Refused for not leading, nothing applied: any call may go to the leader it names (or,
+      // during an election, wait and ask the next replica).
+      const std::size_t to = leader->empty() ? (i + 1) % count : endpoint_for(*leader);
+      current_.compare_exchange_strong(i, to);
+      if (leader->empty() || to == i) {
+        std::this_thread::sleep_for(detail::backoff(options_, pauses++));
+      }
+      continue;
+    }
+    current_.compare_exchange_strong(i, (i + 1) % count);  // this one is down or restarting
+    if (!read && !never_sent(s)) return s;  // a write that may have been applied: not again
+    std::this_thread::sleep_for(detail::backoff(options_, pauses++));
+  }
+  return s;
+}
 
 absl::StatusOr<std::optional<v1::Entry>> client::get(std::string_view key) {
   v1::GetRequest req;
   req.set_key(key.data(), key.size());
   v1::GetResponse resp;
-  auto s = detail::with_retries(
-      options_, [&](grpc::ClientContext& ctx) { return kv_->Get(&ctx, req, &resp); });
+  auto s = on_cluster(true, [&](endpoint& e, grpc::ClientContext& ctx) {
+    return e.kv->Get(&ctx, req, &resp);
+  });
   if (!s.ok()) return to_status(s);
   if (!resp.found()) return std::optional<v1::Entry>();
   return std::optional<v1::Entry>(std::move(*resp.mutable_entry()));
@@ -111,45 +198,47 @@ absl::StatusOr<std::optional<v1::Entry>> client::get(std::string_view key) {
 
 absl::StatusOr<put_result> client::put(std::string_view key, std::string_view value,
                                        const put_options& o) {
-  grpc::ClientContext ctx;
-  detail::set_deadline(ctx, options_);
+  const v1::PutRequest req = detail::put_request(key, value, o);
   v1::PutResponse resp;
-  if (auto s = kv_->Put(&ctx, detail::put_request(key, value, o), &resp); !s.ok()) {
-    return to_status(s);
-  }
+  auto s = on_cluster(false, [&](endpoint& e, grpc::ClientContext& ctx) {
+    return e.kv->Put(&ctx, req, &resp);
+  });
+  if (!s.ok()) return to_status(s);
   return detail::put_reply(resp);
 }
 
 absl::StatusOr<delete_result> client::remove(std::string_view key, const delete_options& o) {
-  grpc::ClientContext ctx;
-  detail::set_deadline(ctx, options_);
+  const v1::DeleteRequest req = detail::delete_request(key, o);
   v1::DeleteResponse resp;
-  if (auto s = kv_->Delete(&ctx, detail::delete_request(key, o), &resp); !s.ok()) {
-    return to_status(s);
-  }
+  auto s = on_cluster(false, [&](endpoint& e, grpc::ClientContext& ctx) {
+    return e.kv->Delete(&ctx, req, &resp);
+  });
+  if (!s.ok()) return to_status(s);
   return detail::delete_reply(resp);
 }
 
 absl::StatusOr<uint64_t> client::remove_prefix(std::string_view prefix, bool all_keys) {
-  grpc::ClientContext ctx;
-  detail::set_deadline(ctx, options_);
   v1::DeleteRequest req;
   req.set_key(prefix.data(), prefix.size());
   req.set_by_prefix(true);
   req.set_all_keys(all_keys);
   v1::DeleteResponse resp;
-  if (auto s = kv_->Delete(&ctx, req, &resp); !s.ok()) return to_status(s);
+  auto s = on_cluster(false, [&](endpoint& e, grpc::ClientContext& ctx) {
+    return e.kv->Delete(&ctx, req, &resp);
+  });
+  if (!s.ok()) return to_status(s);
   return resp.deleted();
 }
 
 absl::StatusOr<int64_t> client::increment(std::string_view key, int64_t delta) {
-  grpc::ClientContext ctx;
-  detail::set_deadline(ctx, options_);
   v1::IncrementRequest req;
   req.set_key(key.data(), key.size());
   req.set_delta(delta);
   v1::IncrementResponse resp;
-  if (auto s = kv_->Increment(&ctx, req, &resp); !s.ok()) return to_status(s);
+  auto s = on_cluster(false, [&](endpoint& e, grpc::ClientContext& ctx) {
+    return e.kv->Increment(&ctx, req, &resp);
+  });
+  if (!s.ok()) return to_status(s);
   return resp.value();
 }
 
@@ -160,26 +249,29 @@ watcher client::watch(watch_options o) { return watcher(this, std::move(o)); }
 async_watcher client::watch_async(watch_options o) { return async_watcher(this, std::move(o)); }
 
 absl::StatusOr<v1::BatchResponse> client::batch(const v1::BatchRequest& req) {
-  grpc::ClientContext ctx;
-  detail::set_deadline(ctx, options_);
   v1::BatchResponse resp;
-  if (auto s = kv_->Batch(&ctx, req, &resp); !s.ok()) return to_status(s);
+  auto s = on_cluster(false, [&](endpoint& e, grpc::ClientContext& ctx) {
+    return e.kv->Batch(&ctx, req, &resp);
+  });
+  if (!s.ok()) return to_status(s);
   return resp;
 }
 
 absl::StatusOr<v1::TxnResponse> client::txn(const v1::TxnRequest& req) {
-  grpc::ClientContext ctx;
-  detail::set_deadline(ctx, options_);
   v1::TxnResponse resp;
-  if (auto s = kv_->Txn(&ctx, req, &resp); !s.ok()) return to_status(s);
+  auto s = on_cluster(false, [&](endpoint& e, grpc::ClientContext& ctx) {
+    return e.kv->Txn(&ctx, req, &resp);
+  });
+  if (!s.ok()) return to_status(s);
   return resp;
 }
 
 absl::StatusOr<v1::StatusResponse> client::status() {
   v1::StatusRequest req;
   v1::StatusResponse resp;
-  auto s = detail::with_retries(
-      options_, [&](grpc::ClientContext& ctx) { return admin_->Status(&ctx, req, &resp); });
+  auto s = on_cluster(true, [&](endpoint& e, grpc::ClientContext& ctx) {
+    return e.admin->Status(&ctx, req, &resp);
+  });
   if (!s.ok()) return to_status(s);
   return resp;
 }
@@ -187,8 +279,9 @@ absl::StatusOr<v1::StatusResponse> client::status() {
 absl::StatusOr<v1::ServerConfig> client::config() {
   v1::GetConfigRequest req;
   v1::GetConfigResponse resp;
-  auto s = detail::with_retries(
-      options_, [&](grpc::ClientContext& ctx) { return admin_->GetConfig(&ctx, req, &resp); });
+  auto s = on_cluster(true, [&](endpoint& e, grpc::ClientContext& ctx) {
+    return e.admin->GetConfig(&ctx, req, &resp);
+  });
   if (!s.ok()) return to_status(s);
   return std::move(*resp.mutable_config());
 }
@@ -209,8 +302,8 @@ absl::StatusOr<std::optional<v1::Entry>> range_reader::next() {
 absl::Status range_reader::fetch() {
   const v1::RangeRequest req = detail::range_request(options_, continuation_);
   v1::RangeResponse resp;
-  auto s = detail::with_retries(client_->opts(), [&](grpc::ClientContext& ctx) {
-    return client_->kv_stub().Range(&ctx, req, &resp);
+  auto s = client_->on_cluster(true, [&](client::endpoint& e, grpc::ClientContext& ctx) {
+    return e.kv->Range(&ctx, req, &resp);
   });
   if (!s.ok()) return to_status(s);
   if (pages_++ == 0) revision_ = resp.header().revision();

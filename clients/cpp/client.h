@@ -17,10 +17,21 @@
 // TLS, client certificates and a bearer token come from the options or the environment
 // (channel.h). Every call has a deadline (options::deadline). Reads (Get, Range, Status, GetConfig)
 // are retried with exponential backoff when the server is UNAVAILABLE; writes are not (a write
-// whose answer was lost may have been applied). Errors keep the server's gRPC code and message.
+// whose answer was lost may have been applied), except when the server could not be reached at
+// all (nothing was sent). Errors keep the server's gRPC code and message.
+//
+// A replicated store (docs/replication.md): the target lists its replicas,
+// "a:50051,b:50051,c:50051". The blocking calls follow the leader: a replica's refusal that names
+// it (`shoal-leader`, nothing applied) sends any call there, and an unreachable replica moves the
+// client to the next one (reads are retried there). The coroutine calls, watches and pipelines
+// use the replica the blocking calls last found.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <deque>
+#include <functional>
+#include <mutex>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -89,7 +100,10 @@ class client {
   client(const client&) = delete;
   client& operator=(const client&) = delete;
 
+  // As given: one address, or a comma-separated list of a cluster's replicas.
   const std::string& target() const { return target_; }
+  // The replica calls go to now (it follows the leader).
+  std::string current_target() const;
   // Not OK when the TLS files could not be read (it names the file): the client then has no
   // connection and every call fails (UNAVAILABLE). Check it before the first call.
   const absl::Status& setup() const { return setup_; }
@@ -111,7 +125,7 @@ class client {
   absl::StatusOr<v1::TxnResponse> txn(const v1::TxnRequest& req);
   // A Pipeline stream: requests sent without waiting, replies in order (see pipeline.h). It has
   // no deadline; it must not outlive this client.
-  pipeline open_pipeline() { return pipeline(*kv_); }
+  pipeline open_pipeline() { return pipeline(kv_stub()); }
   absl::StatusOr<v1::StatusResponse> status();
   absl::StatusOr<v1::ServerConfig> config();
 
@@ -127,18 +141,33 @@ class client {
   // A watch read from tasks (the stream opens on the first next()).
   async_watcher watch_async(watch_options o);
 
-  // For what the wrappers do not cover.
-  v1::KV::Stub& kv_stub() { return *kv_; }
-  v1::Admin::Stub& admin_stub() { return *admin_; }
+  // For what the wrappers do not cover: the current replica's stubs.
+  v1::KV::Stub& kv_stub() { return *endpoint_at(current_.load()).kv; }
+  v1::Admin::Stub& admin_stub() { return *endpoint_at(current_.load()).admin; }
   const options& opts() const { return options_; }
 
  private:
+  friend class range_reader;
+  struct endpoint {
+    std::string target;
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<v1::KV::Stub> kv;
+    std::unique_ptr<v1::Admin::Stub> admin;
+  };
+  endpoint& endpoint_at(std::size_t i);
+  // The endpoint for `target` (a leader hint), added if it is not one of the given ones.
+  std::size_t endpoint_for(const std::string& target);
+  // Runs call(stub's endpoint, context) on the current replica, following the cluster (above).
+  // `read`: retried on UNAVAILABLE with backoff; otherwise only where nothing was applied.
+  grpc::Status on_cluster(bool read,
+                          const std::function<grpc::Status(endpoint&, grpc::ClientContext&)>& call);
+
   options options_;
   std::string target_;
   absl::Status setup_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::KV::Stub> kv_;
-  std::unique_ptr<v1::Admin::Stub> admin_;
+  mutable std::mutex endpoints_mu_;
+  std::deque<endpoint> endpoints_;  // never shrinks, never moves an element
+  std::atomic<std::size_t> current_{0};
 };
 
 // A gRPC status as an absl::Status (the codes are the same numbers).

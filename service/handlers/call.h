@@ -100,8 +100,9 @@ bool serializable(const Req& req) {
 
 // A call on a replicated server (context::raft): a write is proposed to the Raft log and its
 // handler runs when the entry applies (replica/raft_store.h); a read runs after a barrier, or at
-// once when it asks to be serializable. Refused for not leading: the leader's client address
-// goes back as `shoal-leader` metadata.
+// once when it asks to be serializable. Refused for not leading (nothing applied): the leader's
+// client address goes back as `shoal-leader` metadata (empty while none is known), which a
+// client may follow for any call.
 template <class Req, class Resp>
 rt::task<grpc::Status> run_replicated(context& ctx, grpc::ServerContext& call, metrics::method m,
                                       const Req& req, Resp& resp,
@@ -130,9 +131,9 @@ rt::task<grpc::Status> run_replicated(context& ctx, grpc::ServerContext& call, m
     status = handle(ctx, req, resp);
   }
   (void)m;
-  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    const std::string hint = ctx.raft->leader_client();
-    if (!hint.empty()) call.AddTrailingMetadata("shoal-leader", hint);
+  if (replica::raft_store::refused_for_not_leading(status)) {
+    // Empty while no leader is known: still, nothing was applied, and the client may retry.
+    call.AddTrailingMetadata("shoal-leader", ctx.raft->leader_client());
   }
   co_return status;
 }

@@ -147,11 +147,11 @@ grpc::Status raft_store::not_leader() const {
   const std::string hint = leader_client();
   return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                       hint.empty()
-                          ? "this replica does not lead and knows no leader (an election is on, "
-                            "or a majority is unreachable); nothing was applied: retry shortly"
-                          : absl::StrCat("this replica does not lead; nothing was applied: send "
-                                         "it to the leader at ",
-                                         hint, " (metadata shoal-leader)"));
+                          ? absl::StrCat(k_not_leading,
+                                         " and knows no leader (an election is on, or a majority "
+                                         "is unreachable); nothing was applied: retry shortly")
+                          : absl::StrCat(k_not_leading, "; nothing was applied: send it to the "
+                                         "leader at ", hint, " (metadata shoal-leader)"));
 }
 
 grpc::Status raft_store::status_of(int raft_status) const {
@@ -358,9 +358,10 @@ rt::task<grpc::Status> raft_store::change_members(const v1::RemoveMemberRequest&
         co_await on_loop([&](node::done_fn done) { node_->transfer(0, std::move(done)); });
     if (handed != 0) co_return change_status(handed, req.id());
     co_return grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                           "this replica led, and handed leadership over so that it can be "
-                           "removed; nothing was applied: send RemoveMember to the new leader "
-                           "(metadata shoal-leader)");
+                           absl::StrCat(k_not_leading,
+                                        " any more: it handed leadership over so that it can be "
+                                        "removed; nothing was applied: send RemoveMember to the "
+                                        "new leader (metadata shoal-leader)"));
   }
   const int rv =
       co_await on_loop([&](node::done_fn done) { node_->remove(req.id(), std::move(done)); });

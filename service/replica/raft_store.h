@@ -71,8 +71,15 @@ class raft_store final : public state_machine {
   rt::task<grpc::Status> write(metrics::method m, const google::protobuf::MessageLite& request,
                                run_fn run, void* call);
   rt::task<grpc::Status> linearize();
-  // UNAVAILABLE: this replica does not lead (nothing was applied).
+  // UNAVAILABLE: this replica does not lead (nothing was applied). Every such refusal, and only
+  // they, begin with k_not_leading: the call path names the leader for them alone (a client may
+  // send the call there, write or not), never for a write whose outcome is unknown.
+  static constexpr char k_not_leading[] = "this replica does not lead";
   grpc::Status not_leader() const;
+  static bool refused_for_not_leading(const grpc::Status& s) {
+    return s.error_code() == grpc::StatusCode::UNAVAILABLE &&
+           s.error_message().rfind(k_not_leading, 0) == 0;
+  }
   // The leader's client address (host:port), empty if none is known.
   std::string leader_client() const;
   bool leader() const { return leader_.load(std::memory_order_acquire); }

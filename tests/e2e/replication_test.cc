@@ -19,6 +19,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// The leader a refusal names ("" if none, or not a refusal).
 std::string leader_hint(const grpc::ClientContext& ctx) {
   const auto& md = ctx.GetServerTrailingMetadata();
   auto it = md.find("shoal-leader");
