@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
@@ -48,7 +49,8 @@ absl::StatusOr<std::vector<member>> parse_members(std::string_view text) {
   int n = 0;
   for (absl::string_view piece :
        absl::StrSplit(absl::string_view(text.data(), text.size()), ',', absl::SkipWhitespace())) {
-    const std::string_view item(piece.data(), piece.size());
+    const absl::string_view trimmed = absl::StripAsciiWhitespace(piece);
+    const std::string_view item(trimmed.data(), trimmed.size());
     ++n;
     const std::size_t eq = item.find('=');
     member m;

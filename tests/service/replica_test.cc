@@ -1,0 +1,106 @@
+// replica/: what a Raft entry carries (entry.h), member addresses (member.h), and the store's
+// replica mode (expiry decided by the leader: due(), expire_if()).
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "runtime/time/clock.h"
+#include "service/replica/entry.h"
+#include "service/replica/member.h"
+#include "service/store/store.h"
+#include "service/watch/hub.h"
+#include "shoal/v1/kv.pb.h"
+
+namespace shoal::service::replica {
+namespace {
+
+TEST(replica_entry, a_call_round_trips_and_survives_the_disk_logs_padding) {
+  v1::PutRequest req;
+  req.set_key("k");
+  req.set_value(std::string(13, 'v'));
+  std::string bytes = encode_call(7, 42, 123456789, metrics::method::put, req);
+  // libraft's disk log hands an entry back padded with zeros to a multiple of 8 bytes.
+  for (std::size_t pad = 0; pad < 8; ++pad) {
+    std::string padded = bytes + std::string(pad, '\0');
+    entry e;
+    ASSERT_TRUE(decode(padded, &e)) << pad;
+    EXPECT_EQ(e.kind, entry_kind::call);
+    EXPECT_EQ(e.origin, 7u);
+    EXPECT_EQ(e.sequence, 42u);
+    EXPECT_EQ(e.wall_ns, 123456789);
+    EXPECT_EQ(e.method, metrics::method::put);
+    v1::PutRequest back;
+    ASSERT_TRUE(back.ParseFromArray(e.body.data(), static_cast<int>(e.body.size())));
+    EXPECT_EQ(back.value(), req.value());
+  }
+  entry e;
+  EXPECT_FALSE(decode(bytes + std::string(8, '\0'), &e)) << "more than padding";
+  EXPECT_FALSE(decode(bytes + "x", &e)) << "padding is zeros";
+  EXPECT_FALSE(decode(bytes.substr(0, bytes.size() - 1), &e)) << "cut short";
+  std::string bad = bytes;
+  bad[0] = 9;
+  EXPECT_FALSE(decode(bad, &e)) << "another format";
+}
+
+TEST(replica_entry, expiries_and_the_store_id_round_trip) {
+  const std::vector<due_key> due = {{"a", 3}, {std::string("b\0c", 3), 9}};
+  entry e;
+  ASSERT_TRUE(decode(encode_expire(1, 0, 5, due) + std::string(3, '\0'), &e));
+  EXPECT_EQ(e.kind, entry_kind::expire);
+  ASSERT_EQ(e.due.size(), 2u);
+  EXPECT_EQ(e.due[1].key, std::string("b\0c", 3));
+  EXPECT_EQ(e.due[1].mod_revision, 9u);
+  ASSERT_TRUE(decode(encode_init(1, 0, 5, "0123456789abcdef"), &e));
+  EXPECT_EQ(e.kind, entry_kind::init);
+  EXPECT_EQ(e.body, "0123456789abcdef");
+  // A count that the bytes cannot hold is refused before anything is reserved.
+  std::string huge = encode_expire(1, 0, 5, {});
+  huge[huge.size() - 1] = '\x7f';
+  EXPECT_FALSE(decode(huge, &e));
+}
+
+TEST(replica_member, members_parse_and_name_what_is_wrong) {
+  auto m = parse_members("1=10.0.0.1:7001/10.0.0.1:50051, 2=shoal-1.shoal:7001/shoal-1.shoal:50051");
+  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_EQ(m->size(), 2u);
+  EXPECT_EQ((*m)[1].id, 2u);
+  EXPECT_EQ((*m)[1].peer, "shoal-1.shoal:7001");
+  EXPECT_EQ((*m)[1].client, "shoal-1.shoal:50051");
+  EXPECT_EQ((*m)[0].address(), "10.0.0.1:7001/10.0.0.1:50051");
+  EXPECT_FALSE(parse_members("").ok());
+  EXPECT_FALSE(parse_members("0=a:1/a:2").ok());
+  EXPECT_FALSE(parse_members("1=a:1").ok());
+  EXPECT_FALSE(parse_members("1=a:1/a:99999").ok());
+  auto twice = parse_members("1=a:1/a:2,1=b:1/b:2");
+  ASSERT_FALSE(twice.ok());
+  EXPECT_NE(twice.status().message().find("twice"), std::string::npos);
+  auto second = parse_members("1=a:1/a:2,x");
+  EXPECT_NE(second.status().message().find("item 2"), std::string::npos);
+}
+
+// A replica's store never expires by itself: reads hide what is past its deadline, writes still
+// find it, and only the leader's expire_if removes it, with its revision and event.
+TEST(replica_store, expiry_waits_for_the_leaders_decision) {
+  rt::clock clock;
+  clock.pause();
+  watch::hub hub(watch::hub::options{});
+  store::store kv({.shards = 4, .clock = &clock, .hub = &hub, .expire_on_access = false});
+  auto ignore = [](const store::entry_view*, const store::entry_view*, bool) {};
+  ASSERT_TRUE(kv.put("t", "v", {store::ttl_spec::kind::after_ms, 100}, {}, {}, ignore).ok());
+  const uint64_t written = kv.revision();
+  clock.advance(std::chrono::milliseconds(200));
+  EXPECT_FALSE(kv.get("t", [](const store::entry&) {}));
+  EXPECT_EQ(kv.revision(), written) << "a read expired it";
+  const auto due = kv.due(10);
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].key, "t");
+  EXPECT_EQ(due[0].mod_revision, written);
+  EXPECT_FALSE(kv.expire_if("t", written + 5)) << "another write's entry";
+  EXPECT_TRUE(kv.expire_if("t", written));
+  EXPECT_EQ(kv.revision(), written + 1);
+  EXPECT_EQ(kv.keys(), 0u);
+  EXPECT_TRUE(kv.due(10).empty());
+}
+
+}  // namespace
+}  // namespace shoal::service::replica
