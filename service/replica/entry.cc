@@ -41,6 +41,15 @@ std::string encode_call(uint64_t origin, uint64_t sequence, int64_t wall_ns, met
   return out;
 }
 
+std::string encode_call(uint64_t origin, uint64_t sequence, int64_t wall_ns, metrics::method m,
+                        std::string_view request) {
+  std::string out = header(entry_kind::call, origin, sequence, wall_ns);
+  put_int<uint8_t>(&out, static_cast<uint8_t>(m));
+  put_int(&out, static_cast<uint32_t>(request.size()));
+  out.append(request);
+  return out;
+}
+
 std::string encode_expire(uint64_t origin, uint64_t sequence, int64_t wall_ns,
                           const std::vector<due_key>& due) {
   std::string out = header(entry_kind::expire, origin, sequence, wall_ns);

@@ -54,6 +54,9 @@ struct entry {
 
 std::string encode_call(uint64_t origin, uint64_t sequence, int64_t wall_ns, metrics::method m,
                         const google::protobuf::MessageLite& request);
+// The same, from a request already serialized.
+std::string encode_call(uint64_t origin, uint64_t sequence, int64_t wall_ns, metrics::method m,
+                        std::string_view request);
 std::string encode_expire(uint64_t origin, uint64_t sequence, int64_t wall_ns,
                           const std::vector<due_key>& due);
 std::string encode_init(uint64_t origin, uint64_t sequence, int64_t wall_ns,

@@ -14,7 +14,7 @@ build=${1:?usage: run.sh <build dir> [seconds] [--merge]}
 budget=${2:-200}
 merge=${3:-}
 here=$(cd "$(dirname "$0")" && pwd)
-targets=(kv_calls pipeline_frame config store_model wal_files auth)
+targets=(kv_calls pipeline_frame config store_model wal_files auth replica_entry)
 share=$(( budget / ${#targets[@]} ))
 scratch=$(mktemp -d /tmp/shoal-fuzz.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
