@@ -60,7 +60,8 @@ ABSL_FLAG(std::string, raft_members, "",
           "replication: the first members, id=peer_host:port/client_host:port,...");
 ABSL_FLAG(bool, raft_bootstrap, false,
           "replication: an empty data directory creates the cluster from --raft_members");
-ABSL_FLAG(std::string, raft_listen, "", "replication: host:port of the Raft port (default: own peer)");
+ABSL_FLAG(std::string, raft_listen, "",
+          "replication: host:port of the Raft port (default: own peer)");
 ABSL_FLAG(uint32_t, raft_election_ms, 1000, "replication: the election timeout");
 ABSL_FLAG(uint32_t, raft_heartbeat_ms, 100, "replication: the leader's heartbeat");
 // Live settings.

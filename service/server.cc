@@ -171,7 +171,7 @@ struct server::impl {
   std::unique_ptr<watch::hub> hub;
   rt::notify expiry_changed;
   std::unique_ptr<store::store> kv;
-  std::unique_ptr<durable> durability;  // with startup.data_dir, alone
+  std::unique_ptr<durable> durability;               // with startup.data_dir, alone
   std::unique_ptr<replica::raft_store> replication;  // with startup.raft_id
   context ctx;
 
@@ -251,8 +251,8 @@ void server::impl::post_calls(grpc::ServerCompletionQueue* cq) {
   using transfer_fn =
       grpc::Status (*)(context&, const v1::TransferLeadershipRequest&, v1::MembersResponse&);
   post_unary(rt, &admin_service, &Admin::RequestAddMember,
-             static_cast<add_fn>(&handlers::not_replicated), cq, &ctx,
-             metrics::method::add_member, 1);
+             static_cast<add_fn>(&handlers::not_replicated), cq, &ctx, metrics::method::add_member,
+             1);
   post_unary(rt, &admin_service, &Admin::RequestRemoveMember,
              static_cast<remove_fn>(&handlers::not_replicated), cq, &ctx,
              metrics::method::remove_member, 1);

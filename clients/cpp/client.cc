@@ -188,9 +188,8 @@ absl::StatusOr<std::optional<v1::Entry>> client::get(std::string_view key) {
   v1::GetRequest req;
   req.set_key(key.data(), key.size());
   v1::GetResponse resp;
-  auto s = on_cluster(true, [&](endpoint& e, grpc::ClientContext& ctx) {
-    return e.kv->Get(&ctx, req, &resp);
-  });
+  auto s = on_cluster(
+      true, [&](endpoint& e, grpc::ClientContext& ctx) { return e.kv->Get(&ctx, req, &resp); });
   if (!s.ok()) return to_status(s);
   if (!resp.found()) return std::optional<v1::Entry>();
   return std::optional<v1::Entry>(std::move(*resp.mutable_entry()));
@@ -200,9 +199,8 @@ absl::StatusOr<put_result> client::put(std::string_view key, std::string_view va
                                        const put_options& o) {
   const v1::PutRequest req = detail::put_request(key, value, o);
   v1::PutResponse resp;
-  auto s = on_cluster(false, [&](endpoint& e, grpc::ClientContext& ctx) {
-    return e.kv->Put(&ctx, req, &resp);
-  });
+  auto s = on_cluster(
+      false, [&](endpoint& e, grpc::ClientContext& ctx) { return e.kv->Put(&ctx, req, &resp); });
   if (!s.ok()) return to_status(s);
   return detail::put_reply(resp);
 }
@@ -210,9 +208,8 @@ absl::StatusOr<put_result> client::put(std::string_view key, std::string_view va
 absl::StatusOr<delete_result> client::remove(std::string_view key, const delete_options& o) {
   const v1::DeleteRequest req = detail::delete_request(key, o);
   v1::DeleteResponse resp;
-  auto s = on_cluster(false, [&](endpoint& e, grpc::ClientContext& ctx) {
-    return e.kv->Delete(&ctx, req, &resp);
-  });
+  auto s = on_cluster(
+      false, [&](endpoint& e, grpc::ClientContext& ctx) { return e.kv->Delete(&ctx, req, &resp); });
   if (!s.ok()) return to_status(s);
   return detail::delete_reply(resp);
 }
@@ -223,9 +220,8 @@ absl::StatusOr<uint64_t> client::remove_prefix(std::string_view prefix, bool all
   req.set_by_prefix(true);
   req.set_all_keys(all_keys);
   v1::DeleteResponse resp;
-  auto s = on_cluster(false, [&](endpoint& e, grpc::ClientContext& ctx) {
-    return e.kv->Delete(&ctx, req, &resp);
-  });
+  auto s = on_cluster(
+      false, [&](endpoint& e, grpc::ClientContext& ctx) { return e.kv->Delete(&ctx, req, &resp); });
   if (!s.ok()) return to_status(s);
   return resp.deleted();
 }
@@ -250,18 +246,16 @@ async_watcher client::watch_async(watch_options o) { return async_watcher(this, 
 
 absl::StatusOr<v1::BatchResponse> client::batch(const v1::BatchRequest& req) {
   v1::BatchResponse resp;
-  auto s = on_cluster(false, [&](endpoint& e, grpc::ClientContext& ctx) {
-    return e.kv->Batch(&ctx, req, &resp);
-  });
+  auto s = on_cluster(
+      false, [&](endpoint& e, grpc::ClientContext& ctx) { return e.kv->Batch(&ctx, req, &resp); });
   if (!s.ok()) return to_status(s);
   return resp;
 }
 
 absl::StatusOr<v1::TxnResponse> client::txn(const v1::TxnRequest& req) {
   v1::TxnResponse resp;
-  auto s = on_cluster(false, [&](endpoint& e, grpc::ClientContext& ctx) {
-    return e.kv->Txn(&ctx, req, &resp);
-  });
+  auto s = on_cluster(
+      false, [&](endpoint& e, grpc::ClientContext& ctx) { return e.kv->Txn(&ctx, req, &resp); });
   if (!s.ok()) return to_status(s);
   return resp;
 }

@@ -249,8 +249,8 @@ absl::Status validate(const v1::ServerConfig& c) {
   if (s.raft_id() != 0 && s.raft_members().empty()) {
     errors.push_back("startup.raft_id needs startup.raft_members (the cluster's members)");
   }
-  if (s.raft_id() != 0 && (s.raft_heartbeat_ms() == 0 ||
-                           s.raft_election_ms() < 2 * s.raft_heartbeat_ms())) {
+  if (s.raft_id() != 0 &&
+      (s.raft_heartbeat_ms() == 0 || s.raft_election_ms() < 2 * s.raft_heartbeat_ms())) {
     errors.push_back(
         "startup.raft_election_ms must be at least twice startup.raft_heartbeat_ms (above 0)");
   }

@@ -17,7 +17,8 @@ rt::task<grpc::Status> snapshot(context& ctx, const v1::SnapshotRequest& req,
                                 stream_writer<v1::SnapshotChunk>& out, const call_done& done);
 // AddMember, RemoveMember, TransferLeadership on a single server: FAILED_PRECONDITION (a
 // replicated one runs them in handlers/call.h's run_replicated, through replica/raft_store).
-grpc::Status not_replicated(context& ctx, const v1::AddMemberRequest& req, v1::MembersResponse& resp);
+grpc::Status not_replicated(context& ctx, const v1::AddMemberRequest& req,
+                            v1::MembersResponse& resp);
 grpc::Status not_replicated(context& ctx, const v1::RemoveMemberRequest& req,
                             v1::MembersResponse& resp);
 grpc::Status not_replicated(context& ctx, const v1::TransferLeadershipRequest& req,

@@ -54,11 +54,11 @@ absl::StatusOr<std::vector<member>> parse_members(std::string_view text) {
     ++n;
     const std::size_t eq = item.find('=');
     member m;
-    if (eq == std::string_view::npos || !parse_number(item.substr(0, eq), &m.id) ||
-        m.id == 0 || !split_address(item.substr(eq + 1), &m)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "startup.raft_members item ", n,
-          " must be id=peer_host:port/client_host:port with an id of 1 or more"));
+    if (eq == std::string_view::npos || !parse_number(item.substr(0, eq), &m.id) || m.id == 0 ||
+        !split_address(item.substr(eq + 1), &m)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("startup.raft_members item ", n,
+                       " must be id=peer_host:port/client_host:port with an id of 1 or more"));
     }
     for (const member& o : out) {
       if (o.id == m.id) {

@@ -27,12 +27,12 @@ namespace {
 
 // One raft_apply of the entries queued together: one append, one disk write, one callback.
 struct apply_req {
-  struct raft_apply req{};
+  struct raft_apply req {};
   std::vector<node::done_fn> done;  // each entry's (may be empty)
 };
 
 struct barrier_req {
-  struct raft_barrier req{};
+  struct raft_barrier req {};
 };
 
 raft_view::role role_of(int state) {
@@ -102,8 +102,8 @@ absl::Status node::load_identity(bool fresh) {
           absl::StrCat("cannot write ", dir, "/", k_incarnation_file, ": ", std::strerror(errno)));
     }
   } else if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(mine), &incarnation_)) {
-    return absl::DataLossError(absl::StrCat(dir, "/", k_incarnation_file,
-                                            " is damaged: it should hold one number"));
+    return absl::DataLossError(
+        absl::StrCat(dir, "/", k_incarnation_file, " is damaged: it should hold one number"));
   }
   std::istringstream peers(read_all(dir + "/" + k_peers_file));
   uint64_t id = 0;
@@ -126,10 +126,11 @@ bool node::admit(uint64_t id, uint64_t incarnation) {
   }
   if (it->second == incarnation) return true;
   if (refused_.insert({id, incarnation}).second) {
-    SHOAL_LOG(warn,
-              "raft: a replica came back under its old id with another disk (an empty data "
-              "directory): refused. Remove it (shoalctl member remove ID) and add it under a new id",
-              {{"peer", static_cast<int64_t>(id)}});
+    SHOAL_LOG(
+        warn,
+        "raft: a replica came back under its old id with another disk (an empty data "
+        "directory): refused. Remove it (shoalctl member remove ID) and add it under a new id",
+        {{"peer", static_cast<int64_t>(id)}});
   }
   return false;
 }
@@ -160,9 +161,8 @@ absl::Status node::open() {
   if (auto st = load_identity(directory_empty(opts_.dir)); !st.ok()) return st;
   uv_loop_init(&loop_);
   transport_init(&transport_, &loop_, opts_.listen.empty() ? self->peer : opts_.listen,
-                 incarnation_, [this](uint64_t id, uint64_t incarnation) {
-                   return admit(id, incarnation);
-                 });
+                 incarnation_,
+                 [this](uint64_t id, uint64_t incarnation) { return admit(id, incarnation); });
   transport_.data = this;
   if (int rv = raft_uv_init(&io_, &loop_, opts_.dir.c_str(), &transport_); rv != 0) {
     return absl::FailedPreconditionError(
@@ -275,11 +275,11 @@ void node::remove(uint64_t id, done_fn done) {
 
 namespace {
 struct transfer_req {
-  struct raft_transfer req{};
+  struct raft_transfer req {};
   node::done_fn done;
 };
 struct change_req {
-  struct raft_change req{};
+  struct raft_change req {};
   node::done_fn done;
   struct raft* r = nullptr;
   uint64_t id = 0;
@@ -412,8 +412,8 @@ void node::submit_apply(std::vector<std::string> entries, std::vector<done_fn> d
   auto* r = new apply_req();
   r->req.data = this;
   r->done = std::move(dones);
-  if (int rv = raft_apply(&raft_, &r->req, bufs.data(), static_cast<unsigned>(bufs.size()),
-                          on_applied);
+  if (int rv =
+          raft_apply(&raft_, &r->req, bufs.data(), static_cast<unsigned>(bufs.size()), on_applied);
       rv != 0) {
     for (auto& b : bufs) raft_free(b.base);
     dones = std::move(r->done);

@@ -27,8 +27,8 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <set>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -79,8 +79,8 @@ class node {
     // Where the replica's incarnation (which disk it is) and those of its peers are kept: a
     // replica back with an empty disk under its old id is refused (transport.h).
     std::string identity_dir;
-    std::string listen;           // host:port the transport binds (default: this member's peer)
-    bool bootstrap = false;       // an empty dir starts the cluster with `members`
+    std::string listen;      // host:port the transport binds (default: this member's peer)
+    bool bootstrap = false;  // an empty dir starts the cluster with `members`
     unsigned election_ms = 1000;
     unsigned heartbeat_ms = 100;
     unsigned snapshot_threshold = 16384;  // entries between snapshots
@@ -147,7 +147,7 @@ class node {
   options opts_;
   uint64_t id_;
   uint64_t incarnation_ = 0;
-  std::map<uint64_t, uint64_t> peers_;             // loop thread only (after open)
+  std::map<uint64_t, uint64_t> peers_;               // loop thread only (after open)
   std::set<std::pair<uint64_t, uint64_t>> refused_;  // logged once each
   uv_loop_t loop_{};
   uv_async_t async_{};
@@ -155,7 +155,7 @@ class node {
   raft_uv_transport transport_{};
   raft_io io_{};
   raft_fsm fsm_{};
-  struct raft raft_{};
+  struct raft raft_ {};
   bool closing_ = false;  // loop thread only
   bool was_leader_ = false;
   std::vector<done_fn> reads_waiting_;    // loop thread only

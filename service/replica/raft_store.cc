@@ -80,8 +80,7 @@ raft_store::raft_store(context* ctx, const rt::clock* clock)
     : ctx_(ctx), clock_(clock), origin_(random_origin()) {}
 
 absl::StatusOr<std::unique_ptr<raft_store>> raft_store::open(const v1::StartupSettings& startup,
-                                                             context* ctx,
-                                                             const rt::clock* clock) {
+                                                             context* ctx, const rt::clock* clock) {
   auto members = parse_members(startup.raft_members());
   if (!members.ok()) return members.status();
   // The data directory, as a single durable server makes it (its parent must exist).
@@ -150,8 +149,10 @@ grpc::Status raft_store::not_leader() const {
                           ? absl::StrCat(k_not_leading,
                                          " and knows no leader (an election is on, or a majority "
                                          "is unreachable); nothing was applied: retry shortly")
-                          : absl::StrCat(k_not_leading, "; nothing was applied: send it to the "
-                                         "leader at ", hint, " (metadata shoal-leader)"));
+                          : absl::StrCat(k_not_leading,
+                                         "; nothing was applied: send it to the "
+                                         "leader at ",
+                                         hint, " (metadata shoal-leader)"));
 }
 
 grpc::Status raft_store::status_of(int raft_status) const {
@@ -168,8 +169,8 @@ grpc::Status raft_store::status_of(int raft_status) const {
                           "applied: read it back on another replica before retrying");
     default:
       return grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                          absl::StrCat("the Raft log refused the write (", raft_strerror(raft_status),
-                                       "); nothing was applied"));
+                          absl::StrCat("the Raft log refused the write (",
+                                       raft_strerror(raft_status), "); nothing was applied"));
   }
 }
 
@@ -200,10 +201,9 @@ rt::task<grpc::Status> raft_store::write(metrics::method m,
       self->pending_.erase(sequence);
     }
   } forget_on_exit{this, sequence};
-  node_->propose(encode_call(origin_, sequence, wall_ns(), m, request),
-                 [this, sequence](int rv) {
-                   if (rv != 0) fail(sequence, rv);
-                 });
+  node_->propose(encode_call(origin_, sequence, wall_ns(), m, request), [this, sequence](int rv) {
+    if (rv != 0) fail(sequence, rv);
+  });
   auto outcome = co_await std::move(channel.second);
   if (!outcome) {
     co_return grpc::Status(grpc::StatusCode::UNAVAILABLE, "this replica stopped");
@@ -236,7 +236,7 @@ rt::task<bool> raft_store::expire(std::vector<store::store::due_entry> due) {
   auto tx = std::make_shared<rt::oneshot::sender<int>>(std::move(channel.first));
   node_->propose(encode_expire(origin_, 0, wall_ns(), keys), [tx](int rv) { tx->send(rv); });
   auto rv = co_await std::move(channel.second);
-  co_return rv && *rv == 0;
+  co_return rv&&* rv == 0;
 }
 
 rt::task<> raft_store::purge(rt::notify* expiry_changed) {
@@ -312,9 +312,10 @@ grpc::Status raft_store::change_status(int raft_status, uint64_t id) const {
     case RAFT_NOCONNECTION:
       return grpc::Status(
           grpc::StatusCode::UNAVAILABLE,
-          absl::StrCat(who, " is added but could not be reached to catch up, so it does not vote: "
-                            "start it (an empty --data_dir, no --raft_bootstrap), then add it "
-                            "again"));
+          absl::StrCat(who,
+                       " is added but could not be reached to catch up, so it does not vote: "
+                       "start it (an empty --data_dir, no --raft_bootstrap), then add it "
+                       "again"));
     default:
       return grpc::Status(
           grpc::StatusCode::UNAVAILABLE,
@@ -343,8 +344,8 @@ rt::task<grpc::Status> raft_store::change_members(const v1::AddMemberRequest& re
   m.peer = req.peer();
   m.client = req.client();
   if (!leader()) co_return not_leader();
-  const int rv = co_await on_loop(
-      [&](node::done_fn done) { node_->add(m.id, m.address(), std::move(done)); });
+  const int rv =
+      co_await on_loop([&](node::done_fn done) { node_->add(m.id, m.address(), std::move(done)); });
   if (rv != 0) co_return change_status(rv, m.id);
   co_return members(resp);
 }
@@ -475,9 +476,9 @@ std::string raft_store::snapshot() {
     std::lock_guard lock(id_mu_);
     put_bytes(&out, store_id_);
   }
-  const int64_t now_rt = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                             clock_->now().time_since_epoch())
-                             .count();
+  const int64_t now_rt =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(clock_->now().time_since_epoch())
+          .count();
   const int64_t now_wall = wall_ns();
   const std::size_t count_at = out.size();
   put_int(&out, uint64_t{0});
@@ -512,9 +513,9 @@ bool raft_store::restore(std::string_view in) {
               {{"revision", std::to_string(revision)}});
     ctx_->kv->clear();
   }
-  const int64_t now_rt = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                             clock_->now().time_since_epoch())
-                             .count();
+  const int64_t now_rt =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(clock_->now().time_since_epoch())
+          .count();
   const int64_t now_wall = wall_ns();
   for (uint64_t i = 0; i < n; ++i) {
     std::string_view key;

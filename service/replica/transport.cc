@@ -313,8 +313,8 @@ int do_connect(raft_uv_transport* t, raft_uv_connect* req, raft_id id, const cha
   o->gai.data = o;
   p->out.insert(o);
   // Resolved at every connect: a pod that moved has a new address under the same name.
-  const int rv = uv_getaddrinfo(p->loop, &o->gai, on_resolved, o->host.c_str(), o->port.c_str(),
-                                &hints);
+  const int rv =
+      uv_getaddrinfo(p->loop, &o->gai, on_resolved, o->host.c_str(), o->port.c_str(), &hints);
   if (rv != 0) {
     p->out.erase(o);
     delete o;

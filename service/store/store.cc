@@ -75,7 +75,10 @@ bool condition::holds(const entry* current) const {
 }
 
 store::store(options o)
-    : clock_(o.clock), hub_(o.hub), shard_mask_(o.shards - 1), expiry_changed_(o.expiry_changed),
+    : clock_(o.clock),
+      hub_(o.hub),
+      shard_mask_(o.shards - 1),
+      expiry_changed_(o.expiry_changed),
       expire_on_access_(o.expire_on_access) {
   shards_.reserve(o.shards);
   for (uint32_t i = 0; i < o.shards; ++i) shards_.push_back(std::make_unique<shard>());

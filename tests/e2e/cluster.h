@@ -189,8 +189,8 @@ class cluster {
     std::string client;
     std::string peer;
     std::string dir;
-    std::string raft_listen;  // behind a proxy: where Raft really listens
-    bool bootstrap = true;    // a first member (a replacement joins instead)
+    std::string raft_listen;                  // behind a proxy: where Raft really listens
+    bool bootstrap = true;                    // a first member (a replacement joins instead)
     std::shared_ptr<shoald_process> process;  // guarded by mu_
   };
 

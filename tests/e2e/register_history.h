@@ -116,7 +116,8 @@ class register_history {
     // Real time: sorted by end, a running maximum of witnesses over the operations that ended
     // before each one began.
     std::vector<const op*> by_end = all;
-    std::sort(by_end.begin(), by_end.end(), [](const op* a, const op* b) { return a->end < b->end; });
+    std::sort(by_end.begin(), by_end.end(),
+              [](const op* a, const op* b) { return a->end < b->end; });
     std::vector<const op*> by_start = all;
     std::sort(by_start.begin(), by_start.end(),
               [](const op* a, const op* b) { return a->start < b->start; });

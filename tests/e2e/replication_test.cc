@@ -103,7 +103,7 @@ contents converged(cluster& c, uint64_t* revision, std::chrono::seconds within =
   while (std::chrono::steady_clock::now() < deadline) {
     bool same = true;
     uint64_t rev0 = 0;
-      for (int i = 0; i < c.size() && same; ++i) {
+    for (int i = 0; i < c.size() && same; ++i) {
       if (!c.running(i)) continue;
       contents mine;
       uint64_t rev = 0;
@@ -225,10 +225,10 @@ TEST(replication, killing_the_leader_under_load_loses_no_acknowledged_write) {
   c.kill(killed);
   // Writes go on once another replica leads.
   ASSERT_TRUE(wait_for(before + 1));
-  std::printf("first write acknowledged %.0f ms after the leader was killed\n",
-              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                        killed_at)
-                  .count());
+  std::printf(
+      "first write acknowledged %.0f ms after the leader was killed\n",
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - killed_at)
+          .count());
   ASSERT_TRUE(wait_for(before + 100));
   const int next = c.leader();
   EXPECT_NE(next, killed);
@@ -473,10 +473,10 @@ TEST(replication, a_leader_told_to_stop_hands_over_and_exits_cleanly) {
   EXPECT_EQ(c.terminate(stopping), 0);
   const put_result next = put_following(c, &at, "b", "2");
   ASSERT_EQ(next.how, outcome::acked);
-  std::printf("a write acknowledged %.0f ms after SIGTERM reached the leader\n",
-              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                        stopped_at)
-                  .count());
+  std::printf(
+      "a write acknowledged %.0f ms after SIGTERM reached the leader\n",
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - stopped_at)
+          .count());
   uint64_t revision = 0;
   const contents all = converged(c, &revision);
   EXPECT_EQ(all.size(), 2u);
@@ -525,8 +525,8 @@ TEST(replication, a_replica_with_a_lost_disk_is_replaced_under_a_new_id_and_catc
   EXPECT_EQ(out.find(c.peer_address(lost)), std::string::npos) << out;
   // Started first (it waits, serving nothing, until it is added), then added.
   c.start_as_new_member(lost, 4, [&] {
-    std::tie(code, out) = shoalctl(c, other, "member add 4 " + c.peer_address(lost) + " " +
-                                                 c.client_address(lost));
+    std::tie(code, out) =
+        shoalctl(c, other, "member add 4 " + c.peer_address(lost) + " " + c.client_address(lost));
   });
   ASSERT_EQ(code, 0) << out;
   // It serves (it knows the store id) and holds everything, and writes go on with it.

@@ -93,8 +93,8 @@ class tcp_proxy {
 
  private:
   struct link {
-    int in = -1;   // from the connecting replica
-    int out = -1;  // to this replica's Raft port
+    int in = -1;        // from the connecting replica
+    int out = -1;       // to this replica's Raft port
     uint64_t from = 0;  // 0 until the introduction is read
     std::vector<char> hello;
   };
@@ -139,7 +139,8 @@ class tcp_proxy {
         const short in_ev = fds[2 + 2 * i].revents;
         const short out_ev = fds[3 + 2 * i].revents;
         bool ok = true;
-        if (in_ev & (POLLIN | POLLHUP | POLLERR)) ok = l.from == 0 ? introduce(l) : pump(l.in, l.out);
+        if (in_ev & (POLLIN | POLLHUP | POLLERR))
+          ok = l.from == 0 ? introduce(l) : pump(l.in, l.out);
         if (ok && (out_ev & (POLLIN | POLLHUP | POLLERR))) ok = pump(l.out, l.in);
         if (ok && l.from != 0 && net_->is_cut(l.from, to_)) ok = false;
         if (!ok) close_link(l);

@@ -60,7 +60,8 @@ TEST(replica_entry, expiries_and_the_store_id_round_trip) {
 }
 
 TEST(replica_member, members_parse_and_name_what_is_wrong) {
-  auto m = parse_members("1=10.0.0.1:7001/10.0.0.1:50051, 2=shoal-1.shoal:7001/shoal-1.shoal:50051");
+  auto m =
+      parse_members("1=10.0.0.1:7001/10.0.0.1:50051, 2=shoal-1.shoal:7001/shoal-1.shoal:50051");
   ASSERT_TRUE(m.ok()) << m.status();
   ASSERT_EQ(m->size(), 2u);
   EXPECT_EQ((*m)[1].id, 2u);
