@@ -29,14 +29,30 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from durability_bench import free_port, grpc_body, grpc_ok, h2load, wait_for  # noqa: E402
+from durability_bench import free_port, grpc_body, grpc_ok, h2load, table, wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOALD = ROOT / "build/service/shoald"
 SHOALCTL = ROOT / "build/clients/cli/shoalctl"
 
 
-class shoal_cluster:
+class cluster:
+    """Three server processes: kill one for real, stop the rest."""
+    procs = []
+
+    def kill(self, i):
+        self.procs[i].send_signal(signal.SIGKILL)
+        self.procs[i].wait()
+        self.procs[i] = None
+
+    def stop(self):
+        for p in self.procs:
+            if p is not None:
+                p.terminate()
+                p.wait()
+
+
+class shoal_cluster(cluster):
     def __init__(self, work):
         self.dirs = [work / f"shoal-{i}" for i in (1, 2, 3)]
         self.clients = [f"127.0.0.1:{free_port()}" for _ in range(3)]
@@ -63,23 +79,9 @@ class shoal_cluster:
                 return i
         return None
 
-    def put(self, i, key, value):
-        return subprocess.run([str(SHOALCTL), f"--addr={self.clients[i]}", "--timeout-ms=1000",
-                               "put", key, value], capture_output=True).returncode == 0
-
-    def kill(self, i):
-        self.procs[i].send_signal(signal.SIGKILL)
-        self.procs[i].wait()
-        self.procs[i] = None
-
-    def stop(self):
-        for p in self.procs:
-            if p is not None:
-                p.terminate()
-                p.wait()
 
 
-class etcd_cluster:
+class etcd_cluster(cluster):
     def __init__(self, work):
         self.clients = [f"127.0.0.1:{free_port()}" for _ in range(3)]
         peers = [f"http://127.0.0.1:{free_port()}" for _ in range(3)]
@@ -112,21 +114,6 @@ class etcd_cluster:
             pass
         return None
 
-    def put(self, i, key, value):
-        return subprocess.run(["etcdctl", f"--endpoints={self.clients[i]}",
-                               "--command-timeout=1s", "put", key, value],
-                              capture_output=True).returncode == 0
-
-    def kill(self, i):
-        self.procs[i].send_signal(signal.SIGKILL)
-        self.procs[i].wait()
-        self.procs[i] = None
-
-    def stop(self):
-        for p in self.procs:
-            if p is not None:
-                p.terminate()
-                p.wait()
 
 
 def throughput(c, path_shoal, path_etcd, body, seconds, is_shoal):
@@ -159,17 +146,6 @@ def failover(c, path, body):
     sys.exit("no write succeeded within 30 s of the leader's death")
 
 
-def table(title, rounds, unit, ratio):
-    print(f"\n### {title}\n")
-    print(f"| | median {unit} | range |")
-    print("|---|---|---|")
-    for name in rounds[0]:
-        values = [r[name] for r in rounds]
-        print(f"| {name} | {statistics.median(values):,.0f} | {min(values):,.0f}–{max(values):,.0f} |")
-    a, b = ratio
-    per_round = [r[a] / r[b] for r in rounds]
-    print(f"\n{a} / {b}: median {statistics.median(per_round):.2f}x "
-          f"(range {min(per_round):.2f}–{max(per_round):.2f})")
 
 
 def main():
@@ -220,13 +196,13 @@ def main():
 
     if "put" in only:
         table("Put on the leader, h2load 16 connections x 8 streams", rounds_of("put"), "calls/s",
-              ("shoald, 3 replicas", "etcd 3.4, 3 members"))
+              [("shoald, 3 replicas", "etcd 3.4, 3 members")])
     if "get" in only:
         table("Linearizable read on the leader (Get / Range), h2load 16 x 8", rounds_of("get"),
-              "calls/s", ("shoald, 3 replicas", "etcd 3.4, 3 members"))
+              "calls/s", [("shoald, 3 replicas", "etcd 3.4, 3 members")])
     if "failover" in only:
         table("SIGKILL of the leader to the next successful write", rounds_of("failover"), "ms",
-              ("shoald, 3 replicas", "etcd 3.4, 3 members"))
+              [("shoald, 3 replicas", "etcd 3.4, 3 members")])
 
 
 if __name__ == "__main__":

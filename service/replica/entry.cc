@@ -1,24 +1,9 @@
 #include "service/replica/entry.h"
 
-#include <cstring>
+#include "service/replica/bytes.h"
 
 namespace shoal::service::replica {
 namespace {
-
-template <class T>
-void put_int(std::string* out, T v) {
-  char b[sizeof(T)];
-  std::memcpy(b, &v, sizeof(T));  // little-endian hosts only (x86-64, arm64)
-  out->append(b, sizeof(T));
-}
-
-template <class T>
-bool get_int(std::string_view* in, T* v) {
-  if (in->size() < sizeof(T)) return false;
-  std::memcpy(v, in->data(), sizeof(T));
-  in->remove_prefix(sizeof(T));
-  return true;
-}
 
 std::string header(entry_kind k, uint64_t origin, uint64_t sequence, int64_t wall_ns) {
   std::string out;

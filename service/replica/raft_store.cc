@@ -15,6 +15,7 @@
 #include "service/durable.h"
 #include "service/handlers/kv.h"
 #include "service/log.h"
+#include "service/replica/bytes.h"
 #include "service/replica/entry.h"
 
 namespace shoal::service::replica {
@@ -28,24 +29,9 @@ uint64_t random_origin() {
   return (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ 1;  // never 0
 }
 
-template <class T>
-void put_int(std::string* out, T v) {
-  char b[sizeof(T)];
-  std::memcpy(b, &v, sizeof(T));
-  out->append(b, sizeof(T));
-}
-
 void put_bytes(std::string* out, std::string_view b) {
   put_int(out, static_cast<uint32_t>(b.size()));
   out->append(b);
-}
-
-template <class T>
-bool get_int(std::string_view* in, T* v) {
-  if (in->size() < sizeof(T)) return false;
-  std::memcpy(v, in->data(), sizeof(T));
-  in->remove_prefix(sizeof(T));
-  return true;
 }
 
 bool get_bytes(std::string_view* in, std::string_view* out) {
