@@ -34,6 +34,8 @@ export interface ClientOptions {
   /** Any other channel credentials (instead of tls). */
   credentials?: ChannelCredentials;
   channelOptions?: ChannelOptions;
+  /** A replicated store: how many more times a read (or a refused call) is tried (default 4). */
+  attempts?: number;
 }
 
 /** At most one of ifAbsent, ifPresent, ifRevision; storeId with ifRevision. */
@@ -150,11 +152,24 @@ export interface Status {
   configSource: string;
   lastConfigError: string;
   compactRevision: number;
+  /** A replicated store's view from this replica; null on a single server. */
+  replication: {
+    id: number;
+    role: 'leader' | 'follower' | 'candidate' | 'unavailable';
+    term: number;
+    leaderId: number;
+    /** The leader's client address ('' if none is known). */
+    leader: string;
+    members: { id: number; peer: string; client: string }[];
+  } | null;
 }
 
 export class ShoalClient {
-  /** target: host:port (default: $SHOAL_ADDR, else 127.0.0.1:50051). */
+  /** target: host:port (default: $SHOAL_ADDR, else 127.0.0.1:50051), or a replicated store's
+   * replicas, comma-separated: the client follows the leader. */
   constructor(target?: string, options?: ClientOptions);
+  /** The replica calls go to now. */
+  readonly currentTarget: string;
   get(key: Data): Promise<Entry | null>;
   put(key: Data, value: Data, options?: PutOptions): Promise<PutResult>;
   delete(key: Data, options?: DeleteOptions): Promise<DeleteResult>;

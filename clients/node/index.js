@@ -50,15 +50,20 @@ class WatchCanceledError extends ShoalError {
 }
 
 class ShoalClient {
-  #kv;
-  #admin;
+  #endpoints = []; // {target, kv, admin}: the replicas given, and any a leader hint names
+  #current = 0;
+  #makeStubs;
+  #attempts;
   #deadlineMs;
   #metadata;
 
   // options.tls: {rootCertificates, certificateChain, privateKey} (PEM Buffers; rootCertificates
   // null: the system's CAs) for TLS, with a client certificate for mTLS; options.credentials
   // instead, for any other channel credentials. options.token (default $SHOAL_TOKEN): sent on
-  // every call as "authorization: Bearer <token>".
+  // every call as "authorization: Bearer <token>". target may list a replicated store's replicas,
+  // comma-separated: the client follows the leader (a refusal naming it sends any call there; an
+  // unreachable replica moves it to the next one, where reads are retried, up to
+  // options.attempts (4) more times).
   constructor(target = process.env.SHOAL_ADDR || '127.0.0.1:50051', options = {}) {
     const {
       protoDir = DEFAULT_PROTO_DIR,
@@ -66,6 +71,7 @@ class ShoalClient {
       tls = null,
       token = process.env.SHOAL_TOKEN || '',
       channelOptions = {},
+      attempts = 4,
     } = options;
     const credentials =
       options.credentials ??
@@ -85,14 +91,34 @@ class ShoalClient {
       defaults: true,
     });
     const { KV, Admin } = grpc.loadPackageDefinition(definition).shoal.v1;
-    this.#kv = new KV(target, credentials, channelOptions);
-    this.#admin = new Admin(target, credentials, { channelOverride: this.#kv.getChannel() });
+    this.#makeStubs = (t) => {
+      const kv = new KV(t, credentials, channelOptions);
+      return { target: t, kv, admin: new Admin(t, credentials, { channelOverride: kv.getChannel() }) };
+    };
+    for (const t of target.split(',').map((x) => x.trim()).filter(Boolean)) this.#endpoint(t);
+    this.#attempts = attempts;
     this.#deadlineMs = deadlineMs;
+  }
+
+  // The replica calls go to now.
+  get currentTarget() {
+    return this.#endpoints[this.#current].target;
+  }
+
+  get #kv() {
+    return this.#endpoints[this.#current].kv;
+  }
+
+  #endpoint(target) {
+    const found = this.#endpoints.findIndex((e) => e.target === target);
+    if (found >= 0) return found;
+    this.#endpoints.push(this.#makeStubs(target));
+    return this.#endpoints.length - 1;
   }
 
   // The entry, or null if the key does not exist.
   async get(key) {
-    const res = await this.#unary(this.#kv, 'get', { key: toBytes(key) });
+    const res = await this.#unary('kv', 'get', { key: toBytes(key) });
     return res.found ? toEntry(res.entry) : null;
   }
 
@@ -109,7 +135,7 @@ class ShoalClient {
       condition: toCondition(options),
       returnPrevious,
     };
-    const res = await this.#unary(this.#kv, 'put', request);
+    const res = await this.#unary('kv', 'put', request);
     if (!res.applied) {
       return {
         applied: false,
@@ -133,7 +159,7 @@ class ShoalClient {
   // Deletes one key, optionally on a condition: {ifPresent, ifRevision, storeId}.
   async delete(key, options = {}) {
     const { returnPrevious = false } = options;
-    const res = await this.#unary(this.#kv, 'delete', {
+    const res = await this.#unary('kv', 'delete', {
       key: toBytes(key),
       condition: toCondition(options),
       returnPrevious,
@@ -149,7 +175,7 @@ class ShoalClient {
   // Deletes every key with the prefix and returns how many there were. Not atomic: each key takes
   // its own revision. An empty prefix (every key) needs {allKeys: true}.
   async deletePrefix(prefix, { allKeys = false } = {}) {
-    const res = await this.#unary(this.#kv, 'delete', {
+    const res = await this.#unary('kv', 'delete', {
       key: toBytes(prefix),
       byPrefix: true,
       allKeys,
@@ -160,7 +186,7 @@ class ShoalClient {
   // Adds delta (a safe integer or a BigInt) to a decimal-integer value; an absent key counts as 0.
   // Returns the new value.
   async increment(key, delta = 1, { ttlMs, keepTtl = false } = {}) {
-    const res = await this.#unary(this.#kv, 'increment', {
+    const res = await this.#unary('kv', 'increment', {
       key: toBytes(key),
       delta: toInt64(delta),
       ttlMs: ttlMs === undefined ? undefined : toInt64(ttlMs),
@@ -181,7 +207,7 @@ class ShoalClient {
     const request = { ...toSelector(selector), limit: pageSize, keysOnly };
     let continuation = Buffer.alloc(0);
     do {
-      const res = await this.#unary(this.#kv, 'range', { ...request, continuation });
+      const res = await this.#unary('kv', 'range', { ...request, continuation });
       yield {
         entries: res.entries.map(toEntry),
         revision: toNumber(res.header.revision),
@@ -193,7 +219,7 @@ class ShoalClient {
 
   // How many keys the selector covers, without reading them.
   async count(selector) {
-    const res = await this.#unary(this.#kv, 'range', { ...toSelector(selector), countOnly: true });
+    const res = await this.#unary('kv', 'range', { ...toSelector(selector), countOnly: true });
     return toNumber(res.count);
   }
 
@@ -247,7 +273,7 @@ class ShoalClient {
       success: success.map(toOp),
       failure: failure.map(toOp),
     };
-    const res = await this.#unary(this.#kv, 'txn', request);
+    const res = await this.#unary('kv', 'txn', request);
     return { succeeded: res.succeeded, revision: toNumber(res.revision), results: res.results };
   }
 
@@ -287,7 +313,7 @@ class ShoalClient {
   }
 
   async status() {
-    const res = await this.#unary(this.#admin, 'status', {});
+    const res = await this.#unary('admin', 'status', {});
     return {
       revision: toNumber(res.header.revision),
       storeId: res.header.storeId,
@@ -301,20 +327,70 @@ class ShoalClient {
       configSource: res.configSource,
       lastConfigError: res.lastConfigError,
       compactRevision: toNumber(res.compactRevision),
+      // A replicated store's view from this replica (null on a single server).
+      replication: res.replication
+        ? {
+            id: toNumber(res.replication.id),
+            role: res.replication.role,
+            term: toNumber(res.replication.term),
+            leaderId: toNumber(res.replication.leaderId),
+            leader: res.replication.leader,
+            members: res.replication.members.map((m) => ({
+              id: toNumber(m.id),
+              peer: m.peer,
+              client: m.client,
+            })),
+          }
+        : null,
     };
   }
 
   close() {
-    this.#kv.close(); // the Admin stub shares its channel
+    for (const e of this.#endpoints) e.kv.close(); // each Admin stub shares its channel
   }
 
-  #unary(stub, method, request) {
+  #once(service, method, request) {
     return new Promise((resolve, reject) => {
       const deadline = Date.now() + this.#deadlineMs;
+      const stub = this.#endpoints[this.#current][service];
       stub[method](request, this.#metadata, { deadline }, (err, res) =>
-        err ? reject(new ShoalError(err)) : resolve(res),
+        err ? reject(err) : resolve(res),
       );
     });
+  }
+
+  // One call on the current replica, following the cluster: a refusal carrying shoal-leader
+  // (nothing applied) goes to the leader it names, or, empty during an election, to the next
+  // replica after a pause; an unreachable replica moves the client on, and only a read (or a
+  // call that never left: grpc-js's "No connection established") is sent again.
+  async #unary(service, method, request) {
+    const read = service === 'admin' || method === 'get' || method === 'range';
+    let pause = 50;
+    let last;
+    for (let attempt = 0; attempt < this.#attempts + this.#endpoints.length; attempt++) {
+      const i = this.#current;
+      try {
+        return await this.#once(service, method, request);
+      } catch (err) {
+        last = err;
+        if (err.code !== grpc.status.UNAVAILABLE) break;
+        const hint = err.metadata?.get('shoal-leader') ?? [];
+        if (hint.length > 0) {
+          const leader = String(hint[0]);
+          this.#current = leader ? this.#endpoint(leader) : (i + 1) % this.#endpoints.length;
+          if (!leader || this.#current === i) {
+            await new Promise((r) => setTimeout(r, pause));
+            pause = Math.min(pause * 2, 1000);
+          }
+          continue;
+        }
+        this.#current = (i + 1) % this.#endpoints.length;
+        if (!read && !String(err.details ?? '').startsWith('No connection established')) break;
+        await new Promise((r) => setTimeout(r, pause));
+        pause = Math.min(pause * 2, 1000);
+      }
+    }
+    throw new ShoalError(last);
   }
 }
 

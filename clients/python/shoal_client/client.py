@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import os
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Iterator, Optional, Union
 
@@ -241,24 +242,54 @@ class ShoalClient:
         timeout: Optional[float] = 5.0,
         tls: Optional[TlsOptions] = None,
         token: Optional[str] = None,
+        attempts: int = 4,
     ):
-        """target: host:port (None: $SHOAL_ADDR, else 127.0.0.1:50051). tls: None for plaintext.
-        token: a bearer token sent with every call (for servers that require one); None:
-        $SHOAL_TOKEN, if set."""
+        """target: host:port (None: $SHOAL_ADDR, else 127.0.0.1:50051), or a replicated store's
+        replicas, comma-separated: the client follows the leader (a refusal naming it sends any
+        call there; an unreachable replica moves it to the next one, where reads are retried, up
+        to `attempts` more times). tls: None for plaintext. token: a bearer token sent with every
+        call (for servers that require one); None: $SHOAL_TOKEN, if set."""
         self.target = _target(target)
         self.timeout = timeout
+        self.attempts = attempts
+        self._tls = tls
         self._metadata = _metadata(os.environ.get("SHOAL_TOKEN") if token is None else token)
-        if tls is None:
-            self._channel = grpc.insecure_channel(self.target, options=_CHANNEL_OPTIONS)
+        self._endpoints: list = []  # (target, channel, kv stub, admin stub)
+        for t in self.target.split(","):
+            if t.strip():
+                self._endpoint(t.strip())
+        self._current = 0
+
+    def _endpoint(self, target: str) -> int:
+        """The index of target's channel, made if it is new (a leader hint may name one)."""
+        for i, e in enumerate(self._endpoints):
+            if e[0] == target:
+                return i
+        if self._tls is None:
+            channel = grpc.insecure_channel(target, options=_CHANNEL_OPTIONS)
         else:
-            self._channel = grpc.secure_channel(
-                self.target, tls.credentials(), options=_CHANNEL_OPTIONS
-            )
-        self._kv = kv_pb2_grpc.KVStub(self._channel)
-        self._admin = admin_pb2_grpc.AdminStub(self._channel)
+            channel = grpc.secure_channel(target, self._tls.credentials(), options=_CHANNEL_OPTIONS)
+        self._endpoints.append(
+            (target, channel, kv_pb2_grpc.KVStub(channel), admin_pb2_grpc.AdminStub(channel))
+        )
+        return len(self._endpoints) - 1
+
+    @property
+    def current_target(self) -> str:
+        """The replica calls go to now."""
+        return self._endpoints[self._current][0]
+
+    @property
+    def _kv(self):
+        return self._endpoints[self._current][2]
+
+    @property
+    def _admin(self):
+        return self._endpoints[self._current][3]
 
     def close(self) -> None:
-        self._channel.close()
+        for e in self._endpoints:
+            e[1].close()
 
     def __enter__(self) -> ShoalClient:
         return self
@@ -266,14 +297,37 @@ class ShoalClient:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _call(self, method, request):
-        try:
-            return method(request, timeout=self.timeout, metadata=self._metadata)
-        except grpc.RpcError as err:
-            raise ShoalError(err.code(), err.details()) from err
+    def _call(self, name: str, request, *, read: bool = False, admin: bool = False):
+        """One call on the current replica, following the cluster: a refusal that carries
+        shoal-leader (nothing applied) goes to the leader it names, or, empty during an election,
+        to the next replica after a pause; an unreachable replica moves the client on, and only
+        a read (or a call that never left: "failed to connect") is sent again."""
+        pause = 0.05
+        for attempt in range(self.attempts + len(self._endpoints)):
+            i = self._current
+            stub = self._endpoints[i][3 if admin else 2]
+            try:
+                return getattr(stub, name)(request, timeout=self.timeout, metadata=self._metadata)
+            except grpc.RpcError as err:
+                last = err
+                if err.code() != grpc.StatusCode.UNAVAILABLE:
+                    break
+                hint = dict(err.trailing_metadata() or ()).get("shoal-leader")
+                if hint is not None:
+                    self._current = self._endpoint(hint) if hint else (i + 1) % len(self._endpoints)
+                    if not hint or self._current == i:
+                        time.sleep(pause)
+                        pause = min(pause * 2, 1.0)
+                    continue
+                self._current = (i + 1) % len(self._endpoints)
+                if not read and not (err.details() or "").startswith("failed to connect"):
+                    break  # a write that may have been applied is not sent again
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+        raise ShoalError(last.code(), last.details()) from last
 
     def get(self, key: Data) -> Optional[Entry]:
-        resp = self._call(self._kv.Get, kv_pb2.GetRequest(key=_bytes(key)))
+        resp = self._call("Get", kv_pb2.GetRequest(key=_bytes(key)), read=True)
         return Entry._from_proto(resp.entry) if resp.found else None
 
     def put(
@@ -299,7 +353,7 @@ class ShoalClient:
             condition=_condition(if_absent, if_present, if_revision),
             return_previous=return_previous,
         )
-        resp = self._call(self._kv.Put, req)
+        resp = self._call("Put", req)
         if not resp.applied:
             return PutResult(False, resp.header.revision, _entry(resp, "entry"))
         # The server sends back only the metadata of what was written: the rest is ours.
@@ -320,7 +374,7 @@ class ShoalClient:
             condition=_condition(if_revision=if_revision),
             return_previous=return_previous,
         )
-        resp = self._call(self._kv.Delete, req)
+        resp = self._call("Delete", req)
         return DeleteResult(
             applied=resp.applied,
             deleted=resp.deleted,
@@ -333,12 +387,12 @@ class ShoalClient:
         """Deletes every key starting with prefix; returns how many. An empty prefix (every key)
         also needs all_keys=True."""
         req = kv_pb2.DeleteRequest(key=_bytes(prefix), by_prefix=True, all_keys=all_keys)
-        return self._call(self._kv.Delete, req).deleted
+        return self._call("Delete", req).deleted
 
     def increment(self, key: Data, delta: int = 1) -> int:
         """Adds delta to a decimal-integer value (an absent key counts as 0); returns the sum."""
         req = kv_pb2.IncrementRequest(key=_bytes(key), delta=delta)
-        return self._call(self._kv.Increment, req).value
+        return self._call("Increment", req).value
 
     def range_pages(
         self,
@@ -359,7 +413,7 @@ class ShoalClient:
             req.interval.start = _bytes(start or b"")
             req.interval.end = _bytes(end or b"")
         while True:
-            resp = self._call(self._kv.Range, req)
+            resp = self._call("Range", req, read=True)
             yield RangePage(
                 [Entry._from_proto(e) for e in resp.entries],
                 resp.header.revision,
@@ -422,7 +476,7 @@ class ShoalClient:
         """Compares, then the success operations if all hold, else the failure ones: atomically,
         in one revision. Build them with compare() and op_get/op_put/op_delete/op_increment."""
         req = kv_pb2.TxnRequest(compares=list(compares), success=list(success), failure=list(failure))
-        resp = self._call(self._kv.Txn, req)
+        resp = self._call("Txn", req)
         return TxnResult(resp.succeeded, resp.revision, list(resp.results))
 
     def pipeline(self, ops: Iterable, *, window: int = 64) -> Iterator["kv_pb2.OpResult"]:
@@ -451,4 +505,4 @@ class ShoalClient:
 
     def status(self) -> admin_pb2.StatusResponse:
         """The server's Admin/Status: keys, bytes, watchers, version, compact_revision..."""
-        return self._call(self._admin.Status, admin_pb2.StatusRequest())
+        return self._call("Status", admin_pb2.StatusRequest(), read=True, admin=True)
