@@ -50,7 +50,8 @@ TEST(replica_entry, expiries_and_the_store_id_round_trip) {
   ASSERT_EQ(e.due.size(), 2u);
   EXPECT_EQ(e.due[1].key, std::string("b\0c", 3));
   EXPECT_EQ(e.due[1].mod_revision, 9u);
-  ASSERT_TRUE(decode(encode_init(1, 0, 5, "0123456789abcdef"), &e));
+  const std::string init = encode_init(1, 0, 5, "0123456789abcdef");  // e's views point into it
+  ASSERT_TRUE(decode(init, &e));
   EXPECT_EQ(e.kind, entry_kind::init);
   EXPECT_EQ(e.body, "0123456789abcdef");
   // A count that the bytes cannot hold is refused before anything is reserved.
