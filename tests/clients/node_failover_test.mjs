@@ -83,6 +83,12 @@ try {
   kv.close();
   console.log('PASS');
 } finally {
-  for (const p of procs) if (p.exitCode === null) p.kill('SIGTERM');
+  // Each replica gone before its directory is: a draining one still writes there.
+  await Promise.all(procs.map((p) => {
+    if (p.exitCode !== null || p.signalCode !== null) return null;
+    const gone = new Promise((resolve) => p.once('exit', resolve));
+    p.kill('SIGTERM');
+    return gone;
+  }));
   rmSync(tmp, { recursive: true, force: true });
 }
