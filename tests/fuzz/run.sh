@@ -21,7 +21,7 @@ trap 'rm -rf "$scratch"' EXIT
 
 # The largest input each target is given: a few calls, one frame, one config file, a short log.
 declare -A max_len=([kv_calls]=8192 [pipeline_frame]=4096 [config]=4096 [store_model]=2048
-  [wal_files]=4096 [auth]=512)
+  [wal_files]=4096 [auth]=512 [replica_entry]=1024)
 
 export ASAN_OPTIONS=detect_leaks=1
 export UBSAN_OPTIONS="print_stacktrace=1 halt_on_error=1"
