@@ -35,38 +35,53 @@ struct put_result {
   v1::PutResponse resp;
 };
 
-// Puts on replica *at, following leader hints (and trying the next replica when there is
-// none) until `within` is over. *at follows the leader.
-put_result put_following(cluster& c, int* at, const std::string& key, const std::string& value,
-                         std::chrono::milliseconds within = 20s) {
+// A refusal that applied nothing (a replica that does not lead): safe to send elsewhere.
+bool refused(const grpc::Status& st) {
+  return st.error_code() == grpc::StatusCode::UNAVAILABLE &&
+         st.error_message().find("nothing was applied") != std::string::npos;
+}
+
+// Sends call(replica, context) to replica *at until it is answered other than by a refusal, or
+// `within` is over: a refusal moves *at to the leader it names (the next replica when there is
+// none). Returns the last status (a refusal if no replica answered in time).
+template <class Call>
+grpc::Status send_following(cluster& c, int* at, std::chrono::milliseconds within, Call&& call) {
   const auto deadline = std::chrono::steady_clock::now() + within;
+  grpc::Status st(grpc::StatusCode::UNAVAILABLE, "no replica answered: nothing was applied");
   while (std::chrono::steady_clock::now() < deadline) {
     auto replica = c.at(*at);
     if (replica == nullptr) {
       *at = (*at + 1) % c.size();
       continue;
     }
-    v1::PutRequest req;
-    req.set_key(key);
-    req.set_value(value);
-    put_result r;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + 3s);
-    const grpc::Status st = replica->kv()->Put(&ctx, req, &r.resp);
-    if (st.ok()) {
-      r.how = outcome::acked;
-      return r;
-    }
-    if (st.error_code() != grpc::StatusCode::UNAVAILABLE ||
-        st.error_message().find("nothing was applied") == std::string::npos) {
-      r.how = outcome::unknown;  // it may have been applied: a later read tells
-      return r;
-    }
+    st = call(*replica, ctx);
+    if (!refused(st)) return st;
     const int hinted = c.index_of(leader_hint(ctx));
     *at = hinted >= 0 && c.running(hinted) ? hinted : (*at + 1) % c.size();
     std::this_thread::sleep_for(20ms);
   }
-  return {};
+  return st;
+}
+
+// Puts on replica *at, following the leader (send_following) until `within` is over.
+put_result put_following(cluster& c, int* at, const std::string& key, const std::string& value,
+                         std::chrono::milliseconds within = 20s) {
+  v1::PutRequest req;
+  req.set_key(key);
+  req.set_value(value);
+  put_result r;
+  const grpc::Status st =
+      send_following(c, at, within, [&](shoald_process& replica, grpc::ClientContext& ctx) {
+        return replica.kv()->Put(&ctx, req, &r.resp);
+      });
+  if (st.ok()) {
+    r.how = outcome::acked;
+  } else if (!refused(st)) {
+    r.how = outcome::unknown;  // it may have been applied: a later read tells
+  }
+  return r;
 }
 
 // Every entry of a replica's store, read there (serializable): key -> (value, mod_revision).
@@ -362,34 +377,26 @@ class recording_client {
     o.key = key;
     o.write = true;
     o.start = clk::now();
-    for (int tries = 0; tries < 50; ++tries) {
-      auto r = c_.at(at_);
-      if (r == nullptr) {
-        at_ = (at_ + 1) % c_.size();
-        continue;
-      }
-      v1::PutResponse resp;
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + 3s);
-      const grpc::Status st = r->kv()->Put(&ctx, req, &resp);
-      if (st.ok()) {
-        o.end = clk::now();
-        if (resp.applied()) {
-          o.witness = resp.entry().mod_revision();
-        } else {  // the CAS failed: it read the current entry
-          o.write = false;
-          o.witness = resp.entry().mod_revision();
-          o.value = resp.entry().value();
-          h_.add(o);
-          return;
-        }
-        o.value = value;
+    v1::PutResponse resp;
+    const grpc::Status st =
+        send_following(c_, &at_, 20s, [&](shoald_process& replica, grpc::ClientContext& ctx) {
+          return replica.kv()->Put(&ctx, req, &resp);
+        });
+    if (st.ok()) {
+      o.end = clk::now();
+      if (resp.applied()) {
+        o.witness = resp.entry().mod_revision();
+      } else {  // the CAS failed: it read the current entry
+        o.write = false;
+        o.witness = resp.entry().mod_revision();
+        o.value = resp.entry().value();
         h_.add(o);
-        last_[key] = o.witness;
         return;
       }
-      if (!refused(st)) break;
-      follow(ctx);
+      o.value = value;
+      h_.add(o);
+      last_[key] = o.witness;
+      return;
     }
     o.unknown = true;  // it may have been applied
     o.value = value;
@@ -405,30 +412,28 @@ class recording_client {
     register_history::op o;
     o.key = key;
     o.start = clk::now();
-    for (int tries = 0; tries < 50; ++tries) {
-      auto r = c_.at(replica >= 0 ? replica : at_);
-      if (r == nullptr) {
-        if (replica >= 0) return;
-        at_ = (at_ + 1) % c_.size();
-        continue;
-      }
-      v1::GetResponse resp;
+    v1::GetResponse resp;
+    auto get = [&](shoald_process& r, grpc::ClientContext& ctx) {
+      return r.kv()->Get(&ctx, req, &resp);
+    };
+    grpc::Status st;
+    if (replica >= 0) {  // that replica, as it is: no following
+      auto r = c_.at(replica);
+      if (r == nullptr) return;
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + 3s);
-      const grpc::Status st = r->kv()->Get(&ctx, req, &resp);
-      if (st.ok()) {
-        o.end = clk::now();
-        if (resp.found()) {
-          o.witness = resp.entry().mod_revision();
-          o.value = resp.entry().value();
-          last_[key] = o.witness;
-        }
-        h_.add(o);
-        return;
-      }
-      if (replica >= 0 || !refused(st)) return;  // a failed read tells nothing
-      follow(ctx);
+      st = get(*r, ctx);
+    } else {
+      st = send_following(c_, &at_, 20s, get);
     }
+    if (!st.ok()) return;  // a failed read tells nothing
+    o.end = clk::now();
+    if (resp.found()) {
+      o.witness = resp.entry().mod_revision();
+      o.value = resp.entry().value();
+      last_[key] = o.witness;
+    }
+    h_.add(o);
   }
 
   uint64_t last_seen(const std::string& key) const {
@@ -437,16 +442,6 @@ class recording_client {
   }
 
  private:
-  static bool refused(const grpc::Status& st) {
-    return st.error_code() == grpc::StatusCode::UNAVAILABLE &&
-           st.error_message().find("nothing was applied") != std::string::npos;
-  }
-  void follow(const grpc::ClientContext& ctx) {
-    const int hinted = c_.index_of(leader_hint(ctx));
-    at_ = hinted >= 0 && c_.running(hinted) ? hinted : (at_ + 1) % c_.size();
-    std::this_thread::sleep_for(20ms);
-  }
-
   cluster& c_;
   register_history& h_;
   int at_;
