@@ -1,6 +1,8 @@
 // KV/Txn: validates and converts the request, runs it in the store, fills the results.
 #include <algorithm>
+#include <chrono>
 #include <set>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "service/handlers/convert.h"
@@ -163,6 +165,9 @@ absl::StatusOr<store::txn_result> run_txn(context& ctx, const store::txn_request
                            });
       if (!w.ok()) return w.status();
       out.revision = w->revision;
+      // The gap between two puts, widened so that a concurrent read lands in it within
+      // seconds on any machine (a loaded 2-core one made it rare).
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     } else {
       return absl::UnimplementedError("the testing Txn runs get and put only");
     }
