@@ -64,6 +64,11 @@ ABSL_FLAG(std::string, raft_listen, "",
           "replication: host:port of the Raft port (default: own peer)");
 ABSL_FLAG(uint32_t, raft_election_ms, 1000, "replication: the election timeout");
 ABSL_FLAG(uint32_t, raft_heartbeat_ms, 100, "replication: the leader's heartbeat");
+ABSL_FLAG(std::string, raft_tls_cert_file, "",
+          "replication: this replica's certificate for its peers (default: --tls_cert_file)");
+ABSL_FLAG(std::string, raft_tls_key_file, "", "replication: its key (default: --tls_key_file)");
+ABSL_FLAG(std::string, raft_tls_ca_file, "",
+          "replication: the CA of the replicas' certificates; set, peers talk mutual TLS");
 // Live settings.
 ABSL_FLAG(uint32_t, max_key_bytes, 4096, "largest key");
 ABSL_FLAG(uint32_t, max_value_bytes, 1u << 20, "largest value");
@@ -137,6 +142,9 @@ shoal::v1::ServerConfig flag_overlay() {
   SHOAL_OVERLAY(s, raft_listen);
   SHOAL_OVERLAY(s, raft_election_ms);
   SHOAL_OVERLAY(s, raft_heartbeat_ms);
+  SHOAL_OVERLAY(s, raft_tls_cert_file);
+  SHOAL_OVERLAY(s, raft_tls_key_file);
+  SHOAL_OVERLAY(s, raft_tls_ca_file);
   SHOAL_OVERLAY(l, max_key_bytes);
   SHOAL_OVERLAY(l, max_value_bytes);
   SHOAL_OVERLAY(l, max_keys);

@@ -50,6 +50,9 @@ v1::ServerConfig defaults() {
   s->set_raft_listen("");
   s->set_raft_election_ms(1000);
   s->set_raft_heartbeat_ms(100);
+  s->set_raft_tls_cert_file("");
+  s->set_raft_tls_key_file("");
+  s->set_raft_tls_ca_file("");
   auto* l = c.mutable_live();
   l->set_max_key_bytes(4096);
   l->set_max_value_bytes(1u << 20);
@@ -253,6 +256,16 @@ absl::Status validate(const v1::ServerConfig& c) {
       (s.raft_heartbeat_ms() == 0 || s.raft_election_ms() < 2 * s.raft_heartbeat_ms())) {
     errors.push_back(
         "startup.raft_election_ms must be at least twice startup.raft_heartbeat_ms (above 0)");
+  }
+  if (!s.raft_tls_ca_file().empty() &&
+      (s.raft_tls_cert_file().empty() ? s.tls_cert_file() : s.raft_tls_cert_file()).empty()) {
+    errors.push_back(
+        "startup.raft_tls_ca_file needs a certificate for this replica: startup.raft_tls_cert_file "
+        "and raft_tls_key_file, or tls_cert_file and tls_key_file");
+  }
+  if (s.raft_tls_cert_file().empty() != s.raft_tls_key_file().empty()) {
+    errors.push_back(
+        "startup.raft_tls_cert_file and raft_tls_key_file go together: both or neither");
   }
   if (s.shards() != 0 && (s.shards() & (s.shards() - 1)) != 0) {
     errors.push_back(

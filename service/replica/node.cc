@@ -135,6 +135,21 @@ bool node::admit(uint64_t id, uint64_t incarnation) {
   return false;
 }
 
+void node::peer_problem(const std::string& peer, const std::string& problem) {
+  auto it = peer_problems_.find(peer);
+  if (problem.empty()) {
+    if (it != peer_problems_.end()) {
+      SHOAL_LOG(info, "raft: a peer connection succeeded", {{"peer", peer}});
+      peer_problems_.erase(it);
+    }
+    return;
+  }
+  if (it != peer_problems_.end() && it->second == problem) return;  // logged already
+  if (it == peer_problems_.end() && peer_problems_.size() >= 64) return;
+  SHOAL_LOG(warn, "raft: a peer connection was refused", {{"peer", peer}, {"why", problem}});
+  peer_problems_[peer] = problem;
+}
+
 node::node(options o) : opts_(std::move(o)), id_(opts_.id) {}
 
 absl::StatusOr<std::unique_ptr<node>> node::start(options o) {
@@ -160,9 +175,10 @@ absl::Status node::open() {
   }
   if (auto st = load_identity(directory_empty(opts_.dir)); !st.ok()) return st;
   uv_loop_init(&loop_);
-  transport_init(&transport_, &loop_, opts_.listen.empty() ? self->peer : opts_.listen,
-                 incarnation_,
-                 [this](uint64_t id, uint64_t incarnation) { return admit(id, incarnation); });
+  transport_init(
+      &transport_, &loop_, opts_.listen.empty() ? self->peer : opts_.listen, incarnation_,
+      [this](uint64_t id, uint64_t incarnation) { return admit(id, incarnation); }, opts_.tls,
+      [this](const std::string& peer, const std::string& problem) { peer_problem(peer, problem); });
   transport_.data = this;
   if (int rv = raft_uv_init(&io_, &loop_, opts_.dir.c_str(), &transport_); rv != 0) {
     return absl::FailedPreconditionError(
@@ -509,6 +525,9 @@ void node::refresh() {
   }
   for (const auto& [id, incarnation] : refused_) {
     if (v.refused.empty() || v.refused.back() != id) v.refused.push_back(id);
+  }
+  for (const auto& [peer, problem] : peer_problems_) {
+    v.peer_problems.push_back(absl::StrCat(peer, ": ", problem));
   }
   const bool leader_now = v.state == raft_view::role::leader;
   {

@@ -37,6 +37,7 @@
 #include "runtime/plain_mutex.h"
 #include "service/replica/member.h"
 #include "service/replica/raft_c.h"
+#include "service/replica/tls_link.h"
 
 namespace shoal::service::replica {
 
@@ -68,6 +69,8 @@ struct raft_view {
   std::vector<member> members;
   // Members refused for coming back under their id with another disk (transport.h).
   std::vector<uint64_t> refused;
+  // Peer connections refused for TLS reasons, each with why ("to 2: ..."), until one succeeds.
+  std::vector<std::string> peer_problems;
 };
 
 class node {
@@ -81,6 +84,7 @@ class node {
     std::string identity_dir;
     std::string listen;      // host:port the transport binds (default: this member's peer)
     bool bootstrap = false;  // an empty dir starts the cluster with `members`
+    tls_files tls;           // peers under mutual TLS when tls.on() (tls_link.h)
     unsigned election_ms = 1000;
     unsigned heartbeat_ms = 100;
     unsigned snapshot_threshold = 16384;  // entries between snapshots
@@ -127,6 +131,8 @@ class node {
   // The transport's admission (loop thread): a peer's first incarnation is kept; another one
   // under the same id is refused.
   bool admit(uint64_t id, uint64_t incarnation);
+  // The transport's report on a peer connection (loop thread): logged when it changes.
+  void peer_problem(const std::string& peer, const std::string& problem);
   void run();
   void drain();  // on the loop thread: takes the queued work
   void submit_apply(std::vector<std::string> entries, std::vector<done_fn> dones);
@@ -147,8 +153,9 @@ class node {
   options opts_;
   uint64_t id_;
   uint64_t incarnation_ = 0;
-  std::map<uint64_t, uint64_t> peers_;               // loop thread only (after open)
-  std::set<std::pair<uint64_t, uint64_t>> refused_;  // logged once each
+  std::map<uint64_t, uint64_t> peers_;                // loop thread only (after open)
+  std::set<std::pair<uint64_t, uint64_t>> refused_;   // logged once each
+  std::map<std::string, std::string> peer_problems_;  // loop thread only; at most 64
   uv_loop_t loop_{};
   uv_async_t async_{};
   uv_check_t check_{};

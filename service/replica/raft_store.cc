@@ -60,6 +60,15 @@ void apply_as(context& ctx, grpc::Status (*handle)(context&, const Req&, Resp&),
   }
 }
 
+// Peers' TLS: the CA turns it on; this replica's certificate defaults to the gRPC port's.
+tls_files peer_tls(const v1::StartupSettings& s) {
+  if (s.raft_tls_ca_file().empty()) return {};
+  const bool own = !s.raft_tls_cert_file().empty();
+  return {.cert = own ? s.raft_tls_cert_file() : s.tls_cert_file(),
+          .key = own ? s.raft_tls_key_file() : s.tls_key_file(),
+          .ca = s.raft_tls_ca_file()};
+}
+
 }  // namespace
 
 raft_store::raft_store(context* ctx, const rt::clock* clock)
@@ -84,6 +93,10 @@ absl::StatusOr<std::unique_ptr<raft_store>> raft_store::open(const v1::StartupSe
   o.bootstrap = startup.raft_bootstrap();
   o.election_ms = startup.raft_election_ms();
   o.heartbeat_ms = startup.raft_heartbeat_ms();
+  o.tls = peer_tls(startup);
+  if (o.tls.on()) {
+    if (auto st = check_tls_files(o.tls); !st.ok()) return st;
+  }
   o.fsm = rs.get();
   auto n = node::start(std::move(o));
   if (!n.ok()) return n.status();
@@ -390,6 +403,7 @@ void raft_store::describe(v1::Replication* out) const {
   out->set_applied_index(v.applied_index);
   out->set_last_index(v.last_index);
   for (uint64_t id : v.refused) out->add_refused(id);
+  for (const std::string& p : v.peer_problems) out->add_peer_problems(p);
   for (const member& m : v.members) {
     v1::Member* o = out->add_members();
     o->set_id(m.id);

@@ -1,12 +1,15 @@
 #include "service/replica/transport.h"
 
 #include <netdb.h>
+#include <netinet/in.h>
 
 #include <cstdio>
 #include <cstring>
 #include <set>
 
+#include "absl/strings/str_cat.h"
 #include "service/replica/member.h"
+#include "service/replica/tls_link.h"
 
 namespace shoal::service::replica {
 namespace {
@@ -21,7 +24,11 @@ struct impl;
 // An accepted connection, reading the introduction.
 struct incoming {
   impl* owner = nullptr;
-  uv_tcp_t* tcp = nullptr;  // raft_malloc'd: Raft frees the stream it is handed
+  // The TCP connection, or a TLS link's plain side; raft_malloc'd: Raft frees the stream it is
+  // handed.
+  uv_stream_t* stream = nullptr;
+  std::shared_ptr<const peer_certificate> certificate;  // with TLS
+  std::string from;                                     // the peer's IP address
   char fixed[k_fixed];
   std::size_t got = 0;
   uint64_t id = 0;
@@ -48,12 +55,12 @@ struct outgoing {
   uv_getaddrinfo_t gai{};
   uv_connect_t conn{};
   uv_write_t write{};
-  uv_tcp_t* tcp = nullptr;
+  uv_stream_t* stream = nullptr;  // the TCP connection, then (with TLS) the link's plain side
   char reply[k_reply];
   std::size_t got = 0;
   enum class stage { resolving, connecting, introducing, answered } at = stage::resolving;
   bool canceled = false;
-  bool tcp_closing = false;
+  bool stream_closing = false;
   bool reading = false;  // awaiting the answer (a close stops the read without a callback)
 };
 
@@ -64,6 +71,8 @@ struct impl {
   raft_id id = 0;
   uint64_t incarnation = 0;
   admit_fn admit;
+  tls_files tls;
+  problem_fn problem;
   std::string address;
   raft_uv_accept_cb accept_cb = nullptr;
   uv_tcp_t listener{};
@@ -91,7 +100,7 @@ void maybe_closed(impl* p) {
 
 void drop_incoming(incoming* c) {
   c->owner->in.erase(c);
-  uv_close(reinterpret_cast<uv_handle_t*>(c->tcp), free_handle);
+  uv_close(reinterpret_cast<uv_handle_t*>(c->stream), free_handle);
   impl* p = c->owner;
   delete c;
   maybe_closed(p);
@@ -105,6 +114,24 @@ void alloc_exact(uv_handle_t* h, size_t, uv_buf_t* buf) {
     const std::size_t at = c->got - k_fixed;
     *buf = uv_buf_init(c->address.data() + at, static_cast<unsigned>(c->address.size() - at));
   }
+}
+
+// With TLS, the sender's certificate must name the peer host of the member it says it is: a
+// certificate of one replica cannot speak for another.
+bool certificate_names_sender(incoming* c) {
+  if (c->certificate == nullptr) return true;
+  member m;
+  std::string host;
+  std::string port;
+  const std::string key = "from " + c->from;
+  if (!split_address(c->address, &m) || !split_host_port(m.peer, &host, &port) ||
+      !c->certificate->names(host)) {
+    c->owner->problem(key, absl::StrCat("a peer introduced itself as member ", c->id, " at ",
+                                        m.peer, " with a certificate that does not name ", host));
+    return false;
+  }
+  c->owner->problem(key, "");
+  return true;
 }
 
 void on_introduction(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
@@ -128,10 +155,10 @@ void on_introduction(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
   if (c->got < k_fixed || c->got < k_fixed + c->address.size()) return;
   uv_read_stop(s);
   impl* p = c->owner;
-  if (!p->admit(c->id, c->incarnation)) return drop_incoming(c);
+  if (!p->admit(c->id, c->incarnation) || !certificate_names_sender(c)) return drop_incoming(c);
   p->in.erase(c);
-  uv_tcp_t* tcp = c->tcp;
-  tcp->data = nullptr;
+  uv_stream_t* stream = c->stream;
+  stream->data = nullptr;
   const uint64_t id = c->id;
   const std::string address = std::move(c->address);
   delete c;
@@ -142,26 +169,56 @@ void on_introduction(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
   std::memcpy(r->bytes + 16, &p->incarnation, 8);
   uv_buf_t buf = uv_buf_init(r->bytes, k_reply);
   r->req.data = r;
-  if (uv_write(&r->req, reinterpret_cast<uv_stream_t*>(tcp), &buf, 1,
+  if (uv_write(&r->req, stream, &buf, 1,
                [](uv_write_t* w, int) { delete static_cast<reply_write*>(w->data); }) != 0) {
     delete r;
   }
-  p->accept_cb(p->t, id, address.c_str(), reinterpret_cast<uv_stream_t*>(tcp));
+  p->accept_cb(p->t, id, address.c_str(), stream);
+}
+
+std::string ip_of_peer(uv_tcp_t* tcp) {
+  sockaddr_storage addr{};
+  int len = sizeof addr;
+  char text[INET6_ADDRSTRLEN] = "?";
+  if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    if (addr.ss_family == AF_INET6) {
+      uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&addr), text, sizeof text);
+    } else {
+      uv_ip4_name(reinterpret_cast<sockaddr_in*>(&addr), text, sizeof text);
+    }
+  }
+  return text;
 }
 
 void on_connection(uv_stream_t* server, int status) {
   auto* p = static_cast<impl*>(server->data);
   if (status < 0 || p->closing) return;
+  auto* tcp = static_cast<uv_tcp_t*>(raft_malloc(sizeof(uv_tcp_t)));
+  uv_tcp_init(p->loop, tcp);
+  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(tcp)) != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(tcp), free_handle);
+    return;
+  }
   auto* c = new incoming();
   c->owner = p;
-  c->tcp = static_cast<uv_tcp_t*>(raft_malloc(sizeof(uv_tcp_t)));
-  uv_tcp_init(p->loop, c->tcp);
-  c->tcp->data = c;
-  p->in.insert(c);
-  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(c->tcp)) != 0 ||
-      uv_read_start(reinterpret_cast<uv_stream_t*>(c->tcp), alloc_exact, on_introduction) != 0) {
-    drop_incoming(c);
+  c->from = ip_of_peer(tcp);
+  c->stream = reinterpret_cast<uv_stream_t*>(tcp);
+  if (p->tls.on()) {
+    const std::string key = "from " + c->from;
+    auto link =
+        open_tls_link(p->loop, tcp, p->tls, /*dialled=*/"",
+                      [report = p->problem, key](const std::string& why) { report(key, why); });
+    if (!link.ok()) {  // the files could not be read: tcp is closed
+      p->problem(key, std::string(link.status().message()));
+      delete c;
+      return;
+    }
+    c->stream = link->plain;
+    c->certificate = link->peer;
   }
+  c->stream->data = c;
+  p->in.insert(c);
+  if (uv_read_start(c->stream, alloc_exact, on_introduction) != 0) drop_incoming(c);
 }
 
 int do_init(raft_uv_transport* t, raft_id id, const char* address) {
@@ -208,11 +265,11 @@ int do_listen(raft_uv_transport* t, raft_uv_accept_cb cb) {
 void finish(outgoing* o, int status) {
   impl* p = o->owner;
   p->out.erase(o);
-  uv_stream_t* stream = status == 0 ? reinterpret_cast<uv_stream_t*>(o->tcp) : nullptr;
-  if (status != 0 && o->tcp != nullptr && !o->tcp_closing) {
-    uv_close(reinterpret_cast<uv_handle_t*>(o->tcp), free_handle);
+  uv_stream_t* stream = status == 0 ? o->stream : nullptr;
+  if (status != 0 && o->stream != nullptr && !o->stream_closing) {
+    uv_close(reinterpret_cast<uv_handle_t*>(o->stream), free_handle);
   }
-  if (stream != nullptr) o->tcp->data = nullptr;
+  if (stream != nullptr) stream->data = nullptr;
   o->cb(o->req, stream, status);
   delete o;
   maybe_closed(p);
@@ -246,6 +303,7 @@ void on_reply(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
   if (magic != k_magic || id != o->id || !o->owner->admit(id, incarnation)) {
     return finish(o, RAFT_NOCONNECTION);
   }
+  if (o->owner->tls.on()) o->owner->problem(absl::StrCat("to ", o->id), "");
   o->at = outgoing::stage::answered;
   finish(o, 0);
 }
@@ -253,7 +311,7 @@ void on_reply(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
 void on_introduced(uv_write_t* w, int status) {
   auto* o = static_cast<outgoing*>(w->data);
   if (status != 0 || o->canceled) return finish(o, failure(o));
-  if (uv_read_start(reinterpret_cast<uv_stream_t*>(o->tcp), alloc_reply, on_reply) != 0) {
+  if (uv_read_start(o->stream, alloc_reply, on_reply) != 0) {
     return finish(o, failure(o));
   }
   o->reading = true;
@@ -262,10 +320,25 @@ void on_introduced(uv_write_t* w, int status) {
 void on_connected(uv_connect_t* c, int status) {
   auto* o = static_cast<outgoing*>(c->data);
   if (status != 0 || o->canceled) return finish(o, failure(o));
+  impl* p = o->owner;
+  if (p->tls.on()) {
+    // The introduction and Raft's messages travel inside TLS from here.
+    const std::string key = absl::StrCat("to ", o->id);
+    auto link =
+        open_tls_link(p->loop, reinterpret_cast<uv_tcp_t*>(o->stream), p->tls, o->host,
+                      [report = p->problem, key](const std::string& why) { report(key, why); });
+    if (!link.ok()) {  // the files could not be read: the connection is closed
+      p->problem(key, std::string(link.status().message()));
+      o->stream = nullptr;
+      return finish(o, RAFT_NOCONNECTION);
+    }
+    o->stream = link->plain;
+    o->stream->data = o;
+  }
   o->at = outgoing::stage::introducing;
   uv_buf_t buf = uv_buf_init(o->hello.data(), static_cast<unsigned>(o->hello.size()));
   o->write.data = o;
-  if (uv_write(&o->write, reinterpret_cast<uv_stream_t*>(o->tcp), &buf, 1, on_introduced) != 0) {
+  if (uv_write(&o->write, o->stream, &buf, 1, on_introduced) != 0) {
     finish(o, failure(o));
   }
 }
@@ -276,12 +349,13 @@ void on_resolved(uv_getaddrinfo_t* g, int status, addrinfo* res) {
     if (res != nullptr) uv_freeaddrinfo(res);
     return finish(o, failure(o));
   }
-  o->tcp = static_cast<uv_tcp_t*>(raft_malloc(sizeof(uv_tcp_t)));
-  uv_tcp_init(o->owner->loop, o->tcp);
-  o->tcp->data = o;
+  auto* tcp = static_cast<uv_tcp_t*>(raft_malloc(sizeof(uv_tcp_t)));
+  uv_tcp_init(o->owner->loop, tcp);
+  tcp->data = o;
+  o->stream = reinterpret_cast<uv_stream_t*>(tcp);
   o->at = outgoing::stage::connecting;
   o->conn.data = o;
-  const int rv = uv_tcp_connect(&o->conn, o->tcp, res->ai_addr, on_connected);
+  const int rv = uv_tcp_connect(&o->conn, tcp, res->ai_addr, on_connected);
   uv_freeaddrinfo(res);
   if (rv != 0) finish(o, failure(o));
 }
@@ -339,11 +413,11 @@ void do_close(raft_uv_transport* t, raft_uv_transport_close_cb cb) {
     o->canceled = true;
     if (o->at == outgoing::stage::resolving) {
       uv_cancel(reinterpret_cast<uv_req_t*>(&o->gai));  // else its callback sees `canceled`
-    } else if (!o->tcp_closing) {
+    } else if (!o->stream_closing) {
       // A connect or write in flight completes with UV_ECANCELED, which finishes it; a read
       // awaiting the answer just stops, so it is finished here.
-      o->tcp_closing = true;
-      uv_close(reinterpret_cast<uv_handle_t*>(o->tcp), free_handle);
+      o->stream_closing = true;
+      uv_close(reinterpret_cast<uv_handle_t*>(o->stream), free_handle);
       if (o->reading) finish(o, RAFT_CANCELED);
     }
   }
@@ -353,13 +427,15 @@ void do_close(raft_uv_transport* t, raft_uv_transport_close_cb cb) {
 }  // namespace
 
 int transport_init(raft_uv_transport* t, uv_loop_t* loop, const std::string& listen,
-                   uint64_t incarnation, admit_fn admit) {
+                   uint64_t incarnation, admit_fn admit, tls_files tls, problem_fn problem) {
   auto* p = new impl();
   p->t = t;
   p->loop = loop;
   p->listen = listen;
   p->incarnation = incarnation;
   p->admit = std::move(admit);
+  p->tls = std::move(tls);
+  p->problem = std::move(problem);
   t->impl = p;
   t->init = do_init;
   t->listen = do_listen;

@@ -15,9 +15,17 @@
 // (node.h): a replica back with an empty disk under its old id is refused both ways. A member's
 // address is "peer_host:port/client_host:port" (member.h); only the peer part is dialled.
 //
+// With TLS (tls_files::on(), from startup.raft_tls_*), each connection is a tls_link (tls_link.h)
+// from its first byte: the introduction and everything after it travel encrypted, both sides
+// present certificates from the peers' CA, the dialler checks the certificate names the host it
+// dialled, and the accepting side checks it names the peer host of the member the introduction
+// claims. A connection refused for TLS reasons is reported through `problem` ("to 2" or
+// "from 10.0.0.7", and why); a later connection that succeeds reports "" for the same key.
+//
 //   raft_uv_transport t{};
 //   replica::transport_init(&t, loop, /*listen=*/"0.0.0.0:7001", incarnation,
-//                           [](uint64_t id, uint64_t incarnation) { return true; });
+//                           [](uint64_t id, uint64_t incarnation) { return true; },
+//                           tls_files{}, [](const std::string& peer, const std::string& why) {});
 //   raft_uv_init(&io, loop, dir, &t);   // Raft calls init, listen, connect and close itself
 //   ... after raft_uv_close(&io) and the loop's end:
 //   replica::transport_close(&t);
@@ -30,15 +38,19 @@
 #include <string>
 
 #include "service/replica/raft_c.h"
+#include "service/replica/tls_link.h"
 
 namespace shoal::service::replica {
 
 // Whether a peer may talk to this replica: its raft id and incarnation. On the loop thread.
 using admit_fn = std::function<bool(uint64_t id, uint64_t incarnation)>;
 
+// A connection refused (TLS, identity) or, with "", one that succeeded. On the loop thread.
+using problem_fn = std::function<void(const std::string& peer, const std::string& problem)>;
+
 // `listen` is host:port to bind (a name is resolved once, at listen time).
 int transport_init(raft_uv_transport* t, uv_loop_t* loop, const std::string& listen,
-                   uint64_t incarnation, admit_fn admit);
+                   uint64_t incarnation, admit_fn admit, tls_files tls, problem_fn problem);
 // Frees what transport_init allocated, once Raft has closed the transport.
 void transport_close(raft_uv_transport* t);
 

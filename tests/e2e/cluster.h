@@ -8,6 +8,9 @@
 //
 // Each replica has fixed ports (the members list names them): free ones are found by binding
 // port 0 and letting go. Elections are generous (1 s): three replicas share two cores.
+// In `extra` flags, "{id}" stands for each replica's raft id (its own certificate files, say).
+// cluster::own_hosts puts replica i's Raft port on 127.0.0.(i+1), a host of its own, so that a
+// certificate can name one replica and not the others.
 #pragma once
 
 #include <netinet/in.h>
@@ -56,6 +59,11 @@ class cluster {
   cluster(proxied_t, int n = 3, std::vector<std::string> extra = {}) : extra_(std::move(extra)) {
     init(n, true);
   }
+  struct own_hosts_t {};
+  static constexpr own_hosts_t own_hosts{};
+  cluster(own_hosts_t, int n = 3, std::vector<std::string> extra = {}) : extra_(std::move(extra)) {
+    init(n, false, true);
+  }
   partition& net() { return net_; }
   std::vector<uint64_t> ids_except(int i) const {
     std::vector<uint64_t> out;
@@ -67,13 +75,14 @@ class cluster {
   uint64_t id(int i) const { return replicas_.at(i).id; }
 
  private:
-  void init(int n, bool with_proxies) {
+  void init(int n, bool with_proxies, bool own_hosts = false) {
     for (int i = 0; i < n; ++i) {
       replica r;
       r.id = i + 1;
       r.client = "127.0.0.1:" + std::to_string(free_port());
       const int peer_port = free_port();
-      r.peer = "127.0.0.1:" + std::to_string(peer_port);
+      r.peer = (own_hosts ? "127.0.0." + std::to_string(i + 1) : std::string("127.0.0.1")) + ":" +
+               std::to_string(peer_port);
       if (with_proxies) {
         const int raft_port = free_port();
         r.raft_listen = "127.0.0.1:" + std::to_string(raft_port);
@@ -122,7 +131,10 @@ class cluster {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
     auto p = at(i);
-    if (p == nullptr || !p->admin()->Status(&ctx, v1::StatusRequest(), &resp).ok()) return {};
+    if (p == nullptr || p->address().empty() ||  // not serving: started detached
+        !p->admin()->Status(&ctx, v1::StatusRequest(), &resp).ok()) {
+      return {};
+    }
     return resp.replication();
   }
 
@@ -205,7 +217,12 @@ class cluster {
                                   "--shutdown_grace_seconds=2"};
     if (r.bootstrap) a.push_back("--raft_bootstrap");
     if (!r.raft_listen.empty()) a.push_back("--raft_listen=" + r.raft_listen);
-    a.insert(a.end(), extra_.begin(), extra_.end());
+    for (std::string flag : extra_) {
+      for (auto at = flag.find("{id}"); at != std::string::npos; at = flag.find("{id}")) {
+        flag.replace(at, 4, std::to_string(r.id));
+      }
+      a.push_back(std::move(flag));
+    }
     return a;
   }
 

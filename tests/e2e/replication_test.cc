@@ -13,6 +13,7 @@
 
 #include "tests/e2e/cluster.h"
 #include "tests/e2e/register_history.h"
+#include "tests/e2e/test_certs.h"
 
 namespace shoal::testing {
 namespace {
@@ -539,6 +540,131 @@ TEST(replication, a_replica_with_a_lost_disk_is_replaced_under_a_new_id_and_catc
   std::tie(code, out) = shoalctl(c, lost, "member list");
   EXPECT_EQ(code, 0) << out;
   EXPECT_NE(out.find("4\tpeer " + c.peer_address(lost)), std::string::npos) << out;
+}
+
+// Whether `pred` came true within `within` (checked every 50 ms).
+template <class Pred>
+bool eventually(Pred&& pred, std::chrono::milliseconds within = 30s) {
+  const auto deadline = std::chrono::steady_clock::now() + within;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return pred();
+}
+
+// Whether replica i's Status lists a peer problem containing `text`.
+bool has_peer_problem(cluster& c, int i, const std::string& text) {
+  const v1::Replication status = c.status(i);
+  for (const auto& p : status.peer_problems()) {
+    if (p.find(text) != std::string::npos) return true;
+  }
+  return false;
+}
+
+// Whether any file under `dir` holds `text` (a Raft log segment holds its entries' requests).
+bool any_file_holds(const std::string& dir, const std::string& text) {
+  return run_command("grep -rqF '" + text + "' " + dir).first == 0;
+}
+
+// Mutual TLS between replicas: each holds a certificate from the peers' CA naming its own peer
+// host (127.0.0.N). A replica back with a certificate from another CA, then with one from the
+// right CA that names another host, is refused both ways (the leader's Status says why, for its
+// connections to the replica and the replica's to it) and receives nothing: no file of its
+// holds a write committed meanwhile. Back with its own certificate, it catches up, and the
+// leader's problems clear.
+TEST(replication, replicas_talk_mutual_tls_and_refuse_a_foreign_or_misnamed_certificate) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "a process-level test: run in the Release build";
+#endif
+  const std::string certs = temp_dir();
+  test_ca ca("Shoal test peers CA");
+  test_ca other("Another CA");
+  write_file(certs + "/ca.crt", ca.certificate());
+  auto give_certificate = [&](uint64_t id, const test_ca& by, const std::string& host) {
+    write_pem_files(
+        certs, "replica-" + std::to_string(id),
+        by.issue({.common_name = "replica " + std::to_string(id), .sans = {"IP:" + host}}));
+  };
+  for (uint64_t id = 1; id <= 3; ++id) give_certificate(id, ca, "127.0.0." + std::to_string(id));
+  cluster c(cluster::own_hosts, 3,
+            {"--raft_tls_ca_file=" + certs + "/ca.crt",
+             "--raft_tls_cert_file=" + certs + "/replica-{id}.crt",
+             "--raft_tls_key_file=" + certs + "/replica-{id}.key"});
+  int l = c.leader();
+  ASSERT_GE(l, 0);
+  ASSERT_EQ(put_following(c, &l, "before", "v").how, outcome::acked);
+  uint64_t revision = 0;
+  EXPECT_EQ(converged(c, &revision).count("before"), 1u);
+
+  const int victim = (c.leader() + 1) % 3;
+  const uint64_t id = c.id(victim);
+  const std::string own_host = "127.0.0." + std::to_string(id);
+  struct bad {
+    const test_ca* by;
+    std::string host;
+    std::string dialling;   // the leader's problem dialling the replica
+    std::string accepting;  // the leader's problem with the replica's connections
+  };
+  const std::string to = "to " + std::to_string(id) + ": ";
+  const std::string from = "from 127.0.0.1: ";
+  for (const bad& b :
+       {bad{&other, own_host, to + "the peer's certificate was refused: unable to get local issuer",
+            from + "the peer's certificate was refused: unable to get local issuer"},
+        bad{&ca, "127.0.0.9", to + "the peer's certificate was refused: IP address mismatch",
+            from + "a peer introduced itself as member " + std::to_string(id) + " at " + own_host +
+                ":"}}) {
+    c.kill(victim);
+    give_certificate(id, *b.by, b.host);
+    c.start_detached(victim);  // it cannot serve: it never hears from the others
+    int at = (victim + 1) % 3;
+    const std::string key = "written while " + b.host + " was refused";
+    ASSERT_EQ(put_following(c, &at, key, "v").how, outcome::acked);
+    const int leader = c.leader();
+    EXPECT_TRUE(eventually([&] {
+      return has_peer_problem(c, leader, b.dialling) && has_peer_problem(c, leader, b.accepting);
+    })) << "the leader must say why it refuses the replica, both ways";
+    EXPECT_FALSE(any_file_holds(c.data_dir(victim), key)) << "a refused replica received a write";
+    EXPECT_TRUE(any_file_holds(c.data_dir(leader), key));
+  }
+  c.kill(victim);
+  give_certificate(id, ca, own_host);
+  c.restart(victim);
+  EXPECT_EQ(converged(c, &revision).size(), 3u);
+  const int leader = c.leader();
+  EXPECT_TRUE(eventually([&] { return c.status(leader).peer_problems_size() == 0; }))
+      << "connections that succeed clear the problems";
+  run_command("rm -rf " + certs);
+}
+
+TEST(replication, shoald_refuses_to_start_on_peer_tls_files_it_cannot_use_and_never_prints_them) {
+  test_ca ca("Shoal test peers CA");
+  const std::string dir = temp_dir();
+  write_pem_files(dir, "a", ca.issue({.common_name = "a", .sans = {"IP:127.0.0.1"}}));
+  write_file(dir + "/ca.crt", ca.certificate());
+  const std::string replica = "--data_dir=" + dir + "/data --raft_id=1 --raft_bootstrap " +
+                              "--raft_members=1=127.0.0.1:1/127.0.0.1:2 ";
+  const std::string ca_flag = "--raft_tls_ca_file=" + dir + "/ca.crt ";
+  const std::string cert = "--raft_tls_cert_file=" + dir + "/a.crt ";
+  const struct {
+    std::string args;
+    std::string says;
+  } cases[] = {
+      {ca_flag, "needs a certificate for this replica"},
+      {ca_flag + cert, "go together"},
+      {ca_flag + cert + "--raft_tls_key_file=" + dir + "/a.crt", "raft_tls_key_file"},
+      {"--raft_tls_ca_file=" + dir + "/a.key " + cert + "--raft_tls_key_file=" + dir + "/a.key",
+       "raft_tls_ca_file"},
+      {ca_flag + "--raft_tls_cert_file=" + dir + "/none.crt --raft_tls_key_file=" + dir + "/a.key",
+       "raft_tls_cert_file"},
+  };
+  for (const auto& c : cases) {
+    const auto [code, out] = run_to_exit(replica + c.args);
+    EXPECT_EQ(code, 2) << c.args << "\n" << out;
+    EXPECT_NE(out.find(c.says), std::string::npos) << c.args << "\n" << out;
+    EXPECT_EQ(out.find("BEGIN"), std::string::npos) << out;  // no PEM content
+  }
+  run_command("rm -rf " + dir);
 }
 
 // The issue's faults under concurrent Put, compare-and-swap and Get: the leader cut off from
