@@ -2,7 +2,7 @@
 """Three shoald replicas beside a three-member etcd 3.4 cluster, interleaved, on one machine
 (issue 18's benchmarks).
 
-    bench/replication_bench.py [--rounds 3] [--seconds 5] [--only put,get,failover]
+    bench/replication_bench.py [--rounds 3] [--seconds 5] [--only put,get,failover] [--peer-tls]
 
 put       Put through h2load on the leader, 16 connections x 8 streams, one framed body for both
           (shoal.v1.PutRequest and etcdserverpb.PutRequest share fields 1 and 2).
@@ -13,6 +13,10 @@ failover  SIGKILL of the leader, then the same framed Put to the surviving membe
           curl call each, at most 1 s, its grpc-status read) until one succeeds: the time from
           the kill to that success. Both with a 1,000 ms election timeout and a 100 ms heartbeat
           (etcd's defaults).
+
+--peer-tls  Replicas talk mutual TLS for both (shoald's raft_tls_*, etcd's --peer-*-file with
+          --peer-client-cert-auth; one P-256 certificate for 127.0.0.1 from a throwaway CA), and
+          a third cluster, shoald with plaintext peers, runs beside them for TLS's own cost.
 
 Each round starts fresh clusters (new data directories under --work) on 127.0.0.1. The tables
 show medians and ranges of the rounds, and the ratios the issue asks for.
@@ -52,8 +56,24 @@ class cluster:
                 p.wait()
 
 
+def make_peer_certs(work):
+    """A throwaway CA and one certificate for 127.0.0.1 (server and client): its directory."""
+    d = work / "peer-tls"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    run = lambda *a: subprocess.run(["openssl", *a], cwd=d, check=True, capture_output=True)
+    run("req", "-x509", *ec, "-days", "2", "-keyout", "ca.key", "-out", "ca.crt",
+        "-subj", "/CN=bench peers CA")
+    run("req", *ec, "-keyout", "tls.key", "-out", "tls.csr", "-subj", "/CN=bench peer")
+    (d / "ext").write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n")
+    run("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "2", "-out", "tls.crt", "-extfile", "ext")
+    return d
+
+
 class shoal_cluster(cluster):
-    def __init__(self, work):
+    def __init__(self, work, tls=None):
         self.dirs = [work / f"shoal-{i}" for i in (1, 2, 3)]
         self.clients = [f"127.0.0.1:{free_port()}" for _ in range(3)]
         peers = [f"127.0.0.1:{free_port()}" for _ in range(3)]
@@ -64,7 +84,9 @@ class shoal_cluster(cluster):
             self.procs.append(subprocess.Popen(
                 [str(SHOALD), f"--listen={self.clients[i]}", "--metrics_listen=",
                  f"--data_dir={self.dirs[i]}", f"--raft_id={i + 1}", f"--raft_members={members}",
-                 "--raft_bootstrap", "--raft_election_ms=1000", "--raft_heartbeat_ms=100"],
+                 "--raft_bootstrap", "--raft_election_ms=1000", "--raft_heartbeat_ms=100"] +
+                ([f"--raft_tls_ca_file={tls}/ca.crt", f"--raft_tls_cert_file={tls}/tls.crt",
+                  f"--raft_tls_key_file={tls}/tls.key"] if tls else []),
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
         for p in self.procs:
             p.stdout.readline()  # "listening on": the cluster has its store id
@@ -82,9 +104,13 @@ class shoal_cluster(cluster):
 
 
 class etcd_cluster(cluster):
-    def __init__(self, work):
+    def __init__(self, work, tls=None):
         self.clients = [f"127.0.0.1:{free_port()}" for _ in range(3)]
-        peers = [f"http://127.0.0.1:{free_port()}" for _ in range(3)]
+        scheme = "https" if tls else "http"
+        peers = [f"{scheme}://127.0.0.1:{free_port()}" for _ in range(3)]
+        peer_tls = (["--peer-cert-file", f"{tls}/tls.crt", "--peer-key-file", f"{tls}/tls.key",
+                     "--peer-trusted-ca-file", f"{tls}/ca.crt", "--peer-client-cert-auth"]
+                    if tls else [])
         initial = ",".join(f"n{i + 1}={peers[i]}" for i in range(3))
         token = f"bench-{time.time_ns()}"  # one cluster: the same token on every member
         self.procs = []
@@ -98,7 +124,7 @@ class etcd_cluster(cluster):
                  "--listen-peer-urls", peers[i], "--initial-advertise-peer-urls", peers[i],
                  "--initial-cluster", initial, "--initial-cluster-state", "new",
                  "--initial-cluster-token", token,
-                 "--election-timeout", "1000", "--heartbeat-interval", "100"],
+                 "--election-timeout", "1000", "--heartbeat-interval", "100"] + peer_tls,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_for(lambda: self.leader() is not None, what="an etcd leader")
 
@@ -154,6 +180,8 @@ def main():
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--only", default="put,get,failover")
     ap.add_argument("--work", default="/tmp/shoal-replication-bench")
+    ap.add_argument("--peer-tls", action="store_true",
+                    help="replicas talk mutual TLS; shoald with plaintext peers runs beside")
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -167,11 +195,22 @@ def main():
     get_body = str(work / "get.grpc")
     Path(get_body).write_bytes(b"\x00" + len(msg).to_bytes(4, "big") + msg)
 
+    if args.peer_tls:
+        tls = make_peer_certs(work)
+        shoal, etcd = "shoald, 3 replicas, peer mTLS", "etcd 3.4, 3 members, peer mTLS"
+        plain = "shoald, 3 replicas, plaintext peers"
+        systems = [(shoal, shoal_cluster, tls), (etcd, etcd_cluster, tls),
+                   (plain, shoal_cluster, None)]
+        pairs = [(shoal, etcd), (shoal, plain)]
+    else:
+        shoal, etcd = "shoald, 3 replicas", "etcd 3.4, 3 members"
+        systems = [(shoal, shoal_cluster, None), (etcd, etcd_cluster, None)]
+        pairs = [(shoal, etcd)]
     results = {"put": [], "get": [], "failover": []}
     for _ in range(args.rounds):
-        for name, make in (("shoald, 3 replicas", shoal_cluster), ("etcd 3.4, 3 members", etcd_cluster)):
+        for name, make, peer_certs in systems:
             is_shoal = make is shoal_cluster
-            c = make(work)
+            c = make(work, peer_certs)
             try:
                 row = {}
                 if "put" in only or "get" in only:
@@ -190,19 +229,20 @@ def main():
 
     def rounds_of(kind):
         out = []
+        n = len(systems)
         for r in range(args.rounds):
-            out.append(dict(results[kind][2 * r:2 * r + 2]))
+            out.append(dict(results[kind][n * r:n * r + n]))
         return out
 
     if "put" in only:
         table("Put on the leader, h2load 16 connections x 8 streams", rounds_of("put"), "calls/s",
-              [("shoald, 3 replicas", "etcd 3.4, 3 members")])
+              pairs)
     if "get" in only:
         table("Linearizable read on the leader (Get / Range), h2load 16 x 8", rounds_of("get"),
               "calls/s", [("shoald, 3 replicas", "etcd 3.4, 3 members")])
     if "failover" in only:
         table("SIGKILL of the leader to the next successful write", rounds_of("failover"), "ms",
-              [("shoald, 3 replicas", "etcd 3.4, 3 members")])
+              pairs)
 
 
 if __name__ == "__main__":
