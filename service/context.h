@@ -28,10 +28,12 @@ class raft_store;
 }
 
 // What the health service reports, published on a watch channel. Read-only does not make the
-// server unready: reads go on, and a Service must keep routing them to it.
+// server unready: reads go on, and a Service must keep routing them to it. A replica is ready
+// once it has caught up (replica/node.h), and stays so until it drains.
 struct serving_state {
   bool draining = false;
-  bool ready() const { return !draining; }
+  bool caught_up = true;
+  bool ready() const { return !draining && caught_up; }
 };
 
 struct context {

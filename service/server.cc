@@ -399,7 +399,10 @@ absl::Status server::impl::open_store(const config::snapshot& cfg, int workers) 
   ctx.serving = &serving_rx;
   if (replicated) {
     // The store is the Raft log's: entries apply to it from here on (replica/raft_store.h).
-    auto rs = replica::raft_store::open(startup, &ctx, &runtime->clock());
+    serving_tx.send_modify([](serving_state& s) { s.caught_up = false; });
+    auto rs = replica::raft_store::open(startup, &ctx, &runtime->clock(), [this] {
+      serving_tx.send_modify([](serving_state& s) { s.caught_up = true; });
+    });
     if (!rs.ok()) return rs.status();
     replication = std::move(*rs);
     ctx.raft = replication.get();

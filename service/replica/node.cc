@@ -12,6 +12,7 @@
 #include <random>
 #include <sstream>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -135,6 +136,24 @@ bool node::admit(uint64_t id, uint64_t incarnation) {
   return false;
 }
 
+bool node::caught_up(const raft_view& v) {
+  if (caught_up_) return true;
+  // A leader has everything committed; a follower, once it has applied what its leader had
+  // committed when this member connected to it (a follower answers its leader on a connection of
+  // its own, so it does connect).
+  const auto leader_had = peer_commit_.find(v.leader_id);
+  const bool now = v.state == raft_view::role::leader
+                       ? v.applied_index >= v.commit_index
+                       : leader_had != peer_commit_.end() && v.applied_index >= leader_had->second;
+  if (now) {
+    caught_up_ = true;
+    SHOAL_LOG(info, "raft: this member has caught up",
+              {{"applied_index", static_cast<int64_t>(v.applied_index)}});
+    if (opts_.on_caught_up) opts_.on_caught_up();
+  }
+  return now;
+}
+
 void node::peer_problem(const std::string& peer, const std::string& problem) {
   auto it = peer_problems_.find(peer);
   if (problem.empty()) {
@@ -175,10 +194,15 @@ absl::Status node::open() {
   }
   if (auto st = load_identity(directory_empty(opts_.dir)); !st.ok()) return st;
   uv_loop_init(&loop_);
-  transport_init(
-      &transport_, &loop_, opts_.listen.empty() ? self->peer : opts_.listen, incarnation_,
-      [this](uint64_t id, uint64_t incarnation) { return admit(id, incarnation); }, opts_.tls,
-      [this](const std::string& peer, const std::string& problem) { peer_problem(peer, problem); });
+  transport_hooks hooks{
+      .admit = [this](uint64_t id, uint64_t incarnation) { return admit(id, incarnation); },
+      .problem = [this](const std::string& peer,
+                        const std::string& problem) { peer_problem(peer, problem); },
+      .commit_index = [this] { return static_cast<uint64_t>(raft_.commit_index); },
+      .peer_commit = [this](uint64_t id, uint64_t commit) { peer_commit_[id] = commit; },
+  };
+  transport_init(&transport_, &loop_, opts_.listen.empty() ? self->peer : opts_.listen,
+                 incarnation_, std::move(hooks), opts_.tls);
   transport_.data = this;
   if (int rv = raft_uv_init(&io_, &loop_, opts_.dir.c_str(), &transport_); rv != 0) {
     return absl::FailedPreconditionError(
@@ -515,6 +539,7 @@ void node::refresh() {
   v.commit_index = raft_.commit_index;
   v.applied_index = raft_last_applied(&raft_);
   v.last_index = raft_last_index(&raft_);
+  v.caught_up = caught_up(v);
   for (unsigned i = 0; i < raft_.configuration.n; ++i) {
     member m;
     m.id = raft_.configuration.servers[i].id;

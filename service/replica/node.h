@@ -71,6 +71,9 @@ struct raft_view {
   std::vector<uint64_t> refused;
   // Peer connections refused for TLS reasons, each with why ("to 2: ..."), until one succeeds.
   std::vector<std::string> peer_problems;
+  // Since this process started, it has once applied everything its leader had committed when it
+  // connected to it (a leader: everything committed). Stays true.
+  bool caught_up = false;
 };
 
 class node {
@@ -85,6 +88,8 @@ class node {
     std::string listen;      // host:port the transport binds (default: this member's peer)
     bool bootstrap = false;  // an empty dir starts the cluster with `members`
     tls_files tls;           // peers under mutual TLS when tls.on() (tls_link.h)
+    // Called once, on the loop thread, when the view's caught_up becomes true.
+    std::function<void()> on_caught_up;
     unsigned election_ms = 1000;
     unsigned heartbeat_ms = 100;
     unsigned snapshot_threshold = 16384;  // entries between snapshots
@@ -131,6 +136,7 @@ class node {
   // The transport's admission (loop thread): a peer's first incarnation is kept; another one
   // under the same id is refused.
   bool admit(uint64_t id, uint64_t incarnation);
+  bool caught_up(const raft_view& v);  // loop thread: the latch, updated
   // The transport's report on a peer connection (loop thread): logged when it changes.
   void peer_problem(const std::string& peer, const std::string& problem);
   void run();
@@ -156,6 +162,8 @@ class node {
   std::map<uint64_t, uint64_t> peers_;                // loop thread only (after open)
   std::set<std::pair<uint64_t, uint64_t>> refused_;   // logged once each
   std::map<std::string, std::string> peer_problems_;  // loop thread only; at most 64
+  std::map<uint64_t, uint64_t> peer_commit_;          // loop thread: what each peer answered
+  bool caught_up_ = false;                            // loop thread only
   uv_loop_t loop_{};
   uv_async_t async_{};
   uv_check_t check_{};

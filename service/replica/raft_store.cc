@@ -75,7 +75,8 @@ raft_store::raft_store(context* ctx, const rt::clock* clock)
     : ctx_(ctx), clock_(clock), origin_(random_origin()) {}
 
 absl::StatusOr<std::unique_ptr<raft_store>> raft_store::open(const v1::StartupSettings& startup,
-                                                             context* ctx, const rt::clock* clock) {
+                                                             context* ctx, const rt::clock* clock,
+                                                             std::function<void()> caught_up) {
   auto members = parse_members(startup.raft_members());
   if (!members.ok()) return members.status();
   // The data directory, as a single durable server makes it (its parent must exist).
@@ -98,6 +99,7 @@ absl::StatusOr<std::unique_ptr<raft_store>> raft_store::open(const v1::StartupSe
     if (auto st = check_tls_files(o.tls); !st.ok()) return st;
   }
   o.fsm = rs.get();
+  o.on_caught_up = std::move(caught_up);
   auto n = node::start(std::move(o));
   if (!n.ok()) return n.status();
   rs->node_ = std::move(*n);
@@ -404,6 +406,7 @@ void raft_store::describe(v1::Replication* out) const {
   out->set_last_index(v.last_index);
   for (uint64_t id : v.refused) out->add_refused(id);
   for (const std::string& p : v.peer_problems) out->add_peer_problems(p);
+  out->set_caught_up(v.caught_up);
   for (const member& m : v.members) {
     v1::Member* o = out->add_members();
     o->set_id(m.id);

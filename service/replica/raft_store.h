@@ -13,11 +13,14 @@
 //    began. A serializable read skips it and reads this replica's store as it is.
 // Expiries are the leader's decision (purge()): it proposes the keys that are due, and each
 // replica expires them at that point of the log. The store id is the cluster's: the first
-// leader proposes one, and it is part of every snapshot.
+// leader proposes one, and it is part of every snapshot. `caught_up` is called once, when this
+// replica has applied what its leader had committed when it connected to it (node.h): the health
+// service's readiness waits for it.
 //
 // When: a shoald started with startup.raft_id (server.cc).
 //
-//   auto rs = replica::raft_store::open(startup, &ctx, &kv, &hub, &rt.clock());
+//   auto rs = replica::raft_store::open(startup, &ctx, &rt.clock(),
+//                                       [] { /* caught up: ready (on the Raft thread) */ });
 //   ctx.raft = rs->get();
 //   ctx.store_id = (*rs)->wait_store_id();             // blocks: not on a runtime worker
 //   rt.spawn((*rs)->purge(&expiry_changed)).detach();
@@ -31,6 +34,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -59,7 +63,8 @@ namespace shoal::service::replica {
 class raft_store final : public state_machine {
  public:
   static absl::StatusOr<std::unique_ptr<raft_store>> open(const v1::StartupSettings& startup,
-                                                          context* ctx, const rt::clock* clock);
+                                                          context* ctx, const rt::clock* clock,
+                                                          std::function<void()> caught_up);
   ~raft_store() override;
 
   // Blocks the calling thread (never a runtime worker) until the cluster's store id is known:

@@ -16,7 +16,7 @@ namespace {
 
 constexpr uint64_t k_magic = 0x666172'6c616f6873ULL;  // "shoalraf", little-endian
 constexpr std::size_t k_fixed = 28;                   // magic, id, incarnation, address size
-constexpr std::size_t k_reply = 24;                   // magic, id, incarnation
+constexpr std::size_t k_reply = 32;                   // magic, id, incarnation, commit index
 constexpr uint32_t k_max_address = 1024;
 
 struct impl;
@@ -70,9 +70,8 @@ struct impl {
   std::string listen;
   raft_id id = 0;
   uint64_t incarnation = 0;
-  admit_fn admit;
+  transport_hooks hooks;
   tls_files tls;
-  problem_fn problem;
   std::string address;
   raft_uv_accept_cb accept_cb = nullptr;
   uv_tcp_t listener{};
@@ -126,11 +125,12 @@ bool certificate_names_sender(incoming* c) {
   const std::string key = "from " + c->from;
   if (!split_address(c->address, &m) || !split_host_port(m.peer, &host, &port) ||
       !c->certificate->names(host)) {
-    c->owner->problem(key, absl::StrCat("a peer introduced itself as member ", c->id, " at ",
-                                        m.peer, " with a certificate that does not name ", host));
+    c->owner->hooks.problem(
+        key, absl::StrCat("a peer introduced itself as member ", c->id, " at ", m.peer,
+                          " with a certificate that does not name ", host));
     return false;
   }
-  c->owner->problem(key, "");
+  c->owner->hooks.problem(key, "");
   return true;
 }
 
@@ -155,7 +155,8 @@ void on_introduction(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
   if (c->got < k_fixed || c->got < k_fixed + c->address.size()) return;
   uv_read_stop(s);
   impl* p = c->owner;
-  if (!p->admit(c->id, c->incarnation) || !certificate_names_sender(c)) return drop_incoming(c);
+  if (!p->hooks.admit(c->id, c->incarnation) || !certificate_names_sender(c))
+    return drop_incoming(c);
   p->in.erase(c);
   uv_stream_t* stream = c->stream;
   stream->data = nullptr;
@@ -167,6 +168,8 @@ void on_introduction(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
   std::memcpy(r->bytes, &k_magic, 8);
   std::memcpy(r->bytes + 8, &p->id, 8);
   std::memcpy(r->bytes + 16, &p->incarnation, 8);
+  const uint64_t commit = p->hooks.commit_index();
+  std::memcpy(r->bytes + 24, &commit, 8);
   uv_buf_t buf = uv_buf_init(r->bytes, k_reply);
   r->req.data = r;
   if (uv_write(&r->req, stream, &buf, 1,
@@ -205,11 +208,11 @@ void on_connection(uv_stream_t* server, int status) {
   c->stream = reinterpret_cast<uv_stream_t*>(tcp);
   if (p->tls.on()) {
     const std::string key = "from " + c->from;
-    auto link =
-        open_tls_link(p->loop, tcp, p->tls, /*dialled=*/"",
-                      [report = p->problem, key](const std::string& why) { report(key, why); });
+    auto link = open_tls_link(
+        p->loop, tcp, p->tls, /*dialled=*/"",
+        [report = p->hooks.problem, key](const std::string& why) { report(key, why); });
     if (!link.ok()) {  // the files could not be read: tcp is closed
-      p->problem(key, std::string(link.status().message()));
+      p->hooks.problem(key, std::string(link.status().message()));
       delete c;
       return;
     }
@@ -296,14 +299,17 @@ void on_reply(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
   uint64_t magic = 0;
   uint64_t id = 0;
   uint64_t incarnation = 0;
+  uint64_t commit = 0;
   std::memcpy(&magic, o->reply, 8);
   std::memcpy(&id, o->reply + 8, 8);
   std::memcpy(&incarnation, o->reply + 16, 8);
+  std::memcpy(&commit, o->reply + 24, 8);
   // The member dialled must answer as itself, with the disk it had.
-  if (magic != k_magic || id != o->id || !o->owner->admit(id, incarnation)) {
+  if (magic != k_magic || id != o->id || !o->owner->hooks.admit(id, incarnation)) {
     return finish(o, RAFT_NOCONNECTION);
   }
-  if (o->owner->tls.on()) o->owner->problem(absl::StrCat("to ", o->id), "");
+  if (o->owner->tls.on()) o->owner->hooks.problem(absl::StrCat("to ", o->id), "");
+  o->owner->hooks.peer_commit(id, commit);
   o->at = outgoing::stage::answered;
   finish(o, 0);
 }
@@ -324,11 +330,11 @@ void on_connected(uv_connect_t* c, int status) {
   if (p->tls.on()) {
     // The introduction and Raft's messages travel inside TLS from here.
     const std::string key = absl::StrCat("to ", o->id);
-    auto link =
-        open_tls_link(p->loop, reinterpret_cast<uv_tcp_t*>(o->stream), p->tls, o->host,
-                      [report = p->problem, key](const std::string& why) { report(key, why); });
+    auto link = open_tls_link(
+        p->loop, reinterpret_cast<uv_tcp_t*>(o->stream), p->tls, o->host,
+        [report = p->hooks.problem, key](const std::string& why) { report(key, why); });
     if (!link.ok()) {  // the files could not be read: the connection is closed
-      p->problem(key, std::string(link.status().message()));
+      p->hooks.problem(key, std::string(link.status().message()));
       o->stream = nullptr;
       return finish(o, RAFT_NOCONNECTION);
     }
@@ -427,15 +433,14 @@ void do_close(raft_uv_transport* t, raft_uv_transport_close_cb cb) {
 }  // namespace
 
 int transport_init(raft_uv_transport* t, uv_loop_t* loop, const std::string& listen,
-                   uint64_t incarnation, admit_fn admit, tls_files tls, problem_fn problem) {
+                   uint64_t incarnation, transport_hooks hooks, tls_files tls) {
   auto* p = new impl();
   p->t = t;
   p->loop = loop;
   p->listen = listen;
   p->incarnation = incarnation;
-  p->admit = std::move(admit);
+  p->hooks = std::move(hooks);
   p->tls = std::move(tls);
-  p->problem = std::move(problem);
   t->impl = p;
   t->init = do_init;
   t->listen = do_listen;

@@ -9,11 +9,13 @@
 //   [sender's address]
 //
 // which the accepting side reads exactly (nothing of Raft's stream is consumed); if `admit`
-// accepts the sender, it answers [magic][its raft id][its incarnation] and hands the stream to
-// Raft. The connecting side reads that answer exactly, checks that the member it dialled answered
-// (`admit` again), and only then hands its stream to Raft. An incarnation names a replica's disk
-// (node.h): a replica back with an empty disk under its old id is refused both ways. A member's
-// address is "peer_host:port/client_host:port" (member.h); only the peer part is dialled.
+// accepts the sender, it answers [magic][its raft id][its incarnation][its commit index] and
+// hands the stream to Raft. The connecting side reads that answer exactly, checks that the member
+// it dialled answered (`admit` again), passes the commit index on (`peer_commit`: what a restarted
+// replica must apply, if that peer leads, before it calls itself caught up), and only then hands
+// its stream to Raft. An incarnation names a replica's disk (node.h): a replica back with an empty
+// disk under its old id is refused both ways. A member's address is
+// "peer_host:port/client_host:port" (member.h); only the peer part is dialled.
 //
 // With TLS (tls_files::on(), from startup.raft_tls_*), each connection is a tls_link (tls_link.h)
 // from its first byte: the introduction and everything after it travel encrypted, both sides
@@ -24,8 +26,11 @@
 //
 //   raft_uv_transport t{};
 //   replica::transport_init(&t, loop, /*listen=*/"0.0.0.0:7001", incarnation,
-//                           [](uint64_t id, uint64_t incarnation) { return true; },
-//                           tls_files{}, [](const std::string& peer, const std::string& why) {});
+//                           {.admit = [](uint64_t id, uint64_t incarnation) { return true; },
+//                            .problem = [](const std::string& peer, const std::string& why) {},
+//                            .commit_index = [] { return uint64_t{0}; },
+//                            .peer_commit = [](uint64_t id, uint64_t commit) {}},
+//                           tls_files{});
 //   raft_uv_init(&io, loop, dir, &t);   // Raft calls init, listen, connect and close itself
 //   ... after raft_uv_close(&io) and the loop's end:
 //   replica::transport_close(&t);
@@ -45,12 +50,20 @@ namespace shoal::service::replica {
 // Whether a peer may talk to this replica: its raft id and incarnation. On the loop thread.
 using admit_fn = std::function<bool(uint64_t id, uint64_t incarnation)>;
 
-// A connection refused (TLS, identity) or, with "", one that succeeded. On the loop thread.
-using problem_fn = std::function<void(const std::string& peer, const std::string& problem)>;
+// What the transport asks of its node, and tells it; all on the loop thread.
+struct transport_hooks {
+  admit_fn admit;
+  // A connection refused (TLS, identity) or, with "", one that succeeded.
+  std::function<void(const std::string& peer, const std::string& problem)> problem;
+  // This member's commit index, for the answer to a peer that connects.
+  std::function<uint64_t()> commit_index;
+  // The commit index a dialled peer answered with.
+  std::function<void(uint64_t id, uint64_t commit)> peer_commit;
+};
 
 // `listen` is host:port to bind (a name is resolved once, at listen time).
 int transport_init(raft_uv_transport* t, uv_loop_t* loop, const std::string& listen,
-                   uint64_t incarnation, admit_fn admit, tls_files tls, problem_fn problem);
+                   uint64_t incarnation, transport_hooks hooks, tls_files tls);
 // Frees what transport_init allocated, once Raft has closed the transport.
 void transport_close(raft_uv_transport* t);
 

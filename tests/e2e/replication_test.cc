@@ -567,6 +567,55 @@ bool any_file_holds(const std::string& dir, const std::string& text) {
   return run_command("grep -rqF '" + text + "' " + dir).first == 0;
 }
 
+// Readiness is caught up: a replica restarted while it missed writes reports shoal.v1.KV
+// NOT_SERVING until it has applied what the others had committed when it reached them. Once it
+// says SERVING, its own store (read serializable, there) holds every write acknowledged before
+// it came back.
+TEST(replication, a_restarted_replica_is_ready_only_once_it_has_caught_up) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "a process-level test: run in the Release build";
+#endif
+  cluster c(3);
+  int l = c.leader();
+  ASSERT_GE(l, 0);
+  const int away = (l + 1) % 3;
+  c.kill(away);
+  // 10 MB it has not seen: 20 Batches of 500 puts of 1 KB.
+  constexpr int k_batches = 20;
+  constexpr int k_puts = 500;
+  for (int b = 0; b < k_batches; ++b) {
+    v1::BatchRequest req;
+    for (int i = 0; i < k_puts; ++i) {
+      v1::Op* op = req.add_ops();
+      op->mutable_put()->set_key("missed/" + std::to_string(b) + "/" + std::to_string(i));
+      op->mutable_put()->set_value(std::string(1024, 'x'));
+    }
+    v1::BatchResponse resp;
+    const grpc::Status st =
+        send_following(c, &l, 20s, [&](shoald_process& replica, grpc::ClientContext& ctx) {
+          return replica.kv()->Batch(&ctx, req, &resp);
+        });
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  c.restart(away);  // returns once it serves (it knows the store id)
+  using hc = grpc::health::v1::HealthCheckResponse;
+  auto readiness = [&] {
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service("shoal.v1.KV");
+    hc resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 2s);
+    return c.at(away)->health()->Check(&ctx, req, &resp).ok() ? resp.status() : hc::UNKNOWN;
+  };
+  ASSERT_TRUE(eventually([&] { return readiness() == hc::SERVING; }));
+  contents mine;
+  uint64_t revision = 0;
+  ASSERT_TRUE(read_all(c, away, &mine, &revision));
+  EXPECT_EQ(mine.size(), static_cast<std::size_t>(k_batches * k_puts))
+      << "ready before it had applied what was committed while it was away";
+  EXPECT_TRUE(c.status(away).caught_up());
+}
+
 // Mutual TLS between replicas: each holds a certificate from the peers' CA naming its own peer
 // host (127.0.0.N). A replica back with a certificate from another CA, then with one from the
 // right CA that names another host, is refused both ways (the leader's Status says why, for its
