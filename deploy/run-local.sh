@@ -18,35 +18,9 @@
 # Run as root. SHOAL_CACHE (default /var/cache/shoal) keeps the base image between runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-CACHE=${SHOAL_CACHE:-/var/cache/shoal}
-# The base image comes from the mirror this machine's apt uses (its bookworm/main source, in either
-# sources format, as apt itself reads them); DEBIAN_MIRROR overrides it.
-machine_mirror() {
-  { apt-cache policy 2>/dev/null || true; } |
-    awk '$3 == "bookworm/main" && $2 ~ /^https?:/ { print $2; exit }'
-}
-MIRROR=${DEBIAN_MIRROR:-$(machine_mirror)}
-WORK=$(mktemp -d /tmp/shoal-kube.XXXXXX)
+# shellcheck source=deploy/podman-env.sh
+source deploy/podman-env.sh
 CTL="$ROOT/build/clients/cli/shoalctl --addr=127.0.0.1:50051"
-start=$(date +%s)
-
-# podman 4.3 here: crun fails on this cgroup setup (runc works), and containers need explicit
-# ulimits (no higher than this shell's hard limits); the storage lives under the cache so images
-# survive between runs.
-cat > "$WORK/containers.conf" <<CONF
-[containers]
-default_ulimits = ["nofile=$(ulimit -Hn):$(ulimit -Hn)", "nproc=4096:4096"]
-[engine]
-runtime = "runc"
-CONF
-export CONTAINERS_CONF="$WORK/containers.conf"
-STORE=(--root "$CACHE/storage" --runroot /run/shoal-containers --storage-driver overlay)
-podman() { command podman "${STORE[@]}" "$@"; }
-buildah() { command buildah "${STORE[@]}" "$@"; }
-
-log() { printf '\n== %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
-fail() { echo "run-local: FAIL: $*" >&2; exit 1; }
 
 cleanup() {
   podman kube down "$WORK/pod.yaml" >/dev/null 2>&1 || true
@@ -54,33 +28,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log "tools"
-tools=(podman buildah runc catatonit debootstrap)
-missing=()
-for p in "${tools[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
-
-log "base image"
-if ! podman image exists localhost/debian:bookworm-slim; then
-  if [ ! -f "$CACHE/bookworm-minbase.tar" ]; then
-    [[ -n $MIRROR ]] || { echo "run-local.sh: no bookworm/main source in apt's sources; set DEBIAN_MIRROR" >&2; exit 1; }
-    rm -rf "$CACHE/rootfs"
-    debootstrap --variant=minbase bookworm "$CACHE/rootfs" "$MIRROR" >"$CACHE/debootstrap.log"
-    tar -C "$CACHE/rootfs" -cf "$CACHE/bookworm-minbase.tar" .
-  fi
-  podman import "$CACHE/bookworm-minbase.tar" localhost/debian:bookworm-slim >/dev/null
-fi
-
-log "image (from build/)"
-[ -x build/service/shoald ] || fail "build/service/shoald is missing: run scripts/dev.sh build"
-buildah bud --isolation chroot --pull=never --layers \
-  --build-arg BASE=localhost/debian:bookworm-slim \
-  -f deploy/Dockerfile --target prebuilt -t localhost/shoal:latest . >"$WORK/build.log" 2>&1 ||
-  { cat "$WORK/build.log"; fail "image build"; }
+build_image
 
 log "manifests: the dev overlay, as podman can run it"
 mkdir -p "$WORK/config/..v1"

@@ -78,9 +78,10 @@ test_clang() {
 }
 
 test_deploy() {
-  log "deploy: manifests and Dockerfile checked offline, then the dev overlay run with podman"
+  log "deploy: manifests and Dockerfile checked offline, then the dev and cluster overlays run with podman"
   deploy/check.sh
   deploy/run-local.sh
+  deploy/run-local-cluster.sh
 }
 
 case "${1:-}" in

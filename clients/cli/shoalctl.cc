@@ -181,7 +181,7 @@ struct command {
 };
 
 int cmd_get(const global& g, sc::client& c, const parsed_args& a) {
-  auto r = c.get(a.positional[0]);
+  auto r = c.get(a.positional[0], {.serializable = a.has("serializable")});
   if (!r.ok()) return fail(g, r.status());
   if (!r->has_value()) {
     if (g.json)
@@ -680,7 +680,10 @@ const std::vector<command>& commands() {
       {"get", "get KEY", "Prints the key's value.",
        "Writes the value's bytes as they are when stdout is not a terminal (get k > file gives\n"
        "  back exactly what was put), and escaped, with a line break, on a terminal.",
-       k_encoding_flags, 1, 1, cmd_get},
+       with_encoding_flags({{"serializable", false,
+                             "a replica: read its store as it is (possibly stale), not through "
+                             "the leader"}}),
+       1, 1, cmd_get},
       {"put",
        "put KEY VALUE",
        "Writes VALUE (text, @file, or - for stdin) under KEY.",

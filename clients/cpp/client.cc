@@ -184,9 +184,11 @@ grpc::Status client::on_cluster(
   return s;
 }
 
-absl::StatusOr<std::optional<v1::Entry>> client::get(std::string_view key) {
+absl::StatusOr<std::optional<v1::Entry>> client::get(std::string_view key,
+                                                     const get_options& o) {
   v1::GetRequest req;
   req.set_key(key.data(), key.size());
+  req.set_serializable(o.serializable);
   v1::GetResponse resp;
   auto s = on_cluster(
       true, [&](endpoint& e, grpc::ClientContext& ctx) { return e.kv->Get(&ctx, req, &resp); });

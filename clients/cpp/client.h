@@ -66,6 +66,12 @@ struct options {
   std::chrono::milliseconds max_backoff{1000};
 };
 
+struct get_options {
+  // Read this replica's store as it is, without the leader's barrier: possibly stale on a
+  // follower (it may lag), never refused for not leading. A single server ignores it.
+  bool serializable = false;
+};
+
 struct put_options {
   std::optional<int64_t> ttl_ms;  // none: the server's default TTL
   bool keep_ttl = false;          // keep the key's current expiry
@@ -109,7 +115,7 @@ class client {
   const absl::Status& setup() const { return setup_; }
 
   // Blocking calls.
-  absl::StatusOr<std::optional<v1::Entry>> get(std::string_view key);
+  absl::StatusOr<std::optional<v1::Entry>> get(std::string_view key, const get_options& o = {});
   absl::StatusOr<put_result> put(std::string_view key, std::string_view value,
                                  const put_options& o = {});
   absl::StatusOr<delete_result> remove(std::string_view key, const delete_options& o = {});
