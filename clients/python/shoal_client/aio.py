@@ -13,12 +13,15 @@
 
     asyncio.run(main())
 
-The same results and errors as ShoalClient (Entry, PutResult, ShoalError...). A task that is
-cancelled while it awaits a call cancels the call.
+The same results and errors as ShoalClient (Entry, PutResult, ShoalError...), and the same
+way of following a replicated store's leader: give every replica, comma-separated
+(AsyncShoalClient("a:50051,b:50051,c:50051")). A task that is cancelled while it awaits a call
+cancels the call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import replace
 from typing import AsyncIterator, Optional
@@ -26,7 +29,7 @@ from typing import AsyncIterator, Optional
 import grpc
 import grpc.aio
 
-from shoal.v1 import admin_pb2, admin_pb2_grpc, kv_pb2, kv_pb2_grpc
+from shoal.v1 import admin_pb2, kv_pb2
 
 from .client import (
     _CHANNEL_OPTIONS,
@@ -38,6 +41,7 @@ from .client import (
     ShoalError,
     TlsOptions,
     TxnResult,
+    _Replicas,
     _bytes,
     _condition,
     _entry,
@@ -48,7 +52,7 @@ from .client import (
 )
 
 
-class AsyncShoalClient:
+class AsyncShoalClient(_Replicas):
     """A connection to shoald for asyncio. Every call but watch has a deadline of `timeout`."""
 
     def __init__(
@@ -58,21 +62,22 @@ class AsyncShoalClient:
         timeout: Optional[float] = 5.0,
         tls: Optional[TlsOptions] = None,
         token: Optional[str] = None,
+        attempts: int = 4,
     ):
+        """As ShoalClient: one address, or a replicated store's replicas, comma-separated."""
         self.target = _target(target)
         self.timeout = timeout
         self._metadata = _metadata(os.environ.get("SHOAL_TOKEN") if token is None else token)
-        if tls is None:
-            self._channel = grpc.aio.insecure_channel(self.target, options=_CHANNEL_OPTIONS)
-        else:
-            self._channel = grpc.aio.secure_channel(
-                self.target, tls.credentials(), options=_CHANNEL_OPTIONS
-            )
-        self._kv = kv_pb2_grpc.KVStub(self._channel)
-        self._admin = admin_pb2_grpc.AdminStub(self._channel)
+        super().__init__(self.target, tls, attempts)
+
+    def _channel(self, target: str):
+        if self._tls is None:
+            return grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
+        return grpc.aio.secure_channel(target, self._tls.credentials(), options=_CHANNEL_OPTIONS)
 
     async def close(self) -> None:
-        await self._channel.close()
+        for e in self._endpoints:
+            await e[1].close()
 
     async def __aenter__(self) -> AsyncShoalClient:
         return self
@@ -80,14 +85,27 @@ class AsyncShoalClient:
     async def __aexit__(self, *exc) -> None:
         await self.close()
 
-    async def _call(self, method, request):
-        try:
-            return await method(request, timeout=self.timeout, metadata=self._metadata)
-        except grpc.aio.AioRpcError as err:
-            raise ShoalError(err.code(), err.details()) from err
+    async def _call(self, name: str, request, *, read: bool = False, admin: bool = False):
+        """One call on the current replica, following the cluster (as ShoalClient's)."""
+        pause = 0.05
+        for _ in range(self._tries()):
+            tried = self._current
+            try:
+                return await getattr(self._stub(admin), name)(
+                    request, timeout=self.timeout, metadata=self._metadata
+                )
+            except grpc.aio.AioRpcError as err:
+                last = err
+                wait = self._after_failure(err, tried, read, pause)
+                if wait is None:
+                    break
+                if wait:
+                    await asyncio.sleep(wait)
+                    pause = min(pause * 2, 1.0)
+        raise ShoalError(last.code(), last.details()) from last
 
     async def get(self, key: Data) -> Optional[Entry]:
-        resp = await self._call(self._kv.Get, kv_pb2.GetRequest(key=_bytes(key)))
+        resp = await self._call("Get", kv_pb2.GetRequest(key=_bytes(key)), read=True)
         return Entry._from_proto(resp.entry) if resp.found else None
 
     async def put(
@@ -108,7 +126,7 @@ class AsyncShoalClient:
             ttl_ms=ttl_ms,
             condition=_condition(if_absent, if_present, if_revision),
         )
-        resp = await self._call(self._kv.Put, req)
+        resp = await self._call("Put", req)
         if not resp.applied:
             return PutResult(False, resp.header.revision, _entry(resp, "entry"))
         entry = replace(Entry._from_proto(resp.entry), key=key, value=value)
@@ -116,7 +134,7 @@ class AsyncShoalClient:
 
     async def delete(self, key: Data, *, if_revision: Optional[int] = None) -> DeleteResult:
         req = kv_pb2.DeleteRequest(key=_bytes(key), condition=_condition(if_revision=if_revision))
-        resp = await self._call(self._kv.Delete, req)
+        resp = await self._call("Delete", req)
         return DeleteResult(
             applied=resp.applied,
             deleted=resp.deleted,
@@ -127,7 +145,7 @@ class AsyncShoalClient:
 
     async def increment(self, key: Data, delta: int = 1) -> int:
         req = kv_pb2.IncrementRequest(key=_bytes(key), delta=delta)
-        return (await self._call(self._kv.Increment, req)).value
+        return (await self._call("Increment", req)).value
 
     async def range(
         self, prefix: Data = b"", *, page_size: Optional[int] = None, keys_only: bool = False
@@ -135,7 +153,7 @@ class AsyncShoalClient:
         """The entries under a prefix in key order, following pages."""
         req = kv_pb2.RangeRequest(prefix=_bytes(prefix), limit=page_size or 0, keys_only=keys_only)
         while True:
-            resp = await self._call(self._kv.Range, req)
+            resp = await self._call("Range", req, read=True)
             for e in resp.entries:
                 yield Entry._from_proto(e)
             if not resp.continuation:
@@ -171,8 +189,8 @@ class AsyncShoalClient:
 
     async def txn(self, compares=(), success=(), failure=()) -> TxnResult:
         req = kv_pb2.TxnRequest(compares=list(compares), success=list(success), failure=list(failure))
-        resp = await self._call(self._kv.Txn, req)
+        resp = await self._call("Txn", req)
         return TxnResult(resp.succeeded, resp.revision, list(resp.results))
 
     async def status(self) -> admin_pb2.StatusResponse:
-        return await self._call(self._admin.Status, admin_pb2.StatusRequest())
+        return await self._call("Status", admin_pb2.StatusRequest(), read=True, admin=True)

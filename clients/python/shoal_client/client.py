@@ -227,7 +227,80 @@ def _watch_error(err: grpc.RpcError, final) -> ShoalError:
     return ShoalError(code, details)
 
 
-class ShoalClient:
+def _leader_hint(metadata) -> Optional[str]:
+    """shoal-leader from trailing metadata: grpc's (key, value) pairs, or grpc.aio's Metadata."""
+    if metadata is None:
+        return None
+    if isinstance(metadata, tuple):
+        return dict(metadata).get("shoal-leader")
+    return metadata.get("shoal-leader")
+
+
+class _Replicas:
+    """The replicas a client was given, which one calls go to, and how a failed call follows the
+    cluster: shared by ShoalClient and AsyncShoalClient (aio.py), which make the channels."""
+
+    def __init__(self, target: str, tls: Optional[TlsOptions], attempts: int):
+        self.attempts = attempts
+        self._tls = tls
+        self._endpoints: list = []  # (target, channel, kv stub, admin stub)
+        for t in target.split(","):
+            if t.strip():
+                self._endpoint(t.strip())
+        self._current = 0
+
+    def _channel(self, target: str):
+        raise NotImplementedError
+
+    def _endpoint(self, target: str) -> int:
+        """The index of target's channel, made if it is new (a leader hint may name one)."""
+        for i, e in enumerate(self._endpoints):
+            if e[0] == target:
+                return i
+        channel = self._channel(target)
+        self._endpoints.append(
+            (target, channel, kv_pb2_grpc.KVStub(channel), admin_pb2_grpc.AdminStub(channel))
+        )
+        return len(self._endpoints) - 1
+
+    @property
+    def current_target(self) -> str:
+        """The replica calls go to now."""
+        return self._endpoints[self._current][0]
+
+    @property
+    def _kv(self):
+        return self._endpoints[self._current][2]
+
+    @property
+    def _admin(self):
+        return self._endpoints[self._current][3]
+
+    def _tries(self) -> int:
+        return self.attempts + len(self._endpoints)
+
+    def _stub(self, admin: bool):
+        return self._endpoints[self._current][3 if admin else 2]
+
+    def _after_failure(self, err, tried: int, read: bool, pause: float) -> Optional[float]:
+        """Where a call that failed on replica `tried` goes next: the pause before it is sent again
+        (0: at once), or None to give up. A refusal that carries shoal-leader (nothing applied)
+        goes to the leader it names, or, empty during an election, to the next replica after a
+        pause; an unreachable replica moves the client on, and only a read (or a call that never
+        left: "failed to connect") is sent again."""
+        if err.code() != grpc.StatusCode.UNAVAILABLE:
+            return None
+        hint = _leader_hint(err.trailing_metadata())
+        if hint is not None:
+            self._current = self._endpoint(hint) if hint else (tried + 1) % len(self._endpoints)
+            return pause if not hint or self._current == tried else 0.0
+        self._current = (tried + 1) % len(self._endpoints)
+        if not read and not (err.details() or "").startswith("failed to connect"):
+            return None  # a write that may have been applied is not sent again
+        return pause
+
+
+class ShoalClient(_Replicas):
     """A connection to shoald. Every call but watch has a deadline of `timeout` seconds.
 
         with ShoalClient() as shoal:          # SHOAL_ADDR, else 127.0.0.1:50051
@@ -251,41 +324,13 @@ class ShoalClient:
         call (for servers that require one); None: $SHOAL_TOKEN, if set."""
         self.target = _target(target)
         self.timeout = timeout
-        self.attempts = attempts
-        self._tls = tls
         self._metadata = _metadata(os.environ.get("SHOAL_TOKEN") if token is None else token)
-        self._endpoints: list = []  # (target, channel, kv stub, admin stub)
-        for t in self.target.split(","):
-            if t.strip():
-                self._endpoint(t.strip())
-        self._current = 0
+        super().__init__(self.target, tls, attempts)
 
-    def _endpoint(self, target: str) -> int:
-        """The index of target's channel, made if it is new (a leader hint may name one)."""
-        for i, e in enumerate(self._endpoints):
-            if e[0] == target:
-                return i
+    def _channel(self, target: str):
         if self._tls is None:
-            channel = grpc.insecure_channel(target, options=_CHANNEL_OPTIONS)
-        else:
-            channel = grpc.secure_channel(target, self._tls.credentials(), options=_CHANNEL_OPTIONS)
-        self._endpoints.append(
-            (target, channel, kv_pb2_grpc.KVStub(channel), admin_pb2_grpc.AdminStub(channel))
-        )
-        return len(self._endpoints) - 1
-
-    @property
-    def current_target(self) -> str:
-        """The replica calls go to now."""
-        return self._endpoints[self._current][0]
-
-    @property
-    def _kv(self):
-        return self._endpoints[self._current][2]
-
-    @property
-    def _admin(self):
-        return self._endpoints[self._current][3]
+            return grpc.insecure_channel(target, options=_CHANNEL_OPTIONS)
+        return grpc.secure_channel(target, self._tls.credentials(), options=_CHANNEL_OPTIONS)
 
     def close(self) -> None:
         for e in self._endpoints:
@@ -298,32 +343,22 @@ class ShoalClient:
         self.close()
 
     def _call(self, name: str, request, *, read: bool = False, admin: bool = False):
-        """One call on the current replica, following the cluster: a refusal that carries
-        shoal-leader (nothing applied) goes to the leader it names, or, empty during an election,
-        to the next replica after a pause; an unreachable replica moves the client on, and only
-        a read (or a call that never left: "failed to connect") is sent again."""
+        """One call on the current replica, following the cluster (_Replicas._after_failure)."""
         pause = 0.05
-        for attempt in range(self.attempts + len(self._endpoints)):
-            i = self._current
-            stub = self._endpoints[i][3 if admin else 2]
+        for _ in range(self._tries()):
+            tried = self._current
             try:
-                return getattr(stub, name)(request, timeout=self.timeout, metadata=self._metadata)
+                return getattr(self._stub(admin), name)(
+                    request, timeout=self.timeout, metadata=self._metadata
+                )
             except grpc.RpcError as err:
                 last = err
-                if err.code() != grpc.StatusCode.UNAVAILABLE:
+                wait = self._after_failure(err, tried, read, pause)
+                if wait is None:
                     break
-                hint = dict(err.trailing_metadata() or ()).get("shoal-leader")
-                if hint is not None:
-                    self._current = self._endpoint(hint) if hint else (i + 1) % len(self._endpoints)
-                    if not hint or self._current == i:
-                        time.sleep(pause)
-                        pause = min(pause * 2, 1.0)
-                    continue
-                self._current = (i + 1) % len(self._endpoints)
-                if not read and not (err.details() or "").startswith("failed to connect"):
-                    break  # a write that may have been applied is not sent again
-                time.sleep(pause)
-                pause = min(pause * 2, 1.0)
+                if wait:
+                    time.sleep(wait)
+                    pause = min(pause * 2, 1.0)
         raise ShoalError(last.code(), last.details()) from last
 
     def get(self, key: Data) -> Optional[Entry]:
