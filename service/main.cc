@@ -67,6 +67,10 @@ ABSL_FLAG(uint32_t, raft_heartbeat_ms, 100, "replication: the leader's heartbeat
 ABSL_FLAG(std::string, raft_tls_cert_file, "",
           "replication: this replica's certificate for its peers (default: --tls_cert_file)");
 ABSL_FLAG(std::string, raft_tls_key_file, "", "replication: its key (default: --tls_key_file)");
+ABSL_FLAG(uint32_t, raft_snapshot_entries, 16384,
+          "replication: Raft log entries between snapshots of the store");
+ABSL_FLAG(uint32_t, raft_snapshot_trailing, 8192,
+          "replication: entries kept after a snapshot, for followers a little behind");
 ABSL_FLAG(std::string, raft_tls_ca_file, "",
           "replication: the CA of the replicas' certificates; set, peers talk mutual TLS");
 // Live settings.
@@ -145,6 +149,8 @@ shoal::v1::ServerConfig flag_overlay() {
   SHOAL_OVERLAY(s, raft_tls_cert_file);
   SHOAL_OVERLAY(s, raft_tls_key_file);
   SHOAL_OVERLAY(s, raft_tls_ca_file);
+  SHOAL_OVERLAY(s, raft_snapshot_entries);
+  SHOAL_OVERLAY(s, raft_snapshot_trailing);
   SHOAL_OVERLAY(l, max_key_bytes);
   SHOAL_OVERLAY(l, max_value_bytes);
   SHOAL_OVERLAY(l, max_keys);

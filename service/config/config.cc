@@ -53,6 +53,8 @@ v1::ServerConfig defaults() {
   s->set_raft_tls_cert_file("");
   s->set_raft_tls_key_file("");
   s->set_raft_tls_ca_file("");
+  s->set_raft_snapshot_entries(16384);
+  s->set_raft_snapshot_trailing(8192);
   auto* l = c.mutable_live();
   l->set_max_key_bytes(4096);
   l->set_max_value_bytes(1u << 20);
@@ -262,6 +264,10 @@ absl::Status validate(const v1::ServerConfig& c) {
     errors.push_back(
         "startup.raft_tls_ca_file needs a certificate for this replica: startup.raft_tls_cert_file "
         "and raft_tls_key_file, or tls_cert_file and tls_key_file");
+  }
+  if (s.raft_snapshot_entries() == 0 || s.raft_snapshot_trailing() > s.raft_snapshot_entries()) {
+    errors.push_back(
+        "startup.raft_snapshot_entries must be above 0, and raft_snapshot_trailing at most it");
   }
   if (s.raft_tls_cert_file().empty() != s.raft_tls_key_file().empty()) {
     errors.push_back(

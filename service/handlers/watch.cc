@@ -152,18 +152,25 @@ class watch_stream {
       std::optional<received> r(std::move(std::get<0>(woke)));
       const uint64_t revision = ctx_.hub->revision();  // once: a put may land meanwhile
       metrics::observe_watch_lag(revision - std::min(revision, next_ - 1));
-      std::optional<uint64_t> tick;  // the revision of a progress tick among them, if any
+      std::optional<uint64_t> tick;   // the revision of a progress tick among them, if any
+      std::optional<uint64_t> reset;  // a snapshot this replica loaded past what was delivered
       bool rules_changed = false;
-      for (; r; r = full() ? std::nullopt : live.try_recv()) {
+      for (; r && !reset; r = full() ? std::nullopt : live.try_recv()) {
         if (!*r) co_return co_await fell_out(r->error());
         const watch::event& e = ***r;
         if (e.type == watch::event::kind::tick) {
           tick = e.revision;
         } else if (e.type == watch::event::kind::rules) {
           rules_changed = true;
+        } else if (e.type == watch::event::kind::reset) {
+          if (e.revision >= next_) reset = e.revision;
         } else {
           take(e);
         }
+      }
+      if (reset) {
+        grpc::Status st = co_await replaced(*reset);  // named: g++ 12 (runtime/README.md)
+        co_return st;
       }
       // The rules event wakes a watcher that has nothing to write (allowed() is asked again
       // before every write).
@@ -272,6 +279,23 @@ class watch_stream {
       const bool sent = co_await out_.write(resp_);
       (void)sent;
     }
+  }
+
+  // This replica loaded the leader's snapshot at `revision` while the watcher had delivered less:
+  // what it gathered goes out, then where to resume (another replica may hold the rest).
+  rt::task<grpc::Status> replaced(uint64_t revision) {
+    const bool flushed = co_await flush();  // named: g++ 12 (runtime/README.md)
+    if (!flushed) co_return grpc::Status::CANCELLED;
+    metrics::count(metrics::event::watcher_lagged);
+    co_await cancel(absl::StrCat(
+        "this replica fell behind and loaded the leader's snapshot at "
+        "revision ",
+        revision, "; resume from revision ", next_, " on another replica, or list again"));
+    co_return grpc::Status(
+        grpc::StatusCode::ABORTED,
+        absl::StrCat("this replica replaced its store with the leader's snapshot; resume from "
+                     "revision ",
+                     next_));
   }
 
   // The channel closed (the server stops) or the watcher fell behind by more than it holds.

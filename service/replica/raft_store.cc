@@ -94,6 +94,8 @@ absl::StatusOr<std::unique_ptr<raft_store>> raft_store::open(const v1::StartupSe
   o.bootstrap = startup.raft_bootstrap();
   o.election_ms = startup.raft_election_ms();
   o.heartbeat_ms = startup.raft_heartbeat_ms();
+  o.snapshot_threshold = startup.raft_snapshot_entries();
+  o.snapshot_trailing = startup.raft_snapshot_trailing();
   o.tls = peer_tls(startup);
   if (o.tls.on()) {
     if (auto st = check_tls_files(o.tls); !st.ok()) return st;

@@ -68,6 +68,7 @@ void add_op(record_builder& b, const watch::event& e, int64_t clock_now, int64_t
     case watch::event::kind::txn:
     case watch::event::kind::tick:
     case watch::event::kind::rules:
+    case watch::event::kind::reset:
       break;
   }
 }

@@ -62,6 +62,10 @@ class event {
     // A control message: the configuration's auth rules changed, and each watcher checks that
     // its caller may still watch what it watches.
     rules,
+    // A control message: a replica replaced its state with the leader's snapshot, taken at this
+    // revision (hub::reset). A watcher that had not delivered up to it missed events no history
+    // here holds: it is told where to resume (another replica may hold them).
+    reset,
   };
 
   // A put of key = value with metadata `m` (its mod_revision is the event's revision, which

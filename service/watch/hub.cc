@@ -45,6 +45,7 @@ void hub::reset(uint64_t revision) {
   rt::plain_lock lock(mu_);
   history_.clear();
   revision_.store(revision, std::memory_order_release);
+  tx_.send(event::control(event::kind::reset, revision));
 }
 
 void hub::publish_control(event::kind k) {

@@ -62,7 +62,8 @@ class hub {
   void start_at(uint64_t revision) { revision_.store(revision, std::memory_order_release); }
 
   // A replica that loaded a snapshot at `revision` in place of its state: the history is
-  // dropped (a watch resumes from after `revision`), and the next publish gets revision + 1.
+  // dropped (a watch resumes from after `revision`), the next publish gets revision + 1, and
+  // live watchers get a reset event (a watcher behind it is told where to resume).
   void reset(uint64_t revision);
 
   // Control messages (ticks, rule changes): published without a revision or a place in the history.

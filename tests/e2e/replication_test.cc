@@ -354,6 +354,59 @@ TEST(replication, a_watch_resumes_on_another_replica_with_no_gap) {
   EXPECT_EQ(keys[21], "b0");
 }
 
+// A follower cut off while the leader's log moves past what it keeps (a snapshot every 64
+// entries, 16 kept after it) is sent the leader's snapshot when it is back. A watcher on it
+// that had not delivered up to the snapshot is told so (canceled, with the revision to resume
+// from), never left with a silent gap: resumed there on the leader, every event arrives once.
+TEST(replication, a_watcher_on_a_replica_that_loads_a_snapshot_is_told_where_to_resume) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "a process-level fault test: run in the Release build";
+#endif
+  cluster c(cluster::proxied, 3, {"--raft_snapshot_entries=64", "--raft_snapshot_trailing=16"});
+  int at = c.leader();
+  ASSERT_GE(at, 0);
+  const int behind = (at + 1) % 3;
+  ASSERT_EQ(put_following(c, &at, "w/0", "x").how, outcome::acked);
+  uint64_t revision = 0;
+  (void)converged(c, &revision);
+  grpc::ClientContext wctx;
+  v1::WatchRequest wreq;
+  wreq.set_key("w/");
+  wreq.set_prefix(true);
+  wreq.set_start_revision(revision + 1);
+  auto stream = c.at(behind)->kv()->Watch(&wctx, wreq);
+  c.net().isolate(c.id(behind), c.ids_except(behind));
+  constexpr int k_writes = 200;
+  for (int n = 1; n <= k_writes; ++n) {
+    ASSERT_EQ(put_following(c, &at, "w/" + std::to_string(n), "x").how, outcome::acked);
+  }
+  c.net().heal();
+  std::vector<uint64_t> seen;
+  v1::WatchResponse wr;
+  uint64_t resume = 0;
+  while (stream->Read(&wr)) {
+    for (const auto& e : wr.events()) seen.push_back(e.revision());
+    if (wr.canceled()) resume = wr.resume_revision();
+  }
+  const grpc::Status ended = stream->Finish();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::ABORTED) << ended.error_message();
+  ASSERT_GT(resume, 0u) << "the watcher was not told: " << ended.error_message();
+  EXPECT_EQ(resume, seen.empty() ? revision + 1 : seen.back() + 1);
+  EXPECT_TRUE(c.status(behind).caught_up());
+  // Resumed on the leader from where it was told.
+  grpc::ClientContext rctx;
+  wreq.set_start_revision(resume);
+  auto resumed = c.at(at)->kv()->Watch(&rctx, wreq);
+  while (seen.size() < k_writes && resumed->Read(&wr)) {
+    for (const auto& e : wr.events()) seen.push_back(e.revision());
+  }
+  rctx.TryCancel();
+  ASSERT_EQ(seen.size(), static_cast<std::size_t>(k_writes));
+  for (std::size_t i = 0; i < seen.size(); ++i) {
+    EXPECT_EQ(seen[i], revision + 1 + i) << "a gap or a duplicate at event " << i;
+  }
+}
+
 }  // namespace
 }  // namespace shoal::testing
 
