@@ -769,8 +769,9 @@ TEST(replication, shoald_refuses_to_start_on_peer_tls_files_it_cannot_use_and_ne
   run_command("rm -rf " + dir);
 }
 
-// The faults under concurrent Put, compare-and-swap and Get: the leader cut off from
-// both followers (and healed), then killed and restarted. Every history must be linearizable.
+// The faults under concurrent Put, compare-and-swap and Get: every link delayed, the
+// leader cut off from both followers (and healed), then killed and restarted. Every history must be
+// linearizable.
 TEST(replication, histories_stay_linearizable_through_partitions_and_a_killed_leader) {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   GTEST_SKIP() << "a process-level fault test: run in the Release build";
@@ -803,6 +804,17 @@ TEST(replication, histories_stay_linearizable_through_partitions_and_a_killed_le
     while (h.size() < target && clk::now() < deadline) std::this_thread::sleep_for(10ms);
   };
   settle(200);
+  // A slow network: every link holds what it carries 30 ms (a heartbeat's third) first.
+  c.net().delay(30ms);
+  {
+    // The fault is real: a write's commit waits for a follower's answer, there and back.
+    int at = c.leader();
+    const auto began = clk::now();
+    ASSERT_EQ(put_following(c, &at, "delayed", "x").how, outcome::acked);
+    EXPECT_GE(clk::now() - began, 60ms);
+  }
+  settle(200);
+  c.net().heal();
   // The leader cut off from both followers: it cannot commit; the majority elects another.
   const int isolated = c.leader();
   c.net().isolate(c.id(isolated), c.ids_except(isolated));

@@ -8,9 +8,11 @@
 //   partition net;                        // shared by every proxy of a cluster
 //   tcp_proxy p(/*to=*/2, listen_port, raft_port, &net);
 //   net.cut(1, 2);                        // replica 1 no longer reaches replica 2
-//   net.heal();                           // every link again
+//   net.delay(30ms);                      // every byte on every link held 30 ms first
+//   net.heal();                           // every link again, undelayed
 //
-// Cutting closes the connections already open between the two, and refuses new ones.
+// Cutting closes the connections already open between the two, and refuses new ones. A delay
+// holds what each link carries, in order, until it is due (a slow network: nothing reordered).
 #pragma once
 
 #include <netinet/in.h>
@@ -18,12 +20,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <mutex>
 #include <set>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -47,7 +53,16 @@ class partition {
   void heal() {
     std::lock_guard lock(mu_);
     cut_.clear();
+    delay_ = std::chrono::milliseconds(0);
     ++generation_;
+  }
+  void delay(std::chrono::milliseconds d) {
+    std::lock_guard lock(mu_);
+    delay_ = d;
+  }
+  std::chrono::milliseconds delay() const {
+    std::lock_guard lock(mu_);
+    return delay_;
   }
   bool is_cut(uint64_t from, uint64_t to) const {
     std::lock_guard lock(mu_);
@@ -62,6 +77,7 @@ class partition {
   mutable std::mutex mu_;
   std::set<std::pair<uint64_t, uint64_t>> cut_;
   uint64_t generation_ = 0;
+  std::chrono::milliseconds delay_{0};
 };
 
 class tcp_proxy {
@@ -92,11 +108,16 @@ class tcp_proxy {
   }
 
  private:
+  using clk = std::chrono::steady_clock;
+  // Bytes read, held until they are due (a delay), per direction.
+  using held = std::deque<std::pair<clk::time_point, std::string>>;
   struct link {
     int in = -1;        // from the connecting replica
     int out = -1;       // to this replica's Raft port
     uint64_t from = 0;  // 0 until the introduction is read
     std::vector<char> hello;
+    held to_replica;  // in -> out
+    held to_sender;   // out -> in
   };
 
   static sockaddr_in loopback(int port) {
@@ -111,16 +132,47 @@ class tcp_proxy {
     if (l.out >= 0) ::close(l.out);
     l.in = l.out = -1;
   }
-  static bool pump(int from, int to) {
+  static bool send_all(int to, const char* buf, std::size_t n) {
+    for (std::size_t off = 0; off < n;) {
+      const ssize_t w = ::send(to, buf + off, n - off, MSG_NOSIGNAL);
+      if (w <= 0) return false;
+      off += static_cast<std::size_t>(w);
+    }
+    return true;
+  }
+  // Reads what `from` has and forwards it to `to`, or holds it in `q` while links are delayed.
+  bool pump(int from, int to, held& q) {
     char buf[65536];
     const ssize_t n = ::read(from, buf, sizeof buf);
     if (n <= 0) return false;
-    for (ssize_t off = 0; off < n;) {
-      const ssize_t w = ::send(to, buf + off, static_cast<std::size_t>(n - off), MSG_NOSIGNAL);
-      if (w <= 0) return false;
-      off += w;
+    const auto d = net_->delay();
+    if (d.count() == 0 && q.empty()) return send_all(to, buf, static_cast<std::size_t>(n));
+    q.emplace_back(clk::now() + d, std::string(buf, static_cast<std::size_t>(n)));
+    return true;
+  }
+  // Forwards what is due; false if the link broke.
+  static bool release(int to, held& q) {
+    const auto now = clk::now();
+    while (!q.empty() && q.front().first <= now) {
+      if (!send_all(to, q.front().second.data(), q.front().second.size())) return false;
+      q.pop_front();
     }
     return true;
+  }
+  // How long poll may wait: 50 ms (a cut also takes effect between reads), or less when held
+  // bytes fall due sooner.
+  int poll_ms() const {
+    auto wait = std::chrono::milliseconds(50);
+    const auto now = clk::now();
+    for (const auto& l : links_) {
+      for (const held* q : {&l.to_replica, &l.to_sender}) {
+        if (q->empty()) continue;
+        wait = std::min(
+            wait, std::chrono::duration_cast<std::chrono::milliseconds>(q->front().first - now) +
+                      std::chrono::milliseconds(1));
+      }
+    }
+    return static_cast<int>(std::max<int64_t>(wait.count(), 0));
   }
 
   void run() {
@@ -131,7 +183,7 @@ class tcp_proxy {
         fds.push_back({l.in, POLLIN, 0});
         fds.push_back({l.out, POLLIN, 0});
       }
-      ::poll(fds.data(), fds.size(), 50);  // 50 ms: a cut also takes effect between reads
+      ::poll(fds.data(), fds.size(), poll_ms());
       if (stop_) return;
       if (fds[0].revents & POLLIN) accept_one();
       for (std::size_t i = 0; i < links_.size(); ++i) {
@@ -140,8 +192,9 @@ class tcp_proxy {
         const short out_ev = fds[3 + 2 * i].revents;
         bool ok = true;
         if (in_ev & (POLLIN | POLLHUP | POLLERR))
-          ok = l.from == 0 ? introduce(l) : pump(l.in, l.out);
-        if (ok && (out_ev & (POLLIN | POLLHUP | POLLERR))) ok = pump(l.out, l.in);
+          ok = l.from == 0 ? introduce(l) : pump(l.in, l.out, l.to_replica);
+        if (ok && (out_ev & (POLLIN | POLLHUP | POLLERR))) ok = pump(l.out, l.in, l.to_sender);
+        if (ok) ok = release(l.out, l.to_replica) && release(l.in, l.to_sender);
         if (ok && l.from != 0 && net_->is_cut(l.from, to_)) ok = false;
         if (!ok) close_link(l);
       }
@@ -165,7 +218,10 @@ class tcp_proxy {
       ::close(out);
       return;
     }
-    links_.push_back(link{in, out, 0, {}});
+    link l;
+    l.in = in;
+    l.out = out;
+    links_.push_back(std::move(l));
   }
 
   // Reads the introduction's first 16 bytes (magic, sender id), forwards them, and decides.
