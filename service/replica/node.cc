@@ -154,6 +154,21 @@ bool node::caught_up(const raft_view& v) {
   return now;
 }
 
+std::string node::peer_of(uint64_t id) const {
+  // The configuration Raft holds (it has the members added since), else the first members.
+  for (unsigned i = 0; i < raft_.configuration.n; ++i) {
+    member m;
+    if (raft_.configuration.servers[i].id == id &&
+        split_address(raft_.configuration.servers[i].address, &m)) {
+      return m.peer;
+    }
+  }
+  for (const member& m : opts_.members) {
+    if (m.id == id) return m.peer;
+  }
+  return "";
+}
+
 void node::peer_problem(const std::string& peer, const std::string& problem) {
   auto it = peer_problems_.find(peer);
   if (problem.empty()) {
@@ -200,6 +215,7 @@ absl::Status node::open() {
                         const std::string& problem) { peer_problem(peer, problem); },
       .commit_index = [this] { return static_cast<uint64_t>(raft_.commit_index); },
       .peer_commit = [this](uint64_t id, uint64_t commit) { peer_commit_[id] = commit; },
+      .peer_of = [this](uint64_t id) { return peer_of(id); },
   };
   transport_init(&transport_, &loop_, opts_.listen.empty() ? self->peer : opts_.listen,
                  incarnation_, std::move(hooks), opts_.tls);

@@ -137,6 +137,8 @@ class node {
   // under the same id is refused.
   bool admit(uint64_t id, uint64_t incarnation);
   bool caught_up(const raft_view& v);  // loop thread: the latch, updated
+  // Member `id`'s peer address as this member knows it, or "" (loop thread).
+  std::string peer_of(uint64_t id) const;
   // The transport's report on a peer connection (loop thread): logged when it changes.
   void peer_problem(const std::string& peer, const std::string& problem);
   void run();

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 
@@ -73,6 +74,7 @@ struct write_req {
 };
 
 struct link {
+  tls_links* set = nullptr;    // the transport's: closing it ends this link
   uv_tcp_t* tcp = nullptr;     // the peer's side: TLS records (raft_malloc'd, freed here)
   uv_pipe_t* local = nullptr;  // this link's end of the pair: plaintext
   SSL* ssl = nullptr;
@@ -82,6 +84,9 @@ struct link {
   std::function<void(const std::string&)> refused;
   std::string plain_out;  // plaintext from Raft's side that OpenSSL has not taken yet
   bool handshaken = false;
+  // Plaintext came from the peer: with TLS 1.3 a dialler's handshake ends before the peer has
+  // checked its certificate, so a refusal is one that comes before the peer's first byte.
+  bool heard = false;
   bool closing = false;
   bool reading_net = false;
   bool reading_local = false;
@@ -102,23 +107,16 @@ void on_handle_closed(uv_handle_t* h) {
   }
 }
 
+// Closes both sides at once. libuv writes what it can when a write is made, so the last records
+// (a close_notify, or the alert that says why) are with the kernel already, which sends them
+// after the close; only bytes a stalled peer left queued are dropped — never waited for, so a
+// frozen peer cannot keep the link (and the loop) alive.
 void close_link(link* l) {
   if (l->closing) return;
   l->closing = true;
+  l->set->live.erase(l);
   uv_close(reinterpret_cast<uv_handle_t*>(l->local), on_handle_closed);
-  // Records already queued (a close_notify, or the alert saying why) go out before the close.
-  auto* shut = new uv_shutdown_t();
-  shut->data = l;
-  const int rv =
-      uv_shutdown(shut, reinterpret_cast<uv_stream_t*>(l->tcp), [](uv_shutdown_t* s, int) {
-        auto* lk = static_cast<link*>(s->data);
-        delete s;
-        uv_close(reinterpret_cast<uv_handle_t*>(lk->tcp), on_handle_closed);
-      });
-  if (rv != 0) {
-    delete shut;
-    uv_close(reinterpret_cast<uv_handle_t*>(l->tcp), on_handle_closed);
-  }
+  uv_close(reinterpret_cast<uv_handle_t*>(l->tcp), on_handle_closed);
 }
 
 void send(link* l, uv_stream_t* to, std::string bytes);
@@ -137,8 +135,10 @@ void flush_net(link* l) {
 
 void fail(link* l, const std::string& why) {
   if (l->closing) return;
+  auto refused = std::move(l->refused);  // at most once, even if the flush fails again
+  l->refused = nullptr;
   flush_net(l);
-  if (!l->handshaken && l->refused) l->refused(why);
+  if (!l->heard && refused) refused(why);
   close_link(l);
 }
 
@@ -156,6 +156,7 @@ std::string handshake_failure(link* l) {
 // Moves whatever can move: the handshake, plaintext into TLS, records out of it.
 void pump(link* l) {
   if (l->closing) return;
+  ERR_clear_error();  // SSL_get_error reads the thread's queue: nothing stale may be in it
   if (!l->handshaken) {
     const int r = SSL_do_handshake(l->ssl);
     if (r == 1) {
@@ -179,6 +180,7 @@ void pump(link* l) {
     for (;;) {
       const int n = SSL_read(l->ssl, l->scratch, sizeof l->scratch);
       if (n > 0) {
+        l->heard = true;
         send(l, reinterpret_cast<uv_stream_t*>(l->local),
              std::string(l->scratch, static_cast<std::size_t>(n)));
         continue;
@@ -202,7 +204,7 @@ void alloc_scratch(uv_handle_t* h, size_t, uv_buf_t* buf) {
 void on_net_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   auto* l = static_cast<link*>(s->data);
   if (n < 0) {
-    if (!l->handshaken) return fail(l, "the peer closed the connection during the TLS handshake");
+    if (!l->heard) return fail(l, "the peer closed the connection during the TLS handshake");
     return close_link(l);
   }
   if (n > 0) BIO_write(l->from_net, buf->base, static_cast<int>(n));
@@ -280,8 +282,12 @@ bool peer_certificate::names(const std::string& host) const {
   return X509_check_host(cert_, host.data(), host.size(), 0, nullptr) == 1;
 }
 
+void tls_links::close_all() {
+  for (void* l : std::set<void*>(live)) close_link(static_cast<link*>(l));
+}
+
 absl::StatusOr<tls_link> open_tls_link(uv_loop_t* loop, uv_tcp_t* tcp, const tls_files& files,
-                                       const std::string& dialled,
+                                       const std::string& dialled, tls_links* links,
                                        std::function<void(const std::string&)> refused) {
   auto close_tcp = [tcp] {
     uv_close(reinterpret_cast<uv_handle_t*>(tcp), [](uv_handle_t* h) { raft_free(h); });
@@ -293,32 +299,51 @@ absl::StatusOr<tls_link> open_tls_link(uv_loop_t* loop, uv_tcp_t* tcp, const tls
     if (!ctx.ok()) return ctx.status();
     return absl::ResourceExhaustedError("no socket pair for a peer connection");
   }
-  auto* l = new link();
-  l->tcp = tcp;
-  l->refused = std::move(refused);
-  l->ssl = SSL_new(ctx->get());  // holds its own reference to the context
-  l->from_net = BIO_new(BIO_s_mem());
-  l->to_net = BIO_new(BIO_s_mem());
-  SSL_set_bio(l->ssl, l->from_net, l->to_net);
-  if (dialled.empty()) {
-    SSL_set_accept_state(l->ssl);
-  } else {
-    SSL_set_connect_state(l->ssl);
-    if (is_ip(dialled)) {
-      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(l->ssl), dialled.c_str());
-    } else {
-      SSL_set1_host(l->ssl, dialled.c_str());
-      SSL_set_tlsext_host_name(l->ssl, dialled.c_str());
-    }
+  // The TLS state, failing closed: a dialler that cannot pin the host name does not connect.
+  SSL* ssl = SSL_new(ctx->get());  // holds its own reference to the context
+  BIO* from_net = BIO_new(BIO_s_mem());
+  BIO* to_net = BIO_new(BIO_s_mem());
+  bool ok = ssl != nullptr && from_net != nullptr && to_net != nullptr;
+  if (ok && !dialled.empty()) {
+    ok = is_ip(dialled) ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), dialled.c_str()) == 1
+                        : SSL_set1_host(ssl, dialled.c_str()) == 1 &&
+                              SSL_set_tlsext_host_name(ssl, dialled.c_str()) == 1;
   }
+  if (!ok) {
+    SSL_free(ssl);
+    BIO_free(from_net);
+    BIO_free(to_net);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    close_tcp();
+    ERR_clear_error();
+    return absl::InternalError("OpenSSL could not set up a peer connection");
+  }
+  SSL_set_bio(ssl, from_net, to_net);
+  if (dialled.empty()) {
+    SSL_set_accept_state(ssl);
+  } else {
+    SSL_set_connect_state(ssl);
+  }
+  // Dead peers are noticed even while nothing is sent.
+  uv_tcp_keepalive(tcp, 1, 30);
   auto* plain = static_cast<uv_pipe_t*>(raft_malloc(sizeof(uv_pipe_t)));
+  auto* l = new link();
+  l->set = links;
+  l->tcp = tcp;
+  l->ssl = ssl;
+  l->from_net = from_net;
+  l->to_net = to_net;
+  l->refused = std::move(refused);
   l->local = new uv_pipe_t();
   uv_pipe_init(loop, plain, 0);
   uv_pipe_init(loop, l->local, 0);
+  // libuv takes the descriptors (a pipe opened on one closes it with the handle).
   uv_pipe_open(plain, fds[0]);
   uv_pipe_open(l->local, fds[1]);
   tcp->data = l;
   l->local->data = l;
+  links->live.insert(l);
   pump(l);  // the dialling side speaks first
   return tls_link{reinterpret_cast<uv_stream_t*>(plain), l->peer};
 }

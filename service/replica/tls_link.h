@@ -14,7 +14,8 @@
 //
 //   tls_files files{.cert = "tls.crt", .key = "tls.key", .ca = "peers-ca.crt"};
 //   if (auto st = check_tls_files(files); !st.ok()) return st;       // once, at start
-//   auto link = open_tls_link(loop, tcp, files, /*dialled=*/"shoal-1.shoal",
+//   tls_links links;                      // the transport's
+//   auto link = open_tls_link(loop, tcp, files, /*dialled=*/"shoal-1.shoal", &links,
 //                             [](const std::string& why) { /* refused: log it */ });
 //   if (!link.ok()) ...;                  // the files could not be read: tcp is closed
 //   uv_read_start(link->plain, ...);      // plaintext; closing `plain` ends the link
@@ -22,7 +23,8 @@
 //
 // Lifetime: the link owns the TCP handle from the call on. Whoever holds `plain` (the transport,
 // then Raft) closes it, which ends the link; a link that fails (a refused certificate, the peer
-// gone) closes its own end, which `plain` reads as the end of the stream. `plain` is allocated
+// gone: TCP keepalive finds a silent one) closes its own end, which `plain` reads as the end of
+// the stream; closing the transport closes every link it opened. `plain` is allocated
 // with raft_malloc, as Raft frees the streams it is handed. The files are read for every
 // connection: a certificate replaced on disk serves the next one.
 //
@@ -34,6 +36,7 @@
 
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "absl/status/status.h"
@@ -73,11 +76,19 @@ struct tls_link {
   std::shared_ptr<const peer_certificate> peer;
 };
 
+// The links one transport has open (loop thread only): closing the transport closes them, so
+// that a link whose peer stalled cannot keep the loop alive.
+struct tls_links {
+  std::set<void*> live;
+  void close_all();
+};
+
 // `dialled`: the host this side connected to (the peer's certificate must name it); empty on the
-// accepting side. `refused` is called at most once, with why, if the link fails before or during
-// its handshake (not when it ends afterwards).
+// accepting side. `refused` is called at most once, with why, if the link fails before the
+// peer's first plaintext byte (a refused certificate, either way), not when it ends afterwards.
+// The link joins `links` until it closes.
 absl::StatusOr<tls_link> open_tls_link(uv_loop_t* loop, uv_tcp_t* tcp, const tls_files& files,
-                                       const std::string& dialled,
+                                       const std::string& dialled, tls_links* links,
                                        std::function<void(const std::string&)> refused);
 
 }  // namespace shoal::service::replica

@@ -72,6 +72,7 @@ struct impl {
   uint64_t incarnation = 0;
   transport_hooks hooks;
   tls_files tls;
+  tls_links links;  // with TLS: the links open, closed with the transport
   std::string address;
   raft_uv_accept_cb accept_cb = nullptr;
   uv_tcp_t listener{};
@@ -115,23 +116,29 @@ void alloc_exact(uv_handle_t* h, size_t, uv_buf_t* buf) {
   }
 }
 
-// With TLS, the sender's certificate must name the peer host of the member it says it is: a
-// certificate of one replica cannot speak for another.
+// With TLS, the member a connection says it is must be one this replica knows, at the address
+// it knows, and the certificate must name that member's peer host: a certificate of one replica
+// cannot speak for another (nor for a member yet to come).
 bool certificate_names_sender(incoming* c) {
   if (c->certificate == nullptr) return true;
-  member m;
+  const std::string key = "from " + c->from;
+  const std::string known = c->owner->hooks.peer_of(c->id);
+  member claimed;
   std::string host;
   std::string port;
-  const std::string key = "from " + c->from;
-  if (!split_address(c->address, &m) || !split_host_port(m.peer, &host, &port) ||
-      !c->certificate->names(host)) {
-    c->owner->hooks.problem(
-        key, absl::StrCat("a peer introduced itself as member ", c->id, " at ", m.peer,
-                          " with a certificate that does not name ", host));
-    return false;
+  std::string problem;
+  if (known.empty()) {
+    problem = absl::StrCat("a peer introduced itself as member ", c->id,
+                           ", which is not among this replica's members");
+  } else if (!split_address(c->address, &claimed) || claimed.peer != known) {
+    problem = absl::StrCat("a peer introduced itself as member ", c->id, " at ", claimed.peer,
+                           "; that member's peer address is ", known);
+  } else if (!split_host_port(known, &host, &port) || !c->certificate->names(host)) {
+    problem = absl::StrCat("a peer introduced itself as member ", c->id, " at ", known,
+                           " with a certificate that does not name ", host);
   }
-  c->owner->hooks.problem(key, "");
-  return true;
+  c->owner->hooks.problem(key, problem);
+  return problem.empty();
 }
 
 void on_introduction(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
@@ -155,8 +162,10 @@ void on_introduction(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
   if (c->got < k_fixed || c->got < k_fixed + c->address.size()) return;
   uv_read_stop(s);
   impl* p = c->owner;
-  if (!p->hooks.admit(c->id, c->incarnation) || !certificate_names_sender(c))
+  // Who it is first (with TLS), then which disk: an impostor's incarnation is never recorded.
+  if (!certificate_names_sender(c) || !p->hooks.admit(c->id, c->incarnation)) {
     return drop_incoming(c);
+  }
   p->in.erase(c);
   uv_stream_t* stream = c->stream;
   stream->data = nullptr;
@@ -209,7 +218,7 @@ void on_connection(uv_stream_t* server, int status) {
   if (p->tls.on()) {
     const std::string key = "from " + c->from;
     auto link = open_tls_link(
-        p->loop, tcp, p->tls, /*dialled=*/"",
+        p->loop, tcp, p->tls, /*dialled=*/"", &p->links,
         [report = p->hooks.problem, key](const std::string& why) { report(key, why); });
     if (!link.ok()) {  // the files could not be read: tcp is closed
       p->hooks.problem(key, std::string(link.status().message()));
@@ -331,7 +340,7 @@ void on_connected(uv_connect_t* c, int status) {
     // The introduction and Raft's messages travel inside TLS from here.
     const std::string key = absl::StrCat("to ", o->id);
     auto link = open_tls_link(
-        p->loop, reinterpret_cast<uv_tcp_t*>(o->stream), p->tls, o->host,
+        p->loop, reinterpret_cast<uv_tcp_t*>(o->stream), p->tls, o->host, &p->links,
         [report = p->hooks.problem, key](const std::string& why) { report(key, why); });
     if (!link.ok()) {  // the files could not be read: the connection is closed
       p->hooks.problem(key, std::string(link.status().message()));
@@ -413,6 +422,7 @@ void do_close(raft_uv_transport* t, raft_uv_transport_close_cb cb) {
   impl* p = of(t);
   p->closing = true;
   p->close_cb = cb;
+  p->links.close_all();
   if (p->listener_open) uv_close(reinterpret_cast<uv_handle_t*>(&p->listener), on_listener_closed);
   for (incoming* c : std::set<incoming*>(p->in)) drop_incoming(c);
   for (outgoing* o : std::set<outgoing*>(p->out)) {

@@ -21,7 +21,8 @@
 // from its first byte: the introduction and everything after it travel encrypted, both sides
 // present certificates from the peers' CA, the dialler checks the certificate names the host it
 // dialled, and the accepting side checks it names the peer host of the member the introduction
-// claims. A connection refused for TLS reasons is reported through `problem` ("to 2" or
+// claims (a member this replica knows, at the address it knows). A connection refused for TLS
+// reasons is reported through `problem` ("to 2" or
 // "from 10.0.0.7", and why); a later connection that succeeds reports "" for the same key.
 //
 //   raft_uv_transport t{};
@@ -29,7 +30,8 @@
 //                           {.admit = [](uint64_t id, uint64_t incarnation) { return true; },
 //                            .problem = [](const std::string& peer, const std::string& why) {},
 //                            .commit_index = [] { return uint64_t{0}; },
-//                            .peer_commit = [](uint64_t id, uint64_t commit) {}},
+//                            .peer_commit = [](uint64_t id, uint64_t commit) {},
+//                            .peer_of = [](uint64_t id) { return std::string(); }},
 //                           tls_files{});
 //   raft_uv_init(&io, loop, dir, &t);   // Raft calls init, listen, connect and close itself
 //   ... after raft_uv_close(&io) and the loop's end:
@@ -59,6 +61,10 @@ struct transport_hooks {
   std::function<uint64_t()> commit_index;
   // The commit index a dialled peer answered with.
   std::function<void(uint64_t id, uint64_t commit)> peer_commit;
+  // Member `id`'s peer address ("host:port") as this replica knows it; empty if it knows no such
+  // member. Asked with TLS only: a connection must come from a known member, named by its
+  // certificate.
+  std::function<std::string(uint64_t id)> peer_of;
 };
 
 // `listen` is host:port to bind (a name is resolved once, at listen time).

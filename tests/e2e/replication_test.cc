@@ -736,6 +736,37 @@ TEST(replication, replicas_talk_mutual_tls_and_refuse_a_foreign_or_misnamed_cert
   const int leader = c.leader();
   EXPECT_TRUE(eventually([&] { return c.status(leader).peer_problems_size() == 0; }))
       << "connections that succeed clear the problems";
+
+  // An impostor: a certificate of the peers' CA, for a host of its own (127.0.0.4), and the
+  // claim to be member `id` there. Refused (the members' address for `id` is another), and its
+  // disk never recorded: the real member goes on.
+  give_certificate(9, ca, "127.0.0.4");
+  std::string members;
+  for (int i = 0; i < 3; ++i) {
+    members += (i == 0 ? "" : ",") + std::to_string(c.id(i)) + "=" +
+               (c.id(i) == id ? "127.0.0.4:" + std::to_string(free_port()) : c.peer_address(i)) +
+               "/" + c.client_address(i);
+  }
+  const std::string impostor_dir = temp_dir();
+  shoald_process impostor(
+      shoald_process::started_later,
+      {"--listen=127.0.0.1:0", "--data_dir=" + impostor_dir, "--raft_id=" + std::to_string(id),
+       "--raft_members=" + members, "--raft_bootstrap", "--raft_election_ms=300",
+       "--raft_heartbeat_ms=100", "--raft_tls_ca_file=" + certs + "/ca.crt",
+       "--raft_tls_cert_file=" + certs + "/replica-9.crt",
+       "--raft_tls_key_file=" + certs + "/replica-9.key"});
+  const int now_leading = c.leader();
+  EXPECT_TRUE(eventually([&] {
+    return has_peer_problem(c, now_leading,
+                            "that member's peer address is " + c.peer_address(victim));
+  })) << "the impostor's connections must be refused, and said so";
+  int at = now_leading;
+  ASSERT_EQ(put_following(c, &at, "after the impostor", "v").how, outcome::acked);
+  EXPECT_EQ(converged(c, &revision).count("after the impostor"), 1u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(c.status(i).refused_size(), 0) << "replica " << i;
+  ::kill(impostor.pid(), SIGKILL);
+  impostor.wait_exit(std::chrono::seconds(10));
+  run_command("rm -rf " + impostor_dir);
   run_command("rm -rf " + certs);
 }
 
