@@ -239,7 +239,7 @@ def main():
               pairs)
     if "get" in only:
         table("Linearizable read on the leader (Get / Range), h2load 16 x 8", rounds_of("get"),
-              "calls/s", [("shoald, 3 replicas", "etcd 3.4, 3 members")])
+              "calls/s", pairs)
     if "failover" in only:
         table("SIGKILL of the leader to the next successful write", rounds_of("failover"), "ms",
               pairs)
