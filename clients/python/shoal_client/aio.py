@@ -22,7 +22,6 @@ cancels the call.
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import replace
 from typing import AsyncIterator, Optional
 
@@ -46,8 +45,6 @@ from .client import (
     _condition,
     _entry,
     _event,
-    _metadata,
-    _target,
     _watch_error,
 )
 
@@ -65,10 +62,7 @@ class AsyncShoalClient(_Replicas):
         attempts: int = 4,
     ):
         """As ShoalClient: one address, or a replicated store's replicas, comma-separated."""
-        self.target = _target(target)
-        self.timeout = timeout
-        self._metadata = _metadata(os.environ.get("SHOAL_TOKEN") if token is None else token)
-        super().__init__(self.target, tls, attempts)
+        super().__init__(target, timeout, tls, token, attempts)
 
     def _channel(self, target: str):
         if self._tls is None:

@@ -240,11 +240,14 @@ class _Replicas:
     """The replicas a client was given, which one calls go to, and how a failed call follows the
     cluster: shared by ShoalClient and AsyncShoalClient (aio.py), which make the channels."""
 
-    def __init__(self, target: str, tls: Optional[TlsOptions], attempts: int):
+    def __init__(self, target, timeout, tls, token, attempts):
+        self.target = _target(target)
+        self.timeout = timeout
+        self._metadata = _metadata(os.environ.get("SHOAL_TOKEN") if token is None else token)
         self.attempts = attempts
         self._tls = tls
         self._endpoints: list = []  # (target, channel, kv stub, admin stub)
-        for t in target.split(","):
+        for t in self.target.split(","):
             if t.strip():
                 self._endpoint(t.strip())
         self._current = 0
@@ -322,10 +325,7 @@ class ShoalClient(_Replicas):
         call there; an unreachable replica moves it to the next one, where reads are retried, up
         to `attempts` more times). tls: None for plaintext. token: a bearer token sent with every
         call (for servers that require one); None: $SHOAL_TOKEN, if set."""
-        self.target = _target(target)
-        self.timeout = timeout
-        self._metadata = _metadata(os.environ.get("SHOAL_TOKEN") if token is None else token)
-        super().__init__(self.target, tls, attempts)
+        super().__init__(target, timeout, tls, token, attempts)
 
     def _channel(self, target: str):
         if self._tls is None:
