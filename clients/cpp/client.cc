@@ -184,8 +184,7 @@ grpc::Status client::on_cluster(
   return s;
 }
 
-absl::StatusOr<std::optional<v1::Entry>> client::get(std::string_view key,
-                                                     const get_options& o) {
+absl::StatusOr<std::optional<v1::Entry>> client::get(std::string_view key, const get_options& o) {
   v1::GetRequest req;
   req.set_key(key.data(), key.size());
   req.set_serializable(o.serializable);

@@ -496,9 +496,7 @@ void expect_all_acknowledged(shoald_process& s, ack_log& log, const std::string&
 // A process-level loop: the Release build runs it (the sanitized builds replay the log in the
 // tests above, and fuzz its decoder).
 TEST(durability, fifty_kills_under_load_lose_no_acknowledged_write_and_leave_no_gap) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "a crash loop: run in the Release build";
-#endif
+  SHOAL_RELEASE_ONLY("a crash loop");
   data_dir d;
   ack_log log;
   std::mt19937 gen(std::random_device{}());

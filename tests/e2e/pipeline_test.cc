@@ -443,9 +443,7 @@ uint32_t in_flight(shoald_process& s) {
 }
 
 TEST(pipeline, a_saturated_stream_at_most_doubles_a_concurrent_gets_p99) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "a latency ratio: measured in the Release build";
-#endif
+  SHOAL_RELEASE_ONLY("a latency ratio");
   shoald_process s({"--workers=1"});
   auto kv = s.kv();
   v1::PutRequest put;

@@ -200,9 +200,7 @@ TEST(replication, three_replicas_share_one_store_and_followers_name_the_leader) 
 }
 
 TEST(replication, killing_the_leader_under_load_loses_no_acknowledged_write) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "a process-level fault test: run in the Release build";
-#endif
+  SHOAL_RELEASE_ONLY("a process-level fault test");
   cluster c(3);
   const int first_leader = c.leader();
   ASSERT_GE(first_leader, 0);
@@ -275,9 +273,7 @@ TEST(replication, killing_the_leader_under_load_loses_no_acknowledged_write) {
 }
 
 TEST(replication, expiry_is_the_leaders_and_applies_everywhere_at_one_revision) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "a process-level test: run in the Release build";
-#endif
+  SHOAL_RELEASE_ONLY("a process-level test");
   cluster c(3);
   int at = c.leader();
   ASSERT_GE(at, 0);
@@ -302,9 +298,7 @@ TEST(replication, expiry_is_the_leaders_and_applies_everywhere_at_one_revision) 
 }
 
 TEST(replication, a_watch_resumes_on_another_replica_with_no_gap) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "a process-level fault test: run in the Release build";
-#endif
+  SHOAL_RELEASE_ONLY("a process-level fault test");
   cluster c(3);
   const int l = c.leader();
   ASSERT_GE(l, 0);
@@ -359,9 +353,7 @@ TEST(replication, a_watch_resumes_on_another_replica_with_no_gap) {
 // that had not delivered up to the snapshot is told so (canceled, with the revision to resume
 // from), never left with a silent gap: resumed there on the leader, every event arrives once.
 TEST(replication, a_watcher_on_a_replica_that_loads_a_snapshot_is_told_where_to_resume) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "a process-level fault test: run in the Release build";
-#endif
+  SHOAL_RELEASE_ONLY("a process-level fault test");
   cluster c(cluster::proxied, 3, {"--raft_snapshot_entries=64", "--raft_snapshot_trailing=16"});
   int at = c.leader();
   ASSERT_GE(at, 0);
@@ -510,9 +502,7 @@ std::string joined(const std::vector<std::string>& v, std::size_t most = 5) {
 
 // SIGTERM on the leader: it drains, hands leadership over and exits 0; writes go on.
 TEST(replication, a_leader_told_to_stop_hands_over_and_exits_cleanly) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "a process-level test: run in the Release build";
-#endif
+  SHOAL_RELEASE_ONLY("a process-level test");
   cluster c(3);
   int at = c.leader();
   ASSERT_GE(at, 0);
@@ -540,9 +530,7 @@ std::pair<int, std::string> shoalctl(const cluster& c, int i, const std::string&
 // A replica whose disk is lost comes back as a new member: removed, added under a new id, and
 // caught up from the leader (shoalctl's member commands, sent to a follower: it finds the leader).
 TEST(replication, a_replica_with_a_lost_disk_is_replaced_under_a_new_id_and_catches_up) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "a process-level test: run in the Release build";
-#endif
+  SHOAL_RELEASE_ONLY("a process-level test");
   cluster c(3);
   int at = c.leader();
   ASSERT_GE(at, 0);
@@ -625,9 +613,7 @@ bool any_file_holds(const std::string& dir, const std::string& text) {
 // says SERVING, its own store (read serializable, there) holds every write acknowledged before
 // it came back.
 TEST(replication, a_restarted_replica_is_ready_only_once_it_has_caught_up) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "a process-level test: run in the Release build";
-#endif
+  SHOAL_RELEASE_ONLY("a process-level test");
   cluster c(3);
   int l = c.leader();
   ASSERT_GE(l, 0);
@@ -676,9 +662,7 @@ TEST(replication, a_restarted_replica_is_ready_only_once_it_has_caught_up) {
 // holds a write committed meanwhile. Back with its own certificate, it catches up, and the
 // leader's problems clear.
 TEST(replication, replicas_talk_mutual_tls_and_refuse_a_foreign_or_misnamed_certificate) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "a process-level test: run in the Release build";
-#endif
+  SHOAL_RELEASE_ONLY("a process-level test");
   const std::string certs = temp_dir();
   test_ca ca("Shoal test peers CA");
   test_ca other("Another CA");
@@ -804,9 +788,7 @@ TEST(replication, shoald_refuses_to_start_on_peer_tls_files_it_cannot_use_and_ne
 // leader cut off from both followers (and healed), then killed and restarted. Every history must be
 // linearizable.
 TEST(replication, histories_stay_linearizable_through_partitions_and_a_killed_leader) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "a process-level fault test: run in the Release build";
-#endif
+  SHOAL_RELEASE_ONLY("a process-level fault test");
   cluster c(cluster::proxied);
   const int first = c.leader();
   ASSERT_GE(first, 0);
@@ -869,9 +851,7 @@ TEST(replication, histories_stay_linearizable_through_partitions_and_a_killed_le
 // The negative control: a follower cut off from the leader still answers serializable reads, from
 // a store that falls behind. Presented as linearizable, its reads must fail the same check.
 TEST(replication, serializable_reads_of_a_lagging_follower_fail_the_linearizability_check) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "a process-level fault test: run in the Release build";
-#endif
+  SHOAL_RELEASE_ONLY("a process-level fault test");
   cluster c(cluster::proxied);
   const int l = c.leader();
   ASSERT_GE(l, 0);

@@ -35,6 +35,15 @@
 #include "shoal/v1/admin.grpc.pb.h"
 #include "shoal/v1/kv.grpc.pb.h"
 
+// Process-level tests (crash loops, clusters, latency ratios) run in the Release build only:
+// under a sanitizer they take minutes and measure the sanitizer. `why` says which kind it is.
+//   TEST(x, y) { SHOAL_RELEASE_ONLY("a crash loop"); ... }
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SHOAL_RELEASE_ONLY(why) GTEST_SKIP() << why << ": run in the Release build"
+#else
+#define SHOAL_RELEASE_ONLY(why) (void)0
+#endif
+
 namespace shoal::testing {
 
 // The shoald binary next to the test binary's build tree (set by CMake).
