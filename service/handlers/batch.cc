@@ -14,35 +14,6 @@ void run(context& ctx, const op_env& env,
   if (!st.ok()) fill_error(st, result.mutable_error());  // replaces the partial response
 }
 
-// The room an operation needs before it runs: its key and a result's overhead, and for a write
-// that returns the previous entry, room for the largest value (it cannot be taken back once
-// written). A get's or a range's value is checked as it is found.
-std::size_t least_result_bytes(const v1::Op& op, const config::snapshot& cfg) {
-  const std::size_t largest = cfg.live().max_value_bytes();
-  std::size_t key = 0;
-  bool previous = false;
-  switch (op.op_case()) {
-    case v1::Op::kGet:
-      key = op.get().key().size();
-      break;
-    case v1::Op::kPut:
-      key = op.put().key().size();
-      previous = op.put().return_previous();
-      break;
-    case v1::Op::kDelete:
-      key = op.delete_().key().size();
-      previous = op.delete_().return_previous() && !op.delete_().by_prefix();
-      break;
-    case v1::Op::kIncrement:
-      key = op.increment().key().size();
-      break;
-    case v1::Op::kRange:
-    case v1::Op::OP_NOT_SET:
-      break;
-  }
-  return store::k_result_overhead_bytes + key + (previous ? key + largest : 0);
-}
-
 // An upper bound of what a result takes in the reply, cheaper than ByteSizeLong (which would
 // size every result twice, here and when the reply is serialized): keys, values and messages by
 // their length, k_result_overhead_bytes for each entry's numbers and framing, and a little for the
@@ -84,6 +55,32 @@ std::size_t result_bytes_bound(const v1::OpResult& r) {
 }
 
 }  // namespace
+
+std::size_t least_result_bytes(const v1::Op& op, const config::snapshot& cfg) {
+  const std::size_t largest = cfg.live().max_value_bytes();
+  std::size_t key = 0;
+  bool previous = false;
+  switch (op.op_case()) {
+    case v1::Op::kGet:
+      key = op.get().key().size();
+      break;
+    case v1::Op::kPut:
+      key = op.put().key().size();
+      previous = op.put().return_previous();
+      break;
+    case v1::Op::kDelete:
+      key = op.delete_().key().size();
+      previous = op.delete_().return_previous() && !op.delete_().by_prefix();
+      break;
+    case v1::Op::kIncrement:
+      key = op.increment().key().size();
+      break;
+    case v1::Op::kRange:
+    case v1::Op::OP_NOT_SET:
+      break;
+  }
+  return store::k_result_overhead_bytes + key + (previous ? key + largest : 0);
+}
 
 void run_op(context& ctx, const op_env& env, const v1::Op& op, v1::OpResult& r) {
   switch (op.op_case()) {

@@ -63,6 +63,10 @@ grpc::Status as_call(context& ctx, const Req& req, Resp& resp,
 // One operation of a Batch or a Pipeline, as its own call would run it; a failure becomes the
 // result's error.
 void run_op(context& ctx, const op_env& env, const v1::Op& op, v1::OpResult& result);
+// The room an operation needs before it runs: its key and a result's overhead, and for a write
+// that returns the previous entry, room for the largest value (it cannot be taken back once
+// written). A get's or a range's value is checked as it is found.
+std::size_t least_result_bytes(const v1::Op& op, const config::snapshot& cfg);
 // Runs each operation as its own call would, in order; not atomic.
 grpc::Status batch(context& ctx, const v1::BatchRequest& req, v1::BatchResponse& resp);
 grpc::Status batch_with(context& ctx, const config::snapshot& cfg, const v1::BatchRequest& req,

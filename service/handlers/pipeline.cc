@@ -15,6 +15,7 @@
 #include "service/handlers/convert.h"
 #include "service/handlers/kv.h"
 #include "service/handlers/screen.h"
+#include "service/replica/raft_store.h"
 
 namespace shoal::service::handlers {
 namespace {
@@ -27,6 +28,16 @@ using stream_t = pipeline_stream;
 constexpr std::size_t k_request_arena_bytes = 16384;
 constexpr std::size_t k_reply_arena_bytes = 8192;
 
+// On a replica, a write's reply is built where its entry applies, on the Raft thread: the
+// request it runs (copied into the reply's arena) and the reply it fills, with the ticket the
+// writer awaits (raft_store::submit).
+struct replicated_write {
+  context* ctx = nullptr;
+  const v1::PipelineRequest* request = nullptr;
+  v1::PipelineResponse* response = nullptr;
+  std::optional<replica::raft_store::ticket> ticket;
+};
+
 // What the writer receives: a reply waiting to be written, with what it holds of the stream's two
 // budgets (its place in the depth, and its bytes; both return when it is dropped, written or
 // not); or word that the server is draining; or the reader's last word.
@@ -38,6 +49,9 @@ struct queued_reply {
   rt::semaphore_permit slot;
   rt::semaphore_permit bytes;
   uint64_t seen_revision = 0;  // the store's revision once it ran: written once that is durable
+  // A replica's write, its reply filled once it applies. Declared after the arena, so it goes
+  // first: its ticket forgets the call before the reply's memory does.
+  std::unique_ptr<replicated_write> pending;
 };
 
 // The reader's state, for ending an idle stream on a drain: the writer may finish the call only
@@ -59,6 +73,9 @@ struct pipeline_state {
   // The reader's own: requests parsed, and the id of the last one (answered, in order).
   uint64_t parsed = 0;
   uint64_t last_id = 0;
+  // On a replica: a write of this stream was proposed since its last barrier, so even a
+  // serializable read waits for one (a stream reads its own writes).
+  bool unsettled_writes = false;
 };
 
 // The status that ends a stream whose request `st.parsed + 1` could not be parsed.
@@ -105,6 +122,158 @@ void answer(context& ctx, const config::snapshot& cfg, const v1::PipelineRequest
   }
 }
 
+// ---- on a replica: writes go through the Raft log, reads wait for a barrier ----------------
+
+// The proposer's apply (on the Raft thread): what the unary call would run; a failure becomes
+// the reply's error, as in answer().
+grpc::Status apply_pipelined(void* p) {
+  auto* w = static_cast<replicated_write*>(p);
+  context& ctx = *w->ctx;
+  const v1::PipelineRequest& req = *w->request;
+  if (req.has_batch()) {
+    const grpc::Status st = batch(ctx, req.batch(), *w->response->mutable_batch());
+    if (!st.ok()) fill_error(st, w->response->mutable_error());  // replaces the partial batch
+    return grpc::Status::OK;
+  }
+  v1::OpResult& r = *w->response->mutable_result();
+  grpc::Status st;
+  switch (req.op().op_case()) {
+    case v1::Op::kPut:
+      st = put(ctx, req.op().put(), *r.mutable_put());
+      break;
+    case v1::Op::kDelete:
+      st = remove(ctx, req.op().delete_(), *r.mutable_delete_());
+      break;
+    case v1::Op::kIncrement:
+      st = increment(ctx, req.op().increment(), *r.mutable_increment());
+      break;
+    default:  // reads are never proposed
+      break;
+  }
+  if (!st.ok()) fill_error(st, r.mutable_error());
+  return grpc::Status::OK;
+}
+
+// The unary call a request is, as the Raft entry records it: a Batch, or an operation that
+// writes. Nothing for a read (or a request that is neither).
+struct write_call {
+  metrics::method method;
+  const google::protobuf::MessageLite* request;
+};
+std::optional<write_call> write_of(const v1::PipelineRequest& req) {
+  if (req.has_batch()) return write_call{metrics::method::batch, &req.batch()};
+  switch (req.op().op_case()) {
+    case v1::Op::kPut:
+      return write_call{metrics::method::put, &req.op().put()};
+    case v1::Op::kDelete:
+      return write_call{metrics::method::remove, &req.op().delete_()};
+    case v1::Op::kIncrement:
+      return write_call{metrics::method::increment, &req.op().increment()};
+    default:
+      return std::nullopt;
+  }
+}
+
+// What a write holds of the stream's byte budget from before it is proposed until its reply is
+// written: its request (kept for the apply) and the most its reply can take, which is built
+// only where it applies. An operation's reply takes its least room (kv.h); one that reads, or
+// returns what it deletes by prefix, may take a whole reply's.
+std::size_t write_bytes_bound(const v1::PipelineRequest& req, const config::snapshot& cfg) {
+  constexpr std::size_t k_envelope = 256;  // the reply's id, depth, header and framing
+  const auto room = [&](const v1::Op& op) {
+    const bool open_ended =
+        op.has_get() || op.has_range() ||
+        (op.has_delete_() && op.delete_().by_prefix() && op.delete_().return_previous());
+    return open_ended ? reply_room(cfg) : least_result_bytes(op, cfg);
+  };
+  std::size_t reply = 0;
+  if (req.has_batch()) {
+    for (const v1::Op& op : req.batch().ops()) reply += room(op);
+  } else {
+    reply = room(req.op());
+  }
+  return req.ByteSizeLong() + k_envelope + std::min(reply, reply_room(cfg));
+}
+
+// Whether a read may run without a barrier: it asks to be serializable, and no write of this
+// stream is still settling (a stream reads its own writes).
+bool skips_barrier(const pipeline_state& st, const v1::PipelineRequest& req) {
+  if (st.unsettled_writes || !req.has_op()) return false;
+  const v1::Op& op = req.op();
+  return (op.has_get() && op.get().serializable()) || (op.has_range() && op.range().serializable());
+}
+
+// One frame on a replica, the first half: screened, parsed into the reply's arena (a write's
+// request lives until it applies), checked against the caller's rules; a read waits for its
+// barrier and runs, as do refusals; a write comes back in `pending`, to be proposed once its
+// bytes are taken. Returns the request's id, or nothing if the frame is not a request.
+rt::task<std::optional<uint64_t>> take_frame_on_replica(
+    context& ctx, pipeline_state& st, const config::snapshot& cfg, grpc::ByteBuffer& frame,
+    google::protobuf::Arena& arena, v1::PipelineResponse& resp, const auth::stream_caller& caller,
+    std::unique_ptr<replicated_write>* pending) {
+  uint64_t screened_id = 0;
+  const grpc::Status refused = screen_pipeline_request(frame, cfg, &screened_id);
+  if (!refused.ok()) {
+    resp.set_id(screened_id);
+    fill_error(refused, resp.mutable_error());
+    co_return screened_id;
+  }
+  auto& req = *google::protobuf::Arena::CreateMessage<v1::PipelineRequest>(&arena);
+  if (!grpc::GenericDeserialize<grpc::ProtoBufferReader, v1::PipelineRequest>(&frame, &req).ok()) {
+    co_return std::nullopt;
+  }
+  const uint64_t id = req.id();
+  resp.set_id(id);
+  const grpc::Status denied = permitted(&caller, req);
+  if (!denied.ok()) {
+    fill_error(denied,
+               req.has_op() ? resp.mutable_result()->mutable_error() : resp.mutable_error());
+    co_return id;
+  }
+  if (req.request_case() == v1::PipelineRequest::REQUEST_NOT_SET) {
+    answer(ctx, cfg, req, resp, nullptr);  // the error it is
+    co_return id;
+  }
+  if (!write_of(req)) {
+    grpc::Status barrier = grpc::Status::OK;
+    if (!skips_barrier(st, req)) {
+      barrier = co_await ctx.raft->linearize();
+      if (barrier.ok()) st.unsettled_writes = false;
+    }
+    if (barrier.ok()) {
+      answer(ctx, cfg, req, resp, nullptr);  // permitted above
+    } else {
+      fill_error(barrier, resp.mutable_result()->mutable_error());
+    }
+    co_return id;
+  }
+  *pending = std::make_unique<replicated_write>();
+  (*pending)->ctx = &ctx;
+  (*pending)->request = &req;
+  (*pending)->response = &resp;
+  co_return id;
+}
+
+// The second half, once the write's bytes are taken: proposes it (in the stream's order).
+void propose(context& ctx, pipeline_state& st, replicated_write& w) {
+  const std::optional<write_call> call = write_of(*w.request);
+  w.ticket.emplace(ctx.raft->submit(call->method, *call->request, &apply_pipelined, &w));
+  if (w.ticket->proposed()) st.unsettled_writes = true;
+}
+
+// The writer's half: the write's outcome. A failure of the log itself (not leading, leadership
+// lost, stopping) becomes the reply's error; the handler's own is in the reply already.
+rt::task<> settle_write(context& ctx, replicated_write& w) {
+  const grpc::Status st = co_await ctx.raft->outcome(std::move(*w.ticket));
+  w.ticket.reset();
+  if (st.ok()) co_return;
+  if (w.request->has_batch()) {
+    fill_error(st, w.response->mutable_error());
+  } else {
+    fill_error(st, w.response->mutable_result()->mutable_error());
+  }
+}
+
 // Reads and runs requests, in order, as long as both budgets allow. Says why it stopped: the
 // client is done (or the stream broke), the server is draining (a request read then is not run),
 // or a frame is not a request (it and those after it are not run).
@@ -140,18 +309,28 @@ rt::task<reader_end> read_and_run(context& ctx, pipeline_state& st,
     // Each request sees the configuration of its time, and its rules.
     const config::snapshot_ptr cfg = ctx.current_config();
     if (!caller.follow(cfg)) co_return reader_end::revoked;
-    const std::optional<uint64_t> id = run_frame(ctx, *cfg, frame, request_arena, *resp, &caller);
+    std::optional<uint64_t> id;
+    std::unique_ptr<replicated_write> pending;
+    if (ctx.raft == nullptr) {
+      id = run_frame(ctx, *cfg, frame, request_arena, *resp, &caller);
+    } else {
+      id = co_await take_frame_on_replica(ctx, st, *cfg, frame, *arena, *resp, caller, &pending);
+    }
     if (!id) co_return reader_end::unparsable;
     ++st.parsed;
     st.last_id = *id;
     resp->set_depth(st.depth - static_cast<uint32_t>(st.slots.available_permits()));
     // A reply larger than the whole budget waits for the queue to empty, then goes alone.
-    const std::size_t size = std::min<std::size_t>(resp->ByteSizeLong(), st.byte_budget);
+    const std::size_t size = std::min<std::size_t>(
+        pending ? write_bytes_bound(*pending->request, *cfg) : resp->ByteSizeLong(),
+        st.byte_budget);
     auto bytes = co_await st.bytes.acquire(std::max<std::size_t>(size, 1));
     if (!bytes) co_return reader_end::client_done;
+    if (pending) propose(ctx, st, *pending);
     // Named, not brace-built inside the co_await (the g++ 12 pitfall in runtime/README.md).
     queued_reply reply{queued_reply::kind::reply, std::move(arena),  resp,
-                       std::move(*slot),          std::move(*bytes), ctx.hub->revision()};
+                       std::move(*slot),          std::move(*bytes), ctx.hub->revision(),
+                       std::move(pending)};
     const bool sent = co_await replies.send(std::move(reply));
     if (!sent) co_return reader_end::client_done;
   }
@@ -203,6 +382,7 @@ rt::task<bool> write_replies(context& ctx, std::shared_ptr<pipeline_state> st,
     if (r->what == queued_reply::kind::drain) {
       draining = true;
     } else {
+      if (r->pending) co_await settle_write(ctx, *r->pending);
       (void)replies.try_recv(next);
       // Never on the stream's first write: gRPC does not complete a write that carries the
       // initial metadata with the buffer hint (the stream would hang).
@@ -270,12 +450,6 @@ std::optional<uint64_t> run_frame(context& ctx, const config::snapshot& cfg,
 }
 
 rt::task<grpc::Status> pipeline(context& ctx, pipeline_stream& stream, const call_done& done) {
-  if (ctx.raft != nullptr) {
-    // Its frames run the handlers directly: on a replica that would bypass the Raft log.
-    co_return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                           "Pipeline is not served by a replicated shoald yet: send the same "
-                           "operations as unary calls or Batch (docs/replication.md)");
-  }
   const auto cfg = ctx.current_config();
   const uint32_t depth = cfg->live().max_pipeline_depth();
   auto st = std::make_shared<pipeline_state>(&stream, depth, cfg->live().max_pipeline_bytes());

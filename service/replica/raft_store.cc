@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstring>
 #include <random>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/runtime.h"
@@ -185,33 +186,52 @@ void raft_store::fail(uint64_t sequence, int raft_status) {
   pending_.erase(it);
 }
 
-rt::task<grpc::Status> raft_store::write(metrics::method m,
-                                         const google::protobuf::MessageLite& request, run_fn run,
-                                         void* call) {
-  if (!leader()) co_return not_leader();
+void raft_store::forget(uint64_t sequence) {
+  rt::plain_lock lock(pending_mu_);
+  pending_.erase(sequence);
+}
+
+raft_store::ticket::ticket(ticket&& o) noexcept
+    : owner_(std::exchange(o.owner_, nullptr)),
+      sequence_(o.sequence_),
+      outcome_(std::move(o.outcome_)),
+      refused_(std::move(o.refused_)) {}
+
+raft_store::ticket::~ticket() {
+  // However its holder ends, the apply no longer finds the call.
+  if (owner_ != nullptr) owner_->forget(sequence_);
+}
+
+raft_store::ticket raft_store::submit(metrics::method m,
+                                      const google::protobuf::MessageLite& request, run_fn run,
+                                      void* call) {
+  if (!leader()) return ticket(not_leader());
   const uint64_t sequence = next_sequence_.fetch_add(1, std::memory_order_relaxed);
   auto channel = rt::oneshot::channel<grpc::Status>();
   {
     rt::plain_lock lock(pending_mu_);
     pending_.emplace(sequence, pending{run, call, std::move(channel.first)});
   }
-  // However this task ends, the apply no longer finds its frame.
-  struct forget {
-    raft_store* self;
-    uint64_t sequence;
-    ~forget() {
-      rt::plain_lock lock(self->pending_mu_);
-      self->pending_.erase(sequence);
-    }
-  } forget_on_exit{this, sequence};
   node_->propose(encode_call(origin_, sequence, wall_ns(), m, request), [this, sequence](int rv) {
     if (rv != 0) fail(sequence, rv);
   });
-  auto outcome = co_await std::move(channel.second);
-  if (!outcome) {
+  return ticket(this, sequence, std::move(channel.second));
+}
+
+rt::task<grpc::Status> raft_store::outcome(ticket t) {
+  if (t.owner_ == nullptr) co_return t.refused_;
+  auto result = co_await std::move(*t.outcome_);
+  if (!result) {
     co_return grpc::Status(grpc::StatusCode::UNAVAILABLE, "this replica stopped");
   }
-  co_return std::move(*outcome);
+  co_return std::move(*result);
+}
+
+rt::task<grpc::Status> raft_store::write(metrics::method m,
+                                         const google::protobuf::MessageLite& request, run_fn run,
+                                         void* call) {
+  auto st = co_await outcome(submit(m, request, run, call));
+  co_return st;
 }
 
 rt::task<grpc::Status> raft_store::linearize() {

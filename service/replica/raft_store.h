@@ -37,6 +37,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
@@ -75,6 +76,36 @@ class raft_store final : public state_machine {
   using run_fn = grpc::Status (*)(void* call);
   rt::task<grpc::Status> write(metrics::method m, const google::protobuf::MessageLite& request,
                                run_fn run, void* call);
+
+  // write() in two halves, for a caller that proposes in order without waiting for each outcome
+  // (Pipeline): submit() proposes at once (entries keep the order of the submits), outcome()
+  // awaits what write() would return. `call` must live until then; a ticket dropped unawaited
+  // forgets its call (the entry still commits and applies).
+  //
+  //   auto t = ctx.raft->submit(m, req, run, &bound);    // proposed now
+  //   ... submit more ...
+  //   grpc::Status st = co_await ctx.raft->outcome(std::move(t));
+  class ticket {
+   public:
+    ticket(ticket&& o) noexcept;
+    ticket& operator=(ticket&&) = delete;
+    ~ticket();
+    // False: refused before anything was proposed (this replica does not lead).
+    bool proposed() const { return owner_ != nullptr; }
+
+   private:
+    friend class raft_store;
+    ticket(raft_store* owner, uint64_t sequence, rt::oneshot::receiver<grpc::Status> outcome)
+        : owner_(owner), sequence_(sequence), outcome_(std::move(outcome)) {}
+    explicit ticket(grpc::Status refused) : refused_(std::move(refused)) {}
+    raft_store* owner_ = nullptr;  // null: refused before anything was proposed
+    uint64_t sequence_ = 0;
+    std::optional<rt::oneshot::receiver<grpc::Status>> outcome_;
+    grpc::Status refused_;
+  };
+  ticket submit(metrics::method m, const google::protobuf::MessageLite& request, run_fn run,
+                void* call);
+  rt::task<grpc::Status> outcome(ticket t);
   rt::task<grpc::Status> linearize();
   // UNAVAILABLE: this replica does not lead (nothing was applied). Every such refusal, and only
   // they, begin with k_not_leading: the call path names the leader for them alone (a client may
@@ -123,6 +154,7 @@ class raft_store final : public state_machine {
   raft_store(context* ctx, const rt::clock* clock);
   void apply_call(metrics::method m, std::string_view request);
   void fail(uint64_t sequence, int raft_status);
+  void forget(uint64_t sequence);
   grpc::Status status_of(int raft_status) const;
   void set_store_id(std::string_view id);
   rt::task<bool> expire(std::vector<store::store::due_entry> due);

@@ -199,6 +199,139 @@ TEST(replication, three_replicas_share_one_store_and_followers_name_the_leader) 
   EXPECT_EQ(got.entry().value(), "v");
 }
 
+using pipeline_stream = grpc::ClientReaderWriter<v1::PipelineRequest, v1::PipelineResponse>;
+
+v1::PipelineRequest pipelined_put(uint64_t id, const std::string& key, const std::string& value) {
+  v1::PipelineRequest r;
+  r.set_id(id);
+  r.mutable_op()->mutable_put()->set_key(key);
+  r.mutable_op()->mutable_put()->set_value(value);
+  return r;
+}
+
+v1::PipelineRequest pipelined_get(uint64_t id, const std::string& key, bool serializable) {
+  v1::PipelineRequest r;
+  r.set_id(id);
+  r.mutable_op()->mutable_get()->set_key(key);
+  r.mutable_op()->mutable_get()->set_serializable(serializable);
+  return r;
+}
+
+// A Pipeline on the leader: its writes go through the log in the stream's order (every replica
+// holds them at the revisions the replies carry), and its reads, serializable ones too, see the
+// stream's own writes before them. On a follower, each write is refused on its own, naming the
+// leader and applying nothing, and a serializable read is answered there.
+TEST(replication, a_pipeline_runs_in_order_through_the_log_and_a_follower_refuses_its_writes) {
+  cluster c(3);
+  const int l = c.leader();
+  ASSERT_GE(l, 0);
+  const int f = (l + 1) % 3;
+  constexpr int k_rounds = 200;
+  std::map<std::string, uint64_t> put_revisions;
+  {
+    auto kv = c.at(l)->kv();
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 120s);
+    std::unique_ptr<pipeline_stream> stream = kv->Pipeline(&ctx);
+    // Sent from a thread of its own while replies are read: the server reads only
+    // max_pipeline_depth requests ahead of its replies.
+    std::thread sender([&] {
+      for (int i = 0; i < k_rounds; ++i) {
+        const std::string key = "p/" + std::to_string(i);
+        if (!stream->Write(pipelined_put(4 * i + 1, key, "v" + std::to_string(i)))) return;
+        if (!stream->Write(pipelined_get(4 * i + 2, key, true))) return;
+        v1::PipelineRequest batch;
+        batch.set_id(4 * i + 3);
+        v1::Op* incr = batch.mutable_batch()->add_ops();
+        incr->mutable_increment()->set_key("p/counter");
+        incr->mutable_increment()->set_delta(1);
+        batch.mutable_batch()->add_ops()->mutable_get()->set_key(key);
+        if (!stream->Write(batch)) return;
+        v1::PipelineRequest incr_op;
+        incr_op.set_id(4 * i + 4);
+        incr_op.mutable_op()->mutable_increment()->set_key("p/other");
+        incr_op.mutable_op()->mutable_increment()->set_delta(2);
+        if (!stream->Write(incr_op)) return;
+      }
+      stream->WritesDone();
+    });
+    // However the reading ends (a failed assertion returns), the sender is stopped and joined.
+    struct joined_on_exit {
+      grpc::ClientContext& ctx;
+      std::thread& t;
+      ~joined_on_exit() {
+        if (::testing::Test::HasFailure()) ctx.TryCancel();
+        t.join();
+      }
+    } join_sender{ctx, sender};
+    v1::PipelineResponse r;
+    for (int i = 0; i < k_rounds; ++i) {
+      const std::string key = "p/" + std::to_string(i);
+      ASSERT_TRUE(stream->Read(&r));
+      ASSERT_EQ(r.id(), 4u * i + 1) << r.ShortDebugString();
+      ASSERT_TRUE(r.result().put().applied()) << r.ShortDebugString();
+      const uint64_t revision = r.result().put().entry().mod_revision();
+      put_revisions[key] = revision;
+
+      ASSERT_TRUE(stream->Read(&r));
+      EXPECT_EQ(r.id(), 4u * i + 2);
+      EXPECT_EQ(r.result().get().entry().value(), "v" + std::to_string(i))
+          << "a serializable read sees the stream's own write before it";
+      EXPECT_EQ(r.result().get().entry().mod_revision(), revision);
+
+      ASSERT_TRUE(stream->Read(&r));
+      EXPECT_EQ(r.id(), 4u * i + 3);
+      ASSERT_EQ(r.batch().results_size(), 2) << r.ShortDebugString();
+      EXPECT_EQ(r.batch().results(0).increment().value(), i + 1) << "applied in the stream's order";
+      EXPECT_EQ(r.batch().results(1).get().entry().value(), "v" + std::to_string(i));
+
+      ASSERT_TRUE(stream->Read(&r));
+      EXPECT_EQ(r.id(), 4u * i + 4);
+      EXPECT_EQ(r.result().increment().value(), 2 * (i + 1)) << r.ShortDebugString();
+    }
+    EXPECT_FALSE(stream->Read(&r)) << "one reply per request";
+    const grpc::Status st = stream->Finish();
+    EXPECT_TRUE(st.ok()) << st.error_message();
+  }
+  // Every replica holds every write, at the revision its reply gave.
+  uint64_t revision = 0;
+  const contents all = converged(c, &revision);
+  for (const auto& [key, rev] : put_revisions) {
+    ASSERT_EQ(all.count(key), 1u) << key;
+    EXPECT_EQ(all.at(key).mod_revision, rev) << key;
+  }
+  ASSERT_EQ(all.count("p/counter"), 1u);
+  EXPECT_EQ(all.at("p/counter").value, std::to_string(k_rounds));
+  EXPECT_EQ(all.at("p/other").value, std::to_string(2 * k_rounds));
+
+  // On a follower.
+  auto kv = c.at(f)->kv();
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 30s);
+  std::unique_ptr<pipeline_stream> stream = kv->Pipeline(&ctx);
+  ASSERT_TRUE(stream->Write(pipelined_put(1, "p/from-a-follower", "x")));
+  ASSERT_TRUE(stream->Write(pipelined_get(2, "p/0", true)));
+  ASSERT_TRUE(stream->Write(pipelined_get(3, "p/0", false)));
+  ASSERT_TRUE(stream->WritesDone());
+  v1::PipelineResponse r;
+  ASSERT_TRUE(stream->Read(&r));
+  EXPECT_EQ(r.result().error().code(), grpc::StatusCode::UNAVAILABLE) << r.ShortDebugString();
+  EXPECT_NE(r.result().error().message().find(c.client_address(l)), std::string::npos)
+      << r.result().error().message();
+  ASSERT_TRUE(stream->Read(&r));
+  EXPECT_EQ(r.result().get().entry().value(), "v0") << "served by the follower itself";
+  ASSERT_TRUE(stream->Read(&r));
+  EXPECT_EQ(r.result().error().code(), grpc::StatusCode::UNAVAILABLE)
+      << "a linearizable read needs the leader: " << r.ShortDebugString();
+  EXPECT_TRUE(stream->Finish().ok());
+  v1::GetRequest get;
+  get.set_key("p/from-a-follower");
+  v1::GetResponse got;
+  grpc::ClientContext get_ctx;
+  ASSERT_TRUE(c.at(l)->kv()->Get(&get_ctx, get, &got).ok());
+  EXPECT_FALSE(got.found()) << "a refused write applied nothing";
+}
+
 TEST(replication, killing_the_leader_under_load_loses_no_acknowledged_write) {
   SHOAL_RELEASE_ONLY("a process-level fault test");
   cluster c(3);
