@@ -2,7 +2,8 @@
 """Three shoald replicas beside a three-member etcd 3.4 cluster, interleaved, on one machine
 (issue 18's benchmarks).
 
-    bench/replication_bench.py [--rounds 3] [--seconds 5] [--only put,get,failover] [--peer-tls]
+    bench/replication_bench.py [--rounds 3] [--seconds 5] [--only put,get,failover,pipeline]
+                               [--peer-tls]
 
 put       Put through h2load on the leader, 16 connections x 8 streams, one framed body for both
           (shoal.v1.PutRequest and etcdserverpb.PutRequest share fields 1 and 2).
@@ -14,6 +15,11 @@ failover  SIGKILL of the leader, then the same framed Put to the surviving membe
           the kill to that success. Both with a 1,000 ms election timeout and a 100 ms heartbeat
           (etcd's defaults).
 
+pipeline  shoald only (etcd has no pipelined API): writes on the leader through shoal-bench,
+          interleaved in one cluster: unary Put (16 connections, 128 in flight), Pipeline of
+          single Puts (8 streams x 16 deep), Pipeline of 64-Put Batches (4 streams x 4 deep); in
+          keys written per second.
+
 --peer-tls  Replicas talk mutual TLS for both (shoald's raft_tls_*, etcd's --peer-*-file with
           --peer-client-cert-auth; one P-256 certificate for 127.0.0.1 from a throwaway CA), and
           a third cluster, shoald with plaintext peers, runs beside them for TLS's own cost.
@@ -24,6 +30,7 @@ show medians and ranges of the rounds, and the ratios the issue asks for.
 
 import argparse
 import json
+import re
 import shutil
 import signal
 import statistics
@@ -38,6 +45,14 @@ from durability_bench import free_port, grpc_body, grpc_ok, h2load, table, wait_
 ROOT = Path(__file__).resolve().parents[1]
 SHOALD = ROOT / "build/service/shoald"
 SHOALCTL = ROOT / "build/clients/cli/shoalctl"
+SHOAL_BENCH = ROOT / "build/clients/shoal-bench"
+PIPELINE_SHAPES = {
+    "unary Put, 128 in flight": ["--mode=put"],
+    "Pipeline of Puts, 8 streams x 16": ["--mode=pipeline", "--pipeline_op=set", "--streams=8",
+                                         "--depth=16", "--batch=1"],
+    "Pipeline of 64-Put Batches, 4 x 4": ["--mode=pipeline", "--pipeline_op=set", "--streams=4",
+                                          "--depth=4", "--batch=64"],
+}
 
 
 class cluster:
@@ -150,6 +165,21 @@ def throughput(c, path_shoal, path_etcd, body, seconds, is_shoal):
     return h2load(url, body, seconds)
 
 
+def pipelined_writes(c, seconds):
+    """Keys written per second on the leader, for each of PIPELINE_SHAPES."""
+    wait_for(lambda: c.leader() is not None, what="a leader")
+    target = c.clients[c.leader()]
+    out = {}
+    for name, args in PIPELINE_SHAPES.items():
+        run = subprocess.run([str(SHOAL_BENCH), f"--target={target}", f"--duration={seconds}",
+                              "--prefill=false", *args], capture_output=True, text=True)
+        m = re.search(r"ops/s=(\d+).* errors=(\d+)", run.stdout)
+        if not m or int(m.group(2)) > 0:
+            sys.exit(f"shoal-bench failed on {target}:\n{run.stdout}{run.stderr}")
+        out[name] = float(m.group(1))
+    return out
+
+
 def put_once(url, body):
     out = subprocess.run(
         ["curl", "-s", "--max-time", "1", "--http2-prior-knowledge", "-D", "-", "-o", "/dev/null",
@@ -207,9 +237,12 @@ def main():
         systems = [(shoal, shoal_cluster, None), (etcd, etcd_cluster, None)]
         pairs = [(shoal, etcd)]
     results = {"put": [], "get": [], "failover": []}
+    pipelined = []
     for _ in range(args.rounds):
         for name, make, peer_certs in systems:
             is_shoal = make is shoal_cluster
+            if only == {"pipeline"} and (name, make, peer_certs) != systems[0]:
+                continue  # the pipeline rows are the first cluster's alone
             c = make(work, peer_certs)
             try:
                 row = {}
@@ -219,6 +252,8 @@ def main():
                 if "get" in only:
                     row["get"] = throughput(c, "shoal.v1.KV/Get", "etcdserverpb.KV/Range",
                                             get_body, args.seconds, is_shoal)
+                if "pipeline" in only and is_shoal and peer_certs == systems[0][2]:
+                    pipelined.append(pipelined_writes(c, args.seconds))
                 if "failover" in only:
                     row["failover"] = failover(
                         c, "shoal.v1.KV/Put" if is_shoal else "etcdserverpb.KV/Put", put_body)
@@ -240,6 +275,10 @@ def main():
     if "get" in only:
         table("Linearizable read on the leader (Get / Range), h2load 16 x 8", rounds_of("get"),
               "calls/s", pairs)
+    if "pipeline" in only:
+        shapes = list(PIPELINE_SHAPES)
+        table(f"Writes on the leader of {systems[0][0]}, shoal-bench", pipelined, "keys/s",
+              [(shapes[1], shapes[0]), (shapes[2], shapes[0])])
     if "failover" in only:
         table("SIGKILL of the leader to the next successful write", rounds_of("failover"), "ms",
               pairs)
