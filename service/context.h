@@ -50,9 +50,10 @@ struct context {
     uint64_t recovery_ms = 0;
     // The newest snapshot (durable::last_snapshot), read when asked.
     std::function<void(v1::Durability*)> snapshot;
-    // A consistent copy of the store as a snapshot file (durable::backup): blocking.
+    // A consistent copy of the store as a snapshot file (durable::backup; on a replica,
+    // raft_store::backup): blocking.
     std::function<absl::StatusOr<std::pair<uint64_t, std::string>>()> backup;
-  } durability_info;  // with a journal: set once at start
+  } durability_info;  // with a journal (backup alone on a replica): set once at start
 
   // A replicated server's store (startup.raft_id), else null: writes go through its Raft log,
   // reads through its barrier (handlers/call.h, replica/raft_store.h).

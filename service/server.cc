@@ -406,6 +406,7 @@ absl::Status server::impl::open_store(const config::snapshot& cfg, int workers) 
     if (!rs.ok()) return rs.status();
     replication = std::move(*rs);
     ctx.raft = replication.get();
+    ctx.durability_info.backup = [r = replication.get()] { return r->backup(); };
     ctx.store_id = replication->wait_store_id();
   }
   if (metrics) {  // the store's gauges, now that it exists

@@ -105,16 +105,12 @@ grpc::Status not_replicated(context&, const v1::TransferLeadershipRequest&, v1::
 rt::task<grpc::Status> snapshot(context& ctx, const v1::SnapshotRequest&,
                                 stream_writer<v1::SnapshotChunk>& out, const call_done&) {
   if (!ctx.durability_info.backup) {
-    if (ctx.raft != nullptr) {
-      co_return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                             "Snapshot is not served by a replicated shoald yet: every replica "
-                             "keeps the whole store (docs/replication.md)");
-    }
     co_return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                            "this shoald keeps its store in memory only (no --data_dir): there is "
                            "nothing durable to copy");
   }
-  // The copy is made on the blocking pool: it reads files and folds them, never the store.
+  // The copy is made on the blocking pool: a single server's reads files and folds them, never
+  // the store; a replica's copies its store on the Raft thread, between applies.
   auto making = rt::spawn_blocking(ctx.durability_info.backup);  // named: g++ 12 (runtime/README)
   auto made = co_await std::move(making);
   if (!made) co_return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is stopping");

@@ -285,7 +285,7 @@ void node::stop() {
   {
     rt::plain_lock lock(queue_mu_);
     accepting_ = false;
-    queue_.push_back(work{work::kind::stop, {}, {}, 0});
+    queue_.push_back(work{work::kind::stop, {}, {}, 0, {}});
   }
   uv_async_send(&async_);
   if (thread_.joinable()) thread_.join();
@@ -305,28 +305,33 @@ bool node::enqueue(work& w) {
 }
 
 void node::propose(std::string entry, done_fn done) {
-  work w{work::kind::apply, std::move(entry), std::move(done), 0};
+  work w{work::kind::apply, std::move(entry), std::move(done), 0, {}};
   if (!enqueue(w)) w.done(RAFT_SHUTDOWN);
 }
 
 void node::barrier(done_fn done) {
-  work w{work::kind::barrier, {}, std::move(done), 0};
+  work w{work::kind::barrier, {}, std::move(done), 0, {}};
   if (!enqueue(w)) w.done(RAFT_SHUTDOWN);
 }
 
 void node::transfer(uint64_t id, done_fn done) {
-  work w{work::kind::transfer, {}, std::move(done), id};
+  work w{work::kind::transfer, {}, std::move(done), id, {}};
   if (!enqueue(w)) w.done(RAFT_SHUTDOWN);
 }
 
 void node::add(uint64_t id, std::string address, done_fn done) {
-  work w{work::kind::add, std::move(address), std::move(done), id};
+  work w{work::kind::add, std::move(address), std::move(done), id, {}};
   if (!enqueue(w)) w.done(RAFT_SHUTDOWN);
 }
 
 void node::remove(uint64_t id, done_fn done) {
-  work w{work::kind::remove, {}, std::move(done), id};
+  work w{work::kind::remove, {}, std::move(done), id, {}};
   if (!enqueue(w)) w.done(RAFT_SHUTDOWN);
+}
+
+bool node::run_on_loop(std::function<void(bool)> fn) {
+  work w{work::kind::run, {}, {}, 0, std::move(fn)};
+  return enqueue(w);
 }
 
 namespace {
@@ -438,6 +443,9 @@ void node::drain() {
       case work::kind::remove:
         start_change(std::move(w));
         break;
+      case work::kind::run:
+        w.fn(!closing_);
+        break;
       case work::kind::stop:
         stop = true;
         break;
@@ -537,6 +545,7 @@ void node::on_closed(struct raft* r) {
   }
   for (work& w : left) {
     if (w.done) w.done(RAFT_SHUTDOWN);
+    if (w.fn) w.fn(false);
   }
 }
 

@@ -114,6 +114,10 @@ class node {
   // it a voter (raft_add, then raft_assign); removes one (raft_remove).
   void add(uint64_t id, std::string address, done_fn done);
   void remove(uint64_t id, done_fn done);
+  // Calls fn(true) on the loop thread, between applies (a consistent look at the state
+  // machine), or fn(false) if the node stops first; false, `fn` never called, if it has stopped.
+  // `fn` must not block for long: Raft waits for it.
+  bool run_on_loop(std::function<void(bool live)> fn);
   raft_view view() const;
   uint64_t id() const { return id_; }
   // Closes Raft and joins the loop thread. Idempotent.
@@ -121,10 +125,11 @@ class node {
 
  private:
   struct work {
-    enum class kind { apply, barrier, transfer, add, remove, stop } type;
+    enum class kind { apply, barrier, transfer, add, remove, run, stop } type;
     std::string entry;  // apply: the entry; add: the member's address
     done_fn done;
-    uint64_t id = 0;  // transfer, add, remove
+    uint64_t id = 0;               // transfer, add, remove
+    std::function<void(bool)> fn;  // run
   };
   // Queues `w` (moved from) for the loop thread; false, `w` untouched, once the node stops.
   bool enqueue(work& w);

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <future>
 #include <random>
 #include <utility>
 
@@ -18,6 +19,7 @@
 #include "service/log.h"
 #include "service/replica/bytes.h"
 #include "service/replica/entry.h"
+#include "service/wal/snapshot.h"
 
 namespace shoal::service::replica {
 namespace {
@@ -400,6 +402,50 @@ rt::task<grpc::Status> raft_store::change_members(const v1::TransferLeadershipRe
       co_await on_loop([&](node::done_fn done) { node_->transfer(req.id(), std::move(done)); });
   if (rv != 0) co_return change_status(rv, req.id());
   co_return members(resp);
+}
+
+absl::StatusOr<std::pair<uint64_t, std::string>> raft_store::backup() {
+  if (backing_up_.exchange(true)) {
+    return absl::ResourceExhaustedError(
+        "a snapshot is being made for another client; try again when it is done");
+  }
+  struct done_t {
+    std::atomic<bool>* flag;
+    ~done_t() { flag->store(false); }
+  } done{&backing_up_};
+  wal::snap_state state;
+  uint64_t revision = 0;
+  std::promise<bool> copied;
+  std::future<bool> copy = copied.get_future();
+  const bool queued = node_->run_on_loop([&](bool live) {
+    if (live) revision = copy_store(&state);
+    copied.set_value(live);
+  });
+  if (!queued || !copy.get()) {
+    return absl::UnavailableError("this replica is stopping: ask another for the snapshot");
+  }
+  return std::make_pair(revision, wal::encode_snapshot(revision, state, wall_ns()));
+}
+
+uint64_t raft_store::copy_store(wal::snap_state* out) const {
+  const int64_t now_rt =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(clock_->now().time_since_epoch())
+          .count();
+  const int64_t now_wall = wall_ns();
+  out->reserve(ctx_->kv->keys());
+  ctx_->kv->for_each([&](const store::entry& e) {
+    const store::entry::meta m = e.metadata();
+    // Deadlines travel as wall-clock time, as in snapshot().
+    out->emplace(std::string(e.key()),
+                 wal::snap_entry{.value = std::string(e.value()),
+                                 .create_revision = m.create_revision,
+                                 .mod_revision = m.mod_revision,
+                                 .version = m.version,
+                                 .deadline_wall_ns = m.expires_at_ns == 0
+                                                         ? int64_t{0}
+                                                         : m.expires_at_ns - now_rt + now_wall});
+  });
+  return ctx_->kv->revision();
 }
 
 void raft_store::describe(v1::Replication* out) const {

@@ -52,6 +52,7 @@
 #include "service/metrics/metrics.h"
 #include "service/replica/node.h"
 #include "service/store/store.h"
+#include "service/wal/snapshot.h"
 #include "service/watch/hub.h"
 #include "shoal/v1/admin.pb.h"
 
@@ -134,6 +135,12 @@ class raft_store final : public state_machine {
   // cluster writes on without waiting out an election timeout. Returns whether it led.
   rt::task<bool> hand_over();
 
+  // A consistent copy of this replica's store, in the snapshot file format (wal/snapshot.h):
+  // its revision and the file's bytes. Copied on the Raft thread between applies (Raft waits
+  // while the store is copied, as for its own snapshots), encoded on the caller's. Blocks: call
+  // it on the blocking pool (Admin/Snapshot does). One at a time.
+  absl::StatusOr<std::pair<uint64_t, std::string>> backup();
+
   raft_view view() const { return node_->view(); }
   void describe(v1::Replication* out) const;
   // Stops Raft (pending writes fail with UNAVAILABLE). Idempotent.
@@ -163,6 +170,8 @@ class raft_store final : public state_machine {
   grpc::Status change_status(int raft_status, uint64_t id) const;
   grpc::Status members(v1::MembersResponse& resp) const;
   int64_t wall_ns() const;
+  // The Raft thread's: the store into `out`; its revision.
+  uint64_t copy_store(wal::snap_state* out) const;
 
   context* ctx_;
   const rt::clock* clock_;
@@ -170,6 +179,7 @@ class raft_store final : public state_machine {
   std::unique_ptr<node> node_;
   std::atomic<uint64_t> next_sequence_{1};
   std::atomic<bool> leader_{false};
+  std::atomic<bool> backing_up_{false};
   rt::notify leadership_;
   rt::plain_mutex pending_mu_;
   absl::flat_hash_map<uint64_t, pending> pending_ ABSL_GUARDED_BY(pending_mu_);

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
@@ -662,6 +663,53 @@ std::pair<int, std::string> shoalctl(const cluster& c, int i, const std::string&
 
 // A replica whose disk is lost comes back as a new member: removed, added under a new id, and
 // caught up from the leader (shoalctl's member commands, sent to a follower: it finds the leader).
+// A backup of a replicated store: Admin/Snapshot on a follower (shoalctl snapshot save) is the
+// store at one revision, and restores into a single server holding every entry as it was.
+TEST(replication, a_snapshot_saved_from_a_follower_restores_into_a_single_server) {
+  cluster c(3);
+  const int l = c.leader();
+  ASSERT_GE(l, 0);
+  const int f = (l + 1) % 3;
+  int at = l;
+  for (int i = 0; i < 200; ++i) {
+    const std::string key = "b/" + std::to_string(i);
+    ASSERT_EQ(put_following(c, &at, key, std::string(i, 'v')).how, outcome::acked) << key;
+  }
+  uint64_t revision = 0;
+  const contents before = converged(c, &revision);
+  ASSERT_EQ(before.size(), 200u);
+  const std::string dir = temp_dir();
+  const std::string file = dir + "/backup.snap";
+  {
+    const auto [code, out] = shoalctl(c, f, "snapshot save " + file);
+    ASSERT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("revision: " + std::to_string(revision)), std::string::npos) << out;
+    EXPECT_NE(out.find("keys: 200"), std::string::npos) << out;
+  }
+  const std::string restored = dir + "/restored";
+  {
+    const auto [code, out] = run_command(std::string(SHOALCTL_PATH) + " snapshot restore " + file +
+                                         " --data-dir=" + restored + " 2>&1");
+    ASSERT_EQ(code, 0) << out;
+  }
+  {
+    shoald_process single({"--data_dir=" + restored});
+    auto kv = single.kv();
+    for (const auto& [key, was] : before) {
+      v1::GetRequest get;
+      get.set_key(key);
+      v1::GetResponse got;
+      grpc::ClientContext ctx;
+      ASSERT_TRUE(kv->Get(&ctx, get, &got).ok());
+      ASSERT_TRUE(got.found()) << key;
+      EXPECT_EQ(got.entry().value(), was.value) << key;
+      EXPECT_EQ(got.entry().mod_revision(), was.mod_revision) << key;
+      EXPECT_EQ(got.header().revision(), revision);
+    }
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST(replication, a_replica_with_a_lost_disk_is_replaced_under_a_new_id_and_catches_up) {
   SHOAL_RELEASE_ONLY("a process-level test");
   cluster c(3);
