@@ -3,6 +3,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <set>
@@ -18,6 +19,12 @@ constexpr uint64_t k_magic = 0x666172'6c616f6873ULL;  // "shoalraf", little-endi
 constexpr std::size_t k_fixed = 28;                   // magic, id, incarnation, address size
 constexpr std::size_t k_reply = 32;                   // magic, id, incarnation, commit index
 constexpr uint32_t k_max_address = 1024;
+// A connection that has not introduced itself (and, with TLS, finished its handshake) within this
+// is closed, either side: a peer that connects and stays silent holds nothing for long.
+constexpr uint64_t k_introduction_ms = 5000;
+// At most this many accepted connections wait for their introduction; one more closes the oldest.
+// A replica's own connections introduce themselves within milliseconds.
+constexpr std::size_t k_max_unintroduced = 64;
 
 struct impl;
 
@@ -29,6 +36,7 @@ struct incoming {
   uv_stream_t* stream = nullptr;
   std::shared_ptr<const peer_certificate> certificate;  // with TLS
   std::string from;                                     // the peer's IP address
+  uint64_t since = 0;                                   // uv_now when accepted
   char fixed[k_fixed];
   std::size_t got = 0;
   uint64_t id = 0;
@@ -51,7 +59,8 @@ struct outgoing {
   std::string host;
   std::string port;
   std::string hello;
-  uint64_t id = 0;  // the member dialled
+  uint64_t id = 0;     // the member dialled
+  uint64_t since = 0;  // uv_now when resolved (the connect began)
   uv_getaddrinfo_t gai{};
   uv_connect_t conn{};
   uv_write_t write{};
@@ -60,6 +69,7 @@ struct outgoing {
   std::size_t got = 0;
   enum class stage { resolving, connecting, introducing, answered } at = stage::resolving;
   bool canceled = false;
+  bool timed_out = false;  // canceled for taking too long: Raft may dial again
   bool stream_closing = false;
   bool reading = false;  // awaiting the answer (a close stops the read without a callback)
 };
@@ -77,6 +87,8 @@ struct impl {
   raft_uv_accept_cb accept_cb = nullptr;
   uv_tcp_t listener{};
   bool listener_open = false;
+  uv_timer_t sweeper{};  // closes connections past k_introduction_ms
+  bool sweeper_open = false;
   std::set<incoming*> in;
   std::set<outgoing*> out;
   bool closing = false;
@@ -85,10 +97,14 @@ struct impl {
 
 impl* of(raft_uv_transport* t) { return static_cast<impl*>(t->impl); }
 
+void sweep(uv_timer_t* timer);
+
 void free_handle(uv_handle_t* h) { raft_free(h); }
 
 void maybe_closed(impl* p) {
-  if (!p->closing || p->listener_open || !p->in.empty() || !p->out.empty()) return;
+  if (!p->closing || p->listener_open || p->sweeper_open || !p->in.empty() || !p->out.empty()) {
+    return;
+  }
   if (p->close_cb != nullptr) {
     auto cb = p->close_cb;
     p->close_cb = nullptr;
@@ -211,8 +227,13 @@ void on_connection(uv_stream_t* server, int status) {
     uv_close(reinterpret_cast<uv_handle_t*>(tcp), free_handle);
     return;
   }
+  if (p->in.size() >= k_max_unintroduced) {
+    drop_incoming(*std::min_element(p->in.begin(), p->in.end(),
+                                    [](incoming* a, incoming* b) { return a->since < b->since; }));
+  }
   auto* c = new incoming();
   c->owner = p;
+  c->since = uv_now(p->loop);
   c->from = ip_of_peer(tcp);
   c->stream = reinterpret_cast<uv_stream_t*>(tcp);
   if (p->tls.on()) {
@@ -243,6 +264,13 @@ int do_init(raft_uv_transport* t, raft_id id, const char* address) {
 int do_listen(raft_uv_transport* t, raft_uv_accept_cb cb) {
   impl* p = of(t);
   p->accept_cb = cb;
+  if (!p->sweeper_open) {
+    uv_timer_init(p->loop, &p->sweeper);
+    p->sweeper.data = p;
+    p->sweeper_open = true;
+    uv_timer_start(&p->sweeper, sweep, 1000, 1000);
+    uv_unref(reinterpret_cast<uv_handle_t*>(&p->sweeper));  // never keeps the loop alive alone
+  }
   std::string host;
   std::string port;
   if (!split_host_port(p->listen, &host, &port)) {
@@ -287,7 +315,9 @@ void finish(outgoing* o, int status) {
   maybe_closed(p);
 }
 
-int failure(const outgoing* o) { return o->canceled ? RAFT_CANCELED : RAFT_NOCONNECTION; }
+int failure(const outgoing* o) {
+  return o->canceled && !o->timed_out ? RAFT_CANCELED : RAFT_NOCONNECTION;
+}
 
 void alloc_reply(uv_handle_t* h, size_t, uv_buf_t* buf) {
   auto* o = static_cast<outgoing*>(h->data);
@@ -368,6 +398,7 @@ void on_resolved(uv_getaddrinfo_t* g, int status, addrinfo* res) {
   uv_tcp_init(o->owner->loop, tcp);
   tcp->data = o;
   o->stream = reinterpret_cast<uv_stream_t*>(tcp);
+  o->since = uv_now(o->owner->loop);
   o->at = outgoing::stage::connecting;
   o->conn.data = o;
   const int rv = uv_tcp_connect(&o->conn, tcp, res->ai_addr, on_connected);
@@ -418,25 +449,52 @@ void on_listener_closed(uv_handle_t* h) {
   maybe_closed(p);
 }
 
+// Ends a connect on its way: it finishes with failure(o) once its pending callback has run.
+void cancel(outgoing* o) {
+  o->canceled = true;
+  if (o->at == outgoing::stage::resolving) {
+    uv_cancel(reinterpret_cast<uv_req_t*>(&o->gai));  // else its callback sees `canceled`
+  } else if (!o->stream_closing) {
+    // A connect or write in flight completes with UV_ECANCELED, which finishes it; a read
+    // awaiting the answer just stops, so it is finished here.
+    o->stream_closing = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(o->stream), free_handle);
+    if (o->reading) finish(o, failure(o));
+  }
+}
+
+// Every second: connections that have not introduced themselves in time are closed (a dial is
+// timed from its connect on: a name lookup cannot be cut short).
+void sweep(uv_timer_t* timer) {
+  auto* p = static_cast<impl*>(timer->data);
+  const uint64_t now = uv_now(p->loop);
+  for (incoming* c : std::set<incoming*>(p->in)) {
+    if (now - c->since >= k_introduction_ms) drop_incoming(c);
+  }
+  for (outgoing* o : std::set<outgoing*>(p->out)) {
+    if (o->at != outgoing::stage::resolving && !o->canceled &&
+        now - o->since >= k_introduction_ms) {
+      o->timed_out = true;
+      cancel(o);
+    }
+  }
+}
+
+void on_sweeper_closed(uv_handle_t* h) {
+  auto* p = static_cast<impl*>(h->data);
+  p->sweeper_open = false;
+  maybe_closed(p);
+}
+
 void do_close(raft_uv_transport* t, raft_uv_transport_close_cb cb) {
   impl* p = of(t);
   p->closing = true;
   p->close_cb = cb;
   p->links.close_all();
   if (p->listener_open) uv_close(reinterpret_cast<uv_handle_t*>(&p->listener), on_listener_closed);
+  if (p->sweeper_open) uv_close(reinterpret_cast<uv_handle_t*>(&p->sweeper), on_sweeper_closed);
   for (incoming* c : std::set<incoming*>(p->in)) drop_incoming(c);
-  for (outgoing* o : std::set<outgoing*>(p->out)) {
-    o->canceled = true;
-    if (o->at == outgoing::stage::resolving) {
-      uv_cancel(reinterpret_cast<uv_req_t*>(&o->gai));  // else its callback sees `canceled`
-    } else if (!o->stream_closing) {
-      // A connect or write in flight completes with UV_ECANCELED, which finishes it; a read
-      // awaiting the answer just stops, so it is finished here.
-      o->stream_closing = true;
-      uv_close(reinterpret_cast<uv_handle_t*>(o->stream), free_handle);
-      if (o->reading) finish(o, RAFT_CANCELED);
-    }
-  }
+  for (outgoing* o : std::set<outgoing*>(p->out)) cancel(o);
   maybe_closed(p);
 }
 

@@ -2,7 +2,12 @@
 // made by killing processes for real. Process-level: the Release build runs the fault tests.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -773,6 +778,56 @@ bool eventually(Pred&& pred, std::chrono::milliseconds within = 30s) {
     std::this_thread::sleep_for(50ms);
   }
   return pred();
+}
+
+// A TCP connection to host:port ("127.0.0.1:7001"), or -1.
+int connect_to(const std::string& address) {
+  const auto colon = address.rfind(':');
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
+  ::inet_pton(AF_INET, address.substr(0, colon).c_str(), &a.sin_addr);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Whether the other side has closed `fd` (end of stream, or reset).
+bool closed_by_peer(int fd) {
+  char byte;
+  const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+// Connections to the Raft port that never introduce themselves hold nothing for long: past 64
+// waiting, the oldest is closed; every one is closed 5 s after it connected; the replicas' own
+// connections are untouched and writes go on.
+TEST(replication, silent_connections_to_the_raft_port_are_capped_and_closed) {
+  cluster c(3);
+  const int l = c.leader();
+  ASSERT_GE(l, 0);
+  const uint64_t term = c.status(l).term();
+  std::vector<int> fds;
+  for (int i = 0; i < 100; ++i) {
+    const int fd = connect_to(c.peer_address(l));
+    ASSERT_GE(fd, 0);
+    fds.push_back(fd);
+  }
+  const auto open_count = [&] {
+    return std::count_if(fds.begin(), fds.end(), [](int fd) { return !closed_by_peer(fd); });
+  };
+  EXPECT_TRUE(eventually([&] { return open_count() <= 64; }, 10s))
+      << open_count() << " of 100 silent connections still open";
+  int at = l;
+  EXPECT_EQ(put_following(c, &at, "after-silence", "v").how, outcome::acked);
+  EXPECT_TRUE(eventually([&] { return open_count() == 0; }, 30s))
+      << open_count() << " silent connections never closed";
+  for (int fd : fds) ::close(fd);
+  EXPECT_EQ(c.leader(), l);
+  EXPECT_EQ(c.status(l).term(), term) << "the replicas' own links were never cut";
 }
 
 // Whether replica i's Status lists a peer problem containing `text`.
