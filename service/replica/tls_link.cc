@@ -130,6 +130,7 @@ void flush_net(link* l) {
     if (n <= 0) break;
     out.resize(static_cast<std::size_t>(n));
     send(l, reinterpret_cast<uv_stream_t*>(l->tcp), std::move(out));
+    if (l->closing) return;  // the write failed at once and closed the link
   }
 }
 
@@ -183,6 +184,7 @@ void pump(link* l) {
         l->heard = true;
         send(l, reinterpret_cast<uv_stream_t*>(l->local),
              std::string(l->scratch, static_cast<std::size_t>(n)));
+        if (l->closing) return;  // the write failed at once and closed the link
         continue;
       }
       const int e = SSL_get_error(l->ssl, n);
@@ -193,7 +195,7 @@ void pump(link* l) {
     }
   }
   flush_net(l);
-  update_flow(l);
+  if (!l->closing) update_flow(l);
 }
 
 void alloc_scratch(uv_handle_t* h, size_t, uv_buf_t* buf) {
