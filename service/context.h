@@ -61,7 +61,15 @@ struct context {
 
   // The live configuration: handlers read the latest snapshot.
   rt::watch::receiver<config::snapshot_ptr>* config = nullptr;
-  config::snapshot_ptr current_config() const { return *config->borrow(); }
+  // The configuration a call runs with: the live one, except on a replica's Raft thread while an
+  // entry applies, where it is the one the log carries (replica/raft_store.h), so that every
+  // replica applies with the same limits whatever its own file says.
+  config::snapshot_ptr current_config() const {
+    if (applying_config != nullptr) return *applying_config;
+    return *config->borrow();
+  }
+  // Set by raft_store around an apply (null otherwise), on the Raft thread only.
+  static inline thread_local const config::snapshot_ptr* applying_config = nullptr;
   // Whether the configuration in force may have auth on (live.auth.enabled): calls read it first,
   // and take the configuration only when it is set. The config watcher sets it before it
   // publishes a configuration with auth on, and clears it after one with auth off.

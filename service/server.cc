@@ -443,6 +443,7 @@ void server::impl::start_tasks() {
   for (grpc::ServerCompletionQueue* cq : queues) post_calls(cq);
   if (replication) {
     runtime->spawn(replication->purge(&expiry_changed)).detach();
+    runtime->spawn(replication->publish_settings(config_tx.subscribe())).detach();
   } else {
     runtime->spawn(purge_expired(kv.get(), &expiry_changed)).detach();
   }

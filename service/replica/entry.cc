@@ -47,12 +47,24 @@ std::string encode_expire(uint64_t origin, uint64_t sequence, int64_t wall_ns,
   return out;
 }
 
+namespace {
+std::string with_body(entry_kind k, uint64_t origin, uint64_t sequence, int64_t wall_ns,
+                      std::string_view body) {
+  std::string out = header(k, origin, sequence, wall_ns);
+  put_int(&out, static_cast<uint32_t>(body.size()));
+  out.append(body);
+  return out;
+}
+}  // namespace
+
 std::string encode_init(uint64_t origin, uint64_t sequence, int64_t wall_ns,
                         std::string_view store_id) {
-  std::string out = header(entry_kind::init, origin, sequence, wall_ns);
-  put_int(&out, static_cast<uint32_t>(store_id.size()));
-  out.append(store_id);
-  return out;
+  return with_body(entry_kind::init, origin, sequence, wall_ns, store_id);
+}
+
+std::string encode_settings(uint64_t origin, uint64_t sequence, int64_t wall_ns,
+                            std::string_view server_config) {
+  return with_body(entry_kind::settings, origin, sequence, wall_ns, server_config);
 }
 
 namespace {
@@ -109,6 +121,7 @@ bool decode(std::string_view in, entry* out) {
       return padding(in);
     }
     case entry_kind::init:
+    case entry_kind::settings:
       return sized_body(&in, &out->body) && padding(in);
   }
   return false;

@@ -10,6 +10,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "runtime/runtime.h"
 #include "runtime/sync/select.h"
 #include "runtime/time/sleep.h"
@@ -24,7 +26,10 @@
 namespace shoal::service::replica {
 namespace {
 
-constexpr char k_snapshot_magic[8] = {'S', 'H', 'O', 'A', 'L', 'R', 'S', '1'};
+// Version 2 carries the log's settings after the store id; version 1 (before settings entries)
+// is still read.
+constexpr char k_snapshot_magic[8] = {'S', 'H', 'O', 'A', 'L', 'R', 'S', '2'};
+constexpr char k_snapshot_magic_v1[8] = {'S', 'H', 'O', 'A', 'L', 'R', 'S', '1'};
 constexpr std::size_t k_expire_batch = 1000;  // keys per expire entry
 
 uint64_t random_origin() {
@@ -504,9 +509,17 @@ void raft_store::apply(std::string_view bytes) {
     case entry_kind::expire:
       for (const due_key& d : e.due) ctx_->kv->expire_if(d.key, d.mod_revision);
       return;
+    case entry_kind::settings:
+      adopt_settings(e.body);
+      return;
     case entry_kind::call:
       break;
   }
+  // The handlers read their limits through context::current_config(): the log's, here.
+  struct applying_with {
+    explicit applying_with(const config::snapshot_ptr* cfg) { context::applying_config = cfg; }
+    ~applying_with() { context::applying_config = nullptr; }
+  } scope(log_settings_ ? &log_settings_ : nullptr);
   if (e.origin == origin_) {
     rt::plain_lock lock(pending_mu_);
     auto it = pending_.find(e.sequence);
@@ -539,6 +552,61 @@ void raft_store::apply_call(metrics::method m, std::string_view request) {
   }
 }
 
+std::string raft_store::settings_of(const config::snapshot& cfg) {
+  // What a call's outcome can depend on: the live limits and the message size. Not this
+  // replica's own addresses, files or ids, nor what only the call path or this process reads.
+  v1::ServerConfig c;
+  *c.mutable_live() = cfg.live();
+  c.mutable_live()->clear_auth();
+  c.mutable_live()->clear_log_level();
+  c.mutable_live()->clear_fsync();
+  c.mutable_live()->clear_fsync_interval_ms();
+  c.mutable_startup()->set_max_message_bytes(cfg.startup().max_message_bytes());
+  std::string out;
+  google::protobuf::io::StringOutputStream stream(&out);
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.SetSerializationDeterministic(true);  // the same settings, the same bytes
+  c.SerializeToCodedStream(&coded);
+  coded.Trim();
+  return out;
+}
+
+void raft_store::adopt_settings(std::string_view bytes) {
+  v1::ServerConfig leaders;
+  if (!leaders.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    // The same bytes everywhere: every replica keeps the settings it had.
+    SHOAL_LOG(error, "raft: a settings entry does not parse; the previous settings stay");
+    return;
+  }
+  // This replica's configuration with the leader's settings over it (settings_of's fields).
+  const config::snapshot_ptr own_cfg = ctx_->current_config();
+  auto adopted = std::make_shared<config::snapshot>(*own_cfg);
+  adopted->config.mutable_live()->MergeFrom(leaders.live());
+  adopted->config.mutable_startup()->set_max_message_bytes(leaders.startup().max_message_bytes());
+  adopted->source = own_cfg->source + " with the leader's settings from the Raft log";
+  log_settings_ = std::move(adopted);
+  log_settings_bytes_ = std::string(bytes);
+  const std::string own = settings_of(*own_cfg);
+  if (own != log_settings_bytes_ && own != differing_logged_) {
+    differing_logged_ = own;
+    SHOAL_LOG(warn,
+              "raft: this replica's own settings differ from the leader's; writes apply here with "
+              "the leader's (give every replica the same configuration)");
+  }
+}
+
+rt::task<> raft_store::publish_settings(rt::watch::receiver<config::snapshot_ptr> rx) {
+  std::string last = settings_of(**rx.borrow_and_update());
+  for (;;) {
+    const bool changed = co_await rx.changed();
+    if (!changed) co_return;
+    const std::string now = settings_of(**rx.borrow_and_update());
+    if (now == last || !leader()) continue;  // a new leader proposes its own when it starts
+    last = now;
+    node_->propose(encode_settings(origin_, 0, wall_ns(), now), [](int) {});
+  }
+}
+
 std::string raft_store::snapshot() {
   // On the Raft thread, between applies: nothing else writes the store.
   std::string out(k_snapshot_magic, sizeof(k_snapshot_magic));
@@ -547,6 +615,7 @@ std::string raft_store::snapshot() {
     std::lock_guard lock(id_mu_);
     put_bytes(&out, store_id_);
   }
+  put_bytes(&out, log_settings_bytes_);
   const int64_t now_rt =
       std::chrono::duration_cast<std::chrono::nanoseconds>(clock_->now().time_since_epoch())
           .count();
@@ -570,15 +639,24 @@ std::string raft_store::snapshot() {
 }
 
 bool raft_store::restore(std::string_view in) {
-  if (in.size() < sizeof(k_snapshot_magic) ||
-      std::memcmp(in.data(), k_snapshot_magic, sizeof(k_snapshot_magic)) != 0) {
-    return false;
-  }
+  if (in.size() < sizeof(k_snapshot_magic)) return false;
+  const bool v1 = std::memcmp(in.data(), k_snapshot_magic_v1, sizeof(k_snapshot_magic_v1)) == 0;
+  if (!v1 && std::memcmp(in.data(), k_snapshot_magic, sizeof(k_snapshot_magic)) != 0) return false;
   in.remove_prefix(sizeof(k_snapshot_magic));
   uint64_t revision = 0;
   std::string_view id;
+  std::string_view settings;
   uint64_t n = 0;
-  if (!get_int(&in, &revision) || !get_bytes(&in, &id) || !get_int(&in, &n)) return false;
+  if (!get_int(&in, &revision) || !get_bytes(&in, &id) || (!v1 && !get_bytes(&in, &settings)) ||
+      !get_int(&in, &n)) {
+    return false;
+  }
+  if (settings.empty()) {  // none in the log yet: each replica's own, as before any
+    log_settings_.reset();
+    log_settings_bytes_.clear();
+  } else {
+    adopt_settings(settings);
+  }
   if (ctx_->kv->keys() > 0 || ctx_->kv->revision() > 0) {
     SHOAL_LOG(warn, "raft: replacing this replica's store with the leader's snapshot",
               {{"revision", std::to_string(revision)}});
@@ -617,6 +695,8 @@ void raft_store::leadership_changed(bool leader, node& self) {
   // A new cluster's first leader names it; a second proposal (a later leader that had not yet
   // applied the first) is ignored where it applies.
   if (!has_id) self.propose_here(encode_init(origin_, 0, wall_ns(), new_store_id()));
+  // Before any call it proposes: calls apply with these.
+  self.propose_here(encode_settings(origin_, 0, wall_ns(), settings_of(*ctx_->current_config())));
 }
 
 }  // namespace shoal::service::replica

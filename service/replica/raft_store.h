@@ -47,8 +47,10 @@
 #include "runtime/plain_mutex.h"
 #include "runtime/sync/notify.h"
 #include "runtime/sync/oneshot.h"
+#include "runtime/sync/watch.h"
 #include "runtime/task.h"
 #include "runtime/time/clock.h"
+#include "service/config/config.h"
 #include "service/metrics/metrics.h"
 #include "service/replica/node.h"
 #include "service/store/store.h"
@@ -124,6 +126,13 @@ class raft_store final : public state_machine {
   // The leader's purge: proposes the keys that are due (a follower waits to lead).
   rt::task<> purge(rt::notify* expiry_changed);
 
+  // Calls apply with the settings of the log, not each replica's own (a ConfigMap reaches pods
+  // at different times; a value one replica's limit takes and another's refuses would make them
+  // differ for good). A leader proposes its settings when it starts to lead and, with this task,
+  // whenever they change; every replica applies each call with the last ones before it.
+  //   rt.spawn(rs->publish_settings(config_tx.subscribe())).detach();
+  rt::task<> publish_settings(rt::watch::receiver<config::snapshot_ptr> rx);
+
   // Admin's membership calls, on the leader: the change, then the members as they stand.
   rt::task<grpc::Status> change_members(const v1::AddMemberRequest& req, v1::MembersResponse& resp);
   rt::task<grpc::Status> change_members(const v1::RemoveMemberRequest& req,
@@ -160,6 +169,12 @@ class raft_store final : public state_machine {
   };
   raft_store(context* ctx, const rt::clock* clock);
   void apply_call(metrics::method m, std::string_view request);
+  // The Raft thread's: a settings entry's config becomes the one calls apply with.
+  void adopt_settings(std::string_view server_config);
+  // What a settings entry carries: `cfg`'s live settings (not live.auth: calls are authorized
+  // before they are proposed; not what this process alone reads, like log_level and fsync) and
+  // startup.max_message_bytes.
+  static std::string settings_of(const config::snapshot& cfg);
   void fail(uint64_t sequence, int raft_status);
   void forget(uint64_t sequence);
   grpc::Status status_of(int raft_status) const;
@@ -186,6 +201,11 @@ class raft_store final : public state_machine {
   std::mutex id_mu_;
   std::condition_variable id_cv_;
   std::string store_id_;  // under id_mu_; set once
+  // The Raft thread's: the last settings entry applied (null before the first), its bytes, and
+  // the last local settings found to differ from it (logged once each).
+  config::snapshot_ptr log_settings_;
+  std::string log_settings_bytes_;
+  std::string differing_logged_;
 };
 
 }  // namespace shoal::service::replica

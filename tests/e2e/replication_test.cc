@@ -338,6 +338,68 @@ TEST(replication, a_pipeline_runs_in_order_through_the_log_and_a_follower_refuse
   EXPECT_FALSE(got.found()) << "a refused write applied nothing";
 }
 
+// A Put of `size` bytes on replica `at` (not following): its status.
+grpc::Status put_sized(cluster& c, int at, const std::string& key, std::size_t size) {
+  v1::PutRequest req;
+  req.set_key(key);
+  req.set_value(std::string(size, 's'));
+  v1::PutResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+  return c.at(at)->kv()->Put(&ctx, req, &resp);
+}
+
+// Replicas whose own limits differ (a ConfigMap reaches pods at different times) still apply
+// every write alike: with the leader's settings, carried by the log, at leadership and at every
+// reload. Before, a value one replica's limit took and another's refused made them differ for
+// good.
+TEST(replication, replicas_with_different_limits_apply_every_write_with_the_leaders) {
+  const std::string dir = temp_dir();
+  const auto limit_file = [&](int id, int max_value_bytes) {
+    const std::string path = dir + "/" + std::to_string(id) + ".json";
+    write_file(path + ".new",
+               "{\"live\": {\"maxValueBytes\": " + std::to_string(max_value_bytes) + "}}");
+    std::filesystem::rename(path + ".new", path);
+  };
+  for (int id = 1; id <= 3; ++id) limit_file(id, 1000 * id);  // 1000, 2000, 3000 bytes
+  struct removed_at_exit {
+    std::string dir;
+    ~removed_at_exit() { std::filesystem::remove_all(dir); }
+  } files{dir};  // after the cluster stops: declared before it
+  cluster c(3, {"--config=" + dir + "/{id}.json"});
+  int l = c.leader();
+  ASSERT_GE(l, 0);
+  if (l != 2) {  // member 3 (index 2), whose limit is the largest, leads
+    v1::TransferLeadershipRequest req;
+    req.set_id(3);
+    v1::MembersResponse resp;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(c.at(l)->admin()->TransferLeadership(&ctx, req, &resp).ok());
+    ASSERT_TRUE(eventually([&] { return c.leader() == 2; }));
+    l = 2;
+  }
+  // Taken by the leader's limit (3000), above the others' own.
+  ASSERT_TRUE(put_sized(c, l, "big", 2500).ok());
+  uint64_t revision = 0;
+  contents all = converged(c, &revision);
+  ASSERT_EQ(all.count("big"), 1u) << "every replica holds what the leader acknowledged";
+  EXPECT_EQ(all.at("big").value.size(), 2500u);
+
+  // The leader's limit drops to 1500 by a reload; once its settings entry is in the log, 1800
+  // bytes are refused everywhere (member 2's own 2000 would have taken them) and 1200 taken
+  // everywhere (member 1's own 1000 would have refused them).
+  limit_file(3, 1500);
+  ASSERT_TRUE(eventually([&] {
+    return put_sized(c, l, "probe", 1800).error_code() == grpc::StatusCode::INVALID_ARGUMENT;
+  }));
+  EXPECT_EQ(put_sized(c, l, "refused", 1800).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_TRUE(put_sized(c, l, "taken", 1200).ok());
+  all = converged(c, &revision);
+  EXPECT_EQ(all.count("refused"), 0u);
+  ASSERT_EQ(all.count("taken"), 1u);
+  EXPECT_EQ(all.at("taken").value.size(), 1200u);
+}
+
 TEST(replication, killing_the_leader_under_load_loses_no_acknowledged_write) {
   SHOAL_RELEASE_ONLY("a process-level fault test");
   cluster c(3);

@@ -54,6 +54,13 @@ TEST(replica_entry, expiries_and_the_store_id_round_trip) {
   ASSERT_TRUE(decode(init, &e));
   EXPECT_EQ(e.kind, entry_kind::init);
   EXPECT_EQ(e.body, "0123456789abcdef");
+  const std::string settings = encode_settings(1, 0, 5, std::string("\x0a\x02\x08\x01", 4));
+  ASSERT_TRUE(decode(settings, &e));
+  EXPECT_EQ(e.kind, entry_kind::settings);
+  EXPECT_EQ(e.body, std::string("\x0a\x02\x08\x01", 4));
+  std::string padded = settings;
+  padded.append(8 - padded.size() % 8, '\0');  // as Raft's disk log hands it back
+  EXPECT_TRUE(decode(padded, &e));
   // A count that the bytes cannot hold is refused before anything is reserved.
   std::string huge = encode_expire(1, 0, 5, {});
   huge[huge.size() - 1] = '\x7f';
