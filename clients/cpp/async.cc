@@ -7,44 +7,37 @@
 #include "runtime/time/sleep.h"
 
 namespace shoal::client {
-namespace {
 
 namespace rtg = rt::grpc;
 
-// One unary call. `prepare` is the stub's PrepareAsyncX bound to its request.
 template <class Resp, class Prepare>
-rt::task<grpc::Status> call_once(const options& o, Prepare prepare, Resp* resp) {
-  grpc::ClientContext ctx;
-  detail::set_deadline(ctx, o);
-  grpc::Status status;
-  auto rpc = prepare(&ctx, rtg::completion_queue_driver::current_queue());
-  rpc->StartCall();
-  (void)co_await rtg::async_op(&ctx, [&](void* tag) { rpc->Finish(resp, &status, tag); });
-  co_return status;
-}
-
-// Reads: retried on UNAVAILABLE, sleeping on the runtime's clock in between.
-template <class Resp, class Prepare>
-rt::task<grpc::Status> call_with_retries(const options& o, Prepare prepare, Resp* resp) {
+rt::task<grpc::Status> client::on_cluster_async(bool read, Prepare prepare, Resp* resp) {
   grpc::Status s;
-  for (int attempt = 0; attempt < std::max(1, o.max_attempts); ++attempt) {
-    if (attempt > 0) co_await rt::sleep(detail::backoff(o, attempt - 1));
-    s = co_await call_once(o, prepare, resp);
-    if (s.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+  int pauses = 0;
+  const int tries = attempts();
+  for (int attempt = 0; attempt < tries; ++attempt) {
+    const std::size_t i = current_.load();
+    grpc::ClientContext ctx;
+    detail::set_deadline(ctx, options_);
+    auto rpc = prepare(endpoint_at(i), &ctx, rtg::completion_queue_driver::current_queue());
+    rpc->StartCall();
+    (void)co_await rtg::async_op(&ctx, [&](void* tag) { rpc->Finish(resp, &s, tag); });
+    if (s.error_code() != grpc::StatusCode::UNAVAILABLE) co_return s;
+    const auto pause = after_unavailable(i, ctx, s, read, &pauses);
+    if (!pause) co_return s;
+    if (pause->count() > 0) co_await rt::sleep(*pause);
   }
   co_return s;
 }
-
-}  // namespace
 
 rt::task<absl::StatusOr<std::optional<v1::Entry>>> client::get_async(std::string key) {
   v1::GetRequest req;
   req.set_key(std::move(key));
   v1::GetResponse resp;
-  const grpc::Status s = co_await call_with_retries(
-      options_,
-      [&](grpc::ClientContext* c, grpc::CompletionQueue* cq) {
-        return kv_stub().PrepareAsyncGet(c, req, cq);
+  const grpc::Status s = co_await on_cluster_async(
+      true,
+      [&](endpoint& e, grpc::ClientContext* c, grpc::CompletionQueue* cq) {
+        return e.kv->PrepareAsyncGet(c, req, cq);
       },
       &resp);
   if (!s.ok()) co_return to_status(s);
@@ -56,10 +49,10 @@ rt::task<absl::StatusOr<put_result>> client::put_async(std::string key, std::str
                                                        put_options o) {
   const v1::PutRequest req = detail::put_request(key, value, o);
   v1::PutResponse resp;
-  const grpc::Status s = co_await call_once(
-      options_,
-      [&](grpc::ClientContext* c, grpc::CompletionQueue* cq) {
-        return kv_stub().PrepareAsyncPut(c, req, cq);
+  const grpc::Status s = co_await on_cluster_async(
+      false,
+      [&](endpoint& e, grpc::ClientContext* c, grpc::CompletionQueue* cq) {
+        return e.kv->PrepareAsyncPut(c, req, cq);
       },
       &resp);
   if (!s.ok()) co_return to_status(s);
@@ -69,10 +62,10 @@ rt::task<absl::StatusOr<put_result>> client::put_async(std::string key, std::str
 rt::task<absl::StatusOr<delete_result>> client::remove_async(std::string key, delete_options o) {
   const v1::DeleteRequest req = detail::delete_request(key, o);
   v1::DeleteResponse resp;
-  const grpc::Status s = co_await call_once(
-      options_,
-      [&](grpc::ClientContext* c, grpc::CompletionQueue* cq) {
-        return kv_stub().PrepareAsyncDelete(c, req, cq);
+  const grpc::Status s = co_await on_cluster_async(
+      false,
+      [&](endpoint& e, grpc::ClientContext* c, grpc::CompletionQueue* cq) {
+        return e.kv->PrepareAsyncDelete(c, req, cq);
       },
       &resp);
   if (!s.ok()) co_return to_status(s);
@@ -84,10 +77,10 @@ rt::task<absl::StatusOr<int64_t>> client::increment_async(std::string key, int64
   req.set_key(std::move(key));
   req.set_delta(delta);
   v1::IncrementResponse resp;
-  const grpc::Status s = co_await call_once(
-      options_,
-      [&](grpc::ClientContext* c, grpc::CompletionQueue* cq) {
-        return kv_stub().PrepareAsyncIncrement(c, req, cq);
+  const grpc::Status s = co_await on_cluster_async(
+      false,
+      [&](endpoint& e, grpc::ClientContext* c, grpc::CompletionQueue* cq) {
+        return e.kv->PrepareAsyncIncrement(c, req, cq);
       },
       &resp);
   if (!s.ok()) co_return to_status(s);
@@ -98,10 +91,10 @@ rt::task<absl::StatusOr<v1::RangeResponse>> client::range_page_async(range_optio
                                                                      std::string continuation) {
   const v1::RangeRequest req = detail::range_request(o, continuation);
   v1::RangeResponse resp;
-  const grpc::Status s = co_await call_with_retries(
-      options_,
-      [&](grpc::ClientContext* c, grpc::CompletionQueue* cq) {
-        return kv_stub().PrepareAsyncRange(c, req, cq);
+  const grpc::Status s = co_await on_cluster_async(
+      true,
+      [&](endpoint& e, grpc::ClientContext* c, grpc::CompletionQueue* cq) {
+        return e.kv->PrepareAsyncRange(c, req, cq);
       },
       &resp);
   if (!s.ok()) co_return to_status(s);
@@ -121,9 +114,12 @@ rt::task<absl::StatusOr<v1::Event>> async_watcher::next() {
       if (progress_.compacted()) co_return progress_.compacted_error();
       const v1::WatchRequest req = progress_.request();
       context_ = std::make_unique<grpc::ClientContext>();
-      context_->set_wait_for_ready(reconnects_ > 0);  // as the blocking watcher does
-      reader_ = client_->kv_stub().PrepareAsyncWatch(context_.get(), req,
-                                                     rtg::completion_queue_driver::current_queue());
+      // As the blocking watcher does: a resumed watch on the only replica waits for it.
+      context_->set_wait_for_ready(reconnects_ > 0 && client_->endpoint_count() == 1);
+      opened_on_ = client_->current_.load();
+      reader_ = client_->endpoint_at(opened_on_)
+                    .kv->PrepareAsyncWatch(context_.get(), req,
+                                           rtg::completion_queue_driver::current_queue());
       streaming =
           co_await rtg::async_op(context_.get(), [&](void* tag) { reader_->StartCall(tag); });
     }
@@ -145,6 +141,8 @@ rt::task<absl::StatusOr<v1::Event>> async_watcher::next() {
     if (!detail::watch_progress::resumable(end) || ++failures > client_->opts().max_attempts) {
       co_return to_status(end);
     }
+    // Its replica went away: the next one serves the same revisions.
+    if (end.error_code() == grpc::StatusCode::UNAVAILABLE) client_->move_past(opened_on_);
     const auto delay = detail::backoff(client_->opts(), failures - 1);
     if (progress_.options().on_retry) progress_.options().on_retry(to_status(end), delay);
     co_await rt::sleep(delay);

@@ -147,39 +147,50 @@ bool never_sent(const grpc::Status& s) {
 
 }  // namespace
 
+std::size_t client::endpoint_count() const {
+  std::lock_guard lock(endpoints_mu_);
+  return endpoints_.size();
+}
+
+int client::attempts() const {
+  return std::max(1, options_.max_attempts) + static_cast<int>(endpoint_count());
+}
+
+void client::move_past(std::size_t i) {
+  current_.compare_exchange_strong(i, (i + 1) % endpoint_count());
+}
+
+std::optional<std::chrono::milliseconds> client::after_unavailable(std::size_t i,
+                                                                   const grpc::ClientContext& ctx,
+                                                                   const grpc::Status& s, bool read,
+                                                                   int* pauses) {
+  if (const auto leader = leader_hint(ctx)) {
+    // Refused for not leading, nothing applied: any call may go to the leader it names (or,
+    // during an election, wait and ask the next replica).
+    const std::size_t to = leader->empty() ? (i + 1) % endpoint_count() : endpoint_for(*leader);
+    current_.compare_exchange_strong(i, to);
+    if (leader->empty() || to == i) return detail::backoff(options_, (*pauses)++);
+    return std::chrono::milliseconds(0);
+  }
+  move_past(i);                                      // this one is down or restarting
+  if (!read && !never_sent(s)) return std::nullopt;  // a write that may have been applied
+  return detail::backoff(options_, (*pauses)++);
+}
+
 grpc::Status client::on_cluster(
     bool read, const std::function<grpc::Status(endpoint&, grpc::ClientContext&)>& call) {
   grpc::Status s;
-  std::size_t count = 0;
-  {
-    std::lock_guard lock(endpoints_mu_);
-    count = endpoints_.size();
-  }
-  const int attempts = std::max(1, options_.max_attempts) + static_cast<int>(count);
   int pauses = 0;
-  for (int attempt = 0; attempt < attempts; ++attempt) {
-    std::size_t i = current_.load();
+  const int tries = attempts();
+  for (int attempt = 0; attempt < tries; ++attempt) {
+    const std::size_t i = current_.load();
     grpc::ClientContext ctx;
     detail::set_deadline(ctx, options_);
     s = call(endpoint_at(i), ctx);
     if (s.error_code() != grpc::StatusCode::UNAVAILABLE) return s;
-    {
-      std::lock_guard lock(endpoints_mu_);
-      count = endpoints_.size();
-    }
-    if (const auto leader = leader_hint(ctx)) {
-      // Refused for not leading, nothing applied: any call may go to the leader it names (or,
-      // during an election, wait and ask the next replica).
-      const std::size_t to = leader->empty() ? (i + 1) % count : endpoint_for(*leader);
-      current_.compare_exchange_strong(i, to);
-      if (leader->empty() || to == i) {
-        std::this_thread::sleep_for(detail::backoff(options_, pauses++));
-      }
-      continue;
-    }
-    current_.compare_exchange_strong(i, (i + 1) % count);  // this one is down or restarting
-    if (!read && !never_sent(s)) return s;  // a write that may have been applied: not again
-    std::this_thread::sleep_for(detail::backoff(options_, pauses++));
+    const auto pause = after_unavailable(i, ctx, s, read, &pauses);
+    if (!pause) return s;
+    if (pause->count() > 0) std::this_thread::sleep_for(*pause);
   }
   return s;
 }

@@ -23,8 +23,10 @@
 // A replicated store (docs/replication.md): the target lists its replicas,
 // "a:50051,b:50051,c:50051". The blocking calls follow the leader: a replica's refusal that names
 // it (`shoal-leader`, nothing applied) sends any call there, and an unreachable replica moves the
-// client to the next one (reads are retried there). The coroutine calls, watches and pipelines
-// use the replica the blocking calls last found.
+// client to the next one (reads are retried there). The coroutine calls do the same, sleeping on
+// the runtime's clock. A watch (blocking or coroutine) whose replica went away resumes on the next
+// one (every replica serves watches, at the same revisions). A pipeline opens on the replica the
+// client last found; a broken one is the caller's to open again.
 #pragma once
 
 #include <atomic>
@@ -154,6 +156,8 @@ class client {
 
  private:
   friend class range_reader;
+  friend class watcher;
+  friend class async_watcher;
   struct endpoint {
     std::string target;
     std::shared_ptr<grpc::Channel> channel;
@@ -167,7 +171,21 @@ class client {
   // `read`: retried on UNAVAILABLE with backoff; otherwise only where nothing was applied.
   grpc::Status on_cluster(bool read,
                           const std::function<grpc::Status(endpoint&, grpc::ClientContext&)>& call);
-
+  // The same as a task (async.cc): prepare(endpoint&, context*, queue) starts the call.
+  template <class Resp, class Prepare>
+  rt::task<grpc::Status> on_cluster_async(bool read, Prepare prepare, Resp* resp);
+  // How often a call may be tried: the read retries, and once more per replica.
+  int attempts() const;
+  // After an UNAVAILABLE answer from replica i (`ctx` holds its trailers): moves the client on (to
+  // the leader it names, or past i) and returns how long to wait before the next try, or nothing
+  // when the call must not be sent again (a write that may have been applied).
+  std::optional<std::chrono::milliseconds> after_unavailable(std::size_t i,
+                                                             const grpc::ClientContext& ctx,
+                                                             const grpc::Status& s, bool read,
+                                                             int* pauses);
+  // A stream's replica failed: the client moves past it (unless it has moved already).
+  void move_past(std::size_t i);
+  std::size_t endpoint_count() const;
   options options_;
   std::string target_;
   absl::Status setup_;

@@ -27,13 +27,14 @@ absl::Status watcher::open() {
     context_ = std::make_unique<grpc::ClientContext>();  // no deadline: a watch lasts
     // A resumed watch waits for the channel to reconnect rather than failing at once; the first
     // open fails fast, so that a server that is down is reported.
-    context_->set_wait_for_ready(reconnects_ > 0);
+    context_->set_wait_for_ready(reconnects_ > 0 && client_->endpoint_count() == 1);
     context = context_.get();
   }
+  opened_on_ = client_->current_.load();
   // Not under the lock: opening blocks until the channel connects (wait-for-ready), and cancel()
   // must be able to take the lock and cancel the context meanwhile. Only this thread replaces
   // context_, so the pointer stays valid.
-  reader_ = client_->kv_stub().Watch(context, req);
+  reader_ = client_->endpoint_at(opened_on_).kv->Watch(context, req);
   return absl::OkStatus();
 }
 
@@ -65,6 +66,8 @@ absl::StatusOr<v1::Event> watcher::next() {
     if (!detail::watch_progress::resumable(end) || ++failures > client_->opts().max_attempts) {
       return to_status(end);
     }
+    // Its replica went away: the next one serves the same revisions.
+    if (end.error_code() == grpc::StatusCode::UNAVAILABLE) client_->move_past(opened_on_);
     const auto delay = detail::backoff(client_->opts(), failures - 1);
     if (progress_.options().on_retry) progress_.options().on_retry(to_status(end), delay);
     if (!wait_unless_cancelled(delay)) return absl::CancelledError("the watch was cancelled");

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -55,6 +56,7 @@ class watcher {
   std::unique_ptr<grpc::ClientContext> context_;
   bool cancelled_ = false;
   std::unique_ptr<grpc::ClientReader<v1::WatchResponse>> reader_;
+  std::size_t opened_on_ = 0;  // the replica the stream is on (client's index)
   int reconnects_ = 0;
 };
 
@@ -80,6 +82,7 @@ class async_watcher {
   // Per stream; replaced on every reconnect.
   std::unique_ptr<grpc::ClientContext> context_;
   std::unique_ptr<grpc::ClientAsyncReader<v1::WatchResponse>> reader_;
+  std::size_t opened_on_ = 0;  // the replica the stream is on (client's index)
   int reconnects_ = 0;
 };
 

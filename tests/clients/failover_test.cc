@@ -3,10 +3,19 @@
 // finds the next one. Real replicas (tests/e2e/cluster.h), killed for real.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "clients/cpp/client.h"
+#include "runtime/grpc/completion_queue_driver.h"
+#include "runtime/runtime.h"
 #include "tests/e2e/cluster.h"
 
 namespace shoal::testing {
@@ -55,6 +64,138 @@ TEST(failover, the_client_follows_the_leader_through_a_kill) {
   auto st = kv.status();
   ASSERT_TRUE(st.ok());
   EXPECT_EQ(st->replication().role(), "leader");
+}
+
+rt::runtime grpc_runtime() {
+  rt::runtime_options o;
+  o.workers = 2;
+  o.make_driver = [](int) { return rt::grpc::completion_queue_driver::create(); };
+  return rt::runtime(o);
+}
+
+// Calls `cancel` unless disarm() comes within `within`: a wait that would hang fails instead.
+class watchdog {
+ public:
+  watchdog(std::chrono::seconds within, std::function<void()> cancel)
+      : thread_([this, within, cancel = std::move(cancel)] {
+          std::unique_lock lock(mu_);
+          if (!cv_.wait_for(lock, within, [this] { return disarmed_; })) cancel();
+        }) {}
+  ~watchdog() { disarm(); }
+  void disarm() {
+    {
+      std::lock_guard lock(mu_);
+      disarmed_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool disarmed_ = false;
+  std::thread thread_;
+};
+
+// The replicas as one target, `first` first (calls start there).
+std::string targets_from(const cluster& c, int first) {
+  std::string targets = c.client_address(first);
+  for (int i = 0; i < c.size(); ++i) {
+    if (i != first) targets += "," + c.client_address(i);
+  }
+  return targets;
+}
+
+// The coroutine calls follow the cluster as the blocking ones do. Before, they stayed on the
+// replica the blocking calls had last found, dead or not.
+TEST(failover, coroutine_calls_follow_the_leader_through_a_kill) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "a process-level fault test: run in the Release build";
+#endif
+  cluster c(3);
+  const int leader = c.leader();
+  ASSERT_GE(leader, 0);
+  client::options o;
+  o.target = targets_from(c, leader);
+  o.max_attempts = 20;
+  client::client kv(o);
+  ASSERT_TRUE(kv.setup().ok());
+  rt::runtime rt = grpc_runtime();
+  // A write whose connection broke may or may not have applied and is not sent again by the
+  // client: the caller sends it again.
+  const auto put_all = [&](int from, int to) {
+    return rt.block_on([&]() -> rt::task<std::string> {
+      for (int i = from; i < to; ++i) {
+        const std::string key = "k/" + std::to_string(i);
+        auto r = co_await kv.put_async(key, "v" + std::to_string(i));
+        if (!r.ok()) r = co_await kv.put_async(key, "v" + std::to_string(i));
+        if (!r.ok()) co_return key + ": " + std::string(r.status().message());
+      }
+      co_return "ok";
+    }());
+  };
+  ASSERT_EQ(put_all(0, 3), "ok");
+  c.kill(leader);
+  ASSERT_EQ(put_all(3, 6), "ok");
+  EXPECT_NE(kv.current_target(), c.client_address(leader));
+  auto got = rt.block_on(kv.get_async("k/5"));
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ((*got)->value(), "v5");
+}
+
+// A watcher whose replica died resumes on another one, with every revision once. Before, it
+// waited for the dead replica to come back.
+TEST(failover, a_watcher_resumes_on_another_replica_when_its_replica_dies) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "a process-level fault test: run in the Release build";
+#endif
+  cluster c(3);
+  const int leader = c.leader();
+  ASSERT_GE(leader, 0);
+  client::options o;
+  o.target = targets_from(c, leader);
+  o.max_attempts = 20;
+  client::client kv(o);  // the watcher's: no call of its own moves it on
+  client::client writer(o);
+  ASSERT_TRUE(kv.setup().ok());
+  const auto put_all = [&](int from, int to) {
+    for (int i = from; i < to; ++i) {
+      const std::string key = "w/" + std::to_string(i);
+      auto r = writer.put(key, "v" + std::to_string(i));
+      if (!r.ok()) r = writer.put(key, "v" + std::to_string(i));  // as above
+      if (!r.ok()) return key + ": " + std::string(r.status().message());
+    }
+    return std::string("ok");
+  };
+  ASSERT_EQ(put_all(0, 5), "ok");
+  client::watch_options wo;
+  wo.key = "w/";
+  wo.prefix = true;
+  wo.from_revision = 1;
+  client::watcher w = kv.watch(wo);
+  watchdog dog(60s, [&] { w.cancel(); });
+  std::set<std::string> seen;
+  uint64_t last = 0;
+  const auto read_until = [&](const std::string& key) {
+    while (seen.count(key) == 0) {
+      auto ev = w.next();
+      if (!ev.ok()) return std::string(ev.status().message());
+      if (ev->revision() != last + 1) {
+        return "revision " + std::to_string(ev->revision()) + " after " + std::to_string(last);
+      }
+      last = ev->revision();
+      seen.insert(ev->entry().key());
+    }
+    return std::string("ok");
+  };
+  ASSERT_EQ(read_until("w/4"), "ok");
+  c.kill(leader);  // the watcher's replica: the client's first
+  ASSERT_EQ(put_all(5, 10), "ok");
+  EXPECT_EQ(read_until("w/9"), "ok");
+  dog.disarm();
+  EXPECT_GT(w.reconnects(), 0);
 }
 
 }  // namespace
