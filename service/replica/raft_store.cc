@@ -360,6 +360,13 @@ grpc::Status raft_store::members(v1::MembersResponse& resp) const {
   return grpc::Status::OK;
 }
 
+rt::task<grpc::Status> raft_store::change(uint64_t id, std::function<void(node::done_fn)> start,
+                                          v1::MembersResponse& resp) {
+  const int rv = co_await on_loop(std::move(start));
+  if (rv != 0) co_return change_status(rv, id);
+  co_return members(resp);
+}
+
 rt::task<grpc::Status> raft_store::change_members(const v1::AddMemberRequest& req,
                                                   v1::MembersResponse& resp) {
   member m;
@@ -374,10 +381,9 @@ rt::task<grpc::Status> raft_store::change_members(const v1::AddMemberRequest& re
   m.peer = req.peer();
   m.client = req.client();
   if (!leader()) co_return not_leader();
-  const int rv =
-      co_await on_loop([&](node::done_fn done) { node_->add(m.id, m.address(), std::move(done)); });
-  if (rv != 0) co_return change_status(rv, m.id);
-  co_return members(resp);
+  auto st = co_await change(
+      m.id, [&](node::done_fn done) { node_->add(m.id, m.address(), std::move(done)); }, resp);
+  co_return st;
 }
 
 rt::task<grpc::Status> raft_store::change_members(const v1::RemoveMemberRequest& req,
@@ -394,19 +400,17 @@ rt::task<grpc::Status> raft_store::change_members(const v1::RemoveMemberRequest&
                                         "removed; nothing was applied: send RemoveMember to the "
                                         "new leader (metadata shoal-leader)"));
   }
-  const int rv =
-      co_await on_loop([&](node::done_fn done) { node_->remove(req.id(), std::move(done)); });
-  if (rv != 0) co_return change_status(rv, req.id());
-  co_return members(resp);
+  auto st = co_await change(
+      req.id(), [&](node::done_fn done) { node_->remove(req.id(), std::move(done)); }, resp);
+  co_return st;
 }
 
 rt::task<grpc::Status> raft_store::change_members(const v1::TransferLeadershipRequest& req,
                                                   v1::MembersResponse& resp) {
   if (!leader()) co_return not_leader();
-  const int rv =
-      co_await on_loop([&](node::done_fn done) { node_->transfer(req.id(), std::move(done)); });
-  if (rv != 0) co_return change_status(rv, req.id());
-  co_return members(resp);
+  auto st = co_await change(
+      req.id(), [&](node::done_fn done) { node_->transfer(req.id(), std::move(done)); }, resp);
+  co_return st;
 }
 
 absl::StatusOr<std::pair<uint64_t, std::string>> raft_store::backup() {
@@ -480,6 +484,7 @@ void raft_store::describe(v1::Replication* out) const {
   for (uint64_t id : v.refused) out->add_refused(id);
   for (const std::string& p : v.peer_problems) out->add_peer_problems(p);
   out->set_caught_up(v.caught_up);
+  out->set_own_settings_differ(own_settings_differ_.load(std::memory_order_relaxed));
   for (const member& m : v.members) {
     v1::Member* o = out->add_members();
     o->set_id(m.id);
@@ -586,7 +591,13 @@ void raft_store::adopt_settings(std::string_view bytes) {
   adopted->source = own_cfg->source + " with the leader's settings from the Raft log";
   log_settings_ = std::move(adopted);
   log_settings_bytes_ = std::string(bytes);
-  const std::string own = settings_of(*own_cfg);
+  compare_own_settings();
+}
+
+void raft_store::compare_own_settings() {
+  if (log_settings_ == nullptr) return;
+  const std::string own = settings_of(*ctx_->current_config());
+  own_settings_differ_.store(own != log_settings_bytes_, std::memory_order_relaxed);
   if (own != log_settings_bytes_ && own != differing_logged_) {
     differing_logged_ = own;
     SHOAL_LOG(warn,
@@ -601,6 +612,10 @@ rt::task<> raft_store::publish_settings(rt::watch::receiver<config::snapshot_ptr
     const bool changed = co_await rx.changed();
     if (!changed) co_return;
     const std::string now = settings_of(**rx.borrow_and_update());
+    // Status says whether this replica's own settings still differ from the log's.
+    (void)node_->run_on_loop([this](bool live) {
+      if (live) compare_own_settings();
+    });
     if (now == last || !leader()) continue;  // a new leader proposes its own when it starts
     last = now;
     node_->propose(encode_settings(origin_, 0, wall_ns(), now), [](int) {});

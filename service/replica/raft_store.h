@@ -171,6 +171,9 @@ class raft_store final : public state_machine {
   void apply_call(metrics::method m, std::string_view request);
   // The Raft thread's: a settings entry's config becomes the one calls apply with.
   void adopt_settings(std::string_view server_config);
+  // The Raft thread's: whether this replica's own settings differ from the log's (Status; logged
+  // once per difference).
+  void compare_own_settings();
   // What a settings entry carries: `cfg`'s live settings (not live.auth: calls are authorized
   // before they are proposed; not what this process alone reads, like log_level and fsync) and
   // startup.max_message_bytes.
@@ -183,6 +186,10 @@ class raft_store final : public state_machine {
   // Runs `start` (which hands the node a callback) and awaits the callback's Raft status.
   rt::task<int> on_loop(std::function<void(node::done_fn)> start);
   grpc::Status change_status(int raft_status, uint64_t id) const;
+  // A membership change of member `id` on the loop (`start` hands the node its callback): the
+  // members as they stand after it, or why it failed.
+  rt::task<grpc::Status> change(uint64_t id, std::function<void(node::done_fn)> start,
+                                v1::MembersResponse& resp);
   grpc::Status members(v1::MembersResponse& resp) const;
   int64_t wall_ns() const;
   // The Raft thread's: the store into `out`; its revision.
@@ -206,6 +213,7 @@ class raft_store final : public state_machine {
   config::snapshot_ptr log_settings_;
   std::string log_settings_bytes_;
   std::string differing_logged_;
+  std::atomic<bool> own_settings_differ_{false};  // for Status, read anywhere
 };
 
 }  // namespace shoal::service::replica

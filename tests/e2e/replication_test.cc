@@ -384,6 +384,11 @@ TEST(replication, replicas_with_different_limits_apply_every_write_with_the_lead
   contents all = converged(c, &revision);
   ASSERT_EQ(all.count("big"), 1u) << "every replica holds what the leader acknowledged";
   EXPECT_EQ(all.at("big").value.size(), 2500u);
+  // Status says which replicas' own settings differ from the log's (the leader's).
+  EXPECT_TRUE(eventually([&] {
+    return !c.status(2).own_settings_differ() && c.status(0).own_settings_differ() &&
+           c.status(1).own_settings_differ();
+  }));
 
   // The leader's limit drops to 1500 by a reload; once its settings entry is in the log, 1800
   // bytes are refused everywhere (member 2's own 2000 would have taken them) and 1200 taken
