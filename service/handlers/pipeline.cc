@@ -29,8 +29,8 @@ constexpr std::size_t k_request_arena_bytes = 16384;
 constexpr std::size_t k_reply_arena_bytes = 8192;
 
 // On a replica, a write's reply is built where its entry applies, on the Raft thread: the
-// request it runs (copied into the reply's arena) and the reply it fills, with the ticket the
-// writer awaits (raft_store::submit).
+// request it runs (parsed into the reply's arena, so it lives as long) and the reply it fills,
+// with the ticket the writer awaits (raft_store::submit).
 struct replicated_write {
   context* ctx = nullptr;
   const v1::PipelineRequest* request = nullptr;
