@@ -157,7 +157,8 @@ int client::attempts() const {
 }
 
 void client::move_past(std::size_t i) {
-  current_.compare_exchange_strong(i, (i + 1) % endpoint_count());
+  std::size_t expected = i;  // unless another call has moved the client already
+  current_.compare_exchange_strong(expected, (i + 1) % endpoint_count());
 }
 
 std::optional<std::chrono::milliseconds> client::after_unavailable(std::size_t i,
@@ -168,7 +169,9 @@ std::optional<std::chrono::milliseconds> client::after_unavailable(std::size_t i
     // Refused for not leading, nothing applied: any call may go to the leader it names (or,
     // during an election, wait and ask the next replica).
     const std::size_t to = leader->empty() ? (i + 1) % endpoint_count() : endpoint_for(*leader);
-    current_.compare_exchange_strong(i, to);
+    std::size_t expected = i;  // another call may have moved the client already: then it stays
+    current_.compare_exchange_strong(expected, to);
+    // No leader known, or the replica named itself: wait before the next try.
     if (leader->empty() || to == i) return detail::backoff(options_, (*pauses)++);
     return std::chrono::milliseconds(0);
   }

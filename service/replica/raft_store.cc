@@ -616,8 +616,9 @@ rt::task<> raft_store::publish_settings(rt::watch::receiver<config::snapshot_ptr
     (void)node_->run_on_loop([this](bool live) {
       if (live) compare_own_settings();
     });
-    if (now == last || !leader()) continue;  // a new leader proposes its own when it starts
-    last = now;
+    const bool changed_here = now != last;
+    last = now;  // a follower's too: once it leads, it proposes them, and a revert is a change
+    if (!changed_here || !leader()) continue;  // a new leader proposes its own when it starts
     node_->propose(encode_settings(origin_, 0, wall_ns(), now), [](int) {});
   }
 }
@@ -666,12 +667,7 @@ bool raft_store::restore(std::string_view in) {
       !get_int(&in, &n)) {
     return false;
   }
-  if (settings.empty()) {  // none in the log yet: each replica's own, as before any
-    log_settings_.reset();
-    log_settings_bytes_.clear();
-  } else {
-    adopt_settings(settings);
-  }
+
   if (ctx_->kv->keys() > 0 || ctx_->kv->revision() > 0) {
     SHOAL_LOG(warn, "raft: replacing this replica's store with the leader's snapshot",
               {{"revision", std::to_string(revision)}});
@@ -692,6 +688,12 @@ bool raft_store::restore(std::string_view in) {
     }
     m.expires_at_ns = deadline == 0 ? 0 : std::max<int64_t>(1, deadline - now_wall + now_rt);
     if (!ctx_->kv->load(key, value, m).ok()) return false;
+  }
+  if (settings.empty()) {  // none in the log yet: each replica's own, as before any
+    log_settings_.reset();
+    log_settings_bytes_.clear();
+  } else {
+    adopt_settings(settings);
   }
   ctx_->hub->reset(revision);
   set_store_id(id);

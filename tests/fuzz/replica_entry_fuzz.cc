@@ -24,6 +24,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     case entry_kind::init:
       again = encode_init(e.origin, e.sequence, e.wall_ns, e.body);
       break;
+    case entry_kind::settings:
+      again = encode_settings(e.origin, e.sequence, e.wall_ns, e.body);
+      break;
   }
   if (input.compare(0, again.size(), again) != 0 || input.size() - again.size() >= 8) {
     __builtin_trap();  // decoded bytes that do not encode back
