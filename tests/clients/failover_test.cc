@@ -23,23 +23,24 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// A client of every replica, `first` first (calls start there), patient through an election.
+client::options options_for(const cluster& c, int first) {
+  client::options o;
+  o.target = c.client_address(first);
+  for (int i = 0; i < c.size(); ++i) {
+    if (i != first) o.target += "," + c.client_address(i);
+  }
+  o.max_attempts = 20;
+  return o;
+}
+
 TEST(failover, the_client_follows_the_leader_through_a_kill) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "a process-level fault test: run in the Release build";
-#endif
+  SHOAL_RELEASE_ONLY("a process-level fault test");
   cluster c(3);
   const int leader = c.leader();
   ASSERT_GE(leader, 0);
   // The list starts with a follower: the first write is refused there and sent on.
-  const int f = (leader + 1) % 3;
-  std::string targets = c.client_address(f);
-  for (int i = 0; i < 3; ++i) {
-    if (i != f) targets += "," + c.client_address(i);
-  }
-  client::options o;
-  o.target = targets;
-  o.max_attempts = 20;
-  client::client kv(o);
+  client::client kv(options_for(c, (leader + 1) % 3));
   ASSERT_TRUE(kv.setup().ok());
   auto put = kv.put("k", "1");
   ASSERT_TRUE(put.ok()) << put.status();
@@ -98,28 +99,14 @@ class watchdog {
   std::thread thread_;
 };
 
-// The replicas as one target, `first` first (calls start there).
-std::string targets_from(const cluster& c, int first) {
-  std::string targets = c.client_address(first);
-  for (int i = 0; i < c.size(); ++i) {
-    if (i != first) targets += "," + c.client_address(i);
-  }
-  return targets;
-}
-
 // The coroutine calls follow the cluster as the blocking ones do. Before, they stayed on the
 // replica the blocking calls had last found, dead or not.
 TEST(failover, coroutine_calls_follow_the_leader_through_a_kill) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "a process-level fault test: run in the Release build";
-#endif
+  SHOAL_RELEASE_ONLY("a process-level fault test");
   cluster c(3);
   const int leader = c.leader();
   ASSERT_GE(leader, 0);
-  client::options o;
-  o.target = targets_from(c, leader);
-  o.max_attempts = 20;
-  client::client kv(o);
+  client::client kv(options_for(c, leader));
   ASSERT_TRUE(kv.setup().ok());
   rt::runtime rt = grpc_runtime();
   // A write whose connection broke may or may not have applied and is not sent again by the
@@ -148,17 +135,12 @@ TEST(failover, coroutine_calls_follow_the_leader_through_a_kill) {
 // A watcher whose replica died resumes on another one, with every revision once. Before, it
 // waited for the dead replica to come back.
 TEST(failover, a_watcher_resumes_on_another_replica_when_its_replica_dies) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "a process-level fault test: run in the Release build";
-#endif
+  SHOAL_RELEASE_ONLY("a process-level fault test");
   cluster c(3);
   const int leader = c.leader();
   ASSERT_GE(leader, 0);
-  client::options o;
-  o.target = targets_from(c, leader);
-  o.max_attempts = 20;
-  client::client kv(o);  // the watcher's: no call of its own moves it on
-  client::client writer(o);
+  client::client kv(options_for(c, leader));  // the watcher's: no call of its own moves it on
+  client::client writer(options_for(c, leader));
   ASSERT_TRUE(kv.setup().ok());
   const auto put_all = [&](int from, int to) {
     for (int i = from; i < to; ++i) {
