@@ -86,6 +86,9 @@ struct context {
   std::atomic<int64_t> watchers{0};
   // Set when the drain starts: new calls are refused with UNAVAILABLE.
   std::atomic<bool> draining{false};
+  // An Admin/Snapshot copy is being made (durability_info.backup, on the blocking pool): one at
+  // a time.
+  std::atomic<bool> backing_up{false};
 
   // Whether a reply (or a watcher's events) that saw the store at `revision` may go now: always
   // in memory; with a log, once the revision is durable (fsync always), or at once (interval,

@@ -255,14 +255,6 @@ rt::task<> durable::compact_when_due() {
 }
 
 absl::StatusOr<durable::backup_file> durable::backup() {
-  if (backing_up_.exchange(true)) {
-    return absl::ResourceExhaustedError(
-        "a snapshot is being made for another client; try again when it is done");
-  }
-  struct done_t {
-    std::atomic<bool>* flag;
-    ~done_t() { flag->store(false); }
-  } done{&backing_up_};
   rt::plain_lock lock(files_mu_);
   // Under `always` what replies showed; under `interval` and `none`, what is written (replies did
   // not wait for the sync, and the synced revision may lag far behind).

@@ -97,7 +97,6 @@ class durable {
   // Held (on the blocking pool) while a compaction or a backup reads the directory: a backup
   // never reads a segment a compaction is removing.
   rt::plain_mutex files_mu_;
-  std::atomic<bool> backing_up_{false};
   mutable rt::plain_mutex snap_mu_;
   snapshot_state snap_ ABSL_GUARDED_BY(snap_mu_);
   std::unique_ptr<wal::journal> journal_;

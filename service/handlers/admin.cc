@@ -110,8 +110,20 @@ rt::task<grpc::Status> snapshot(context& ctx, const v1::SnapshotRequest&,
                            "nothing durable to copy");
   }
   // The copy is made on the blocking pool: a single server's reads files and folds them, never
-  // the store; a replica's copies its store on the Raft thread, between applies.
-  auto making = rt::spawn_blocking(ctx.durability_info.backup);  // named: g++ 12 (runtime/README)
+  // the store; a replica's copies its store on the Raft thread, between applies. One at a time:
+  // each holds a second copy of the data while it is made.
+  auto making = rt::spawn_blocking(  // named: g++ 12 (runtime/README)
+      [&ctx]() -> absl::StatusOr<std::pair<uint64_t, std::string>> {
+        if (ctx.backing_up.exchange(true)) {
+          return absl::ResourceExhaustedError(
+              "a snapshot is being made for another client; try again when it is done");
+        }
+        struct done_t {
+          std::atomic<bool>* flag;
+          ~done_t() { flag->store(false); }
+        } done{&ctx.backing_up};
+        return ctx.durability_info.backup();
+      });
   auto made = co_await std::move(making);
   if (!made) co_return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is stopping");
   if (!made->ok()) co_return to_grpc(made->status());

@@ -414,14 +414,6 @@ rt::task<grpc::Status> raft_store::change_members(const v1::TransferLeadershipRe
 }
 
 absl::StatusOr<std::pair<uint64_t, std::string>> raft_store::backup() {
-  if (backing_up_.exchange(true)) {
-    return absl::ResourceExhaustedError(
-        "a snapshot is being made for another client; try again when it is done");
-  }
-  struct done_t {
-    std::atomic<bool>* flag;
-    ~done_t() { flag->store(false); }
-  } done{&backing_up_};
   wal::snap_state state;
   uint64_t revision = 0;
   std::promise<bool> copied;

@@ -147,7 +147,7 @@ class raft_store final : public state_machine {
   // A consistent copy of this replica's store, in the snapshot file format (wal/snapshot.h):
   // its revision and the file's bytes. Copied on the Raft thread between applies (Raft waits
   // while the store is copied, as for its own snapshots), encoded on the caller's. Blocks: call
-  // it on the blocking pool (Admin/Snapshot does). One at a time.
+  // it on the blocking pool (Admin/Snapshot does, one at a time).
   absl::StatusOr<std::pair<uint64_t, std::string>> backup();
 
   raft_view view() const { return node_->view(); }
@@ -201,7 +201,6 @@ class raft_store final : public state_machine {
   std::unique_ptr<node> node_;
   std::atomic<uint64_t> next_sequence_{1};
   std::atomic<bool> leader_{false};
-  std::atomic<bool> backing_up_{false};
   rt::notify leadership_;
   rt::plain_mutex pending_mu_;
   absl::flat_hash_map<uint64_t, pending> pending_ ABSL_GUARDED_BY(pending_mu_);
