@@ -122,6 +122,29 @@ void answer(context& ctx, const config::snapshot& cfg, const v1::PipelineRequest
   }
 }
 
+// A frame screened, then parsed into `arena`. A Batch with too many operations is refused
+// before it is parsed (screen.h): its reply carries the error (`request` null, `id` its id), and
+// the stream goes on. A frame that does not parse has neither.
+struct taken_frame {
+  v1::PipelineRequest* request = nullptr;
+  std::optional<uint64_t> id;
+};
+taken_frame screen_and_parse(const config::snapshot& cfg, grpc::ByteBuffer& frame,
+                             google::protobuf::Arena& arena, v1::PipelineResponse& resp) {
+  uint64_t screened_id = 0;
+  const grpc::Status refused = screen_pipeline_request(frame, cfg, &screened_id);
+  if (!refused.ok()) {
+    resp.set_id(screened_id);
+    fill_error(refused, resp.mutable_error());
+    return {nullptr, screened_id};
+  }
+  auto* req = google::protobuf::Arena::CreateMessage<v1::PipelineRequest>(&arena);
+  if (!grpc::GenericDeserialize<grpc::ProtoBufferReader, v1::PipelineRequest>(&frame, req).ok()) {
+    return {};
+  }
+  return {req, req->id()};
+}
+
 // ---- on a replica: writes go through the Raft log, reads wait for a barrier ----------------
 
 // The proposer's apply (on the Raft thread): what the unary call would run; a failure becomes
@@ -211,17 +234,9 @@ rt::task<std::optional<uint64_t>> take_frame_on_replica(
     context& ctx, pipeline_state& st, const config::snapshot& cfg, grpc::ByteBuffer& frame,
     google::protobuf::Arena& arena, v1::PipelineResponse& resp, const auth::stream_caller& caller,
     std::unique_ptr<replicated_write>* pending) {
-  uint64_t screened_id = 0;
-  const grpc::Status refused = screen_pipeline_request(frame, cfg, &screened_id);
-  if (!refused.ok()) {
-    resp.set_id(screened_id);
-    fill_error(refused, resp.mutable_error());
-    co_return screened_id;
-  }
-  auto& req = *google::protobuf::Arena::CreateMessage<v1::PipelineRequest>(&arena);
-  if (!grpc::GenericDeserialize<grpc::ProtoBufferReader, v1::PipelineRequest>(&frame, &req).ok()) {
-    co_return std::nullopt;
-  }
+  const taken_frame taken = screen_and_parse(cfg, frame, arena, resp);
+  if (taken.request == nullptr) co_return taken.id;
+  const v1::PipelineRequest& req = *taken.request;
   const uint64_t id = req.id();
   resp.set_id(id);
   const grpc::Status denied = permitted(&caller, req);
@@ -431,20 +446,10 @@ rt::task<> watch_drain(context& ctx, rt::mpsc::sender<queued_reply> replies) {
 std::optional<uint64_t> run_frame(context& ctx, const config::snapshot& cfg,
                                   grpc::ByteBuffer& frame, google::protobuf::Arena& request_arena,
                                   v1::PipelineResponse& resp, const auth::stream_caller* caller) {
-  // A Batch with too many operations is refused before it is parsed (screen.h): its reply
-  // carries the error, and the stream goes on.
-  uint64_t screened_id = 0;
-  const grpc::Status refused = screen_pipeline_request(frame, cfg, &screened_id);
-  if (!refused.ok()) {
-    resp.set_id(screened_id);
-    fill_error(refused, resp.mutable_error());
-    return screened_id;
-  }
   request_arena.Reset();
-  auto& req = *google::protobuf::Arena::CreateMessage<v1::PipelineRequest>(&request_arena);
-  if (!grpc::GenericDeserialize<grpc::ProtoBufferReader, v1::PipelineRequest>(&frame, &req).ok()) {
-    return std::nullopt;
-  }
+  const taken_frame taken = screen_and_parse(cfg, frame, request_arena, resp);
+  if (taken.request == nullptr) return taken.id;
+  const v1::PipelineRequest& req = *taken.request;
   answer(ctx, cfg, req, resp, caller);
   return req.id();
 }
