@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "tests/e2e/cluster.h"
+#include "tests/e2e/ops.h"
 #include "tests/e2e/register_history.h"
 #include "tests/e2e/test_certs.h"
 
@@ -207,20 +208,18 @@ TEST(replication, three_replicas_share_one_store_and_followers_name_the_leader) 
 
 using pipeline_stream = grpc::ClientReaderWriter<v1::PipelineRequest, v1::PipelineResponse>;
 
-v1::PipelineRequest pipelined_put(uint64_t id, const std::string& key, const std::string& value) {
+// An operation (tests/e2e/ops.h) as a Pipeline request with its id.
+v1::PipelineRequest pipelined(uint64_t id, v1::Op op) {
   v1::PipelineRequest r;
   r.set_id(id);
-  r.mutable_op()->mutable_put()->set_key(key);
-  r.mutable_op()->mutable_put()->set_value(value);
+  *r.mutable_op() = std::move(op);
   return r;
 }
 
 v1::PipelineRequest pipelined_get(uint64_t id, const std::string& key, bool serializable) {
-  v1::PipelineRequest r;
-  r.set_id(id);
-  r.mutable_op()->mutable_get()->set_key(key);
-  r.mutable_op()->mutable_get()->set_serializable(serializable);
-  return r;
+  v1::Op op = get_op(key);
+  op.mutable_get()->set_serializable(serializable);
+  return pipelined(id, std::move(op));
 }
 
 // A Pipeline on the leader: its writes go through the log in the stream's order (every replica
@@ -244,7 +243,7 @@ TEST(replication, a_pipeline_runs_in_order_through_the_log_and_a_follower_refuse
     std::thread sender([&] {
       for (int i = 0; i < k_rounds; ++i) {
         const std::string key = "p/" + std::to_string(i);
-        if (!stream->Write(pipelined_put(4 * i + 1, key, "v" + std::to_string(i)))) return;
+        if (!stream->Write(pipelined(4 * i + 1, put_op(key, "v" + std::to_string(i))))) return;
         if (!stream->Write(pipelined_get(4 * i + 2, key, true))) return;
         v1::PipelineRequest batch;
         batch.set_id(4 * i + 3);
@@ -315,7 +314,7 @@ TEST(replication, a_pipeline_runs_in_order_through_the_log_and_a_follower_refuse
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + 30s);
   std::unique_ptr<pipeline_stream> stream = kv->Pipeline(&ctx);
-  ASSERT_TRUE(stream->Write(pipelined_put(1, "p/from-a-follower", "x")));
+  ASSERT_TRUE(stream->Write(pipelined(1, put_op("p/from-a-follower", "x"))));
   ASSERT_TRUE(stream->Write(pipelined_get(2, "p/0", true)));
   ASSERT_TRUE(stream->Write(pipelined_get(3, "p/0", false)));
   ASSERT_TRUE(stream->WritesDone());
