@@ -168,11 +168,14 @@ std::optional<std::chrono::milliseconds> client::after_unavailable(std::size_t i
   if (const auto leader = leader_hint(ctx)) {
     // Refused for not leading, nothing applied: any call may go to the leader it names (or,
     // during an election, wait and ask the next replica).
-    const std::size_t to = leader->empty() ? (i + 1) % endpoint_count() : endpoint_for(*leader);
+    if (leader->empty()) {
+      move_past(i);
+      return detail::backoff(options_, (*pauses)++);
+    }
+    const std::size_t to = endpoint_for(*leader);
     std::size_t expected = i;  // another call may have moved the client already: then it stays
     current_.compare_exchange_strong(expected, to);
-    // No leader known, or the replica named itself: wait before the next try.
-    if (leader->empty() || to == i) return detail::backoff(options_, (*pauses)++);
+    if (to == i) return detail::backoff(options_, (*pauses)++);  // it named itself: wait
     return std::chrono::milliseconds(0);
   }
   move_past(i);                                      // this one is down or restarting
