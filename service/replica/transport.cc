@@ -218,6 +218,12 @@ std::string ip_of_peer(uv_tcp_t* tcp) {
   return text;
 }
 
+// Raft's messages go out as soon as they are written. With Nagle's algorithm on, a leader's
+// AppendEntries written while the previous one is still unacknowledged waited for that
+// acknowledgement, which the follower delays: Put throughput on the leader of three was about
+// 13% lower (docs/benchmarks.md).
+void set_nodelay(uv_tcp_t* tcp) { uv_tcp_nodelay(tcp, 1); }
+
 void on_connection(uv_stream_t* server, int status) {
   auto* p = static_cast<impl*>(server->data);
   if (status < 0 || p->closing) return;
@@ -227,6 +233,7 @@ void on_connection(uv_stream_t* server, int status) {
     uv_close(reinterpret_cast<uv_handle_t*>(tcp), free_handle);
     return;
   }
+  set_nodelay(tcp);
   if (p->in.size() >= k_max_unintroduced) {
     drop_incoming(*std::min_element(p->in.begin(), p->in.end(),
                                     [](incoming* a, incoming* b) { return a->since < b->since; }));
@@ -365,6 +372,7 @@ void on_introduced(uv_write_t* w, int status) {
 void on_connected(uv_connect_t* c, int status) {
   auto* o = static_cast<outgoing*>(c->data);
   if (status != 0 || o->canceled) return finish(o, failure(o));
+  set_nodelay(reinterpret_cast<uv_tcp_t*>(o->stream));
   impl* p = o->owner;
   if (p->tls.on()) {
     // The introduction and Raft's messages travel inside TLS from here.
