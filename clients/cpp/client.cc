@@ -139,13 +139,12 @@ std::optional<std::string> leader_hint(const grpc::ClientContext& ctx) {
   return std::string(it->second.data(), it->second.size());
 }
 
-// gRPC's status when no connection could be made: the call was never sent.
-bool never_sent(const grpc::Status& s) {
+}  // namespace
+
+bool client::never_sent(const grpc::Status& s) {
   return s.error_code() == grpc::StatusCode::UNAVAILABLE &&
          s.error_message().rfind("failed to connect", 0) == 0;
 }
-
-}  // namespace
 
 std::size_t client::endpoint_count() const {
   std::lock_guard lock(endpoints_mu_);
@@ -161,23 +160,25 @@ void client::move_past(std::size_t i) {
   current_.compare_exchange_strong(expected, (i + 1) % endpoint_count());
 }
 
+std::chrono::milliseconds client::follow_leader(std::size_t i, const std::string& leader,
+                                                int* pauses) {
+  if (leader.empty()) {  // an election is on: wait, and ask the next replica
+    move_past(i);
+    return detail::backoff(options_, (*pauses)++);
+  }
+  const std::size_t to = endpoint_for(leader);
+  std::size_t expected = i;  // another call may have moved the client already: then it stays
+  current_.compare_exchange_strong(expected, to);
+  if (to == i) return detail::backoff(options_, (*pauses)++);  // it named itself: wait
+  return std::chrono::milliseconds(0);
+}
+
 std::optional<std::chrono::milliseconds> client::after_unavailable(std::size_t i,
                                                                    const grpc::ClientContext& ctx,
                                                                    const grpc::Status& s, bool read,
                                                                    int* pauses) {
-  if (const auto leader = leader_hint(ctx)) {
-    // Refused for not leading, nothing applied: any call may go to the leader it names (or,
-    // during an election, wait and ask the next replica).
-    if (leader->empty()) {
-      move_past(i);
-      return detail::backoff(options_, (*pauses)++);
-    }
-    const std::size_t to = endpoint_for(*leader);
-    std::size_t expected = i;  // another call may have moved the client already: then it stays
-    current_.compare_exchange_strong(expected, to);
-    if (to == i) return detail::backoff(options_, (*pauses)++);  // it named itself: wait
-    return std::chrono::milliseconds(0);
-  }
+  // Refused for not leading, nothing applied: any call may go to the leader it names.
+  if (const auto leader = leader_hint(ctx)) return follow_leader(i, *leader, pauses);
   move_past(i);                                      // this one is down or restarting
   if (!read && !never_sent(s)) return std::nullopt;  // a write that may have been applied
   return detail::backoff(options_, (*pauses)++);

@@ -26,7 +26,9 @@
 // client to the next one (reads are retried there). The coroutine calls do the same, sleeping on
 // the runtime's clock. A watch (blocking or coroutine) whose replica went away resumes on the next
 // one (every replica serves watches, at the same revisions). A pipeline opens on the replica the
-// client last found; a broken one is the caller's to open again.
+// client last found; its run() sends what a follower refused (nothing applied) to the leader the
+// refusal names, and a stream that could not connect to the next replica. A pipeline broken
+// after it reached its replica is the caller's to open again: its writes may have applied.
 #pragma once
 
 #include <atomic>
@@ -132,8 +134,8 @@ class client {
   // Compares, then one branch, atomically in one revision (not retried: it may write).
   absl::StatusOr<v1::TxnResponse> txn(const v1::TxnRequest& req);
   // A Pipeline stream: requests sent without waiting, replies in order (see pipeline.h). It has
-  // no deadline; it must not outlive this client.
-  pipeline open_pipeline() { return pipeline(kv_stub()); }
+  // no deadline; it must not outlive this client. Its run() follows the leader.
+  pipeline open_pipeline() { return pipeline(*this); }
   absl::StatusOr<v1::StatusResponse> status();
   absl::StatusOr<v1::ServerConfig> config();
 
@@ -158,6 +160,7 @@ class client {
   friend class range_reader;
   friend class watcher;
   friend class async_watcher;
+  friend class pipeline;
   struct endpoint {
     std::string target;
     std::shared_ptr<grpc::Channel> channel;
@@ -183,8 +186,13 @@ class client {
                                                              const grpc::ClientContext& ctx,
                                                              const grpc::Status& s, bool read,
                                                              int* pauses);
+  // Replica i refused for not leading (nothing applied) and named `leader` (empty: none known):
+  // moves the client there (or past i) and returns how long to wait before the next try.
+  std::chrono::milliseconds follow_leader(std::size_t i, const std::string& leader, int* pauses);
   // A stream's replica failed: the client moves past it (unless it has moved already).
   void move_past(std::size_t i);
+  // gRPC's status when no connection could be made: the call was never sent.
+  static bool never_sent(const grpc::Status& s);
   std::size_t endpoint_count() const;
   options options_;
   std::string target_;

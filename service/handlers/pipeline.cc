@@ -226,6 +226,14 @@ bool skips_barrier(const pipeline_state& st, const v1::PipelineRequest& req) {
   return (op.has_get() && op.get().serializable()) || (op.has_range() && op.range().serializable());
 }
 
+// A request the log refused, in its reply. Refused for not leading (nothing applied), the reply
+// names the leader, as a unary call's metadata does, so that a client can send it there.
+void fill_log_error(context& ctx, const grpc::Status& st, v1::OpError* error) {
+  fill_error(st, error);
+  if (replica::raft_store::refused_for_not_leading(st))
+    error->set_leader(ctx.raft->leader_client());
+}
+
 // One frame on a replica, the first half: screened, parsed into the reply's arena (a write's
 // request lives until it applies), checked against the caller's rules; a read waits for its
 // barrier and runs, as do refusals; a write comes back in `pending`, to be proposed once its
@@ -258,7 +266,7 @@ rt::task<std::optional<uint64_t>> take_frame_on_replica(
     if (barrier.ok()) {
       answer(ctx, cfg, req, resp, nullptr);  // permitted above
     } else {
-      fill_error(barrier, resp.mutable_result()->mutable_error());
+      fill_log_error(ctx, barrier, resp.mutable_result()->mutable_error());
     }
     co_return id;
   }
@@ -282,11 +290,9 @@ rt::task<> settle_write(context& ctx, replicated_write& w) {
   const grpc::Status st = co_await ctx.raft->outcome(std::move(*w.ticket));
   w.ticket.reset();
   if (st.ok()) co_return;
-  if (w.request->has_batch()) {
-    fill_error(st, w.response->mutable_error());
-  } else {
-    fill_error(st, w.response->mutable_result()->mutable_error());
-  }
+  fill_log_error(ctx, st,
+                 w.request->has_batch() ? w.response->mutable_error()
+                                        : w.response->mutable_result()->mutable_error());
 }
 
 // Reads and runs requests, in order, as long as both budgets allow. Says why it stopped: the

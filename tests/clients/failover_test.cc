@@ -17,6 +17,7 @@
 #include "runtime/grpc/completion_queue_driver.h"
 #include "runtime/runtime.h"
 #include "tests/e2e/cluster.h"
+#include "tests/e2e/ops.h"
 
 namespace shoal::testing {
 namespace {
@@ -65,6 +66,49 @@ TEST(failover, the_client_follows_the_leader_through_a_kill) {
   auto st = kv.status();
   ASSERT_TRUE(st.ok());
   EXPECT_EQ(st->replication().role(), "leader");
+}
+
+// A pipeline opened on a follower runs on the leader: the follower refuses its writes (nothing
+// applied) naming the leader, and run() sends them there, from the first refused one, in order.
+// Before, every write came back refused and the caller had to open another pipeline.
+TEST(failover, a_pipeline_opened_on_a_follower_runs_on_the_leader) {
+  SHOAL_RELEASE_ONLY("a process-level fault test");
+  cluster c(3);
+  const int leader = c.leader();
+  ASSERT_GE(leader, 0);
+  client::client kv(options_for(c, (leader + 1) % 3));
+  ASSERT_TRUE(kv.setup().ok());
+  // Each third op increments one counter; the others write a key and read it back.
+  std::vector<v1::Op> ops;
+  constexpr int k_rounds = 100;
+  for (int i = 0; i < k_rounds; ++i) {
+    ops.push_back(increment_op("pipe/counter", 1));
+    ops.push_back(put_op("pipe/k" + std::to_string(i), "v" + std::to_string(i)));
+    ops.push_back(get_op("pipe/k" + std::to_string(i)));
+  }
+  std::vector<v1::PipelineResponse> replies;
+  const absl::Status st =
+      kv.open_pipeline().run(ops, 16, [&](const v1::PipelineResponse& r) { replies.push_back(r); });
+  ASSERT_TRUE(st.ok()) << st;
+  ASSERT_EQ(replies.size(), ops.size());
+  for (std::size_t i = 0; i < replies.size(); ++i) {
+    const v1::PipelineResponse& r = replies[i];
+    EXPECT_EQ(r.id(), i + 1);
+    ASSERT_FALSE(r.result().has_error()) << "op " << i << ": " << r.result().error().message();
+    if (i % 3 == 0) {
+      EXPECT_EQ(r.result().increment().value(), static_cast<int64_t>(i / 3 + 1));
+    }
+    if (i % 3 == 2) {
+      ASSERT_TRUE(r.result().get().found()) << "op " << i;
+      EXPECT_EQ(r.result().get().entry().value(), "v" + std::to_string(i / 3));
+    }
+  }
+  EXPECT_EQ(kv.current_target(), c.client_address(leader));
+  // Every increment applied once.
+  auto counter = kv.get("pipe/counter");
+  ASSERT_TRUE(counter.ok()) << counter.status();
+  ASSERT_TRUE(counter->has_value());
+  EXPECT_EQ((*counter)->value(), std::to_string(k_rounds));
 }
 
 rt::runtime grpc_runtime() {

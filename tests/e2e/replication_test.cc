@@ -323,11 +323,13 @@ TEST(replication, a_pipeline_runs_in_order_through_the_log_and_a_follower_refuse
   EXPECT_EQ(r.result().error().code(), grpc::StatusCode::UNAVAILABLE) << r.ShortDebugString();
   EXPECT_NE(r.result().error().message().find(c.client_address(l)), std::string::npos)
       << r.result().error().message();
+  EXPECT_EQ(r.result().error().leader(), c.client_address(l)) << "named for clients to follow";
   ASSERT_TRUE(stream->Read(&r));
   EXPECT_EQ(r.result().get().entry().value(), "v0") << "served by the follower itself";
   ASSERT_TRUE(stream->Read(&r));
   EXPECT_EQ(r.result().error().code(), grpc::StatusCode::UNAVAILABLE)
       << "a linearizable read needs the leader: " << r.ShortDebugString();
+  EXPECT_EQ(r.result().error().leader(), c.client_address(l));
   EXPECT_TRUE(stream->Finish().ok());
   v1::GetRequest get;
   get.set_key("p/from-a-follower");
