@@ -130,7 +130,8 @@ export interface OpResult {
   put?: unknown;
   delete?: unknown;
   increment?: { value: string };
-  error?: { code: number; message: string };
+  /** `leader`: set on a replica's refusal for not leading (nothing applied): the leader's address. */
+  error?: { code: number; message: string; leader?: string };
 }
 
 export interface TxnResult {
@@ -184,6 +185,7 @@ export class ShoalClient {
   count(selector?: Selector): Promise<number>;
   watch(keyOrPrefix: Data, options?: WatchOptions): AsyncGenerator<WatchEvent, void, undefined>;
   txn(request?: { compares?: Compare[]; success?: Operation[]; failure?: Operation[] }): Promise<TxnResult>;
+  /** Results in order; on a replicated store, what a follower refused goes to the leader. */
   pipeline(ops: Iterable<Operation>, options?: { window?: number }): AsyncGenerator<OpResult, void, undefined>;
   status(): Promise<Status>;
   close(): void;

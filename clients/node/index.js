@@ -277,39 +277,102 @@ class ShoalClient {
     return { succeeded: res.succeeded, revision: toNumber(res.revision), results: res.results };
   }
 
-  // Runs operations (as for txn) on one Pipeline stream, up to `window` of them unanswered, and
+  // Runs operations (as for txn) on a Pipeline stream, up to `window` of them unanswered, and
   // yields each result in order: {get}, {put}, {delete}, {increment}, or {error: {code, message}}
   // for an operation that failed. The stream has no deadline; it is canceled if the consumer
-  // stops iterating early.
+  // stops iterating early. On a replicated store it follows the leader: from the first operation
+  // a follower refused for not leading (nothing applied; `error.leader` names the leader), the
+  // rest go to the leader on a new stream, once the refused stream's other replies show that no
+  // write after it applied (else every result is yielded as it came). A stream that could not
+  // connect goes to the next replica; one that broke after connecting throws.
   async *pipeline(ops, { window = 64 } = {}) {
     if (!(window >= 1)) throw new RangeError('window must be at least 1');
     const requests = [...ops].map(toOp);
-    const call = this.#kv.pipeline(this.#metadata);
-    let sent = 0;
-    const sendWithin = (received) => {
-      while (sent < requests.length && sent - received < window) {
-        call.write({ id: String(sent + 1), op: requests[sent] });
-        sent += 1;
-        if (sent === requests.length) call.end();
+    let done = 0; // operations whose result was yielded
+    let pause = 50;
+    for (let moves = 0; ; moves++) {
+      const i = this.#current;
+      const mayMove = this.#endpoints.length > 1 && moves < this.#attempts + this.#endpoints.length;
+      const stream = this.#pipelineStream(i, requests, done, window);
+      let refused = null;
+      const after = [];
+      try {
+        for await (const result of stream.results()) {
+          if (refused) {
+            after.push(result);
+          } else if (mayMove && refusedForNotLeading(result)) {
+            refused = result;
+            stream.stopSending();
+          } else {
+            done += 1;
+            stream.answered(done);
+            yield result;
+          }
+        }
+      } catch (err) {
+        if (!isGrpcError(err)) throw err;
+        const neverSent = String(err.details ?? '').startsWith('No connection established');
+        if (refused || !neverSent || !mayMove) throw new ShoalError(err);
+        this.#current = (i + 1) % this.#endpoints.length; // nothing of it left: the next replica
+        await new Promise((r) => setTimeout(r, pause));
+        pause = Math.min(pause * 2, 1000);
+        continue;
+      } finally {
+        stream.cancelUnlessDone();
       }
+      if (!refused) return;
+      const resend = after.every((r, k) => !writes(requests[done + 1 + k]) || refusedForNotLeading(r));
+      if (!resend) {
+        for (const r of [refused, ...after]) {
+          done += 1;
+          yield r;
+        }
+      }
+      const leader = refused.error.leader;
+      this.#current = leader ? this.#endpoint(leader) : (i + 1) % this.#endpoints.length;
+      if (!leader || this.#current === i) {
+        await new Promise((r) => setTimeout(r, pause));
+        pause = Math.min(pause * 2, 1000);
+      }
+      if (done === requests.length) return;
+    }
+  }
+
+  // One Pipeline stream on replica i for requests[from...], at most `window` unanswered.
+  #pipelineStream(i, requests, from, window) {
+    const call = this.#endpoints[i].kv.pipeline(this.#metadata);
+    let sent = from;
+    let answered = from;
+    let ended = false;
+    let finished = false;
+    const end = () => {
+      if (!ended) call.end();
+      ended = true;
     };
-    let received = 0;
-    sendWithin(0);
-    if (requests.length === 0) call.end();
-    try {
-      for await (const reply of call) {
-        received += 1;
-        sendWithin(received);
-        yield reply.result;
+    const sendWithin = () => {
+      while (!ended && sent < requests.length && sent - answered < window) {
+        call.write({ id: String(sent - from + 1), op: requests[sent] });
+        sent += 1;
       }
-    } catch (err) {
-      throw isGrpcError(err) ? new ShoalError(err) : err;
-    } finally {
-      if (received < requests.length) {
+      if (sent === requests.length) end();
+    };
+    sendWithin();
+    return {
+      async *results() {
+        for await (const reply of call) yield reply.result;
+        finished = true;
+      },
+      answered(n) {
+        answered = n;
+        sendWithin();
+      },
+      stopSending: end,
+      cancelUnlessDone() {
+        if (finished) return;
         call.on('error', () => {});
         call.cancel();
-      }
-    }
+      },
+    };
   }
 
   async status() {
@@ -416,6 +479,18 @@ function toNumber(decimal, what = 'a 64-bit value') {
     throw new RangeError(`${what} ${decimal} is beyond Number's exact range`);
   }
   return n;
+}
+
+// A Pipeline result refusing its operation because the replica does not lead (nothing applied).
+function refusedForNotLeading(result) {
+  return (
+    result?.error?.code === grpc.status.UNAVAILABLE &&
+    String(result.error.message).startsWith('this replica does not lead')
+  );
+}
+
+function writes(op) {
+  return Boolean(op.put || op.delete || op.increment);
 }
 
 // An operation of a Txn or a Pipeline: {get: {key}}, {put: {key, value, ttlMs}}, {delete: {key}}

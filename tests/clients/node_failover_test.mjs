@@ -63,6 +63,25 @@ try {
   const follower = clients.find((c) => c !== leader);
   const order = [follower, ...clients.filter((c) => c !== follower)];
   const kv = new shoal.ShoalClient(order.join(','), { attempts: 20 });
+  // A pipeline opened on the follower runs on the leader: every result comes, in order, and each
+  // increment applies once (before, each write came back refused).
+  const piped = new shoal.ShoalClient(order.join(','), { attempts: 20 });
+  const ops = [];
+  for (let n = 0; n < 50; n++) {
+    ops.push({ increment: { key: 'pipe/counter', delta: 1 } });
+    ops.push({ put: { key: `pipe/k${n}`, value: `v${n}` } });
+    ops.push({ get: { key: `pipe/k${n}` } });
+  }
+  let n = 0;
+  for await (const r of piped.pipeline(ops, { window: 8 })) {
+    check(`pipeline result ${n} has no error`, undefined, r.error?.message);
+    if (n % 3 === 0) check(`increment ${n}`, String(n / 3 + 1), r.increment.value);
+    if (n % 3 === 2) check(`read back ${n}`, `v${(n - 2) / 3}`, r.get.entry.value.toString());
+    n += 1;
+  }
+  check('pipeline results', ops.length, n);
+  check('the pipeline went to the leader', leader, piped.currentTarget);
+  piped.close();
   const first = await kv.put('k', '1');
   check('the write went to the leader', leader, kv.currentTarget);
   const dead = procs[clients.indexOf(leader)];
