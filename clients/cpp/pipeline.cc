@@ -104,9 +104,7 @@ absl::Status pipeline::finish() {
   return final_;
 }
 
-bool pipeline::may_move(int moves) const {
-  return owner_ != nullptr && owner_->endpoint_count() > 1 && moves < owner_->attempts();
-}
+bool pipeline::may_move(int moves) const { return owner_ != nullptr && moves < owner_->attempts(); }
 
 void pipeline::reopen(const std::optional<std::string>& leader, int* pauses) {
   std::chrono::milliseconds pause{0};
@@ -165,25 +163,33 @@ absl::Status pipeline::run(const std::vector<v1::Op>& ops, std::size_t window,
     }
     if (!refused) return close();
     // The replica refused operation `done` for not leading. The replies to what was sent after
-    // it come first: if a write among them applied (leadership moved in mid-stream), sending the
-    // refused ones again would reorder them, so every reply is handed over as it came.
+    // it come first: unless every write among them was refused so too (leadership may have moved
+    // in mid-stream), sending the refused ones again could apply a write twice or out of order,
+    // so every reply is handed over as it came.
     const std::optional<std::string> leader = refused_for_not_leading(*refused);
     closed_ = true;
     stream_->WritesDone();
     std::vector<v1::PipelineResponse> after;
     bool resend = true;
+    absl::Status drained;
     while (outstanding() > 0) {
       auto r = receive();
-      if (!r.ok()) return r.status();
+      if (!r.ok()) {  // what was sent after these is unknown: the caller has what came
+        drained = r.status();
+        resend = false;
+        break;
+      }
       const v1::Op& op = ops[done + 1 + after.size()];
       if (writes(op) && !refused_for_not_leading(*r)) resend = false;
       after.push_back(std::move(*r));
     }
-    if (absl::Status st = finish(); !st.ok()) return st;
+    (void)finish();  // every reply is read: how the refused stream ended changes nothing
     if (!resend) {
       hand_over(*refused);
       for (auto& r : after) hand_over(r);
     }
+    if (!drained.ok()) return drained;
+    if (done == ops.size()) return absl::OkStatus();
     ++moves;
     reopen(leader, &pauses);
   }

@@ -16,8 +16,9 @@
 // follower refuses each write (UNAVAILABLE, nothing applied, OpError.leader naming the leader).
 // run() follows instead (for a pipeline from client::open_pipeline()): from the first refused
 // request on, it sends the rest to the leader on a new stream, and likewise when the stream could
-// not connect at all. It does so only when nothing after that request applied: a write after it
-// that was not refused (leadership moved in mid-stream) hands every reply over as it came.
+// not connect at all. It does so only when every write sent after that request was refused for
+// not leading too; otherwise (leadership moved in mid-stream, or another error) it hands every
+// reply over as it came and goes on from the next request.
 #pragma once
 
 #include <atomic>

@@ -282,9 +282,9 @@ class ShoalClient {
   // for an operation that failed. The stream has no deadline; it is canceled if the consumer
   // stops iterating early. On a replicated store it follows the leader: from the first operation
   // a follower refused for not leading (nothing applied; `error.leader` names the leader), the
-  // rest go to the leader on a new stream, once the refused stream's other replies show that no
-  // write after it applied (else every result is yielded as it came). A stream that could not
-  // connect goes to the next replica; one that broke after connecting throws.
+  // rest go to the leader on a new stream, once the refused stream's other replies show that
+  // every write after it was refused so too (else every result is yielded as it came). A stream
+  // that could not connect goes to the next replica; one that broke after connecting throws.
   async *pipeline(ops, { window = 64 } = {}) {
     if (!(window >= 1)) throw new RangeError('window must be at least 1');
     const requests = [...ops].map(toOp);
@@ -292,7 +292,7 @@ class ShoalClient {
     let pause = 50;
     for (let moves = 0; ; moves++) {
       const i = this.#current;
-      const mayMove = this.#endpoints.length > 1 && moves < this.#attempts + this.#endpoints.length;
+      const mayMove = moves < this.#attempts + this.#endpoints.length;
       const stream = this.#pipelineStream(i, requests, done, window);
       let refused = null;
       const after = [];
@@ -311,8 +311,13 @@ class ShoalClient {
         }
       } catch (err) {
         if (!isGrpcError(err)) throw err;
+        if (refused) {
+          // What was sent after these is unknown: the caller has what came, then the error.
+          for (const r of [refused, ...after]) yield r;
+          throw new ShoalError(err);
+        }
         const neverSent = String(err.details ?? '').startsWith('No connection established');
-        if (refused || !neverSent || !mayMove) throw new ShoalError(err);
+        if (!neverSent || !mayMove) throw new ShoalError(err);
         this.#current = (i + 1) % this.#endpoints.length; // nothing of it left: the next replica
         await new Promise((r) => setTimeout(r, pause));
         pause = Math.min(pause * 2, 1000);
@@ -328,13 +333,13 @@ class ShoalClient {
           yield r;
         }
       }
+      if (done === requests.length) return;
       const leader = refused.error.leader;
       this.#current = leader ? this.#endpoint(leader) : (i + 1) % this.#endpoints.length;
       if (!leader || this.#current === i) {
         await new Promise((r) => setTimeout(r, pause));
         pause = Math.min(pause * 2, 1000);
       }
-      if (done === requests.length) return;
     }
   }
 

@@ -109,6 +109,20 @@ TEST(failover, a_pipeline_opened_on_a_follower_runs_on_the_leader) {
   ASSERT_TRUE(counter.ok()) << counter.status();
   ASSERT_TRUE(counter->has_value());
   EXPECT_EQ((*counter)->value(), std::to_string(k_rounds));
+
+  // Given the follower alone, the client learns the leader from the refusal.
+  client::options lone;
+  lone.target = c.client_address((leader + 1) % 3);
+  client::client one(lone);
+  ASSERT_TRUE(one.setup().ok());
+  std::vector<v1::PipelineResponse> more;
+  const absl::Status st2 =
+      one.open_pipeline().run({increment_op("pipe/counter", 1)}, 1,
+                              [&](const v1::PipelineResponse& r) { more.push_back(r); });
+  ASSERT_TRUE(st2.ok()) << st2;
+  ASSERT_EQ(more.size(), 1u);
+  ASSERT_FALSE(more[0].result().has_error()) << more[0].result().error().message();
+  EXPECT_EQ(more[0].result().increment().value(), k_rounds + 1);
 }
 
 rt::runtime grpc_runtime() {
