@@ -295,6 +295,23 @@ bool beyond_loopback(const std::string& listen) {
   return !(host == "localhost" || host == "[::1]" || host.rfind("127.", 0) == 0);
 }
 
+// A replica's view of Raft, for /metrics.
+void add_raft_gauges(const replica::raft_view& v, metrics::gauges* g) {
+  g->replicated = true;
+  g->is_leader = v.state == replica::raft_view::role::leader;
+  g->has_leader = v.leader_id != 0;
+  g->raft_term = v.term;
+  g->raft_leader_id = v.leader_id;
+  g->raft_commit_index = v.commit_index;
+  g->raft_applied_index = v.applied_index;
+  g->raft_last_index = v.last_index;
+  g->raft_members = v.members.size();
+  g->raft_caught_up = v.caught_up;
+  g->raft_leader_changes = v.leader_changes;
+  g->raft_refused_members = v.refused.size();
+  g->raft_peer_problems = v.peer_problems.size();
+}
+
 int worker_count(const v1::StartupSettings& startup) {
   if (startup.runtime() == "current_thread") return 1;
   if (startup.workers() != 0) return static_cast<int>(startup.workers());
@@ -410,7 +427,7 @@ absl::Status server::impl::open_store(const config::snapshot& cfg, int workers) 
     ctx.store_id = replication->wait_store_id();
   }
   if (metrics) {  // the store's gauges, now that it exists
-    metrics->publish([c = &ctx, d = durability.get()] {
+    metrics->publish([c = &ctx, d = durability.get(), r = replication.get()] {
       const auto history = c->hub->history_stats();
       metrics::gauges g{
           .keys = c->kv->keys(),
@@ -433,6 +450,7 @@ absl::Status server::impl::open_store(const config::snapshot& cfg, int workers) 
         g.snapshots_taken = snap.taken;
         g.recovery_seconds = std::chrono::duration<double>(d->recovered().took).count();
       }
+      if (r != nullptr) add_raft_gauges(r->view(), &g);
       return g;
     });
   }

@@ -222,6 +222,44 @@ void add_build_info(std::vector<prometheus::MetricFamily>& out) {
   out.push_back(std::move(f));
 }
 
+// A replica's view of Raft, as etcd's dashboards ask of a member: who leads, how often that
+// changed, how far the log is applied, and peers it refused.
+void add_raft_metrics(const gauges& g, std::vector<prometheus::MetricFamily>& out) {
+  const auto add = [&](const char* name, const char* help, double value) {
+    out.push_back(gauge(name, help, value));
+  };
+  add("shoal_raft_is_leader", "1 while this replica leads.", g.is_leader ? 1 : 0);
+  add("shoal_raft_has_leader", "1 while this replica knows a leader (0: an election is on).",
+      g.has_leader ? 1 : 0);
+  add("shoal_raft_term", "The Raft term this replica is in.", static_cast<double>(g.raft_term));
+  add("shoal_raft_leader_id", "The leader's raft id (0: none known).",
+      static_cast<double>(g.raft_leader_id));
+  add("shoal_raft_commit_index", "The highest log index this replica knows is committed.",
+      static_cast<double>(g.raft_commit_index));
+  add("shoal_raft_applied_index", "The highest log index applied to this replica's store.",
+      static_cast<double>(g.raft_applied_index));
+  add("shoal_raft_last_log_index", "The last index in this replica's log.",
+      static_cast<double>(g.raft_last_index));
+  add("shoal_raft_members", "Members in the configuration this replica knows.",
+      static_cast<double>(g.raft_members));
+  add("shoal_raft_caught_up",
+      "1 once this replica has applied what its leader had committed when it connected "
+      "(readiness).",
+      g.raft_caught_up ? 1 : 0);
+  add("shoal_raft_refused_members",
+      "Members refused for coming back under their id with another disk.",
+      static_cast<double>(g.raft_refused_members));
+  add("shoal_raft_peer_problems", "Peer connections currently failing for TLS or identity.",
+      static_cast<double>(g.raft_peer_problems));
+  auto changes = family("shoal_raft_leader_changes_seen_total",
+                        "Times this replica saw a new leader since it started (the first too).",
+                        prometheus::MetricType::Counter);
+  prometheus::ClientMetric cm;
+  cm.counter.value = static_cast<double>(g.raft_leader_changes);
+  changes.metric.push_back(std::move(cm));
+  out.push_back(std::move(changes));
+}
+
 // Builds the families at scrape time from the thread blocks and the server's state.
 class collector : public prometheus::Collectable {
  public:
@@ -347,6 +385,7 @@ class collector : public prometheus::Collectable {
                         "The oldest revision a watch may start from; shoal_revision minus this "
                         "is how far back watchers can resume.",
                         static_cast<double>(g.compact_revision)));
+    if (g.replicated) add_raft_metrics(g, out);
     if (!g.durable) return out;
     auto fsync = family("shoal_wal_fsync_seconds", "Time each fdatasync of the log took.",
                         prometheus::MetricType::Histogram);

@@ -2,7 +2,8 @@
 // 127.0.0.1:9090 by default). Calls are counted under the grpc_server_* names that gRPC
 // dashboards query (grpc_server_handled_total, grpc_server_handling_seconds, labelled
 // grpc_service, grpc_method, grpc_type, grpc_code); the process_* metrics come from /proc;
-// shoal_build_info, and shoal_* gauges of the store and the watch history.
+// shoal_build_info, and shoal_* gauges of the store and the watch history (and, on a replica,
+// shoal_raft_* of its view of Raft).
 //
 // The call path writes only to its own thread's block of counters (one writer per block: no
 // lock, no shared cache line); a scrape sums the blocks and reads the server's gauges at that
@@ -90,6 +91,21 @@ struct gauges {
   uint64_t snapshot_bytes = 0;
   uint64_t snapshots_taken = 0;
   double recovery_seconds = 0;
+  // A replica (docs/replication.md) only (replicated false: none of these is exported): its
+  // view of Raft.
+  bool replicated = false;
+  bool is_leader = false;
+  bool has_leader = false;
+  uint64_t raft_term = 0;
+  uint64_t raft_leader_id = 0;
+  uint64_t raft_commit_index = 0;
+  uint64_t raft_applied_index = 0;
+  uint64_t raft_last_index = 0;
+  uint64_t raft_members = 0;
+  bool raft_caught_up = false;
+  uint64_t raft_leader_changes = 0;
+  uint64_t raft_refused_members = 0;
+  uint64_t raft_peer_problems = 0;
 };
 
 // The /metrics endpoint. Stops serving when destroyed. It serves the call counters from the

@@ -561,6 +561,11 @@ void node::refresh() {
   raft_leader(&raft_, &leader, &address);
   v.leader_id = leader;
   if (address != nullptr) v.leader_address = address;
+  if (leader != 0 && leader != last_leader_) {
+    last_leader_ = leader;
+    ++leader_changes_;
+  }
+  v.leader_changes = leader_changes_;
   v.commit_index = raft_.commit_index;
   v.applied_index = raft_last_applied(&raft_);
   v.last_index = raft_last_index(&raft_);

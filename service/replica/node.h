@@ -74,6 +74,8 @@ struct raft_view {
   // Since this process started, it has once applied everything its leader had committed when it
   // connected to it (a leader: everything committed). Stays true.
   bool caught_up = false;
+  // Times this replica saw another leader (the first one it knew included), since it started.
+  uint64_t leader_changes = 0;
 };
 
 class node {
@@ -171,6 +173,8 @@ class node {
   std::map<std::string, std::string> peer_problems_;  // loop thread only; at most 64
   std::map<uint64_t, uint64_t> peer_commit_;          // loop thread: what each peer answered
   bool caught_up_ = false;                            // loop thread only
+  uint64_t last_leader_ = 0;                          // loop thread only
+  uint64_t leader_changes_ = 0;                       // loop thread only
   uv_loop_t loop_{};
   uv_async_t async_{};
   uv_check_t check_{};

@@ -1178,5 +1178,53 @@ TEST(replication, serializable_reads_of_a_lagging_follower_fail_the_linearizabil
   EXPECT_TRUE(good.check().empty()) << joined(good.check());
 }
 
+// /metrics on each replica shows its view of Raft: one leader, the same term everywhere, the
+// log applied, and a leadership transfer counted as a leader change on every replica. Before,
+// none of this was exported: an operator's dashboard could not tell who led.
+TEST(replication, metrics_show_each_replicas_view_of_raft) {
+  SHOAL_RELEASE_ONLY("a process-level fault test");
+  cluster c(3);
+  const int l = c.leader();
+  ASSERT_GE(l, 0);
+  int at = l;
+  ASSERT_EQ(put_following(c, &at, "m", "1").how, outcome::acked);
+  const auto value = [&](int i, const std::string& series) {
+    return sample(scrape(c.at(i)->metrics_address()), series);
+  };
+  // Followers learn the commit index with the next heartbeat: wait for all three to apply it.
+  ASSERT_TRUE(eventually([&] {
+    for (int i = 0; i < 3; ++i) {
+      if (value(i, "shoal_raft_applied_index") < value(l, "shoal_raft_commit_index")) return false;
+    }
+    return true;
+  }));
+  for (int i = 0; i < 3; ++i) {
+    const std::string text = scrape(c.at(i)->metrics_address());
+    EXPECT_EQ(sample(text, "shoal_raft_is_leader"), i == l ? 1 : 0) << i;
+    EXPECT_EQ(sample(text, "shoal_raft_has_leader"), 1) << i;
+    EXPECT_EQ(sample(text, "shoal_raft_leader_id"), l + 1) << i;
+    EXPECT_EQ(sample(text, "shoal_raft_term"), value(l, "shoal_raft_term")) << i;
+    EXPECT_EQ(sample(text, "shoal_raft_members"), 3) << i;
+    EXPECT_EQ(sample(text, "shoal_raft_caught_up"), 1) << i;
+    EXPECT_GE(sample(text, "shoal_raft_leader_changes_seen_total"), 1) << i;
+    EXPECT_GE(sample(text, "shoal_raft_last_log_index"), sample(text, "shoal_raft_applied_index"));
+  }
+  std::vector<double> changes;
+  for (int i = 0; i < 3; ++i) changes.push_back(value(i, "shoal_raft_leader_changes_seen_total"));
+  const int to = (l + 1) % 3;
+  v1::TransferLeadershipRequest req;
+  req.set_id(static_cast<uint64_t>(to) + 1);
+  v1::MembersResponse resp;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(c.at(l)->admin()->TransferLeadership(&ctx, req, &resp).ok());
+  EXPECT_TRUE(eventually([&] {
+    for (int i = 0; i < 3; ++i) {
+      if (value(i, "shoal_raft_leader_id") != to + 1) return false;
+      if (value(i, "shoal_raft_leader_changes_seen_total") < changes[i] + 1) return false;
+    }
+    return value(to, "shoal_raft_is_leader") == 1 && value(l, "shoal_raft_is_leader") == 0;
+  })) << scrape(c.at(to)->metrics_address());
+}
+
 }  // namespace
 }  // namespace shoal::testing
