@@ -27,7 +27,12 @@ const require = createRequire(import.meta.url);
 const { ServiceMonitor } = await import(
   '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor'
 );
-const CUSTOM_RESOURCES = new Map([[`${ServiceMonitor.apiVersion} ${ServiceMonitor.kind}`, ServiceMonitor]]);
+const { PrometheusRule } = await import(
+  '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule'
+);
+const CUSTOM_RESOURCES = new Map(
+  [ServiceMonitor, PrometheusRule].map((model) => [`${model.apiVersion} ${model.kind}`, model]),
+);
 
 // YAML 1.1, as kubectl's decoder (go-yaml v2) reads a manifest: `on` and `yes` are booleans and
 // 0755 is octal. That decoder keeps timestamps and 1:20 (base 60 in YAML 1.1) as strings, so

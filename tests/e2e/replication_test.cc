@@ -10,8 +10,10 @@
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
+#include <regex>
 #include <set>
 #include <string>
 #include <thread>
@@ -1214,6 +1216,22 @@ TEST(replication, metrics_show_each_replicas_view_of_raft) {
     EXPECT_EQ(sample(text, "shoal_raft_caught_up"), 1) << i;
     EXPECT_GE(sample(text, "shoal_raft_leader_changes_seen_total"), 1) << i;
     EXPECT_GE(sample(text, "shoal_raft_last_log_index"), sample(text, "shoal_raft_applied_index"));
+  }
+  // The cluster overlay's alerts query only what a replica exports (a misspelt name never fires).
+  {
+    std::ifstream rules(RAFT_ALERTS_PATH);
+    ASSERT_TRUE(rules) << RAFT_ALERTS_PATH;
+    const std::string text = scrape(c.at(l)->metrics_address());
+    const std::regex name("shoal_[a-z_]+");
+    int queried = 0;
+    for (std::string line; std::getline(rules, line);) {
+      if (line.find("expr:") == std::string::npos) continue;
+      for (std::sregex_iterator m(line.begin(), line.end(), name), end; m != end; ++m) {
+        ++queried;
+        EXPECT_GE(sample(text, m->str()), 0) << m->str() << " is not exported";
+      }
+    }
+    EXPECT_GE(queried, 5);
   }
   std::vector<double> changes;
   for (int i = 0; i < 3; ++i) changes.push_back(value(i, "shoal_raft_leader_changes_seen_total"));
