@@ -424,7 +424,6 @@ absl::Status server::impl::open_store(const config::snapshot& cfg, int workers) 
     replication = std::move(*rs);
     ctx.raft = replication.get();
     ctx.durability_info.backup = [r = replication.get()] { return r->backup(); };
-    ctx.store_id = replication->wait_store_id();
   }
   if (metrics) {  // the store's gauges, now that it exists
     metrics->publish([c = &ctx, d = durability.get(), r = replication.get()] {
@@ -454,6 +453,9 @@ absl::Status server::impl::open_store(const config::snapshot& cfg, int workers) 
       return g;
     });
   }
+  // A replica serves once the cluster's store id is known, which takes a majority; its Raft
+  // gauges are published before (a replica that cannot reach one is what they must show).
+  if (replication) ctx.store_id = replication->wait_store_id();
   return absl::OkStatus();
 }
 

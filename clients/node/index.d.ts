@@ -185,7 +185,10 @@ export class ShoalClient {
   count(selector?: Selector): Promise<number>;
   watch(keyOrPrefix: Data, options?: WatchOptions): AsyncGenerator<WatchEvent, void, undefined>;
   txn(request?: { compares?: Compare[]; success?: Operation[]; failure?: Operation[] }): Promise<TxnResult>;
-  /** Results in order; on a replicated store, what a follower refused goes to the leader. */
+  /**
+   * Results in order. On a replicated store, what a follower refused for not leading goes to the
+   * leader, when every write after it was refused so too (else each result comes as it was).
+   */
   pipeline(ops: Iterable<Operation>, options?: { window?: number }): AsyncGenerator<OpResult, void, undefined>;
   status(): Promise<Status>;
   close(): void;

@@ -26,6 +26,9 @@
 namespace shoal::service::replica {
 namespace {
 
+// A peer connection's problem not seen again for this long is no longer reported.
+constexpr uint64_t k_problem_forgotten_ms = 60'000;
+
 // One raft_apply of the entries queued together: one append, one disk write, one callback.
 struct apply_req {
   struct raft_apply req {};
@@ -178,10 +181,14 @@ void node::peer_problem(const std::string& peer, const std::string& problem) {
     }
     return;
   }
-  if (it != peer_problems_.end() && it->second == problem) return;  // logged already
+  const uint64_t now = uv_now(&loop_);
+  if (it != peer_problems_.end() && it->second.why == problem) {
+    it->second.seen_ms = now;
+    return;  // logged already
+  }
   if (it == peer_problems_.end() && peer_problems_.size() >= 64) return;
   SHOAL_LOG(warn, "raft: a peer connection was refused", {{"peer", peer}, {"why", problem}});
-  peer_problems_[peer] = problem;
+  peer_problems_[peer] = peer_problem_seen{problem, now};
 }
 
 node::node(options o) : opts_(std::move(o)), id_(opts_.id) {}
@@ -561,9 +568,11 @@ void node::refresh() {
   raft_leader(&raft_, &leader, &address);
   v.leader_id = leader;
   if (address != nullptr) v.leader_address = address;
-  if (leader != 0 && leader != last_leader_) {
+  // Counted on each leader after a time without one too: the same leader elected again is a
+  // change (an overloaded leader that keeps losing its term).
+  if (leader != last_leader_) {
+    if (leader != 0) ++leader_changes_;
     last_leader_ = leader;
-    ++leader_changes_;
   }
   v.leader_changes = leader_changes_;
   v.commit_index = raft_.commit_index;
@@ -578,11 +587,20 @@ void node::refresh() {
     }
     v.members.push_back(std::move(m));
   }
+  // A refused member stays listed while it is a member: removed (and replaced), it is settled.
   for (const auto& [id, incarnation] : refused_) {
-    if (v.refused.empty() || v.refused.back() != id) v.refused.push_back(id);
+    const bool listed = std::any_of(v.members.begin(), v.members.end(),
+                                    [id = id](const member& m) { return m.id == id; });
+    if (listed && (v.refused.empty() || v.refused.back() != id)) v.refused.push_back(id);
   }
-  for (const auto& [peer, problem] : peer_problems_) {
-    v.peer_problems.push_back(absl::StrCat(peer, ": ", problem));
+  const uint64_t now = uv_now(&loop_);
+  for (auto it = peer_problems_.begin(); it != peer_problems_.end();) {
+    if (now - it->second.seen_ms > k_problem_forgotten_ms) {
+      it = peer_problems_.erase(it);
+      continue;
+    }
+    v.peer_problems.push_back(absl::StrCat(it->first, ": ", it->second.why));
+    ++it;
   }
   const bool leader_now = v.state == raft_view::role::leader;
   {

@@ -168,13 +168,20 @@ class node {
   options opts_;
   uint64_t id_;
   uint64_t incarnation_ = 0;
-  std::map<uint64_t, uint64_t> peers_;                // loop thread only (after open)
-  std::set<std::pair<uint64_t, uint64_t>> refused_;   // logged once each
-  std::map<std::string, std::string> peer_problems_;  // loop thread only; at most 64
-  std::map<uint64_t, uint64_t> peer_commit_;          // loop thread: what each peer answered
-  bool caught_up_ = false;                            // loop thread only
-  uint64_t last_leader_ = 0;                          // loop thread only
-  uint64_t leader_changes_ = 0;                       // loop thread only
+  std::map<uint64_t, uint64_t> peers_;               // loop thread only (after open)
+  std::set<std::pair<uint64_t, uint64_t>> refused_;  // logged once each
+  // A peer connection's last problem and when it was last seen (uv_now): one not seen again for
+  // k_problem_forgotten_ms is dropped (a pod that moved comes back from another address, and a
+  // stray connection does not recur). Loop thread only; at most 64.
+  struct peer_problem_seen {
+    std::string why;
+    uint64_t seen_ms = 0;
+  };
+  std::map<std::string, peer_problem_seen> peer_problems_;
+  std::map<uint64_t, uint64_t> peer_commit_;  // loop thread: what each peer answered
+  bool caught_up_ = false;                    // loop thread only
+  uint64_t last_leader_ = 0;                  // loop thread only
+  uint64_t leader_changes_ = 0;               // loop thread only
   uv_loop_t loop_{};
   uv_async_t async_{};
   uv_check_t check_{};

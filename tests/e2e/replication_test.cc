@@ -843,6 +843,11 @@ TEST(replication, a_replica_with_a_lost_disk_is_replaced_under_a_new_id_and_catc
   std::tie(code, out) = shoalctl(c, lost, "member list");
   EXPECT_EQ(code, 0) << out;
   EXPECT_NE(out.find("4\tpeer " + c.peer_address(lost)), std::string::npos) << out;
+  // Replaced, the refused member is settled: no longer listed, and the alert on it clears.
+  for (int i : {other, (lost + 2) % 3}) {
+    EXPECT_EQ(c.status(i).refused_size(), 0) << i;
+    EXPECT_EQ(sample(scrape(c.at(i)->metrics_address()), "shoal_raft_refused_members"), 0) << i;
+  }
 }
 
 // Whether `pred` came true within `within` (checked every 50 ms).
