@@ -20,6 +20,10 @@
 // read that asks while one is in flight waits for the one after (the one in flight may have been
 // appended before a write the read must see).
 //
+// A follower watches its leader's process (transport.h's transport_watch): when the leader's Raft
+// port refuses connections, the followers compare their logs and the most up-to-date one starts
+// an election at once (leader_gone), instead of every follower waiting out its election timeout.
+//
 // Cancel safety: a callback passed to propose or barrier is always called exactly once (with
 // RAFT_SHUTDOWN if the node stops first).
 #pragma once
@@ -38,6 +42,7 @@
 #include "service/replica/member.h"
 #include "service/replica/raft_c.h"
 #include "service/replica/tls_link.h"
+#include "service/replica/transport.h"
 
 namespace shoal::service::replica {
 
@@ -164,6 +169,35 @@ class node {
   static int fsm_snapshot(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n);
   static int fsm_finalize(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n);
   static int fsm_restore(raft_fsm* fsm, raft_buffer* buf);
+  // raft_uv's start, through which libraft hands the I/O its receive callback: kept (recv_), so
+  // that leader_gone can deliver a TimeoutNow.
+  static int start_io(raft_io* io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb recv);
+  // The transport's report that leader `id`'s process is gone (transport_watch: its Raft port
+  // refuses connections). A voter that follows it, once it has not heard from it for two
+  // heartbeats, asks the other voters where their logs end and whether they still hear it
+  // (transport_probe). If none does, the one with the most up-to-date log (the lowest id among
+  // equals), which the others will vote for, starts an election at once instead of waiting out
+  // its election timeout, as libraft's leadership transfer does: a TimeoutNow "from" that
+  // leader, so that voters which still know it vote all the same. Each follower compares the
+  // same logs (the leader is gone: they no longer grow), so one starts; if the followers
+  // disagree (a probe failed on one side), two may start, split the vote, and the election
+  // timeout settles it, as it always did. Raft's vote rules are untouched.
+  void leader_gone(uint64_t id);
+  void probe_voters();  // after the silence: the round's probes, with a deadline
+  void probed(uint64_t round, const probe_answer& a);
+  // Starts the election if the round's comparison names this member, nobody still hears the
+  // leader, and this member still follows it in the round's term.
+  void elect();
+  probe_answer probe_view();  // this member's answer to a probe
+  // Electing: this candidate's vote request again, to the voters other than the gone leader.
+  // libraft writes on the connection it dialled long ago, and never reads it: to a member that
+  // restarted since, the first write after the restart is lost (a reset comes back), the next
+  // fails, and only then does libraft dial again, queuing what follows. A vote request sent
+  // again is one Raft allows (a voter answers the same candidate the same way in a term).
+  void resend_vote_requests();
+  static void on_gone_timer(uv_timer_t* t);
+  // Follows the leader with transport_watch while this member follows one (loop thread).
+  void watch_leader(const raft_view& v);
 
   options opts_;
   uint64_t id_;
@@ -182,6 +216,22 @@ class node {
   bool caught_up_ = false;                    // loop thread only
   uint64_t last_leader_ = 0;                  // loop thread only
   uint64_t leader_changes_ = 0;               // loop thread only
+  uint64_t watched_ = 0;                      // loop thread: the leader watched, 0: none
+  // Loop thread: a round of leader_gone — the leader, the term, the answers so far (this member's
+  // included), the probes not yet answered; `number` tells a late answer from a later round's.
+  struct gone_round {
+    uint64_t number = 0;
+    uint64_t leader = 0;
+    uint64_t term = 0;
+    enum class stage { none, silence, probing, electing } at = stage::none;
+    int resends = 0;  // electing: the vote requests sent again so far
+    std::vector<probe_answer> answers;
+    int waiting = 0;
+  };
+  gone_round round_;
+  uv_timer_t gone_timer_{};  // the silence, then the probes' deadline
+  int (*uv_start_)(raft_io*, unsigned, raft_io_tick_cb, raft_io_recv_cb) = nullptr;
+  raft_io_recv_cb recv_ = nullptr;  // libraft's, once started
   uv_loop_t loop_{};
   uv_async_t async_{};
   uv_check_t check_{};

@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <set>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "service/replica/member.h"
@@ -16,8 +18,14 @@ namespace shoal::service::replica {
 namespace {
 
 constexpr uint64_t k_magic = 0x666172'6c616f6873ULL;  // "shoalraf", little-endian
-constexpr std::size_t k_fixed = 28;                   // magic, id, incarnation, address size
-constexpr std::size_t k_reply = 32;                   // magic, id, incarnation, commit index
+// The introduction of a watch connection (transport_watch): held open, never handed to Raft.
+constexpr uint64_t k_watch_magic = 0x686377'6c616f6873ULL;  // "shoalwch"
+// The introduction of a probe (transport_probe): answered with the log's position, then closed.
+constexpr uint64_t k_probe_magic = 0x627270'6c616f6873ULL;  // "shoalprb"
+constexpr std::size_t k_fixed = 28;                         // magic, id, incarnation, address size
+constexpr std::size_t k_reply = 32;                         // magic, id, incarnation, commit index
+// The same, then last log index and term, the leader followed and ms since it was heard from.
+constexpr std::size_t k_probe_reply = 64;
 constexpr uint32_t k_max_address = 1024;
 // A connection that has not introduced itself (and, with TLS, finished its handshake) within this
 // is closed, either side: a peer that connects and stays silent holds nothing for long.
@@ -25,6 +33,11 @@ constexpr uint64_t k_introduction_ms = 5000;
 // At most this many accepted connections wait for their introduction; one more closes the oldest.
 // A replica's own connections introduce themselves within milliseconds.
 constexpr std::size_t k_max_unintroduced = 64;
+// Dials of one watch: the first, then re-dials after its connection ends (each one that is
+// answered, or fails without a refusal, spends one). A path that keeps dropping connections is
+// not dialled for ever: Raft's election timeout is still there.
+constexpr int k_watch_dials = 4;
+constexpr uint64_t k_watch_lasted_ms = 10'000;
 
 struct impl;
 
@@ -42,13 +55,27 @@ struct incoming {
   uint64_t id = 0;
   uint64_t incarnation = 0;
   std::string address;
+  uint64_t magic = 0;  // k_magic: Raft's; k_watch_magic: held; k_probe_magic: answered, closed
 };
+
+// An accepted watch connection, held open and read (whatever arrives is dropped) until the
+// watching member closes it.
+struct held {
+  impl* owner = nullptr;
+  uint64_t id = 0;
+  uint64_t since = 0;
+  uv_stream_t* stream = nullptr;
+  char sink[64];
+};
+
+struct watch_state;
 
 // The accepting side's answer, written as the stream is handed to Raft (which only reads an
 // accepted stream); it lives until its write completes (or is cancelled by a close).
 struct reply_write {
   uv_write_t req{};
-  char bytes[k_reply];
+  char bytes[k_probe_reply];
+  uv_stream_t* close_after = nullptr;  // a probe's stream, closed once its answer is written
 };
 
 // A connect request on its way: resolve, connect, introduce.
@@ -59,19 +86,39 @@ struct outgoing {
   std::string host;
   std::string port;
   std::string hello;
-  uint64_t id = 0;     // the member dialled
-  uint64_t since = 0;  // uv_now when resolved (the connect began)
+  // A dial of the transport's own (a watch, a probe), instead of Raft's req and cb: the stream
+  // (null: it failed) and the finished dial.
+  std::function<void(uv_stream_t*, const outgoing&)> then;
+  std::size_t reply_size = k_reply;
+  probe_answer answer;   // a probe's
+  bool refused = false;  // the connect was refused: nothing listens there
+  uint64_t id = 0;       // the member dialled
+  uint64_t since = 0;    // uv_now when resolved (the connect began)
   uv_getaddrinfo_t gai{};
   uv_connect_t conn{};
   uv_write_t write{};
   uv_stream_t* stream = nullptr;  // the TCP connection, then (with TLS) the link's plain side
-  char reply[k_reply];
+  char reply[k_probe_reply];
   std::size_t got = 0;
   enum class stage { resolving, connecting, introducing, answered } at = stage::resolving;
   bool canceled = false;
   bool timed_out = false;  // canceled for taking too long: Raft may dial again
   bool stream_closing = false;
   bool reading = false;  // awaiting the answer (a close stops the read without a callback)
+};
+
+// The member this replica watches (transport_watch), on the dialling side.
+struct watch_state {
+  impl* owner = nullptr;
+  uint64_t id = 0;
+  std::string address;
+  std::function<void(uint64_t)> gone;
+  outgoing* dialing = nullptr;    // a dial on its way
+  uv_stream_t* stream = nullptr;  // the connection, once answered
+  int dials_left = k_watch_dials;
+  uint64_t since = 0;  // uv_now when its connection was answered
+  bool ended = false;  // unwatched: freed once its dial, if any, has finished
+  char sink[64];
 };
 
 struct impl {
@@ -91,6 +138,9 @@ struct impl {
   bool sweeper_open = false;
   std::set<incoming*> in;
   std::set<outgoing*> out;
+  std::set<held*> held_open;
+  watch_state* watch = nullptr;
+  int watch_streams_closing = 0;  // watch connections whose close callback is still to come
   bool closing = false;
   raft_uv_transport_close_cb close_cb = nullptr;
 };
@@ -102,7 +152,8 @@ void sweep(uv_timer_t* timer);
 void free_handle(uv_handle_t* h) { raft_free(h); }
 
 void maybe_closed(impl* p) {
-  if (!p->closing || p->listener_open || p->sweeper_open || !p->in.empty() || !p->out.empty()) {
+  if (!p->closing || p->listener_open || p->sweeper_open || !p->in.empty() || !p->out.empty() ||
+      !p->held_open.empty() || p->watch_streams_closing != 0) {
     return;
   }
   if (p->close_cb != nullptr) {
@@ -157,6 +208,43 @@ bool certificate_names_sender(incoming* c) {
   return problem.empty();
 }
 
+void drop_held(held* h) {
+  impl* p = h->owner;
+  p->held_open.erase(h);
+  uv_close(reinterpret_cast<uv_handle_t*>(h->stream), free_handle);
+  delete h;
+  maybe_closed(p);
+}
+
+void alloc_held(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  auto* w = static_cast<held*>(h->data);
+  *buf = uv_buf_init(w->sink, sizeof w->sink);
+}
+
+void on_held_read(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
+  if (n < 0) drop_held(static_cast<held*>(s->data));  // the watcher closed it, or went away
+}
+
+// A member's watch connection to this one: held open until that member closes it. One per
+// member (a newer one replaces it), and at most k_max_unintroduced in all (the oldest goes).
+void hold(impl* p, uint64_t id, uv_stream_t* stream) {
+  for (held* h : std::set<held*>(p->held_open)) {
+    if (h->id == id) drop_held(h);
+  }
+  if (p->held_open.size() >= k_max_unintroduced) {
+    drop_held(*std::min_element(p->held_open.begin(), p->held_open.end(),
+                                [](held* a, held* b) { return a->since < b->since; }));
+  }
+  auto* h = new held();
+  h->owner = p;
+  h->id = id;
+  h->since = uv_now(p->loop);
+  h->stream = stream;
+  stream->data = h;
+  p->held_open.insert(h);
+  if (uv_read_start(stream, alloc_held, on_held_read) != 0) drop_held(h);
+}
+
 void on_introduction(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
   auto* c = static_cast<incoming*>(s->data);
   if (n < 0) return drop_incoming(c);
@@ -169,9 +257,11 @@ void on_introduction(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
     std::memcpy(&c->id, c->fixed + 8, 8);
     std::memcpy(&c->incarnation, c->fixed + 16, 8);
     std::memcpy(&size, c->fixed + 24, 4);
-    if (magic != k_magic || c->id == 0 || size == 0 || size > k_max_address) {
+    if ((magic != k_magic && magic != k_watch_magic && magic != k_probe_magic) || c->id == 0 ||
+        size == 0 || size > k_max_address) {
       return drop_incoming(c);
     }
+    c->magic = magic;
     c->address.resize(size);
     return;
   }
@@ -187,6 +277,7 @@ void on_introduction(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
   stream->data = nullptr;
   const uint64_t id = c->id;
   const std::string address = std::move(c->address);
+  const uint64_t kind = c->magic;
   delete c;
   // Who answered: the connecting side checks it in turn.
   auto* r = new reply_write();
@@ -195,12 +286,31 @@ void on_introduction(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
   std::memcpy(r->bytes + 16, &p->incarnation, 8);
   const uint64_t commit = p->hooks.commit_index();
   std::memcpy(r->bytes + 24, &commit, 8);
-  uv_buf_t buf = uv_buf_init(r->bytes, k_reply);
+  std::size_t size = k_reply;
+  if (kind == k_probe_magic) {
+    const probe_answer view = p->hooks.probe_view();
+    std::memcpy(r->bytes + 32, &view.last_index, 8);
+    std::memcpy(r->bytes + 40, &view.last_term, 8);
+    std::memcpy(r->bytes + 48, &view.leader_id, 8);
+    std::memcpy(r->bytes + 56, &view.silent_ms, 8);
+    size = k_probe_reply;
+    r->close_after = stream;
+  }
+  uv_buf_t buf = uv_buf_init(r->bytes, static_cast<unsigned>(size));
   r->req.data = r;
-  if (uv_write(&r->req, stream, &buf, 1,
-               [](uv_write_t* w, int) { delete static_cast<reply_write*>(w->data); }) != 0) {
+  const int written = uv_write(&r->req, stream, &buf, 1, [](uv_write_t* w, int) {
+    auto* done = static_cast<reply_write*>(w->data);
+    if (done->close_after != nullptr) {
+      uv_close(reinterpret_cast<uv_handle_t*>(done->close_after), free_handle);
+    }
+    delete done;
+  });
+  if (written != 0) {
+    if (r->close_after != nullptr) uv_close(reinterpret_cast<uv_handle_t*>(stream), free_handle);
     delete r;
   }
+  if (kind == k_probe_magic) return;
+  if (kind == k_watch_magic) return hold(p, id, stream);
   p->accept_cb(p->t, id, address.c_str(), stream);
 }
 
@@ -317,7 +427,11 @@ void finish(outgoing* o, int status) {
     uv_close(reinterpret_cast<uv_handle_t*>(o->stream), free_handle);
   }
   if (stream != nullptr) stream->data = nullptr;
-  o->cb(o->req, stream, status);
+  if (o->then) {
+    o->then(stream, *o);
+  } else {
+    o->cb(o->req, stream, status);
+  }
   delete o;
   maybe_closed(p);
 }
@@ -328,7 +442,7 @@ int failure(const outgoing* o) {
 
 void alloc_reply(uv_handle_t* h, size_t, uv_buf_t* buf) {
   auto* o = static_cast<outgoing*>(h->data);
-  *buf = uv_buf_init(o->reply + o->got, static_cast<unsigned>(k_reply - o->got));
+  *buf = uv_buf_init(o->reply + o->got, static_cast<unsigned>(o->reply_size - o->got));
 }
 
 void on_reply(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
@@ -339,7 +453,7 @@ void on_reply(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
     return finish(o, failure(o));
   }
   o->got += static_cast<std::size_t>(n);
-  if (o->got < k_reply) return;
+  if (o->got < o->reply_size) return;
   uv_read_stop(s);
   o->reading = false;
   uint64_t magic = 0;
@@ -350,6 +464,12 @@ void on_reply(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
   std::memcpy(&id, o->reply + 8, 8);
   std::memcpy(&incarnation, o->reply + 16, 8);
   std::memcpy(&commit, o->reply + 24, 8);
+  if (o->reply_size == k_probe_reply) {
+    std::memcpy(&o->answer.last_index, o->reply + 32, 8);
+    std::memcpy(&o->answer.last_term, o->reply + 40, 8);
+    std::memcpy(&o->answer.leader_id, o->reply + 48, 8);
+    std::memcpy(&o->answer.silent_ms, o->reply + 56, 8);
+  }
   // The member dialled must answer as itself, with the disk it had.
   if (magic != k_magic || id != o->id || !o->owner->hooks.admit(id, incarnation)) {
     return finish(o, RAFT_NOCONNECTION);
@@ -371,6 +491,7 @@ void on_introduced(uv_write_t* w, int status) {
 
 void on_connected(uv_connect_t* c, int status) {
   auto* o = static_cast<outgoing*>(c->data);
+  o->refused = status == UV_ECONNREFUSED;
   if (status != 0 || o->canceled) return finish(o, failure(o));
   set_nodelay(reinterpret_cast<uv_tcp_t*>(o->stream));
   impl* p = o->owner;
@@ -414,23 +535,21 @@ void on_resolved(uv_getaddrinfo_t* g, int status, addrinfo* res) {
   if (rv != 0) finish(o, failure(o));
 }
 
-int do_connect(raft_uv_transport* t, raft_uv_connect* req, raft_id id, const char* address,
-               raft_uv_connect_cb cb) {
-  impl* p = of(t);
+// Starts dialling member `id` at `address` ("peer/client"): o, or null (address not
+// peer/client: RAFT_INVALID; the lookup could not start: RAFT_NOCONNECTION, in *rv).
+outgoing* dial(impl* p, uint64_t id, const std::string& address, uint64_t magic, int* rv) {
   member m;
   auto* o = new outgoing();
   if (!split_address(address, &m) || !split_host_port(m.peer, &o->host, &o->port)) {
     delete o;
-    std::snprintf(t->errmsg, sizeof(t->errmsg), "a member address is not peer/client");
-    return RAFT_INVALID;
+    *rv = RAFT_INVALID;
+    return nullptr;
   }
   o->owner = p;
-  o->req = req;
-  o->cb = cb;
   o->id = id;
   const uint32_t size = static_cast<uint32_t>(p->address.size());
   o->hello.resize(k_fixed);
-  std::memcpy(o->hello.data(), &k_magic, 8);
+  std::memcpy(o->hello.data(), &magic, 8);
   std::memcpy(o->hello.data() + 8, &p->id, 8);
   std::memcpy(o->hello.data() + 16, &p->incarnation, 8);
   std::memcpy(o->hello.data() + 24, &size, 4);
@@ -441,14 +560,114 @@ int do_connect(raft_uv_transport* t, raft_uv_connect* req, raft_id id, const cha
   o->gai.data = o;
   p->out.insert(o);
   // Resolved at every connect: a pod that moved has a new address under the same name.
-  const int rv =
-      uv_getaddrinfo(p->loop, &o->gai, on_resolved, o->host.c_str(), o->port.c_str(), &hints);
-  if (rv != 0) {
+  if (uv_getaddrinfo(p->loop, &o->gai, on_resolved, o->host.c_str(), o->port.c_str(), &hints) !=
+      0) {
     p->out.erase(o);
     delete o;
-    return RAFT_NOCONNECTION;
+    *rv = RAFT_NOCONNECTION;
+    return nullptr;
   }
+  return o;
+}
+
+int do_connect(raft_uv_transport* t, raft_uv_connect* req, raft_id id, const char* address,
+               raft_uv_connect_cb cb) {
+  int rv = 0;
+  outgoing* o = dial(of(t), id, address, k_magic, &rv);
+  if (o == nullptr) {
+    if (rv == RAFT_INVALID) {
+      std::snprintf(t->errmsg, sizeof(t->errmsg), "a member address is not peer/client");
+    }
+    return rv;
+  }
+  o->req = req;
+  o->cb = cb;
   return 0;
+}
+
+// ---- watching -------------------------------------------------------------------------------
+
+void cancel(outgoing* o);
+
+void alloc_watch(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  auto* w = static_cast<watch_state*>(h->data);
+  *buf = uv_buf_init(w->sink, sizeof w->sink);
+}
+
+void close_own_stream(impl* p, uv_stream_t* stream) {
+  ++p->watch_streams_closing;
+  stream->data = p;
+  uv_close(reinterpret_cast<uv_handle_t*>(stream), [](uv_handle_t* h) {
+    auto* owner = static_cast<impl*>(h->data);
+    raft_free(h);
+    --owner->watch_streams_closing;
+    maybe_closed(owner);
+  });
+}
+
+void redial(watch_state* w);
+void watch_dialed(watch_state* w, uv_stream_t* stream, bool refused);
+
+void on_watch_read(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
+  if (n >= 0) return;  // nothing is sent on a watch connection; whatever comes is dropped
+  auto* w = static_cast<watch_state*>(s->data);
+  w->stream = nullptr;
+  // One that lasted is not a path that keeps dropping connections: the budget starts again.
+  if (uv_now(w->owner->loop) - w->since >= k_watch_lasted_ms) w->dials_left = k_watch_dials;
+  close_own_stream(w->owner, s);
+  redial(w);  // ended: is anything still listening there?
+}
+
+void redial(watch_state* w) {
+  if (w->dials_left <= 0) return;  // left to Raft's election timeout
+  --w->dials_left;
+  int rv = 0;
+  w->dialing = dial(w->owner, w->id, w->address, k_watch_magic, &rv);
+  if (w->dialing == nullptr) return;
+  w->dialing->then = [w](uv_stream_t* stream, const outgoing& o) {
+    watch_dialed(w, stream, o.refused && !o.canceled);
+  };
+}
+
+void watch_dialed(watch_state* w, uv_stream_t* stream, bool refused) {
+  w->dialing = nullptr;
+  if (w->ended) {
+    if (stream != nullptr) close_own_stream(w->owner, stream);
+    delete w;
+    return;
+  }
+  if (stream != nullptr) {
+    w->stream = stream;
+    w->since = uv_now(w->owner->loop);
+    stream->data = w;
+    // A connection that carries nothing: keepalive finds one a middlebox forgot (with TLS, the
+    // link's TCP connection has it already).
+    if (!w->owner->tls.on()) uv_tcp_keepalive(reinterpret_cast<uv_tcp_t*>(stream), 1, 30);
+    if (uv_read_start(stream, alloc_watch, on_watch_read) != 0) {
+      w->stream = nullptr;
+      close_own_stream(w->owner, stream);
+    }
+    return;
+  }
+  if (refused) {
+    // Nothing listens at the member's address: its process is gone.
+    w->dials_left = 0;
+    w->gone(w->id);
+    return;
+  }
+  redial(w);  // answered by something else, timed out, or reset mid-way: try again, a few times
+}
+
+void unwatch(impl* p) {
+  watch_state* w = std::exchange(p->watch, nullptr);
+  if (w == nullptr) return;
+  w->ended = true;
+  if (w->stream != nullptr) close_own_stream(p, std::exchange(w->stream, nullptr));
+  if (w->dialing != nullptr) {
+    cancel(w->dialing);  // its finish frees w
+    return;
+  }
+  delete w;
 }
 
 void on_listener_closed(uv_handle_t* h) {
@@ -459,6 +678,7 @@ void on_listener_closed(uv_handle_t* h) {
 
 // Ends a connect on its way: it finishes with failure(o) once its pending callback has run.
 void cancel(outgoing* o) {
+  if (o->canceled) return;  // a watch's dial is cancelled by unwatch, then by the close
   o->canceled = true;
   if (o->at == outgoing::stage::resolving) {
     uv_cancel(reinterpret_cast<uv_req_t*>(&o->gai));  // else its callback sees `canceled`
@@ -498,6 +718,8 @@ void do_close(raft_uv_transport* t, raft_uv_transport_close_cb cb) {
   impl* p = of(t);
   p->closing = true;
   p->close_cb = cb;
+  unwatch(p);
+  for (held* h : std::set<held*>(p->held_open)) drop_held(h);
   p->links.close_all();
   if (p->listener_open) uv_close(reinterpret_cast<uv_handle_t*>(&p->listener), on_listener_closed);
   if (p->sweeper_open) uv_close(reinterpret_cast<uv_handle_t*>(&p->sweeper), on_sweeper_closed);
@@ -523,6 +745,41 @@ int transport_init(raft_uv_transport* t, uv_loop_t* loop, const std::string& lis
   t->connect = do_connect;
   t->close = do_close;
   return 0;
+}
+
+void transport_watch(raft_uv_transport* t, uint64_t id, const std::string& address,
+                     std::function<void(uint64_t id)> gone) {
+  impl* p = of(t);
+  unwatch(p);
+  if (p->closing) return;
+  auto* w = new watch_state();
+  w->owner = p;
+  w->id = id;
+  w->address = address;
+  w->gone = std::move(gone);
+  p->watch = w;
+  redial(w);
+}
+
+void transport_unwatch(raft_uv_transport* t) { unwatch(of(t)); }
+
+void transport_probe(raft_uv_transport* t, uint64_t id, const std::string& address,
+                     std::function<void(const probe_answer&)> done) {
+  impl* p = of(t);
+  int rv = 0;
+  outgoing* o = p->closing ? nullptr : dial(p, id, address, k_probe_magic, &rv);
+  if (o == nullptr) return done(probe_answer{.id = id});
+  o->reply_size = k_probe_reply;
+  o->then = [p, done = std::move(done)](uv_stream_t* stream, const outgoing& dialled) {
+    probe_answer a{.id = dialled.id};
+    if (stream != nullptr) {
+      close_own_stream(p, stream);
+      a = dialled.answer;
+      a.id = dialled.id;
+      a.answered = true;
+    }
+    done(a);
+  };
 }
 
 void transport_close(raft_uv_transport* t) {

@@ -731,6 +731,43 @@ TEST(replication, a_leader_told_to_stop_hands_over_and_exits_cleanly) {
   EXPECT_NE(c.leader(), stopping);
 }
 
+// A leader whose process dies (a crash, an OOM kill, SIGKILL) closes its sockets: the followers
+// learn it from the connection each keeps open to it, and one of them starts an election at once
+// instead of waiting out an election timeout. With a 5 s timeout, no follower may even ask for
+// votes until about 5 s after the leader's last heartbeat (and, with pre-vote, not until the
+// other follower's timer has fired too): a new leader writing within 4 s was elected by the
+// followers' own detection.
+TEST(replication, followers_of_a_leader_whose_process_died_elect_without_waiting_out_the_timeout) {
+  SHOAL_RELEASE_ONLY("a process-level fault test");
+  cluster c(3, {"--raft_election_ms=5000", "--raft_heartbeat_ms=200"});
+  int at = c.leader();
+  ASSERT_GE(at, 0);
+  for (int round = 0; round < 2; ++round) {
+    ASSERT_EQ(put_following(c, &at, "before" + std::to_string(round), "1").how, outcome::acked);
+    const int killed = c.leader();
+    ASSERT_GE(killed, 0);
+    const uint64_t term = c.status(killed).term();
+    const auto killed_at = std::chrono::steady_clock::now();
+    c.kill(killed);
+    const put_result next = put_following(c, &at, "after" + std::to_string(round), "2",
+                                          std::chrono::milliseconds(4000));
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - killed_at)
+            .count();
+    std::printf("round %d: a write acknowledged %.0f ms after the leader was killed\n", round, ms);
+    ASSERT_EQ(next.how, outcome::acked) << "no new leader wrote within 4 s of the kill";
+    const int now_leading = c.leader();
+    EXPECT_NE(now_leading, killed);
+    EXPECT_GT(c.status(now_leading).term(), term);
+    // Back on its own disk as a follower, it watches the new leader in turn (the second round
+    // kills whichever replica leads then).
+    c.restart(killed);
+  }
+  uint64_t revision = 0;
+  const contents all = converged(c, &revision);
+  EXPECT_EQ(all.size(), 4u);
+}
+
 std::pair<int, std::string> shoalctl(const cluster& c, int i, const std::string& args) {
   return run_command(std::string(SHOALCTL_PATH) + " --addr=" + c.client_address(i) + " " + args +
                      " 2>&1");
