@@ -233,6 +233,7 @@ absl::Status node::open() {
       .peer_commit = [this](uint64_t id, uint64_t commit) { peer_commit_[id] = commit; },
       .peer_of = [this](uint64_t id) { return peer_of(id); },
       .probe_view = [this] { return probe_view(); },
+      .probed_by = [this](uint64_t) { recheck_leader(); },
   };
   transport_init(&transport_, &loop_, opts_.listen.empty() ? self->peer : opts_.listen,
                  incarnation_, std::move(hooks), opts_.tls);
@@ -646,6 +647,15 @@ int node::start_io(raft_io* io, unsigned msecs, raft_io_tick_cb tick, raft_io_re
   auto* self = static_cast<node*>(static_cast<struct raft*>(io->data)->data);
   self->recv_ = recv;
   return self->uv_start_(io, msecs, tick, recv);
+}
+
+void node::recheck_leader() {
+  if (closing_ || watched_ == 0 || round_.at != gone_round::stage::none) return;
+  raft_id leader = 0;
+  const char* address = nullptr;
+  raft_leader(&raft_, &leader, &address);
+  if (leader != watched_ || address == nullptr) return;
+  transport_watch(&transport_, leader, address, [this](uint64_t id) { leader_gone(id); });
 }
 
 probe_answer node::probe_view() {

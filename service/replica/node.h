@@ -189,6 +189,10 @@ class node {
   // leader, and this member still follows it in the round's term.
   void elect();
   probe_answer probe_view();  // this member's answer to a probe
+  // Another voter probed this one: it found the leader gone. This member dials the leader again
+  // (a fresh watch), so that it does not miss the leader's end — its own watch may have given up
+  // on a path that dropped connections — and, if the port refuses it too, joins the comparison.
+  void recheck_leader();
   // Electing: this candidate's vote request again, to the voters other than the gone leader.
   // libraft writes on the connection it dialled long ago, and never reads it: to a member that
   // restarted since, the first write after the restart is lost (a reset comes back), the next

@@ -309,7 +309,10 @@ void on_introduction(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
     if (r->close_after != nullptr) uv_close(reinterpret_cast<uv_handle_t*>(stream), free_handle);
     delete r;
   }
-  if (kind == k_probe_magic) return;
+  if (kind == k_probe_magic) {
+    if (p->hooks.probed_by) p->hooks.probed_by(id);
+    return;
+  }
   if (kind == k_watch_magic) return hold(p, id, stream);
   p->accept_cb(p->t, id, address.c_str(), stream);
 }

@@ -91,6 +91,8 @@ struct transport_hooks {
   std::function<std::string(uint64_t id)> peer_of;
   // This member's answer to a probe (id and answered are the transport's).
   std::function<probe_answer()> probe_view;
+  // Member `id` probed this one (it found the leader's port refusing it). Optional.
+  std::function<void(uint64_t id)> probed_by;
 };
 
 // `listen` is host:port to bind (a name is resolved once, at listen time).

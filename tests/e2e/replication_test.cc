@@ -736,13 +736,13 @@ TEST(replication, a_leader_told_to_stop_hands_over_and_exits_cleanly) {
 // instead of waiting out an election timeout. With a 5 s timeout, no follower may even ask for
 // votes until about 5 s after the leader's last heartbeat (and, with pre-vote, not until the
 // other follower's timer has fired too): a new leader writing within 4 s was elected by the
-// followers' own detection.
-TEST(replication, followers_of_a_leader_whose_process_died_elect_without_waiting_out_the_timeout) {
-  SHOAL_RELEASE_ONLY("a process-level fault test");
-  cluster c(3, {"--raft_election_ms=5000", "--raft_heartbeat_ms=200"});
+// followers' own detection. Each round kills whichever replica leads, then starts it again on its
+// disk: as a follower, it watches the new leader in turn, and the next candidate may have to
+// reach it over a connection older than its restart.
+void expect_fast_failovers(cluster& c, int rounds) {
   int at = c.leader();
   ASSERT_GE(at, 0);
-  for (int round = 0; round < 2; ++round) {
+  for (int round = 0; round < rounds; ++round) {
     ASSERT_EQ(put_following(c, &at, "before" + std::to_string(round), "1").how, outcome::acked);
     const int killed = c.leader();
     ASSERT_GE(killed, 0);
@@ -759,13 +759,39 @@ TEST(replication, followers_of_a_leader_whose_process_died_elect_without_waiting
     const int now_leading = c.leader();
     EXPECT_NE(now_leading, killed);
     EXPECT_GT(c.status(now_leading).term(), term);
-    // Back on its own disk as a follower, it watches the new leader in turn (the second round
-    // kills whichever replica leads then).
     c.restart(killed);
   }
   uint64_t revision = 0;
-  const contents all = converged(c, &revision);
-  EXPECT_EQ(all.size(), 4u);
+  EXPECT_EQ(converged(c, &revision).size(), 2u * rounds);
+}
+
+const std::vector<std::string> k_slow_elections = {"--raft_election_ms=5000",
+                                                   "--raft_heartbeat_ms=200"};
+
+TEST(replication, followers_of_a_leader_whose_process_died_elect_without_waiting_out_the_timeout) {
+  SHOAL_RELEASE_ONLY("a process-level fault test");
+  cluster c(3, k_slow_elections);
+  expect_fast_failovers(c, 2);
+}
+
+// The same through mutual TLS between replicas: the watch connection and the probes are
+// introduced, and answered, inside TLS like Raft's own connections.
+TEST(replication, followers_on_mutual_tls_elect_at_once_when_the_leaders_process_dies) {
+  SHOAL_RELEASE_ONLY("a process-level fault test");
+  const std::string certs = temp_dir();
+  test_ca ca("Shoal test peers CA");
+  write_file(certs + "/ca.crt", ca.certificate());
+  for (uint64_t id = 1; id <= 3; ++id) {
+    write_pem_files(certs, "replica-" + std::to_string(id),
+                    ca.issue({.common_name = "replica " + std::to_string(id),
+                              .sans = {"IP:127.0.0." + std::to_string(id)}}));
+  }
+  std::vector<std::string> flags = k_slow_elections;
+  flags.push_back("--raft_tls_ca_file=" + certs + "/ca.crt");
+  flags.push_back("--raft_tls_cert_file=" + certs + "/replica-{id}.crt");
+  flags.push_back("--raft_tls_key_file=" + certs + "/replica-{id}.key");
+  cluster c(cluster::own_hosts, 3, flags);
+  expect_fast_failovers(c, 1);
 }
 
 std::pair<int, std::string> shoalctl(const cluster& c, int i, const std::string& args) {
