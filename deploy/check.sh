@@ -34,11 +34,13 @@ done
 
 tmp=$(mktemp -d)
 shoald_pid=
+replica_pid=
 cleanup() {
-  if [[ -n $shoald_pid ]]; then
-    kill -TERM "$shoald_pid" 2>/dev/null || true
-    wait "$shoald_pid" 2>/dev/null || true
-  fi
+  local pid
+  for pid in $shoald_pid $replica_pid; do
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -133,37 +135,69 @@ for overlay in "${overlays[@]}"; do
   check_config_accepted "$tmp/$name.config.json"
 done
 
-# The Grafana dashboard queries only metrics that a running shoald exports (durable, after a put
-# and a get, so that the per-call and log series exist); and the check fails on one that it does
-# not.
-check_dashboard() {
-  local out=$tmp/dashboard.out first= second= i
+# Starts shoald with "$@" after --metrics_listen, and waits for its two lines: started_pid,
+# started_addr and started_url (its /metrics) say where it is.
+start_for_metrics() {
+  local out=$tmp/started-$RANDOM.out first='' second='' i
   : >"$out"
-  # Durable (a data directory of its own): the log's and snapshots' panels query its metrics.
-  "$shoald" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$tmp/dashboard-data" \
-    >"$out" 2>"$tmp/dashboard.err" &
-  shoald_pid=$!
+  "$shoald" --metrics_listen=127.0.0.1:0 "$@" >"$out" 2>"$out.err" &
+  started_pid=$!
   for ((i = 0; i < 100; i++)); do
-    first= second=
+    first='' second=''
     { IFS= read -r first && IFS= read -r second; } <"$out" || true
     [[ $second == 'shoald metrics on '* ]] && break
-    kill -0 "$shoald_pid" 2>/dev/null || fail "shoald did not start: $(cat "$tmp/dashboard.err")"
+    kill -0 "$started_pid" 2>/dev/null || fail "shoald did not start: $(cat "$out.err")"
     sleep 0.1
   done
   [[ $second == 'shoald metrics on '* ]] || fail "shoald printed no metrics line within 10 s"
-  "$shoalctl" --addr="${first#shoald listening on }" put dashboard/k v >/dev/null
-  "$shoalctl" --addr="${first#shoald listening on }" get dashboard/k >/dev/null
-  local url="http://${second#shoald metrics on }/metrics"
-  node "$tools/dashboard-metrics.js" "$deploy/grafana/shoal.json" "$url"
+  started_addr=${first#shoald listening on }
+  started_url="http://${second#shoald metrics on }/metrics"
+}
+
+free_port() {
+  node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => {
+    console.log(s.address().port); s.close(); });'
+}
+
+# The Grafana dashboard queries only metrics that running shoalds export, and the check fails on
+# one that none does. Two of them: durable (a data directory of its own, after a put and a get,
+# so that the per-call and log series exist), and a replicated one (a cluster of one member), for
+# the Raft panels.
+check_dashboard() {
+  start_for_metrics --listen=127.0.0.1:0 --data_dir="$tmp/dashboard-data"
+  shoald_pid=$started_pid
+  local durable=$started_url
+  "$shoalctl" --addr="$started_addr" put dashboard/k v >/dev/null
+  "$shoalctl" --addr="$started_addr" get dashboard/k >/dev/null
+  local client peer
+  client=127.0.0.1:$(free_port)
+  peer=127.0.0.1:$(free_port)
+  start_for_metrics --listen="$client" --data_dir="$tmp/dashboard-replica" --raft_id=1 \
+    --raft_members="1=$peer/$client" --raft_bootstrap
+  replica_pid=$started_pid
+  local replicated=$started_url
+  node "$tools/dashboard-metrics.js" "$deploy/grafana/shoal.json" "$durable" "$replicated"
   sed 's/shoal_watch_history_events/shoal_watch_history_evnts/' "$deploy/grafana/shoal.json" \
     >"$tmp/misspelt.json"
-  if node "$tools/dashboard-metrics.js" "$tmp/misspelt.json" "$url" >"$tmp/misspelt.out"; then
+  if node "$tools/dashboard-metrics.js" "$tmp/misspelt.json" "$durable" "$replicated" \
+    >"$tmp/misspelt.out"; then
     fail "a dashboard querying a metric shoald does not export passed: the check cannot fail"
   fi
   grep -q 'shoal_watch_history_evnts is not exported' "$tmp/misspelt.out" ||
     fail "the misspelt dashboard failed for another reason: $(cat "$tmp/misspelt.out")"
-  kill -TERM "$shoald_pid" && wait "$shoald_pid" || fail "shoald did not exit 0 on SIGTERM"
-  shoald_pid=
+  # The Raft panels need the replicated one: without it, the check fails on them.
+  if node "$tools/dashboard-metrics.js" "$deploy/grafana/shoal.json" "$durable" \
+    >"$tmp/durable-only.out"; then
+    fail "the Raft panels passed on a shoald that does not replicate: the check cannot fail"
+  fi
+  grep -q 'shoal_raft_term is not exported' "$tmp/durable-only.out" ||
+    fail "the dashboard failed on a durable shoald for another reason: $(cat "$tmp/durable-only.out")"
+  local pid
+  for pid in $shoald_pid $replica_pid; do
+    kill -TERM "$pid"
+    wait "$pid" || fail "shoald did not exit 0 on SIGTERM"
+  done
+  shoald_pid= replica_pid=
 }
 echo "== grafana dashboard"
 check_dashboard

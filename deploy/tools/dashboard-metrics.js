@@ -1,7 +1,11 @@
 #!/usr/bin/env node
 // dashboard-metrics: every metric a Grafana dashboard queries exists on a running shoald.
 //
-//   node deploy/tools/dashboard-metrics.js deploy/grafana/shoal.json http://127.0.0.1:9090/metrics
+//   node deploy/tools/dashboard-metrics.js deploy/grafana/shoal.json http://127.0.0.1:9090/metrics \
+//       [http://127.0.0.1:9091/metrics ...]
+//
+// Several scrapes count as one: a durable shoald exports the log's metrics, a replicated one
+// Raft's, and the dashboard has panels for both.
 //
 // Reads each panel target's PromQL `expr`, takes the metric names in it (a name before `{` or
 // `[`, and every grpc_server_*, shoal_* and process_* name), and requires a sample of each in
@@ -24,18 +28,20 @@ function queries(dashboard) {
   return out;
 }
 
-async function main([dashboardFile, url]) {
-  if (!dashboardFile || !url) {
-    console.error('usage: dashboard-metrics.js DASHBOARD.json METRICS_URL');
+async function main([dashboardFile, ...urls]) {
+  if (!dashboardFile || urls.length === 0) {
+    console.error('usage: dashboard-metrics.js DASHBOARD.json METRICS_URL [METRICS_URL ...]');
     return 2;
   }
   const dashboard = JSON.parse(readFileSync(dashboardFile, 'utf8'));
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`GET ${url}: ${response.status}`);
-  const samples = new Set(
-    (await response.text()).split('\n').filter((l) => l && !l.startsWith('#'))
-      .map((l) => l.split(/[{ ]/)[0]),
-  );
+  const samples = new Set();
+  for (const url of urls) {
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`GET ${url}: ${response.status}`);
+    for (const line of (await response.text()).split('\n')) {
+      if (line && !line.startsWith('#')) samples.add(line.split(/[{ ]/)[0]);
+    }
+  }
   const all = queries(dashboard);
   if (all.length === 0) {
     console.log(`${dashboardFile}: no queries`);
