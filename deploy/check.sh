@@ -197,7 +197,7 @@ check_dashboard() {
     kill -TERM "$pid"
     wait "$pid" || fail "shoald did not exit 0 on SIGTERM"
   done
-  shoald_pid= replica_pid=
+  shoald_pid='' replica_pid=''
 }
 echo "== grafana dashboard"
 check_dashboard
