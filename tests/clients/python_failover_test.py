@@ -87,6 +87,25 @@ def main():
             loop = asyncio.new_event_loop()
             asyncio.set_event_loop(loop)  # the channels bind to it as they are made
             aio = AsyncShoalClient(",".join(order), attempts=20)
+            # A pipeline opened on the follower runs on the leader: every result comes, in
+            # order, and each increment applies once (before, each write came back refused).
+            with shoal_client.ShoalClient(",".join(order), attempts=20) as piped:
+                ops = []
+                for n in range(50):
+                    ops += [
+                        shoal_client.op_increment("pipe/counter"),
+                        shoal_client.op_put(f"pipe/k{n}", f"v{n}"),
+                        shoal_client.op_get(f"pipe/k{n}"),
+                    ]
+                results = list(piped.pipeline(ops, window=8))
+                check("pipeline results", len(ops), len(results))
+                for n, r in enumerate(results):
+                    check(f"pipeline result {n} has no error", "", r.error.message)
+                    if n % 3 == 0:
+                        check(f"increment {n}", n // 3 + 1, r.increment.value)
+                    if n % 3 == 2:
+                        check(f"read back {n}", f"v{(n - 2) // 3}".encode(), r.get.entry.value)
+                check("the pipeline went to the leader", leader, piped.current_target)
             with shoal_client.ShoalClient(",".join(order), attempts=20) as kv:
                 first = kv.put("k", "1")
                 check("the write went to the leader", leader, kv.current_target)

@@ -236,6 +236,53 @@ def _leader_hint(metadata) -> Optional[str]:
     return metadata.get("shoal-leader")
 
 
+def _refused_for_not_leading(result) -> bool:
+    """A Pipeline result a follower refused for not leading: nothing applied, safe to resend."""
+    return (
+        result.HasField("error")
+        and result.error.code == grpc.StatusCode.UNAVAILABLE.value[0]
+        and result.error.message.startswith("this replica does not lead")
+    )
+
+
+def _writes(op) -> bool:
+    return op.WhichOneof("op") in ("put", "delete", "increment")
+
+
+class _PipelineStream:
+    """One Pipeline stream for requests[start:], at most `window` unanswered: the request
+    iterator grpc reads on its own thread waits for a slot, given back as each result is
+    yielded (answered), or for the end (stop_sending, cancel)."""
+
+    def __init__(self, stub, requests: list, start: int, window: int, metadata):
+        self._slots = threading.Semaphore(window)
+        self._stopped = threading.Event()
+
+        def sending():
+            for n in range(start, len(requests)):
+                self._slots.acquire()
+                if self._stopped.is_set():
+                    return
+                yield kv_pb2.PipelineRequest(id=n - start + 1, op=requests[n])
+
+        self._call = stub.Pipeline(sending(), metadata=metadata)
+
+    def results(self):
+        for reply in self._call:
+            yield reply.result
+
+    def answered(self) -> None:
+        self._slots.release()
+
+    def stop_sending(self) -> None:
+        self._stopped.set()
+        self._slots.release()
+
+    def cancel(self) -> None:
+        self._call.cancel()
+        self.stop_sending()
+
+
 class _Replicas:
     """The replicas a client was given, which one calls go to, and how a failed call follows the
     cluster: shared by ShoalClient and AsyncShoalClient (aio.py), which make the channels."""
@@ -515,28 +562,70 @@ class ShoalClient(_Replicas):
         return TxnResult(resp.succeeded, resp.revision, list(resp.results))
 
     def pipeline(self, ops: Iterable, *, window: int = 64) -> Iterator["kv_pb2.OpResult"]:
-        """Runs the operations (op_get/op_put/op_delete/op_increment) on one Pipeline stream,
-        up to `window` of them unanswered, and yields each result in order; a failed operation
-        yields a result whose `error` is set. The stream has no deadline."""
+        """Runs the operations (op_get/op_put/op_delete/op_increment) on a Pipeline stream, up
+        to `window` of them unanswered, and yields each result in order; a failed operation
+        yields a result whose `error` is set. The stream has no deadline.
+
+        On a replicated store it follows the leader: from the first operation a follower refused
+        for not leading (nothing applied; `error.leader` names the leader), the rest go to the
+        leader on a new stream, once the refused stream's other replies show that every write
+        after it was refused so too (else every result is yielded as it came). A stream that
+        could not connect goes to the next replica; one that broke after connecting raises."""
         if window < 1:
             raise ValueError("window must be at least 1")
-        slots = threading.Semaphore(window)
-
-        def requests():
-            for i, op in enumerate(ops, start=1):
-                slots.acquire()  # released as each reply is read
-                yield kv_pb2.PipelineRequest(id=i, op=op)
-
-        call = self._kv.Pipeline(requests(), metadata=self._metadata)
-        try:
-            for reply in call:
-                slots.release()
-                yield reply.result
-        except grpc.RpcError as err:
-            raise ShoalError(err.code(), err.details()) from err
-        finally:
-            call.cancel()
-            slots.release(window)  # a sender waiting for a slot must not wait forever
+        requests = list(ops)
+        done = 0  # operations whose result was yielded
+        pause = 0.05
+        for moves in range(1 << 30):
+            tried = self._current
+            may_move = moves < self._tries()
+            stream = _PipelineStream(self._endpoints[tried][2], requests, done, window,
+                                     self._metadata)
+            refused = None
+            after = []
+            try:
+                for result in stream.results():
+                    if refused is not None:
+                        after.append(result)
+                    elif may_move and _refused_for_not_leading(result):
+                        refused = result
+                        stream.stop_sending()
+                    else:
+                        done += 1
+                        stream.answered()
+                        yield result
+            except grpc.RpcError as err:
+                if refused is not None:
+                    # What was sent after these is unknown: the caller has what came, then the
+                    # error.
+                    yield from [refused, *after]
+                    raise ShoalError(err.code(), err.details()) from err
+                never_sent = (err.details() or "").startswith("failed to connect")
+                if err.code() != grpc.StatusCode.UNAVAILABLE or not never_sent or not may_move:
+                    raise ShoalError(err.code(), err.details()) from err
+                self._current = (tried + 1) % len(self._endpoints)  # nothing of it left
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+                continue
+            finally:
+                stream.cancel()
+            if refused is None:
+                return
+            resend = all(
+                not _writes(requests[done + 1 + k]) or _refused_for_not_leading(r)
+                for k, r in enumerate(after)
+            )
+            if not resend:
+                for r in [refused, *after]:
+                    done += 1
+                    yield r
+            if done == len(requests):
+                return
+            leader = refused.error.leader
+            self._current = self._endpoint(leader) if leader else (tried + 1) % len(self._endpoints)
+            if not leader or self._current == tried:
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
     def status(self) -> admin_pb2.StatusResponse:
         """The server's Admin/Status: keys, bytes, watchers, version, compact_revision..."""
