@@ -308,6 +308,7 @@ void add_raft_gauges(const replica::raft_view& v, metrics::gauges* g) {
   g->raft_members = v.members.size();
   g->raft_caught_up = v.caught_up;
   g->raft_leader_changes = v.leader_changes;
+  g->raft_dead_leader_elections = v.dead_leader_elections;
   g->raft_refused_members = v.refused.size();
   g->raft_peer_problems = v.peer_problems.size();
 }

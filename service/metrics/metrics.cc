@@ -258,6 +258,14 @@ void add_raft_metrics(const gauges& g, std::vector<prometheus::MetricFamily>& ou
   cm.counter.value = static_cast<double>(g.raft_leader_changes);
   changes.metric.push_back(std::move(cm));
   out.push_back(std::move(changes));
+  auto early = family("shoal_raft_dead_leader_elections_total",
+                      "Elections this replica started at once because its leader's process was "
+                      "gone (the leader's Raft port refused connections).",
+                      prometheus::MetricType::Counter);
+  prometheus::ClientMetric em;
+  em.counter.value = static_cast<double>(g.raft_dead_leader_elections);
+  early.metric.push_back(std::move(em));
+  out.push_back(std::move(early));
 }
 
 // Builds the families at scrape time from the thread blocks and the server's state.

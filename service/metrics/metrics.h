@@ -104,6 +104,7 @@ struct gauges {
   uint64_t raft_members = 0;
   bool raft_caught_up = false;
   uint64_t raft_leader_changes = 0;
+  uint64_t raft_dead_leader_elections = 0;
   uint64_t raft_refused_members = 0;
   uint64_t raft_peer_problems = 0;
 };

@@ -181,6 +181,7 @@ void node::elect() {
   m.timeout_now.last_log_term = last_log_term(raft_);
   recv_(&io_, &m);
   if (raft_state(&raft_) != RAFT_CANDIDATE) return;
+  ++dead_leader_elections_;
   round_.leader = r.leader;
   round_.term = raft_.current_term;  // the election's
   round_.at = gone_round::stage::electing;

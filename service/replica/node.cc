@@ -582,6 +582,7 @@ void node::refresh() {
     last_leader_ = leader;
   }
   v.leader_changes = leader_changes_;
+  v.dead_leader_elections = dead_leader_elections_;
   v.commit_index = raft_.commit_index;
   v.applied_index = raft_last_applied(&raft_);
   v.last_index = raft_last_index(&raft_);

@@ -81,6 +81,8 @@ struct raft_view {
   bool caught_up = false;
   // Times this replica saw another leader (the first one it knew included), since it started.
   uint64_t leader_changes = 0;
+  // Elections this replica started at once because its leader's process was gone (leader_gone).
+  uint64_t dead_leader_elections = 0;
 };
 
 class node {
@@ -220,6 +222,7 @@ class node {
   bool caught_up_ = false;                    // loop thread only
   uint64_t last_leader_ = 0;                  // loop thread only
   uint64_t leader_changes_ = 0;               // loop thread only
+  uint64_t dead_leader_elections_ = 0;        // loop thread only
   uint64_t watched_ = 0;                      // loop thread: the leader watched, 0: none
   // Loop thread: a round of leader_gone — the leader, the term, the answers so far (this member's
   // included), the probes not yet answered; `number` tells a late answer from a later round's.

@@ -744,6 +744,11 @@ void expect_fast_failovers(cluster& c, int rounds) {
   ASSERT_GE(at, 0);
   for (int round = 0; round < rounds; ++round) {
     ASSERT_EQ(put_following(c, &at, "before" + std::to_string(round), "1").how, outcome::acked);
+    std::vector<double> elections;  // each replica's count so far (a restarted one: from 0)
+    for (int i = 0; i < c.size(); ++i) {
+      elections.push_back(
+          sample(scrape(c.at(i)->metrics_address()), "shoal_raft_dead_leader_elections_total"));
+    }
     const int killed = c.leader();
     ASSERT_GE(killed, 0);
     const uint64_t term = c.status(killed).term();
@@ -759,6 +764,10 @@ void expect_fast_failovers(cluster& c, int rounds) {
     const int now_leading = c.leader();
     EXPECT_NE(now_leading, killed);
     EXPECT_GT(c.status(now_leading).term(), term);
+    // The replica that started the election counts it (and it won: no other could have).
+    EXPECT_EQ(sample(scrape(c.at(now_leading)->metrics_address()),
+                     "shoal_raft_dead_leader_elections_total"),
+              elections[now_leading] + 1);
     c.restart(killed);
   }
   uint64_t revision = 0;
