@@ -251,21 +251,19 @@ void add_raft_metrics(const gauges& g, std::vector<prometheus::MetricFamily>& ou
       static_cast<double>(g.raft_refused_members));
   add("shoal_raft_peer_problems", "Peer connections currently failing for TLS or identity.",
       static_cast<double>(g.raft_peer_problems));
-  auto changes = family("shoal_raft_leader_changes_seen_total",
-                        "Times this replica saw a new leader since it started (the first too).",
-                        prometheus::MetricType::Counter);
-  prometheus::ClientMetric cm;
-  cm.counter.value = static_cast<double>(g.raft_leader_changes);
-  changes.metric.push_back(std::move(cm));
-  out.push_back(std::move(changes));
-  auto early = family("shoal_raft_dead_leader_elections_total",
-                      "Elections this replica started at once because its leader's process was "
-                      "gone (the leader's Raft port refused connections).",
-                      prometheus::MetricType::Counter);
-  prometheus::ClientMetric em;
-  em.counter.value = static_cast<double>(g.raft_dead_leader_elections);
-  early.metric.push_back(std::move(em));
-  out.push_back(std::move(early));
+  const auto count = [&](const char* name, const char* help, uint64_t value) {
+    auto f = family(name, help, prometheus::MetricType::Counter);
+    f.metric.emplace_back();
+    f.metric.back().counter.value = static_cast<double>(value);
+    out.push_back(std::move(f));
+  };
+  count("shoal_raft_leader_changes_seen_total",
+        "Times this replica saw a new leader since it started (the first too).",
+        g.raft_leader_changes);
+  count("shoal_raft_dead_leader_elections_total",
+        "Elections this replica started at once because its leader's process was gone (the "
+        "leader's Raft port refused connections).",
+        g.raft_dead_leader_elections);
 }
 
 // Builds the families at scrape time from the thread blocks and the server's state.
