@@ -28,7 +28,7 @@ bool is_voter(const struct raft& r, uint64_t id) {
   return false;
 }
 
-// Whether `self` still follows `leader` in `term`.
+// Whether the member running r still follows `leader` in `term`.
 bool still_follows(struct raft& r, uint64_t leader, uint64_t term) {
   raft_id now = 0;
   const char* address = nullptr;
