@@ -36,6 +36,17 @@ bool still_follows(struct raft& r, uint64_t leader, uint64_t term) {
   return raft_state(&r) == RAFT_FOLLOWER && now == leader && r.current_term == term;
 }
 
+// The voters other than `self` and `leader`: id and address.
+std::vector<std::pair<uint64_t, const char*>> other_voters(const struct raft& r, uint64_t self,
+                                                           uint64_t leader) {
+  std::vector<std::pair<uint64_t, const char*>> out;
+  for (unsigned i = 0; i < r.configuration.n; ++i) {
+    const raft_server& s = r.configuration.servers[i];
+    if (s.role == RAFT_VOTER && s.id != self && s.id != leader) out.emplace_back(s.id, s.address);
+  }
+  return out;
+}
+
 }  // namespace
 
 void node::watch_leader(const raft_view& v) {
@@ -114,13 +125,7 @@ void node::probe_voters() {
   own.id = id_;
   own.answered = true;
   round_.answers = {own};
-  std::vector<std::pair<uint64_t, std::string>> others;
-  for (unsigned i = 0; i < raft_.configuration.n; ++i) {
-    const raft_server& s = raft_.configuration.servers[i];
-    if (s.role == RAFT_VOTER && s.id != round_.leader && s.id != id_) {
-      others.emplace_back(s.id, s.address);
-    }
-  }
+  const auto others = other_voters(raft_, id_, round_.leader);
   round_.waiting = static_cast<int>(others.size());
   if (others.empty()) return elect();
   // Answers that have not come within half an election timeout are left out.
@@ -196,13 +201,11 @@ void node::resend_vote_requests() {
     return;
   }
   ++round_.resends;
-  for (unsigned i = 0; i < raft_.configuration.n; ++i) {
-    const raft_server& s = raft_.configuration.servers[i];
-    if (s.role != RAFT_VOTER || s.id == id_ || s.id == round_.leader) continue;
+  for (const auto& [voter, address] : other_voters(raft_, id_, round_.leader)) {
     raft_message m{};
     m.type = RAFT_IO_REQUEST_VOTE;
-    m.server_id = s.id;
-    m.server_address = s.address;
+    m.server_id = voter;
+    m.server_address = address;
     m.request_vote = {.term = raft_.current_term,
                       .candidate_id = id_,
                       .last_log_index = raft_last_index(&raft_),

@@ -65,7 +65,6 @@ struct held {
   uint64_t id = 0;
   uint64_t since = 0;
   uv_stream_t* stream = nullptr;
-  char sink[64];
 };
 
 struct watch_state;
@@ -118,7 +117,6 @@ struct watch_state {
   int dials_left = k_watch_dials;
   uint64_t since = 0;  // uv_now when its connection was answered
   bool ended = false;  // unwatched: freed once its dial, if any, has finished
-  char sink[64];
 };
 
 struct impl {
@@ -140,7 +138,7 @@ struct impl {
   std::set<outgoing*> out;
   std::set<held*> held_open;
   watch_state* watch = nullptr;
-  int watch_streams_closing = 0;  // watch connections whose close callback is still to come
+  int own_streams_closing = 0;  // watch and probe connections whose close callback is to come
   bool closing = false;
   raft_uv_transport_close_cb close_cb = nullptr;
 };
@@ -153,7 +151,7 @@ void free_handle(uv_handle_t* h) { raft_free(h); }
 
 void maybe_closed(impl* p) {
   if (!p->closing || p->listener_open || p->sweeper_open || !p->in.empty() || !p->out.empty() ||
-      !p->held_open.empty() || p->watch_streams_closing != 0) {
+      !p->held_open.empty() || p->own_streams_closing != 0) {
     return;
   }
   if (p->close_cb != nullptr) {
@@ -216,9 +214,10 @@ void drop_held(held* h) {
   maybe_closed(p);
 }
 
-void alloc_held(uv_handle_t* h, size_t, uv_buf_t* buf) {
-  auto* w = static_cast<held*>(h->data);
-  *buf = uv_buf_init(w->sink, sizeof w->sink);
+// Reads of connections that carry nothing (watches, either side): whatever arrives is dropped.
+void alloc_discard(uv_handle_t*, size_t, uv_buf_t* buf) {
+  thread_local char sink[64];  // the loop thread's
+  *buf = uv_buf_init(sink, sizeof sink);
 }
 
 void on_held_read(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
@@ -242,7 +241,7 @@ void hold(impl* p, uint64_t id, uv_stream_t* stream) {
   h->stream = stream;
   stream->data = h;
   p->held_open.insert(h);
-  if (uv_read_start(stream, alloc_held, on_held_read) != 0) drop_held(h);
+  if (uv_read_start(stream, alloc_discard, on_held_read) != 0) drop_held(h);
 }
 
 void on_introduction(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
@@ -592,18 +591,13 @@ int do_connect(raft_uv_transport* t, raft_uv_connect* req, raft_id id, const cha
 
 void cancel(outgoing* o);
 
-void alloc_watch(uv_handle_t* h, size_t, uv_buf_t* buf) {
-  auto* w = static_cast<watch_state*>(h->data);
-  *buf = uv_buf_init(w->sink, sizeof w->sink);
-}
-
 void close_own_stream(impl* p, uv_stream_t* stream) {
-  ++p->watch_streams_closing;
+  ++p->own_streams_closing;
   stream->data = p;
   uv_close(reinterpret_cast<uv_handle_t*>(stream), [](uv_handle_t* h) {
     auto* owner = static_cast<impl*>(h->data);
     raft_free(h);
-    --owner->watch_streams_closing;
+    --owner->own_streams_closing;
     maybe_closed(owner);
   });
 }
@@ -646,7 +640,7 @@ void watch_dialed(watch_state* w, uv_stream_t* stream, bool refused) {
     // A connection that carries nothing: keepalive finds one a middlebox forgot (with TLS, the
     // link's TCP connection has it already).
     if (!w->owner->tls.on()) uv_tcp_keepalive(reinterpret_cast<uv_tcp_t*>(stream), 1, 30);
-    if (uv_read_start(stream, alloc_watch, on_watch_read) != 0) {
+    if (uv_read_start(stream, alloc_discard, on_watch_read) != 0) {
       w->stream = nullptr;
       close_own_stream(w->owner, stream);
     }
