@@ -21,6 +21,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "service/log.h"
+#include "service/replica/frame.h"
 #include "service/replica/transport.h"
 
 namespace shoal::service::replica {
@@ -476,9 +477,11 @@ void node::submit_apply(std::vector<std::string> entries, std::vector<done_fn> d
     }
   };
   if (closing_) return fail_all(RAFT_SHUTDOWN);
+  // Consecutive proposals share an entry (frame.h).
+  entries = frame_entries(std::move(entries));
   // libraft's disk log stores a payload in whole 8-byte words and reads it back as such: a
   // payload of another length shifts every entry after it in the same batch. Padded here, with
-  // zeros (entry.h's decode accepts them).
+  // zeros (frame.h and entry.h's decode accept them).
   std::vector<raft_buffer> bufs(entries.size());
   for (std::size_t i = 0; i < entries.size(); ++i) {
     bufs[i].len = std::max<std::size_t>(8, (entries[i].size() + 7) / 8 * 8);
@@ -626,7 +629,11 @@ void node::refresh() {
 
 int node::fsm_apply(raft_fsm* fsm, const raft_buffer* buf, void** result) {
   auto* self = static_cast<node*>(fsm->data);
-  self->opts_.fsm->apply(std::string_view(static_cast<const char*>(buf->base), buf->len));
+  const std::string_view entry(static_cast<const char*>(buf->base), buf->len);
+  if (!for_each_payload(entry, [self](std::string_view p) { self->opts_.fsm->apply(p); })) {
+    SHOAL_LOG(error, "raft: a framed entry does not parse; skipped on every replica",
+              {{"bytes", static_cast<int64_t>(entry.size())}});
+  }
   *result = nullptr;
   return 0;
 }

@@ -52,7 +52,7 @@ class node;
 class state_machine {
  public:
   virtual ~state_machine() = default;
-  // One committed entry, in log order, on every member.
+  // One committed proposal, in log order, on every member.
   virtual void apply(std::string_view entry) = 0;
   // The whole state, for a snapshot; restore() replaces the state with one.
   virtual std::string snapshot() = 0;
@@ -110,8 +110,9 @@ class node {
   static absl::StatusOr<std::unique_ptr<node>> start(options o);
   ~node();
 
-  // Leader only (else RAFT_NOTLEADER): appends `entry`; `done` once it was applied here, or
-  // failed. From any thread.
+  // Leader only (else RAFT_NOTLEADER): appends `entry` (not empty, and its first byte not 0);
+  // `done` once it was applied here, or failed. From any thread. The proposals the loop finds
+  // queued together are appended as one Raft entry (frame.h), applied in their order.
   void propose(std::string entry, done_fn done);
   // From the loop thread (a state machine's leadership_changed): the same, without the queue.
   void propose_here(std::string entry);

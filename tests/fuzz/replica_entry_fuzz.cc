@@ -1,16 +1,26 @@
 // Raft entries as a replica reads them back from its disk log or a peer (service/replica/entry.h):
 // any bytes either decode or are refused, never read past their end; whatever decodes encodes
-// back to the same bytes (less the zero padding the disk log adds).
+// back to the same bytes (less the zero padding the disk log adds). Frames of several proposals
+// (service/replica/frame.h) either give payloads that lie within the bytes, each then decoded the
+// same way, or are refused.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
 #include "service/replica/entry.h"
+#include "service/replica/frame.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   using namespace shoal::service::replica;
   const std::string input(reinterpret_cast<const char*>(data), size);
+  (void)for_each_payload(input, [&](std::string_view p) {
+    if (p.data() < input.data() || p.data() + p.size() > input.data() + input.size()) {
+      __builtin_trap();  // a payload outside the frame
+    }
+    entry inner;
+    (void)decode(p, &inner);
+  });
   entry e;
   if (!decode(input, &e)) return 0;
   std::string again;

@@ -1,11 +1,15 @@
-// replica/: what a Raft entry carries (entry.h), member addresses (member.h), and the store's
-// replica mode (expiry decided by the leader: due(), expire_if()).
+// replica/: what a Raft entry carries (entry.h, frame.h), member addresses (member.h), and the
+// store's replica mode (expiry decided by the leader: due(), expire_if()).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "runtime/time/clock.h"
 #include "service/replica/entry.h"
+#include "service/replica/frame.h"
 #include "service/replica/member.h"
 #include "service/store/store.h"
 #include "service/watch/hub.h"
@@ -40,6 +44,60 @@ TEST(replica_entry, a_call_round_trips_and_survives_the_disk_logs_padding) {
   std::string bad = bytes;
   bad[0] = 9;
   EXPECT_FALSE(decode(bad, &e)) << "another format";
+}
+
+// The payloads an entry carries, or {"<refused>"}.
+std::vector<std::string> payloads_of(std::string_view entry) {
+  std::vector<std::string> out;
+  if (!for_each_payload(entry, [&](std::string_view p) { out.emplace_back(p); })) {
+    return {"<refused>"};
+  }
+  return out;
+}
+
+TEST(replica_frame, proposals_taken_together_share_an_entry_and_come_back_in_order) {
+  v1::PutRequest req;
+  req.set_key("k");
+  std::vector<std::string> proposals;
+  for (int i = 0; i < 5; ++i) {
+    req.set_value(std::string(static_cast<std::size_t>(i) + 1, 'v'));
+    proposals.push_back(encode_call(7, static_cast<uint64_t>(i), 0, metrics::method::put, req));
+  }
+  const std::vector<std::string> entries = frame_entries(proposals);
+  ASSERT_EQ(entries.size(), 1u);
+  for (std::size_t pad = 0; pad < 8; ++pad) {
+    EXPECT_EQ(payloads_of(entries[0] + std::string(pad, '\0')), proposals) << pad;
+  }
+  EXPECT_EQ(payloads_of(entries[0] + std::string(8, '\0')), std::vector<std::string>{"<refused>"})
+      << "more than padding";
+  EXPECT_EQ(payloads_of(entries[0] + "x"), std::vector<std::string>{"<refused>"});
+  EXPECT_EQ(payloads_of(entries[0].substr(0, entries[0].size() - 1)),
+            std::vector<std::string>{"<refused>"})
+      << "cut short: nothing of it applies";
+}
+
+TEST(replica_frame, a_lone_proposal_stays_bare_and_frames_stop_at_their_size) {
+  const std::string one = encode_init(1, 0, 0, "store");
+  const std::vector<std::string> bare = frame_entries({one});
+  ASSERT_EQ(bare.size(), 1u);
+  EXPECT_EQ(bare[0], one) << "what earlier versions wrote, and read as such";
+  EXPECT_EQ(payloads_of(one + std::string(3, '\0')),
+            std::vector<std::string>{one + std::string(3, '\0')})
+      << "a bare entry goes to the state machine as it is (entry.h takes the padding)";
+  // 100 KiB each: two fit in a frame's 256 KiB, a third starts the next; a payload larger than
+  // a frame is an entry of its own.
+  const std::string big = encode_init(1, 0, 0, std::string(100 << 10, 's'));
+  const std::string huge = encode_init(1, 0, 0, std::string(300 << 10, 'h'));
+  const std::vector<std::string> proposals = {big, big, big, huge, one};
+  const std::vector<std::string> entries = frame_entries(proposals);
+  ASSERT_EQ(entries.size(), 4u);
+  std::vector<std::string> back;
+  for (const std::string& e : entries) {
+    EXPECT_LE(e.size(), std::max(k_frame_bytes + 64, huge.size()));
+    for (std::string& p : payloads_of(e)) back.push_back(std::move(p));
+  }
+  EXPECT_EQ(back, proposals);
+  EXPECT_EQ(entries[2], huge);
 }
 
 TEST(replica_entry, expiries_and_the_store_id_round_trip) {
