@@ -68,7 +68,8 @@ ABSL_FLAG(std::string, raft_tls_cert_file, "",
           "replication: this replica's certificate for its peers (default: --tls_cert_file)");
 ABSL_FLAG(std::string, raft_tls_key_file, "", "replication: its key (default: --tls_key_file)");
 ABSL_FLAG(uint32_t, raft_snapshot_entries, 16384,
-          "replication: Raft log entries between snapshots of the store");
+          "replication: Raft log entries (each the writes the leader took together) between "
+          "snapshots of the store");
 ABSL_FLAG(uint32_t, raft_snapshot_trailing, 8192,
           "replication: entries kept after a snapshot, for followers a little behind");
 ABSL_FLAG(std::string, raft_tls_ca_file, "",
