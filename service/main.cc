@@ -72,6 +72,9 @@ ABSL_FLAG(uint32_t, raft_snapshot_entries, 16384,
           "snapshots of the store");
 ABSL_FLAG(uint32_t, raft_snapshot_trailing, 8192,
           "replication: entries kept after a snapshot, for followers a little behind");
+ABSL_FLAG(uint64_t, raft_log_max_bytes, 64u << 20,
+          "replication: bytes of entries kept in memory: a snapshot once half of it was applied "
+          "since the last, at most the other half kept after one");
 ABSL_FLAG(std::string, raft_tls_ca_file, "",
           "replication: the CA of the replicas' certificates; set, peers talk mutual TLS");
 // Live settings.
@@ -152,6 +155,7 @@ shoal::v1::ServerConfig flag_overlay() {
   SHOAL_OVERLAY(s, raft_tls_ca_file);
   SHOAL_OVERLAY(s, raft_snapshot_entries);
   SHOAL_OVERLAY(s, raft_snapshot_trailing);
+  SHOAL_OVERLAY(s, raft_log_max_bytes);
   SHOAL_OVERLAY(l, max_key_bytes);
   SHOAL_OVERLAY(l, max_value_bytes);
   SHOAL_OVERLAY(l, max_keys);

@@ -55,6 +55,7 @@ v1::ServerConfig defaults() {
   s->set_raft_tls_ca_file("");
   s->set_raft_snapshot_entries(16384);
   s->set_raft_snapshot_trailing(8192);
+  s->set_raft_log_max_bytes(64u << 20);
   auto* l = c.mutable_live();
   l->set_max_key_bytes(4096);
   l->set_max_value_bytes(1u << 20);
@@ -268,6 +269,9 @@ absl::Status validate(const v1::ServerConfig& c) {
   if (s.raft_snapshot_entries() == 0 || s.raft_snapshot_trailing() > s.raft_snapshot_entries()) {
     errors.push_back(
         "startup.raft_snapshot_entries must be above 0, and raft_snapshot_trailing at most it");
+  }
+  if (s.raft_log_max_bytes() < (1u << 20)) {
+    errors.push_back("startup.raft_log_max_bytes must be at least 1048576 (1 MiB)");
   }
   if (s.raft_tls_cert_file().empty() != s.raft_tls_key_file().empty()) {
     errors.push_back(

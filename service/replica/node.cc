@@ -630,6 +630,7 @@ void node::refresh() {
 int node::fsm_apply(raft_fsm* fsm, const raft_buffer* buf, void** result) {
   auto* self = static_cast<node*>(fsm->data);
   const std::string_view entry(static_cast<const char*>(buf->base), buf->len);
+  self->applied(entry.size());
   if (!for_each_payload(entry, [self](std::string_view p) { self->opts_.fsm->apply(p); })) {
     SHOAL_LOG(error, "raft: a framed entry does not parse; skipped on every replica",
               {{"bytes", static_cast<int64_t>(entry.size())}});
@@ -638,8 +639,39 @@ int node::fsm_apply(raft_fsm* fsm, const raft_buffer* buf, void** result) {
   return 0;
 }
 
+void node::applied(std::size_t bytes) {
+  applied_bytes_ += bytes;
+  recent_sizes_.push_back(static_cast<uint32_t>(bytes));
+  if (recent_sizes_.size() > opts_.snapshot_trailing) recent_sizes_.pop_front();
+  if (!snapshot_due_ && applied_bytes_ >= opts_.log_max_bytes / 2) {
+    snapshot_due_ = true;
+    raft_set_snapshot_threshold(&raft_, 1);  // libraft looks after this apply
+  }
+}
+
+void node::snapshot_taken() {
+  applied_bytes_ = 0;
+  if (snapshot_due_) {
+    snapshot_due_ = false;
+    raft_set_snapshot_threshold(&raft_, opts_.snapshot_threshold);
+  }
+  // libraft reads the trailing count after this (to write the snapshot, then to cut the log).
+  uint64_t kept = 0;
+  unsigned entries = 0;
+  for (auto it = recent_sizes_.rbegin(); it != recent_sizes_.rend(); ++it) {
+    if (kept + *it > opts_.log_max_bytes / 2) {
+      raft_set_snapshot_trailing(&raft_, std::max(1u, entries));
+      return;
+    }
+    kept += *it;
+    ++entries;
+  }
+  raft_set_snapshot_trailing(&raft_, opts_.snapshot_trailing);  // they all fit
+}
+
 int node::fsm_snapshot(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n) {
   auto* self = static_cast<node*>(fsm->data);
+  self->snapshot_taken();
   const std::string state = self->opts_.fsm->snapshot();
   auto* b = static_cast<raft_buffer*>(raft_malloc(sizeof(raft_buffer)));
   b->len = state.size();
@@ -663,6 +695,8 @@ int node::fsm_restore(raft_fsm* fsm, raft_buffer* buf) {
   const bool ok =
       self->opts_.fsm->restore(std::string_view(static_cast<const char*>(buf->base), buf->len));
   if (!ok) return RAFT_MALFORMED;
+  self->applied_bytes_ = 0;  // the log before the snapshot is gone
+  self->recent_sizes_.clear();
   raft_free(buf->base);
   return 0;
 }

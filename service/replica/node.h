@@ -29,6 +29,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -103,6 +104,9 @@ class node {
     unsigned heartbeat_ms = 100;
     unsigned snapshot_threshold = 16384;  // entries between snapshots
     unsigned snapshot_trailing = 8192;    // entries kept after one, for slow followers
+    // The in-memory log's bound in bytes (log_bound below): a snapshot once half of it has been
+    // applied since the last one, at most the other half kept after it.
+    uint64_t log_max_bytes = 64u << 20;
     state_machine* fsm = nullptr;
   };
   using done_fn = std::function<void(int raft_status)>;  // 0: done
@@ -172,6 +176,14 @@ class node {
   static int fsm_snapshot(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n);
   static int fsm_finalize(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n);
   static int fsm_restore(raft_fsm* fsm, raft_buffer* buf);
+  // The in-memory log, bounded by bytes (loop thread). libraft counts entries only, and keeps
+  // every entry since its last snapshot plus snapshot_trailing before it: 24,576 entries of up to
+  // max_message_bytes each by default. applied() counts each applied entry's bytes; past half of
+  // log_max_bytes since the last snapshot it lowers libraft's threshold so that one is taken after
+  // this apply. snapshot_taken() puts the threshold back and sets how many entries stay after
+  // the snapshot: as many of the newest as fit in the other half (at least one).
+  void applied(std::size_t bytes);
+  void snapshot_taken();
   // raft_uv's start, through which libraft hands the I/O its receive callback: kept (recv_), so
   // that leader_gone can deliver a TimeoutNow.
   static int start_io(raft_io* io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb recv);
@@ -249,6 +261,11 @@ class node {
   struct raft raft_ {};
   bool closing_ = false;  // loop thread only
   bool was_leader_ = false;
+  // Loop thread: entry bytes applied since the last snapshot; the sizes of the latest entries
+  // (at most snapshot_trailing, the newest last); whether the threshold is lowered.
+  uint64_t applied_bytes_ = 0;
+  std::deque<uint32_t> recent_sizes_;
+  bool snapshot_due_ = false;
   std::vector<done_fn> reads_waiting_;    // loop thread only
   std::vector<done_fn> reads_in_flight_;  // loop thread only
   bool barrier_in_flight_ = false;

@@ -1028,6 +1028,52 @@ TEST(replication, silent_connections_to_the_raft_port_are_capped_and_closed) {
   EXPECT_EQ(c.status(l).term(), term) << "the replicas' own links were never cut";
 }
 
+// Resident memory of process `pid` in bytes (VmRSS), or 0.
+uint64_t resident_bytes(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;  // in kB
+  }
+  return 0;
+}
+
+// libraft counts its in-memory log in entries: by default every entry since the last snapshot
+// (up to 16,384) and 8,192 before it stay in memory, whatever their size. With 1 MiB values each
+// Put is an entry of about 1 MiB: shoald bounds the log by bytes instead (raft_log_max_bytes, 64
+// MiB by default: a snapshot once half of it has been applied), so once that much has been
+// written, 160 MiB more of Puts on one key leave every replica's memory about where it was
+// (without the bound each grew by the 160 MiB), and every replica ends with the last value.
+TEST(replication, the_in_memory_raft_log_is_bounded_by_bytes_not_only_entries) {
+  SHOAL_RELEASE_ONLY("a process-level test");
+  cluster c(3);
+  int l = c.leader();
+  ASSERT_GE(l, 0);
+  const std::string value((1u << 20) - 16, 'm');  // under live.max_value_bytes (1 MiB)
+  int written = 0;
+  auto put_mib = [&](int n) {
+    for (int i = 0; i < n; ++i, ++written) {
+      ASSERT_EQ(put_following(c, &l, "big", value + std::to_string(written)).how, outcome::acked)
+          << written;
+    }
+  };
+  put_mib(80);  // past the bound: the log has been cut by snapshots
+  std::vector<uint64_t> before;
+  for (int i = 0; i < c.size(); ++i) before.push_back(resident_bytes(c.at(i)->pid()));
+  put_mib(160);
+  uint64_t revision = 0;
+  const contents all = converged(c, &revision);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all.begin()->second.value, value + std::to_string(written - 1));
+  for (int i = 0; i < c.size(); ++i) {
+    const uint64_t after = resident_bytes(c.at(i)->pid());
+    const int64_t grew = static_cast<int64_t>(after) - static_cast<int64_t>(before[i]);
+    EXPECT_LT(grew, int64_t{64} << 20)
+        << "replica " << i << " grew by " << (grew >> 20) << " MiB over 160 Puts of 1 MiB ("
+        << (after >> 20) << " MiB)";
+  }
+}
+
 // How many extents of `path` are allocated but were never written (FIEMAP), or -1 when the
 // file system does not map extents.
 long unwritten_extents(const std::string& path) {

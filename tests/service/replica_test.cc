@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "runtime/time/clock.h"
+#include "service/config/config.h"
 #include "service/replica/entry.h"
 #include "service/replica/frame.h"
 #include "service/replica/member.h"
@@ -98,6 +99,18 @@ TEST(replica_frame, a_lone_proposal_stays_bare_and_frames_stop_at_their_size) {
   }
   EXPECT_EQ(back, proposals);
   EXPECT_EQ(entries[2], huge);
+}
+
+TEST(replica_config, the_in_memory_log_bound_has_a_floor_and_names_it) {
+  v1::ServerConfig c = config::defaults();
+  EXPECT_EQ(c.startup().raft_log_max_bytes(), 64u << 20);
+  ASSERT_TRUE(config::validate(c).ok());
+  c.mutable_startup()->set_raft_log_max_bytes(4096);
+  const absl::Status st = config::validate(c);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("startup.raft_log_max_bytes must be at least 1048576"),
+            std::string_view::npos)
+      << st.message();
 }
 
 TEST(replica_entry, expiries_and_the_store_id_round_trip) {
