@@ -424,6 +424,8 @@ absl::Status server::impl::open_store(const config::snapshot& cfg, int workers) 
     if (!rs.ok()) return rs.status();
     replication = std::move(*rs);
     ctx.raft = replication.get();
+    ctx.member_id = startup.raft_id();
+    ctx.raft_term = &replication->term();
     ctx.durability_info.backup = [r = replication.get()] { return r->backup(); };
   }
   if (metrics) {  // the store's gauges, now that it exists

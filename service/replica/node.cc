@@ -537,7 +537,9 @@ void node::on_barrier(struct raft_barrier* req, int status) {
   std::vector<done_fn> done;
   done.swap(self->reads_in_flight_);
   for (auto& f : done) f(status);
-  if (!self->reads_waiting_.empty() && !self->closing_) self->start_barrier();
+  // The reads that came meanwhile get the next barrier from on_check, after this turn of the
+  // loop: not from here, inside libraft — a failed barrier is called back while the leader steps
+  // down, and a barrier started then used the leader's state as it was freed (a SIGSEGV).
 }
 
 void node::begin_close() {
@@ -566,13 +568,20 @@ void node::on_closed(struct raft* r) {
   }
 }
 
-void node::on_check(uv_check_t* c) { static_cast<node*>(c->data)->refresh(); }
+void node::on_check(uv_check_t* c) {
+  auto* self = static_cast<node*>(c->data);
+  self->refresh();
+  if (!self->closing_ && !self->barrier_in_flight_ && !self->reads_waiting_.empty()) {
+    self->start_barrier();
+  }
+}
 
 void node::refresh() {
   if (closing_) return;
   raft_view v;
   v.state = role_of(raft_state(&raft_));
   v.term = raft_.current_term;
+  term_.store(v.term, std::memory_order_relaxed);
   raft_id leader = 0;
   const char* address = nullptr;
   raft_leader(&raft_, &leader, &address);
@@ -630,6 +639,7 @@ void node::refresh() {
 int node::fsm_apply(raft_fsm* fsm, const raft_buffer* buf, void** result) {
   auto* self = static_cast<node*>(fsm->data);
   const std::string_view entry(static_cast<const char*>(buf->base), buf->len);
+  self->term_.store(self->raft_.current_term, std::memory_order_relaxed);
   self->applied(entry.size());
   if (!for_each_payload(entry, [self](std::string_view p) { self->opts_.fsm->apply(p); })) {
     SHOAL_LOG(error, "raft: a framed entry does not parse; skipped on every replica",

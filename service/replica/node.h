@@ -28,6 +28,7 @@
 // RAFT_SHUTDOWN if the node stops first).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -134,6 +135,9 @@ class node {
   bool run_on_loop(std::function<void(bool live)> fn);
   raft_view view() const;
   uint64_t id() const { return id_; }
+  // The current term, for any thread: set after each turn of the loop and before each apply (a
+  // write's handler, run by the apply, sees the term of the leader applying it).
+  const std::atomic<uint64_t>& term() const { return term_; }
   // Closes Raft and joins the loop thread. Idempotent.
   void stop();
 
@@ -167,6 +171,8 @@ class node {
   void refresh();  // on the loop thread, after each turn
   void begin_close();
   static void on_async(uv_async_t* a);
+  // After each turn of the loop, outside libraft's callbacks: refresh(), then the next barrier
+  // if reads wait for one (never started from a libraft callback: see on_barrier).
   static void on_check(uv_check_t* c);
   static void on_applied(struct raft_apply* req, int status, void* result);
   static void on_barrier(struct raft_barrier* req, int status);
@@ -271,6 +277,7 @@ class node {
   bool barrier_in_flight_ = false;
   std::thread thread_;
   bool stopped_ = true;  // until the loop thread runs; the owner's thread only
+  std::atomic<uint64_t> term_{0};
 
   rt::plain_mutex queue_mu_;
   std::vector<work> queue_ ABSL_GUARDED_BY(queue_mu_);

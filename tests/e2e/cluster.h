@@ -17,6 +17,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -104,11 +106,34 @@ class cluster {
   cluster(const cluster&) = delete;
   cluster& operator=(const cluster&) = delete;
   ~cluster() {
+    // A replica that ended while it was meant to run (a crash) fails the test that ran it.
+    const std::vector<std::string> ended = ended_replicas();
+    if (!ended.empty()) {
+      std::string all;
+      for (const std::string& e : ended) all += "\n  " + e;
+      ADD_FAILURE() << "replicas ended on their own:" << all;
+    }
     for (replica& r : replicas_) r.process.reset();  // SIGKILL
     for (replica& r : replicas_) run_command("rm -rf " + r.dir);
   }
 
   int size() const { return static_cast<int>(replicas_.size()); }
+  // The replicas meant to run (not killed, terminated or not yet started) whose process has
+  // ended, each with how ("replica 1 (id 2): exit 139" is a SIGSEGV).
+  std::vector<std::string> ended_replicas() {
+    std::vector<std::string> out;
+    std::lock_guard lock(mu_);
+    for (std::size_t i = 0; i < replicas_.size(); ++i) {
+      int status = 0;
+      auto& p = replicas_[i].process;
+      if (p != nullptr && p->ended(&status)) {
+        out.push_back("replica " + std::to_string(i) + " (id " + std::to_string(replicas_[i].id) +
+                      "): exit " + std::to_string(status) +
+                      (status > 128 ? " (signal " + std::to_string(status - 128) + ")" : ""));
+      }
+    }
+    return out;
+  }
   // Thread-safe: writers call replicas while the test kills and restarts them. A null pointer:
   // not running.
   std::shared_ptr<shoald_process> at(int i) const {

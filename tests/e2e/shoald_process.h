@@ -132,16 +132,18 @@ class shoald_process {
   }
   int wait_exit(std::chrono::seconds within) {
     const auto deadline = std::chrono::steady_clock::now() + within;
-    int status = 0;
-    while (std::chrono::steady_clock::now() < deadline) {
-      pid_t r = ::waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
+    while (pid_ > 0 && std::chrono::steady_clock::now() < deadline) {
+      if (reaped()) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    return -1;
+    return exit_status_;
+  }
+  // Whether the process has ended (nobody waits for it otherwise: a crash shows here), and how:
+  // its exit code, or 128 + the signal that ended it.
+  bool ended(int* status = nullptr) {
+    if (pid_ > 0) reaped();
+    if (status != nullptr) *status = exit_status_;
+    return pid_ <= 0 && exit_status_ >= 0;
   }
 
  private:
@@ -221,6 +223,16 @@ class shoald_process {
   }
 
   pid_t pid_ = -1;
+  int exit_status_ = -1;  // once reaped
+
+  // Reaps the process if it has ended; whether it did.
+  bool reaped() {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) != pid_) return false;
+    pid_ = -1;
+    exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return true;
+  }
   int out_fd_ = -1;                // its stdout, until read_addresses()
   std::vector<std::string> args_;  // started_later: for wait_listening()
   std::string stderr_path_;
