@@ -671,28 +671,15 @@ class writers_by_term {
     std::lock_guard lock(mu_);
     members_[h.raft_term()].insert(h.member_id());
   }
-  // The terms in which more than one member acknowledged writes, described.
+  // The terms in which more than one member (or none known) acknowledged writes, described.
   std::vector<std::string> problems() const {
-    std::lock_guard lock(mu_);
-    std::vector<std::string> out;
-    for (const auto& [term, members] : members_) {
-      if (term == 0 || members.size() > 1 || members.count(0) > 0) {
-        std::string who;
-        for (uint64_t m : members) who += " " + std::to_string(m);
-        out.push_back("term " + std::to_string(term) + ": members" + who);
-      }
-    }
-    return out;
+    return described([](uint64_t term, const std::set<uint64_t>& members) {
+      return term == 0 || members.size() > 1 || members.count(0) > 0;
+    });
   }
+  // Every term, described.
   std::vector<std::string> all() const {
-    std::lock_guard lock(mu_);
-    std::vector<std::string> out;
-    for (const auto& [term, members] : members_) {
-      std::string who;
-      for (uint64_t m : members) who += " " + std::to_string(m);
-      out.push_back("term " + std::to_string(term) + ": members" + who);
-    }
-    return out;
+    return described([](uint64_t, const std::set<uint64_t>&) { return true; });
   }
   std::size_t terms() const {
     std::lock_guard lock(mu_);
@@ -700,6 +687,20 @@ class writers_by_term {
   }
 
  private:
+  // "term 3: members 2" for each term `which` picks.
+  template <class Pick>
+  std::vector<std::string> described(Pick which) const {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> out;
+    for (const auto& [term, members] : members_) {
+      if (!which(term, members)) continue;
+      std::string who;
+      for (uint64_t m : members) who += " " + std::to_string(m);
+      out.push_back("term " + std::to_string(term) + ": members" + who);
+    }
+    return out;
+  }
+
   mutable std::mutex mu_;
   std::map<uint64_t, std::set<uint64_t>> members_;
 };
