@@ -32,8 +32,8 @@ bool unframe(std::string_view in, std::vector<std::string_view>* out) {
   uint8_t version = 0;
   uint32_t n = 0;
   if (!get_int(&in, &mark) || !get_int(&in, &version) || !get_int(&in, &n) ||
-      version != k_frame_version || n > in.size()) {
-    return false;
+      version != k_frame_version || uint64_t{n} * (sizeof(uint32_t) + 1) > in.size()) {
+    return false;  // each payload takes its size and at least a byte: n is bounded before use
   }
   out->reserve(n);
   for (uint32_t i = 0; i < n; ++i) {
