@@ -58,9 +58,10 @@ struct context {
   // A replicated server's store (startup.raft_id), else null: writes go through its Raft log,
   // reads through its barrier (handlers/call.h, replica/raft_store.h).
   replica::raft_store* raft = nullptr;
-  // With `raft`: this replica's Raft id, and its current term (replica/node.h), for headers.
+  // On a replicated server, set before its Raft thread starts: this replica's Raft id, and its
+  // current term, which the Raft thread keeps (replica/node.h), for response headers.
   uint64_t member_id = 0;
-  const std::atomic<uint64_t>* raft_term = nullptr;
+  std::atomic<uint64_t> raft_term{0};
 
   // The live configuration: handlers read the latest snapshot.
   rt::watch::receiver<config::snapshot_ptr>* config = nullptr;
@@ -108,9 +109,9 @@ struct context {
   void fill(v1::ResponseHeader* h) const {
     h->set_revision(hub->revision());
     h->set_store_id(store_id);
-    if (raft_term != nullptr) {
+    if (member_id != 0) {
       h->set_member_id(member_id);
-      h->set_raft_term(raft_term->load(std::memory_order_relaxed));
+      h->set_raft_term(raft_term.load(std::memory_order_relaxed));
     }
   }
 };

@@ -418,14 +418,13 @@ absl::Status server::impl::open_store(const config::snapshot& cfg, int workers) 
   if (replicated) {
     // The store is the Raft log's: entries apply to it from here on (replica/raft_store.h).
     serving_tx.send_modify([](serving_state& s) { s.caught_up = false; });
+    ctx.member_id = startup.raft_id();  // before the Raft thread applies anything
     auto rs = replica::raft_store::open(startup, &ctx, &runtime->clock(), [this] {
       serving_tx.send_modify([](serving_state& s) { s.caught_up = true; });
     });
     if (!rs.ok()) return rs.status();
     replication = std::move(*rs);
     ctx.raft = replication.get();
-    ctx.member_id = startup.raft_id();
-    ctx.raft_term = &replication->term();
     ctx.durability_info.backup = [r = replication.get()] { return r->backup(); };
   }
   if (metrics) {  // the store's gauges, now that it exists

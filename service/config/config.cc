@@ -266,12 +266,17 @@ absl::Status validate(const v1::ServerConfig& c) {
         "startup.raft_tls_ca_file needs a certificate for this replica: startup.raft_tls_cert_file "
         "and raft_tls_key_file, or tls_cert_file and tls_key_file");
   }
-  if (s.raft_snapshot_entries() == 0 || s.raft_snapshot_trailing() > s.raft_snapshot_entries()) {
+  if (s.raft_snapshot_trailing() == 0 || s.raft_snapshot_trailing() > s.raft_snapshot_entries()) {
     errors.push_back(
-        "startup.raft_snapshot_entries must be above 0, and raft_snapshot_trailing at most it");
+        "startup.raft_snapshot_trailing must be at least 1 (0 would drop the whole log at each "
+        "snapshot), and raft_snapshot_entries at least it");
   }
-  if (s.raft_log_max_bytes() < (1u << 20)) {
-    errors.push_back("startup.raft_log_max_bytes must be at least 1048576 (1 MiB)");
+  // A write may be one entry of up to a whole message: room for a few before each snapshot.
+  if (s.raft_id() != 0 && s.raft_log_max_bytes() < 4ull * s.max_message_bytes()) {
+    errors.push_back(
+        absl::StrCat("startup.raft_log_max_bytes must be at least four times "
+                     "startup.max_message_bytes (",
+                     4ull * s.max_message_bytes(), " here)"));
   }
   if (s.raft_tls_cert_file().empty() != s.raft_tls_key_file().empty()) {
     errors.push_back(

@@ -48,19 +48,22 @@ bool unframe(std::string_view in, std::vector<std::string_view>* out) {
 
 }  // namespace
 
-std::vector<std::string> frame_entries(std::vector<std::string> payloads) {
+std::vector<std::string> frame_entries(std::vector<std::string> payloads,
+                                       std::vector<std::size_t>* counts) {
   std::vector<std::string> entries;
+  if (counts != nullptr) counts->clear();
   std::size_t begin = 0;
   std::size_t bytes = 0;
-  for (std::size_t i = 0; i < payloads.size(); ++i) {
-    if (i > begin && bytes + payloads[i].size() > k_frame_bytes) {
+  for (std::size_t i = 0; i <= payloads.size(); ++i) {
+    const bool last = i == payloads.size();
+    if (i > begin && (last || bytes + payloads[i].size() > k_frame_bytes)) {
       entries.push_back(framed(payloads, begin, i));
+      if (counts != nullptr) counts->push_back(i - begin);
       begin = i;
       bytes = 0;
     }
-    bytes += payloads[i].size();
+    if (!last) bytes += payloads[i].size();
   }
-  if (begin < payloads.size()) entries.push_back(framed(payloads, begin, payloads.size()));
   return entries;
 }
 

@@ -32,7 +32,9 @@ inline constexpr std::size_t k_frame_bytes = 256 * 1024;
 
 // The Raft entries that carry `payloads` (none may be empty or begin with a zero byte), in
 // order: consecutive payloads framed together up to k_frame_bytes, a group of one left bare.
-std::vector<std::string> frame_entries(std::vector<std::string> payloads);
+// `counts`, if given, gets how many payloads each entry carries.
+std::vector<std::string> frame_entries(std::vector<std::string> payloads,
+                                       std::vector<std::size_t>* counts = nullptr);
 
 // Calls `each` with every payload `entry` carries, in order (a bare entry: itself). False, with
 // nothing called, if `entry` is a frame that does not parse.

@@ -471,31 +471,39 @@ void node::drain() {
 }
 
 void node::submit_apply(std::vector<std::string> entries, std::vector<done_fn> dones) {
+  // Consecutive proposals share an entry (frame.h); each entry is a raft_apply of its own, as
+  // libraft calls a request back once, when its first entry applies.
+  std::vector<std::size_t> counts;
+  entries = frame_entries(std::move(entries), &counts);
+  auto next = dones.begin();
+  for (std::size_t e = 0; e < entries.size(); ++e) {
+    const auto end = next + static_cast<std::ptrdiff_t>(counts[e]);
+    submit_entry(std::move(entries[e]),
+                 std::vector<done_fn>(std::make_move_iterator(next), std::make_move_iterator(end)));
+    next = end;
+  }
+}
+
+void node::submit_entry(std::string entry, std::vector<done_fn> dones) {
   auto fail_all = [&](int rv) {
     for (auto& d : dones) {
       if (d) d(rv);
     }
   };
   if (closing_) return fail_all(RAFT_SHUTDOWN);
-  // Consecutive proposals share an entry (frame.h).
-  entries = frame_entries(std::move(entries));
   // libraft's disk log stores a payload in whole 8-byte words and reads it back as such: a
   // payload of another length shifts every entry after it in the same batch. Padded here, with
   // zeros (frame.h and entry.h's decode accept them).
-  std::vector<raft_buffer> bufs(entries.size());
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    bufs[i].len = std::max<std::size_t>(8, (entries[i].size() + 7) / 8 * 8);
-    bufs[i].base = raft_malloc(bufs[i].len);
-    std::memset(bufs[i].base, 0, bufs[i].len);
-    std::memcpy(bufs[i].base, entries[i].data(), entries[i].size());
-  }
+  raft_buffer buf;
+  buf.len = std::max<std::size_t>(8, (entry.size() + 7) / 8 * 8);
+  buf.base = raft_malloc(buf.len);
+  std::memset(buf.base, 0, buf.len);
+  std::memcpy(buf.base, entry.data(), entry.size());
   auto* r = new apply_req();
   r->req.data = this;
   r->done = std::move(dones);
-  if (int rv =
-          raft_apply(&raft_, &r->req, bufs.data(), static_cast<unsigned>(bufs.size()), on_applied);
-      rv != 0) {
-    for (auto& b : bufs) raft_free(b.base);
+  if (int rv = raft_apply(&raft_, &r->req, &buf, 1, on_applied); rv != 0) {
+    raft_free(buf.base);
     dones = std::move(r->done);
     delete r;
     fail_all(rv);
@@ -581,7 +589,7 @@ void node::refresh() {
   raft_view v;
   v.state = role_of(raft_state(&raft_));
   v.term = raft_.current_term;
-  term_.store(v.term, std::memory_order_relaxed);
+  publish_term();
   raft_id leader = 0;
   const char* address = nullptr;
   raft_leader(&raft_, &leader, &address);
@@ -639,7 +647,7 @@ void node::refresh() {
 int node::fsm_apply(raft_fsm* fsm, const raft_buffer* buf, void** result) {
   auto* self = static_cast<node*>(fsm->data);
   const std::string_view entry(static_cast<const char*>(buf->base), buf->len);
-  self->term_.store(self->raft_.current_term, std::memory_order_relaxed);
+  self->publish_term();
   self->applied(entry.size());
   if (!for_each_payload(entry, [self](std::string_view p) { self->opts_.fsm->apply(p); })) {
     SHOAL_LOG(error, "raft: a framed entry does not parse; skipped on every replica",
@@ -647,6 +655,10 @@ int node::fsm_apply(raft_fsm* fsm, const raft_buffer* buf, void** result) {
   }
   *result = nullptr;
   return 0;
+}
+
+void node::publish_term() {
+  if (opts_.term != nullptr) opts_.term->store(raft_.current_term, std::memory_order_relaxed);
 }
 
 void node::applied(std::size_t bytes) {
@@ -659,12 +671,15 @@ void node::applied(std::size_t bytes) {
   }
 }
 
+void node::restore_threshold() {
+  if (!snapshot_due_) return;
+  snapshot_due_ = false;
+  raft_set_snapshot_threshold(&raft_, opts_.snapshot_threshold);
+}
+
 void node::snapshot_taken() {
   applied_bytes_ = 0;
-  if (snapshot_due_) {
-    snapshot_due_ = false;
-    raft_set_snapshot_threshold(&raft_, opts_.snapshot_threshold);
-  }
+  restore_threshold();
   // libraft reads the trailing count after this (to write the snapshot, then to cut the log).
   uint64_t kept = 0;
   unsigned entries = 0;
@@ -676,7 +691,9 @@ void node::snapshot_taken() {
     kept += *it;
     ++entries;
   }
-  raft_set_snapshot_trailing(&raft_, opts_.snapshot_trailing);  // they all fit
+  // They all fit; entries older than those this process applied (read from disk at start) are
+  // of unknown size, and go.
+  raft_set_snapshot_trailing(&raft_, std::max<unsigned>(1, recent_sizes_.size()));
 }
 
 int node::fsm_snapshot(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n) {
@@ -707,6 +724,7 @@ int node::fsm_restore(raft_fsm* fsm, raft_buffer* buf) {
   if (!ok) return RAFT_MALFORMED;
   self->applied_bytes_ = 0;  // the log before the snapshot is gone
   self->recent_sizes_.clear();
+  self->restore_threshold();
   raft_free(buf->base);
   return 0;
 }

@@ -108,6 +108,10 @@ class node {
     // The in-memory log's bound in bytes (log_bound below): a snapshot once half of it has been
     // applied since the last one, at most the other half kept after it.
     uint64_t log_max_bytes = 64u << 20;
+    // Where the current term is published for any thread (may be null): after each turn of the
+    // loop and before each apply, so that a write's handler, run by the apply, sees the term of
+    // the leader applying it.
+    std::atomic<uint64_t>* term = nullptr;
     state_machine* fsm = nullptr;
   };
   using done_fn = std::function<void(int raft_status)>;  // 0: done
@@ -135,9 +139,6 @@ class node {
   bool run_on_loop(std::function<void(bool live)> fn);
   raft_view view() const;
   uint64_t id() const { return id_; }
-  // The current term, for any thread: set after each turn of the loop and before each apply (a
-  // write's handler, run by the apply, sees the term of the leader applying it).
-  const std::atomic<uint64_t>& term() const { return term_; }
   // Closes Raft and joins the loop thread. Idempotent.
   void stop();
 
@@ -167,6 +168,7 @@ class node {
   void run();
   void drain();  // on the loop thread: takes the queued work
   void submit_apply(std::vector<std::string> entries, std::vector<done_fn> dones);
+  void submit_entry(std::string entry, std::vector<done_fn> dones);  // one raft_apply
   void start_barrier();
   void refresh();  // on the loop thread, after each turn
   void begin_close();
@@ -189,7 +191,9 @@ class node {
   // this apply. snapshot_taken() puts the threshold back and sets how many entries stay after
   // the snapshot: as many of the newest as fit in the other half (at least one).
   void applied(std::size_t bytes);
+  void publish_term();  // into opts_.term
   void snapshot_taken();
+  void restore_threshold();  // raft_snapshot_entries again, if applied() lowered it
   // raft_uv's start, through which libraft hands the I/O its receive callback: kept (recv_), so
   // that leader_gone can deliver a TimeoutNow.
   static int start_io(raft_io* io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb recv);
@@ -277,7 +281,6 @@ class node {
   bool barrier_in_flight_ = false;
   std::thread thread_;
   bool stopped_ = true;  // until the loop thread runs; the owner's thread only
-  std::atomic<uint64_t> term_{0};
 
   rt::plain_mutex queue_mu_;
   std::vector<work> queue_ ABSL_GUARDED_BY(queue_mu_);

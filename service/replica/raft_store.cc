@@ -105,6 +105,7 @@ absl::StatusOr<std::unique_ptr<raft_store>> raft_store::open(const v1::StartupSe
   o.snapshot_threshold = startup.raft_snapshot_entries();
   o.snapshot_trailing = startup.raft_snapshot_trailing();
   o.log_max_bytes = startup.raft_log_max_bytes();
+  o.term = &ctx->raft_term;
   o.tls = peer_tls(startup);
   if (o.tls.on()) {
     if (auto st = check_tls_files(o.tls); !st.ok()) return st;

@@ -151,8 +151,7 @@ class raft_store final : public state_machine {
   absl::StatusOr<std::pair<uint64_t, std::string>> backup();
 
   raft_view view() const { return node_->view(); }
-  // This replica's current Raft term (node::term).
-  const std::atomic<uint64_t>& term() const { return node_->term(); }
+
   void describe(v1::Replication* out) const;
   // Stops Raft (pending writes fail with UNAVAILABLE). Idempotent.
   void stop();

@@ -20,6 +20,7 @@
 // When it matters: any file system that tracks unwritten extents (ext4, XFS). On tmpfs and
 // others the zeros cost a little and change nothing.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -45,13 +46,19 @@ int write_zeros(int fd, off_t offset, off_t len) {
 
 }  // namespace
 
-// The C library's contract: 0, or an error number (errno is not set).
+// The C library's contract: 0, or an error number; bytes already in the file are kept.
 extern "C" int posix_fallocate(int fd, off_t offset, off_t len) {
   if (offset < 0 || len <= 0) return EINVAL;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return errno;
+  const int saved_errno = errno;
   // Reserved first, as before: no space is found out here, and the blocks lie together.
   const bool reserved = ::fallocate(fd, 0, offset, len) == 0;
   if (!reserved && errno != EOPNOTSUPP) return errno;
-  const int zeroed = write_zeros(fd, offset, len);
+  // Zeros past the file's end only (libraft's segments are new: all of it).
+  const off_t from = std::max<off_t>(offset, st.st_size);
+  const int zeroed = from < offset + len ? write_zeros(fd, from, offset + len - from) : 0;
+  errno = saved_errno;
   // Reserved blocks already read as zeros: a failed overwrite leaves them as libraft expects.
   return reserved ? 0 : zeroed;
 }

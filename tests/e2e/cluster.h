@@ -191,7 +191,7 @@ class cluster {
       std::lock_guard lock(mu_);
       p.swap(replicas_.at(i).process);
     }
-    ::kill(p->pid(), SIGKILL);
+    p->signal(SIGKILL);
     p->wait_exit(std::chrono::seconds(10));
   }
   // Starts replica i again on its data directory (returns once it serves: it needs a leader).

@@ -127,8 +127,12 @@ class shoald_process {
 
   // Sends SIGTERM and waits for the exit (at most `within`). Returns the exit status, or -1.
   int terminate(std::chrono::seconds within = std::chrono::seconds(30)) {
-    ::kill(pid_, SIGTERM);
+    signal(SIGTERM);
     return wait_exit(within);
+  }
+  // To the process, if it has not ended (never to pid -1: every process).
+  void signal(int sig) {
+    if (pid_ > 0) ::kill(pid_, sig);
   }
   int wait_exit(std::chrono::seconds within) {
     const auto deadline = std::chrono::steady_clock::now() + within;

@@ -90,8 +90,10 @@ TEST(replica_frame, a_lone_proposal_stays_bare_and_frames_stop_at_their_size) {
   const std::string big = encode_init(1, 0, 0, std::string(100 << 10, 's'));
   const std::string huge = encode_init(1, 0, 0, std::string(300 << 10, 'h'));
   const std::vector<std::string> proposals = {big, big, big, huge, one};
-  const std::vector<std::string> entries = frame_entries(proposals);
+  std::vector<std::size_t> counts;
+  const std::vector<std::string> entries = frame_entries(proposals, &counts);
   ASSERT_EQ(entries.size(), 4u);
+  EXPECT_EQ(counts, (std::vector<std::size_t>{2, 1, 1, 1})) << "each entry's proposals";
   std::vector<std::string> back;
   for (const std::string& e : entries) {
     EXPECT_LE(e.size(), std::max(k_frame_bytes + 64, huge.size()));
@@ -105,12 +107,22 @@ TEST(replica_config, the_in_memory_log_bound_has_a_floor_and_names_it) {
   v1::ServerConfig c = config::defaults();
   EXPECT_EQ(c.startup().raft_log_max_bytes(), 64u << 20);
   ASSERT_TRUE(config::validate(c).ok());
-  c.mutable_startup()->set_raft_log_max_bytes(4096);
+  // Four whole messages (startup.max_message_bytes, 4 MiB by default) at least, on a replica.
+  c.mutable_startup()->set_raft_log_max_bytes((16u << 20) - 1);
+  EXPECT_TRUE(config::validate(c).ok()) << "a single server has no Raft log";
+  c.mutable_startup()->set_raft_id(1);
+  c.mutable_startup()->set_data_dir("/var/lib/shoal");
+  c.mutable_startup()->set_raft_members("1=127.0.0.1:7001/127.0.0.1:50051");
   const absl::Status st = config::validate(c);
   EXPECT_FALSE(st.ok());
-  EXPECT_NE(st.message().find("startup.raft_log_max_bytes must be at least 1048576"),
+  EXPECT_NE(st.message().find("startup.raft_log_max_bytes must be at least four times "
+                              "startup.max_message_bytes (16777216 here)"),
             std::string_view::npos)
       << st.message();
+  c.mutable_startup()->set_raft_log_max_bytes(16u << 20);
+  EXPECT_TRUE(config::validate(c).ok());
+  c.mutable_startup()->set_raft_snapshot_trailing(0);
+  EXPECT_FALSE(config::validate(c).ok()) << "no trailing entries: libraft would drop its log";
 }
 
 TEST(replica_entry, expiries_and_the_store_id_round_trip) {
