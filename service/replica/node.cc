@@ -268,8 +268,11 @@ absl::Status node::open() {
     }
   }
   if (int rv = raft_start(&raft_); rv != 0) {
+    // libraft leaves its own message empty when the transport failed (its Raft port in use).
+    const char* why = *raft_errmsg(&raft_) != '\0' ? raft_errmsg(&raft_) : transport_.errmsg;
+    if (*why == '\0') why = raft_strerror(rv);
     return absl::FailedPreconditionError(
-        absl::StrCat("cannot start Raft from ", opts_.dir, ": ", raft_errmsg(&raft_)));
+        absl::StrCat("cannot start Raft from ", opts_.dir, ": ", why));
   }
   uv_async_init(&loop_, &async_, on_async);
   async_.data = this;

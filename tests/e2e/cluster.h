@@ -23,6 +23,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <random>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -33,21 +35,31 @@
 
 namespace shoal::testing {
 
+// A port nothing listens on, for a replica to take later. Picked below the kernel's ephemeral
+// range (net.ipv4.ip_local_port_range, 32768-60999 by default): a port from that range can be
+// taken meanwhile as the source port of an outgoing connection — replicas dialling a peer that
+// is not up yet make hundreds — and the replica's listen would then fail. Each port is handed
+// out once per test process.
 inline int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+  static std::mutex mu;
+  static std::set<int> given;
+  static std::mt19937 rng(static_cast<unsigned>(::getpid()));
+  std::lock_guard lock(mu);
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const int port = 20000 + static_cast<int>(rng() % 12000);  // 20000-31999
+    if (given.count(port) > 0) continue;
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
     ::close(fd);
-    throw std::runtime_error("free_port: cannot bind");
+    if (!free) continue;
+    given.insert(port);
+    return port;
   }
-  const int port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
+  throw std::runtime_error("free_port: no free port in 20000-31999");
 }
 
 class cluster {

@@ -1345,6 +1345,28 @@ TEST(replication, replicas_talk_mutual_tls_and_refuse_a_foreign_or_misnamed_cert
   run_command("rm -rf " + certs);
 }
 
+// A Raft port another process holds: shoald exits at once and says which port and why (the
+// message was empty: libraft leaves its own blank when the transport fails).
+TEST(replication, shoald_whose_raft_port_is_taken_says_so_and_exits) {
+  const int taken = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const int port = free_port();
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  ASSERT_EQ(::bind(taken, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(taken, 1), 0);
+  const std::string dir = temp_dir();
+  const auto [code, out] = run_to_exit(
+      "--data_dir=" + dir + "/data --raft_id=1 --raft_bootstrap --raft_members=1=" + "127.0.0.1:" +
+      std::to_string(port) + "/127.0.0.1:" + std::to_string(free_port()));
+  ::close(taken);
+  EXPECT_NE(code, 0) << out;
+  EXPECT_NE(out.find("cannot listen on the Raft port: address already in use"), std::string::npos)
+      << out;
+  run_command("rm -rf " + dir);
+}
+
 TEST(replication, shoald_refuses_to_start_on_peer_tls_files_it_cannot_use_and_never_prints_them) {
   test_ca ca("Shoal test peers CA");
   const std::string dir = temp_dir();
