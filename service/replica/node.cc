@@ -684,19 +684,16 @@ void node::snapshot_taken() {
   applied_bytes_ = 0;
   restore_threshold();
   // libraft reads the trailing count after this (to write the snapshot, then to cut the log).
+  // The newest entries that fit in the other half. Entries older than those this process
+  // applied (read from disk at start) are of unknown size, and go.
   uint64_t kept = 0;
   unsigned entries = 0;
   for (auto it = recent_sizes_.rbegin(); it != recent_sizes_.rend(); ++it) {
-    if (kept + *it > opts_.log_max_bytes / 2) {
-      raft_set_snapshot_trailing(&raft_, std::max(1u, entries));
-      return;
-    }
+    if (kept + *it > opts_.log_max_bytes / 2) break;
     kept += *it;
     ++entries;
   }
-  // They all fit; entries older than those this process applied (read from disk at start) are
-  // of unknown size, and go.
-  raft_set_snapshot_trailing(&raft_, std::max<unsigned>(1, recent_sizes_.size()));
+  raft_set_snapshot_trailing(&raft_, std::max(1u, entries));
 }
 
 int node::fsm_snapshot(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n) {
